@@ -1,0 +1,70 @@
+# interest-tracker: `make` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+KAFKA := docker/kafka/kafka.sh
+DATA ?= ../shared/data
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
+        stream-demo worker bench evaluate clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml docker/kafka/pom.xml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(KAFKA) resolve
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv, install the package with dev extras, resolve the broker jars
+
+test: $(STAMP) ## run the whole suite (unit, agent, kafka tiers; starts the local broker if needed)
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP) ## run the unit and agent tiers only
+	$(PY) -m pytest -q -m "unit or agent"
+
+test-kafka: $(STAMP) ## run the kafka tier only
+	$(PY) -m pytest -q -m kafka
+
+lint: $(STAMP) ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff fix and format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+kafka-up: ## start the local single-node KRaft broker (last line: KAFKA_BOOTSTRAP_SERVERS=host:port)
+	@$(KAFKA) up
+
+kafka-down: ## stop the local broker cleanly
+	@$(KAFKA) down
+
+kafka-logs: ## follow the local broker's log
+	@$(KAFKA) logs
+
+worker: $(STAMP) ## run a worker against the configured (or local) broker
+	$(VENV)/bin/interest-tracker worker
+
+stream-demo: $(STAMP) ## the whole pipeline live: broker, worker, replay of taobao-head, subscriber
+	@$(PY) -m stream.demo --data $(DATA)/taobao-head/UserBehavior.csv
+
+bench: $(STAMP) ## throughput, latency, memory and scorer benchmarks (prints a table, writes JSON)
+	$(PY) -m stream.bench --out bench-results/bench.json
+
+evaluate: $(STAMP) ## evaluation tables on both shared datasets
+	$(VENV)/bin/interest-tracker evaluate --data $(DATA)/taobao-head/UserBehavior.csv --format taobao
+	$(VENV)/bin/interest-tracker evaluate --data $(DATA)/ml-latest-small/ratings.csv --format movielens \
+	  --items $(DATA)/ml-latest-small/movies.csv
+
+clean: ## stop the broker and remove .venv, broker data and caches
+	-$(KAFKA) clean
+	rm -rf $(VENV) docker/.kafka-lib .pytest_cache .ruff_cache

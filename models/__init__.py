@@ -1,0 +1,1 @@
+"""Pure estimation: online estimators, the Transformer, fusion, metrics, data loaders."""

@@ -1,0 +1,388 @@
+"""Online interest estimators with River's API.
+
+``UserInterest`` keeps one user's time-decayed category masses at two horizons (short- and
+long-term), sparse (top categories plus a residual), and an interest-drift detector on the
+user's surprise. ``PopulationInterest`` is the decayed population distribution used as the
+smoothing prior and for cold-start users. ``NextCategoryClassifier`` is a global River
+classifier of the next category from a user's state.
+
+Event time drives decay, never arrival time, and an estimator's whole state is a plain dict
+(``state`` / ``from_state``) so it can live in a Faust table and be replayed offline exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from river import base, drift, naive_bayes
+
+OTHER = "_other"
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 1.0,
+    "cart": 3.0,
+    "fav": 3.0,
+    "purchase": 5.0,
+    "rate": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class InterestConfig:
+    """Parameters of the online estimators (one frozen object, shared by all users).
+
+    Half-lives are in seconds of event time. ``prior_strength`` is the Dirichlet pseudo-count
+    of the population prior; ``max_categories`` bounds each horizon's sparse state.
+    """
+
+    event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    short_half_life: float = 6 * 3600.0
+    long_half_life: float = 14 * 86400.0
+    short_weight: float = 0.35
+    drift_short_weight: float = 0.8
+    drift_settle_events: int = 10
+    prior_strength: float = 1.0
+    max_categories: int = 24
+    population_half_life: float = 86400.0
+    population_max_categories: int = 100_000
+    other_spread: float = 100.0
+    drift_threshold: float = 8.0
+    drift_delta: float = 0.5
+    drift_min_instances: int = 8
+
+    def weight(self, event: Mapping) -> float:
+        """The event's weight: its explicit ``weight`` or its type's default."""
+        w = event.get("weight")
+        if w is not None:
+            return float(w)
+        return float(self.event_weights.get(event.get("event_type", "view"), 1.0))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["event_weights"] = dict(self.event_weights)
+        return d
+
+
+def _labels(x: Mapping, y) -> list:
+    """The categories an event counts for: ``y`` when given (one label or several), else x's."""
+    if y is None:
+        return list(x["categories"])
+    return list(y) if isinstance(y, list | tuple) else [y]
+
+
+def _decay(masses: dict[str, float], residual: float, factor: float) -> float:
+    for c in masses:
+        masses[c] *= factor
+    return residual * factor
+
+
+def _add(masses: dict[str, float], residual: float, cats: Sequence[str], w: float, cap: int) -> float:
+    share = w / len(cats)
+    for c in cats:
+        masses[c] = masses.get(c, 0.0) + share
+    while len(masses) > cap:
+        smallest = min(masses, key=lambda k: (masses[k], k))
+        residual += masses.pop(smallest)
+    return residual
+
+
+def _smoothed(
+    masses: Mapping[str, float], residual: float, alpha: float, prior: Mapping[str, float] | None
+) -> dict[str, float]:
+    """Dirichlet-smoothed distribution: tracked masses, residual and prior mass spread by prior.
+
+    Without a prior, the residual and the prior mass are returned under ``_other``.
+    """
+    total = sum(masses.values()) + residual + alpha
+    if prior is None:
+        out = {c: m / total for c, m in masses.items()}
+        out[OTHER] = (residual + alpha) / total
+        return out
+    untracked = 1.0 - sum(prior.get(c, 0.0) for c in masses)
+    spread = residual / untracked if untracked > 1e-12 else 0.0
+    out = {c: (alpha + spread) * p / total for c, p in prior.items() if c not in masses}
+    for c, m in masses.items():
+        out[c] = (m + alpha * prior.get(c, 0.0)) / total
+    return out
+
+
+class SurpriseDrift(drift.PageHinkley):
+    """Page-Hinkley test on a user's surprise, whose state is a small list of floats.
+
+    Examples
+    --------
+    >>> d = SurpriseDrift(min_instances=5, delta=0.1, threshold=3.0)
+    >>> flags = [d.update(x) or d.drift_detected for x in [1.0] * 20 + [6.0] * 5]
+    >>> flags.index(True)
+    20
+    """
+
+    def __init__(
+        self, min_instances: int = 8, delta: float = 0.5, threshold: float = 8.0, alpha: float = 1.0
+    ):
+        super().__init__(min_instances, delta, threshold, alpha, mode="up")
+
+    def get_state(self) -> list[float]:
+        m = self._x_mean
+        return [m.n, m.get(), self._sum_increase, self._min_increase, float(self.drift_detected)]
+
+    def set_state(self, state: Sequence[float]) -> SurpriseDrift:
+        n, mean, s, lo, detected = state
+        self._x_mean.n, self._x_mean._mean = n, mean
+        self._sum_increase, self._min_increase = s, lo
+        self._drift_detected = bool(detected)
+        return self
+
+
+class UserInterest(base.Classifier):
+    """One user's time-decayed interest distribution over categories (River API).
+
+    ``learn_one(x)`` takes an event dict (``categories``, ``event_type``, ``ts``, optional
+    ``weight``); ``y``, when given, replaces its categories. ``predict_proba_one(x, prior)``
+    returns the distribution at the latest event time, smoothed toward ``prior`` (the
+    population distribution); without a prior the smoothing mass is reported as ``_other``.
+
+    Parameters
+    ----------
+    config
+        The shared ``InterestConfig``; default settings when omitted.
+
+    Examples
+    --------
+    >>> u = UserInterest()
+    >>> u.learn_one({"categories": ["shoes"], "event_type": "view", "ts": 0.0})
+    >>> u.learn_one({"categories": ["shoes", "bags"], "event_type": "purchase", "ts": 60.0})
+    >>> p = u.predict_proba_one({}, prior={"shoes": 0.2, "bags": 0.3, "hats": 0.5})
+    >>> max(p, key=p.get), round(sum(p.values()), 9)
+    ('shoes', 1.0)
+    >>> u.n_events, round(u.predict_proba_one({})["_other"], 3)
+    (2, 0.143)
+    """
+
+    def __init__(self, config: InterestConfig | None = None):
+        self.config = config
+        self._cfg = config or InterestConfig()
+        self._t: float | None = None
+        self._n = 0
+        self._short: dict[str, float] = {}
+        self._long: dict[str, float] = {}
+        self._short_res = 0.0
+        self._long_res = 0.0
+        self._drift = SurpriseDrift(
+            self._cfg.drift_min_instances, self._cfg.drift_delta, self._cfg.drift_threshold
+        )
+        self._since_drift = -1  # events since the last detected shift; -1: none yet
+        self._drift_now = False
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    @property
+    def n_events(self) -> int:
+        return self._n
+
+    @property
+    def last_ts(self) -> float | None:
+        return self._t
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last learned event was detected as an interest shift."""
+        return self._drift_now
+
+    def short_weight(self) -> float:
+        """Weight of the short-term horizon: raised after a shift, relaxing as it settles."""
+        cfg = self._cfg
+        if self._since_drift < 0 or self._since_drift >= cfg.drift_settle_events:
+            return cfg.short_weight
+        frac = self._since_drift / cfg.drift_settle_events
+        return cfg.drift_short_weight + (cfg.short_weight - cfg.drift_short_weight) * frac
+
+    def surprise(self, categories: Sequence[str]) -> float:
+        """``-log p`` of the categories under the user's own distribution (before learning)."""
+        if self._n == 0:
+            return 0.0
+        p = self.predict_proba_one({})
+        other = p[OTHER] / self._cfg.other_spread
+        return -sum(math.log(max(p.get(c, other), 1e-9)) for c in categories) / len(categories)
+
+    def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
+        cfg = self._cfg
+        cats = _labels(x, y)
+        ts = float(x.get("ts", self._t if self._t is not None else 0.0))
+        w = cfg.weight(x)
+        s = self.surprise(cats)
+        if self._t is None:
+            self._t = ts
+        if ts >= self._t:
+            dt = ts - self._t
+            if dt > 0:
+                self._short_res = _decay(self._short, self._short_res, 0.5 ** (dt / cfg.short_half_life))
+                self._long_res = _decay(self._long, self._long_res, 0.5 ** (dt / cfg.long_half_life))
+            self._t = ts
+            ws, wl = w, w
+        else:  # a late event: its weight decays to the state's time, the state stays put
+            lag = self._t - ts
+            ws = w * 0.5 ** (lag / cfg.short_half_life)
+            wl = w * 0.5 ** (lag / cfg.long_half_life)
+        self._short_res = _add(self._short, self._short_res, cats, ws, cfg.max_categories)
+        self._long_res = _add(self._long, self._long_res, cats, wl, cfg.max_categories)
+        self._n += 1
+        if self._n > 1:
+            self._drift.update(s)
+        self._drift_now = self._drift.drift_detected
+        if self._drift_now:
+            self._since_drift = 0
+        elif self._since_drift >= 0:
+            self._since_drift += 1
+
+    def horizons(
+        self, prior: Mapping[str, float] | None = None
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The short-term and the long-term distributions, each smoothed alike."""
+        a = self._cfg.prior_strength
+        return (
+            _smoothed(self._short, self._short_res, a, prior),
+            _smoothed(self._long, self._long_res, a, prior),
+        )
+
+    def predict_proba_one(self, x: dict | None = None, prior: Mapping[str, float] | None = None):
+        if self._n == 0:
+            return dict(prior) if prior is not None else {OTHER: 1.0}
+        short, long_ = self.horizons(prior)
+        ws = self.short_weight()
+        out = {c: (1.0 - ws) * p for c, p in long_.items()}
+        for c, p in short.items():
+            out[c] = out.get(c, 0.0) + ws * p
+        return out
+
+    def state(self) -> dict:
+        """The whole learned state as plain data (msgpack/JSON-able)."""
+        return {
+            "t": self._t,
+            "n": self._n,
+            "s": dict(self._short),
+            "l": dict(self._long),
+            "sr": self._short_res,
+            "lr": self._long_res,
+            "d": self._drift.get_state(),
+            "sd": self._since_drift,
+            "dn": self._drift_now,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping, config: InterestConfig | None = None) -> UserInterest:
+        """Rebuild an estimator from ``state()``; learning then goes on exactly as before."""
+        u = cls(config)
+        u._t, u._n = state["t"], state["n"]
+        u._short, u._long = dict(state["s"]), dict(state["l"])
+        u._short_res, u._long_res = state["sr"], state["lr"]
+        u._drift.set_state(state["d"])
+        u._since_drift, u._drift_now = state["sd"], state["dn"]
+        return u
+
+
+class PopulationInterest(base.Classifier):
+    """The population's decayed category distribution: the prior and the cold-start answer.
+
+    Examples
+    --------
+    >>> pop = PopulationInterest()
+    >>> for i, c in enumerate(["a", "a", "b"]):
+    ...     pop.learn_one({"categories": [c], "event_type": "view", "ts": float(i)})
+    >>> {c: round(p, 2) for c, p in sorted(pop.predict_proba_one({}).items())}
+    {'a': 0.67, 'b': 0.33}
+    """
+
+    def __init__(self, config: InterestConfig | None = None):
+        self.config = config
+        self._cfg = config or InterestConfig()
+        self._t: float | None = None
+        self._masses: dict[str, float] = {}
+        self._res = 0.0
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
+        cfg = self._cfg
+        cats = _labels(x, y)
+        ts = float(x.get("ts", self._t if self._t is not None else 0.0))
+        w = cfg.weight(x)
+        if self._t is None:
+            self._t = ts
+        if ts > self._t:
+            factor = 0.5 ** ((ts - self._t) / cfg.population_half_life)
+            self._res = _decay(self._masses, self._res, factor)
+            self._t = ts
+        elif ts < self._t:
+            w *= 0.5 ** ((self._t - ts) / cfg.population_half_life)
+        self._res = _add(self._masses, self._res, cats, w, cfg.population_max_categories)
+
+    def predict_proba_one(self, x: dict | None = None) -> dict[str, float]:
+        total = sum(self._masses.values())
+        if total <= 0:
+            return {}
+        return {c: m / total for c, m in self._masses.items()}
+
+    def state(self) -> dict:
+        return {"t": self._t, "m": dict(self._masses), "r": self._res}
+
+    @classmethod
+    def from_state(cls, state: Mapping, config: InterestConfig | None = None) -> PopulationInterest:
+        p = cls(config)
+        p._t, p._masses, p._res = state["t"], dict(state["m"]), state["r"]
+        return p
+
+
+def user_features(user: UserInterest, last_categories: Sequence[str], top: int = 5) -> dict:
+    """Features of a user's state for the global next-category classifier."""
+    feats: dict[str, float] = {}
+    for c in last_categories[-3:]:
+        feats[f"last={c}"] = feats.get(f"last={c}", 0.0) + 1.0
+    p = user.predict_proba_one({})
+    for c in sorted((c for c in p if c != OTHER), key=lambda c: -p[c])[:top]:
+        feats[f"top={c}"] = round(10 * p[c])
+    return feats
+
+
+class NextCategoryClassifier(base.Classifier):
+    """A global River classifier of a user's next category from their state.
+
+    Wraps ``naive_bayes.MultinomialNB`` over features of the user's last categories and top
+    interests. It is shared by all users, so the stream trains it on a sample of events.
+
+    Examples
+    --------
+    >>> clf = NextCategoryClassifier()
+    >>> for _ in range(3):
+    ...     clf.learn_one({"last=a": 1.0}, "b")
+    ...     clf.learn_one({"last=b": 1.0}, "a")
+    >>> clf.predict_one({"last=a": 1.0})
+    'b'
+    """
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha = alpha
+        self._nb = naive_bayes.MultinomialNB(alpha=alpha)
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    @staticmethod
+    def _counts(x: Mapping) -> dict:
+        # Multinomial naive Bayes reads features as counts: negatives carry no evidence.
+        return {k: v for k, v in x.items() if v > 0}
+
+    def learn_one(self, x: dict, y: str | Sequence[str]) -> None:
+        for c in _labels({}, y):
+            self._nb.learn_one(self._counts(x), c)
+
+    def predict_proba_one(self, x: dict) -> dict[str, float]:
+        return self._nb.predict_proba_one(self._counts(x))

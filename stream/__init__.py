@@ -1,0 +1,1 @@
+"""The Kafka/Faust side: codec, app and agents, clients, CLI, dashboard."""

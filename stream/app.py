@@ -1,0 +1,260 @@
+"""The Faust app: events topic → per-user table → snapshots topic (and the DLQ).
+
+``create_app(settings)`` builds a fresh app; ``Pipeline`` holds its topics, tables, agent and
+timers. Stream state lives only in the ``interest-users`` and ``interest-population`` tables
+(changelogged, partitioned like the input). The worker also keeps per-process bookkeeping
+that is safe to lose (when a user's snapshot was last emitted, counters for ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import faust
+from faust.types import EventT
+
+from models.online import PopulationInterest
+from models.tracker import TrackerConfig, apply_event, build_snapshot, new_record, top_k
+from models.tracker import total_variation as tv
+from stream.codec import (
+    InvalidEvent,
+    Limits,
+    decode_event,
+    dead_letter,
+    encode_snapshot,
+    register_codecs,
+)
+from stream.settings import Settings
+from stream.topics import TABLES
+
+log = logging.getLogger(__name__)
+
+POPULATION_KEY = "__population__"
+
+
+@dataclass
+class Counters:
+    """Per-process counters for ``/metrics`` and the dashboard (not stream state)."""
+
+    started: float = field(default_factory=time.time)
+    events: int = 0
+    applied: int = 0
+    snapshots: int = 0
+    dlq: Counter = field(default_factory=Counter)
+    last_event_wall: float | None = None
+    batches: int = 0
+
+
+def _header(message, name: str) -> bytes | None:
+    headers = message.headers or ()
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for k, v in items:
+        if k.lower() == name:
+            return v
+    return None
+
+
+class Pipeline:
+    """Topics, tables, the ingest agent and the trailing-emit timer of one Faust app."""
+
+    def __init__(self, app: faust.App, settings: Settings):
+        self.app = app
+        self.settings = settings
+        self.cfg = TrackerConfig(
+            interest=settings.interest, history=settings.history, top_k=settings.top_k
+        )
+        self.limits = Limits(max_payload=settings.max_payload, max_future_s=settings.max_future_s)
+        parts = settings.partitions
+        self.events = app.topic(
+            settings.events_topic, key_serializer="raw", value_serializer="raw", partitions=parts
+        )
+        self.snapshots = app.topic(
+            settings.snapshots_topic,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=parts,
+            compacting=True,
+        )
+        self.dlq = app.topic(
+            settings.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=parts
+        )
+        self.users = app.Table(
+            TABLES[0],
+            default=None,
+            partitions=parts,
+            schema=faust.Schema(key_serializer="utf8", value_serializer="msgpack"),
+            help="Per-user interest records (online estimator state + last events).",
+        )
+        self.population = app.Table(
+            TABLES[1],
+            default=None,
+            partitions=parts,
+            schema=faust.Schema(key_serializer="utf8", value_serializer="msgpack"),
+            help="Per-partition decayed population distribution.",
+        )
+        self.counters = Counters()
+        self.last_emit: dict[str, float] = {}
+        self.pending: dict[str, float] = {}
+        self.sequence: dict[str, tuple] = {}
+        self.scorer = None
+        app.agent(self.events, name="interest-tracker-events")(self.process)
+        app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
+        app.timer(5.0, on_leader=False)(self.publish_population)
+        self.users.on_recover(self._on_recover)
+
+    # -- ingest -------------------------------------------------------------------------------
+    async def process(self, stream: faust.StreamT) -> None:
+        s = self.settings
+        async for batch in stream.take_events(s.batch, within=s.batch_ms / 1000.0):
+            await self.process_batch(stream, batch)
+
+    async def process_batch(self, stream: faust.StreamT, batch: list[EventT]) -> None:
+        """Apply a batch of events, then write each touched user's record (and emit) once."""
+        now = time.time()
+        touched: dict[str, tuple[EventT, dict]] = {}
+        populations: dict[int, tuple[EventT, PopulationInterest]] = {}
+        self.counters.batches += 1
+        for ev in batch:
+            self.counters.events += 1
+            try:
+                await self._apply(ev, now, touched, populations)
+            except InvalidEvent as err:
+                await self.dead_letter(ev.message, ev.value, err)
+            except Exception as exc:  # a bug must not cost the event: it goes to the DLQ
+                log.exception("event at %s[%s]@%s failed", ev.message.topic,
+                              ev.message.partition, ev.message.offset)
+                err = InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
+                await self.dead_letter(ev.message, ev.value, err)
+        for uid, (ev, record) in touched.items():
+            stream._set_current_event(ev)  # the changelog record goes to this event's partition
+            self.emit_or_defer(uid, record)
+            self.users[uid] = record
+        for partition, (ev, pop) in populations.items():
+            stream._set_current_event(ev)
+            self.population[f"p{partition}"] = pop.state()
+        stream._set_current_event(None)
+
+    async def _apply(self, ev: EventT, now: float, touched: dict, populations: dict) -> None:
+        msg = ev.message
+        event = decode_event(ev.value, _header(msg, "content-type"), self.limits, now)
+        uid = event["user_id"]
+        if msg.key is not None and msg.key != uid.encode():
+            # Keyed by something else: re-key so the user's state stays on one partition.
+            await self.events.send(key=uid.encode(), value=ev.value, headers=msg.headers)
+            return
+        record = touched[uid][1] if uid in touched else (self.users.get(uid) or new_record())
+        last_ts = record["u"]["t"] if record.get("u") else None
+        if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
+            raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
+        apply_event(record, event, self.cfg)
+        touched[uid] = (ev, record)
+        entry = populations.get(msg.partition)
+        pop = entry[1] if entry else self._population(msg.partition)
+        pop.learn_one(event)
+        populations[msg.partition] = (ev, pop)
+        self.counters.applied += 1
+        self.counters.last_event_wall = now
+
+    def _population(self, partition: int) -> PopulationInterest:
+        state = self.population.get(f"p{partition}")
+        if state:
+            return PopulationInterest.from_state(state, self.cfg.interest)
+        return PopulationInterest(self.cfg.interest)
+
+    async def dead_letter(self, msg, original: bytes | None, err: InvalidEvent) -> None:
+        self.counters.dlq[err.reason] += 1
+        await self.dlq.send(
+            key=msg.key,
+            value=dead_letter(original, err.reason, err.detail, msg.topic, msg.partition, msg.offset),
+        )
+
+    # -- emission -----------------------------------------------------------------------------
+    def emit_or_defer(self, uid: str, record: dict) -> None:
+        """Emit now if the user's last snapshot is old enough or the distribution moved a lot."""
+        now = time.monotonic()
+        last = self.last_emit.get(uid)
+        snapshot = self.snapshot(uid, record)
+        due = last is None or now - last >= self.settings.min_interval_s
+        if not due and record.get("ed") is not None:
+            due = tv(snapshot["distribution"], record["ed"]) > self.settings.tv_threshold
+        if due:
+            record["ed"] = snapshot["distribution"]
+            self.publish(uid, snapshot, now)
+        else:
+            self.pending.setdefault(uid, last + self.settings.min_interval_s)
+
+    def snapshot(self, uid: str, record: Mapping) -> dict:
+        seq = self.sequence.get(uid)
+        if seq is None or self.scorer is None:
+            return build_snapshot(uid, record, self.cfg)
+        return self.scorer.fused_snapshot(uid, record, seq)
+
+    def publish(self, uid: str, snapshot: dict, now: float) -> None:
+        snapshot["emitted_at"] = time.time()
+        self.snapshots.send_soon(key=uid.encode(), value=encode_snapshot(snapshot))
+        self.last_emit[uid] = now
+        self.pending.pop(uid, None)
+        self.counters.snapshots += 1
+
+    async def flush_pending(self) -> None:
+        """Trailing emit: every user's latest state is published within ``min_interval``."""
+        now = time.monotonic()
+        due = [uid for uid, at in self.pending.items() if at <= now]
+        for i, uid in enumerate(due):
+            record = self.users.get(uid)
+            if record is None or record.get("u") is None:
+                self.pending.pop(uid, None)
+                continue
+            self.publish(uid, self.snapshot(uid, record), now)
+            if i % 500 == 499:
+                await asyncio.sleep(0)
+
+    async def _on_recover(self) -> None:
+        # A recovered user may have had a deferred snapshot in the worker that owned it before.
+        now = time.monotonic()
+        for uid in list(self.users.keys()):
+            self.pending.setdefault(uid, now)
+
+    async def publish_population(self) -> None:
+        for key, state in list(self.population.items()):
+            if not state:
+                continue
+            dist = PopulationInterest.from_state(state, self.cfg.interest).predict_proba_one({})
+            self.snapshots.send_soon(
+                key=f"{POPULATION_KEY}/{key}".encode(),
+                value=encode_snapshot(
+                    {"user_id": f"{POPULATION_KEY}/{key}", "ts": state["t"],
+                     "distribution": top_k(dist, 50), "emitted_at": time.time()}
+                ),
+            )
+
+
+def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App, Pipeline]:
+    """A configured Faust app and its pipeline. ``overrides`` go to ``faust.App``."""
+    register_codecs()
+    settings = settings or Settings.from_env()
+    config = dict(
+        broker=settings.broker_url if settings.bootstrap else "kafka://127.0.0.1:9092",
+        store=settings.store,
+        datadir=settings.state_dir,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        producer_linger=0.005,
+        stream_buffer_maxsize=8192,
+        broker_commit_interval=1.0,
+        table_cleanup_interval=30.0,
+        autodiscover=False,
+    )
+    config.update(overrides)
+    app = faust.App(settings.app_id, **config)
+    pipeline = Pipeline(app, settings)
+    return app, pipeline

@@ -1,0 +1,242 @@
+"""The one codec module: events in, snapshots and dead letters out, all msgpack on the wire.
+
+``decode_event`` turns a message's bytes into a normalised event dict or raises
+``InvalidEvent`` with a short machine-readable ``reason`` and a human ``detail``. JSON is
+accepted only where the producer marks it (header ``content-type: application/json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from faust.serializers import codecs
+
+EVENT_TYPES = ("view", "click", "cart", "fav", "purchase", "rate")
+EVENT_TYPE_ALIASES = {"pv": "view", "buy": "purchase", "favorite": "fav", "favourite": "fav"}
+JSON_CONTENT_TYPE = b"application/json"
+MAX_ID_BYTES = 256
+MAX_CATEGORY_BYTES = 128
+MAX_CATEGORIES = 64
+
+REASONS = (
+    "oversized",
+    "malformed",
+    "json-unmarked",
+    "not-a-map",
+    "missing-field",
+    "wrong-type",
+    "empty-categories",
+    "oversized-field",
+    "unknown-event-type",
+    "bad-timestamp",
+    "future",
+    "late",
+    "internal-error",
+)
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be applied: ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a valid event may look like beyond its schema."""
+
+    max_payload: int = 65536
+    max_future_s: float = 300.0
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack with str as str and bytes as bin (readable from any language)."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _id(event: Mapping, name: str) -> str:
+    if name not in event:
+        raise InvalidEvent("missing-field", f"{name} is required")
+    value = event[name]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidEvent("wrong-type", f"{name} must be str or int, not {type(value).__name__}")
+    text = str(value)
+    if not text:
+        raise InvalidEvent("wrong-type", f"{name} is empty")
+    if len(text.encode()) > MAX_ID_BYTES:
+        raise InvalidEvent("oversized-field", f"{name} is longer than {MAX_ID_BYTES} bytes")
+    return text
+
+
+def _categories(event: Mapping) -> list[str]:
+    if "categories" in event:
+        cats = event["categories"]
+        if not isinstance(cats, list):
+            raise InvalidEvent("wrong-type", "categories must be a list of str")
+    elif "category" in event:
+        cats = [event["category"]]
+    else:
+        raise InvalidEvent("missing-field", "categories (or category) is required")
+    if not cats:
+        raise InvalidEvent("empty-categories", "categories must hold at least one category")
+    if len(cats) > MAX_CATEGORIES:
+        raise InvalidEvent("oversized-field", f"more than {MAX_CATEGORIES} categories")
+    out = []
+    for c in cats:
+        if isinstance(c, bool) or not isinstance(c, str | int):
+            raise InvalidEvent("wrong-type", f"a category must be str, not {type(c).__name__}")
+        c = str(c)
+        if not c:
+            raise InvalidEvent("empty-categories", "a category is the empty string")
+        if len(c.encode()) > MAX_CATEGORY_BYTES:
+            raise InvalidEvent("oversized-field", f"a category is over {MAX_CATEGORY_BYTES} bytes")
+        out.append(c)
+    return out
+
+
+def _event_type(event: Mapping) -> str:
+    if "event_type" not in event:
+        raise InvalidEvent("missing-field", "event_type is required")
+    et = event["event_type"]
+    if not isinstance(et, str):
+        raise InvalidEvent("wrong-type", f"event_type must be str, not {type(et).__name__}")
+    et = EVENT_TYPE_ALIASES.get(et, et)
+    if et not in EVENT_TYPES:
+        raise InvalidEvent("unknown-event-type", f"{et[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+    return et
+
+
+def _number(event: Mapping, name: str) -> float:
+    value = event[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent("wrong-type", f"{name} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def validate_event(event: Any, limits: Limits = Limits(), now: float | None = None) -> dict:
+    """Check a decoded event against the schema; return it normalised.
+
+    >>> validate_event({"user_id": 7, "item_id": "i", "category": "c", "event_type": "pv",
+    ...                 "ts": 1.5})
+    {'user_id': '7', 'item_id': 'i', 'categories': ['c'], 'event_type': 'view', 'ts': 1.5}
+    >>> validate_event({"user_id": 7, "item_id": "i", "categories": [], "event_type": "view",
+    ...                 "ts": 1.5})
+    Traceback (most recent call last):
+    ...
+    stream.codec.InvalidEvent: empty-categories: categories must hold at least one category
+    """
+    if not isinstance(event, dict):
+        raise InvalidEvent("not-a-map", f"an event is a map, not {type(event).__name__}")
+    out = {
+        "user_id": _id(event, "user_id"),
+        "item_id": _id(event, "item_id"),
+        "categories": _categories(event),
+        "event_type": _event_type(event),
+    }
+    if "ts" not in event:
+        raise InvalidEvent("missing-field", "ts is required")
+    ts = _number(event, "ts")
+    if not math.isfinite(ts) or ts < 0:
+        raise InvalidEvent("bad-timestamp", f"ts must be finite and >= 0, got {ts}")
+    now = time.time() if now is None else now
+    if ts > now + limits.max_future_s:
+        raise InvalidEvent("future", f"ts is {ts - now:.0f}s in the future")
+    out["ts"] = ts
+    if event.get("weight") is not None:
+        w = _number(event, "weight")
+        if not math.isfinite(w) or w < 0:
+            raise InvalidEvent("wrong-type", f"weight must be finite and >= 0, got {w}")
+        out["weight"] = w
+    return out
+
+
+def decode_event(
+    data: bytes | None,
+    content_type: bytes | None = None,
+    limits: Limits = Limits(),
+    now: float | None = None,
+) -> dict:
+    """Bytes of a message -> a valid, normalised event, or ``InvalidEvent``."""
+    if data is None:
+        raise InvalidEvent("malformed", "empty message (no value)")
+    if len(data) > limits.max_payload:
+        raise InvalidEvent("oversized", f"{len(data)} bytes > {limits.max_payload}")
+    if content_type is not None and content_type.lower().startswith(JSON_CONTENT_TYPE):
+        try:
+            event = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidEvent("malformed", f"invalid JSON: {str(exc)[:120]}") from None
+    else:
+        try:
+            event = unpack(data)
+        except Exception as exc:
+            if data[:1] in (b"{", b"["):
+                raise InvalidEvent(
+                    "json-unmarked", "looks like JSON: set header content-type=application/json"
+                ) from None
+            raise InvalidEvent("malformed", f"invalid msgpack: {type(exc).__name__}") from None
+    return validate_event(event, limits, now)
+
+
+def dead_letter(
+    original: bytes | None, reason: str, detail: str, topic: str, partition: int, offset: int
+) -> bytes:
+    """A DLQ record: the original bytes untouched, why, and where they came from."""
+    return pack(
+        {
+            "reason": reason,
+            "detail": detail,
+            "original": original,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "rejected_at": time.time(),
+        }
+    )
+
+
+def encode_snapshot(snapshot: Mapping) -> bytes:
+    return pack(dict(snapshot))
+
+
+def decode_snapshot(data: bytes) -> dict:
+    return unpack(data)
+
+
+class MsgpackCodec(codecs.Codec):
+    """Faust codec ``msgpack``: plain msgpack, no base64 layer."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return pack(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return unpack(s)
+
+
+class Utf8Codec(codecs.Codec):
+    """Faust codec ``utf8`` for keys: ``str`` <-> UTF-8 bytes (the user id as produced)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return obj.encode() if isinstance(obj, str) else bytes(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode("utf-8", errors="replace")
+
+
+def register_codecs() -> None:
+    """Make ``msgpack`` and ``utf8`` available to Faust topics and tables (idempotent)."""
+    codecs.register("msgpack", MsgpackCodec())
+    codecs.register("utf8", Utf8Codec())

@@ -1,0 +1,147 @@
+"""One settings object, read from the environment; every setting has a laptop default.
+
+| variable | default | meaning |
+|---|---|---|
+| ``KAFKA_BOOTSTRAP_SERVERS`` | the broker ``make kafka-up`` started | Kafka cluster |
+| ``INTEREST_EVENTS_TOPIC`` | ``interest.events`` | input events |
+| ``INTEREST_SNAPSHOTS_TOPIC`` | ``interest.snapshots`` | output snapshots (compacted) |
+| ``INTEREST_DLQ_TOPIC`` | ``interest.events.dlq`` | rejected events + reason |
+| ``INTEREST_PARTITIONS`` | ``4`` | partitions of the events topic and tables |
+| ``INTEREST_APP_ID`` | ``interest-tracker`` | Faust app id = consumer group |
+| ``INTEREST_STATE_DIR`` | ``.interest-state`` | Faust table data dir |
+| ``INTEREST_STORE`` | ``memory://`` | Faust table store |
+| ``INTEREST_WEB_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``6066`` | dashboard and endpoints |
+| ``INTEREST_WEIGHTS`` | ``view=1,click=1,cart=3,fav=3,purchase=5,rate=1`` | event weights |
+| ``INTEREST_SHORT_HALF_LIFE_S`` / ``_LONG_`` | ``21600`` / ``1209600`` | decay half-lives |
+| ``INTEREST_PRIOR_STRENGTH`` | ``1.0`` | Dirichlet pseudo-count of the prior |
+| ``INTEREST_MAX_CATEGORIES`` | ``24`` | tracked categories per user and horizon |
+| ``INTEREST_HISTORY`` | ``50`` | last events kept per user (sequence model input) |
+| ``INTEREST_TOP_K`` | ``10`` | categories listed in a snapshot |
+| ``INTEREST_MIN_INTERVAL_S`` | ``1.0`` | at most one snapshot per user per interval |
+| ``INTEREST_TV_THRESHOLD`` | ``0.2`` | emit at once when the distribution moved more |
+| ``INTEREST_LATENESS_S`` | ``86400`` | events older than a user's latest by more go to the DLQ |
+| ``INTEREST_MAX_FUTURE_S`` | ``300`` | allowed clock skew into the future |
+| ``INTEREST_MAX_PAYLOAD`` | ``65536`` | bytes; larger messages go to the DLQ |
+| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``500`` / ``50`` | events per ``stream.take`` batch / max wait |
+| ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
+| ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | scorer micro-batch size / period |
+| ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.online import DEFAULT_EVENT_WEIGHTS, InterestConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def local_broker_address() -> str | None:
+    """The address the project's local broker wrote when ``make kafka-up`` started it."""
+    run_dir = Path(os.environ.get("KAFKA_RUN_DIR", REPO_ROOT / "docker" / ".kafka-run"))
+    addr, pid = run_dir / "bootstrap", run_dir / "kafka.pid"
+    if addr.exists() and pid.exists():
+        try:
+            os.kill(int(pid.read_text().strip()), 0)
+        except (ValueError, ProcessLookupError, PermissionError):
+            return None
+        return addr.read_text().strip() or None
+    return None
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``"view=1,cart=3"`` -> ``{"view": 1.0, "cart": 3.0}`` on top of the defaults.
+
+    >>> parse_weights("cart=4")["cart"], parse_weights("")["purchase"]
+    (4.0, 5.0)
+    """
+    weights = dict(DEFAULT_EVENT_WEIGHTS)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if not value:
+            raise ValueError(f"INTEREST_WEIGHTS: expected name=value, got {part!r}")
+        weights[name.strip()] = float(value)
+    return weights
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about the stream side, from the environment."""
+
+    bootstrap: str | None
+    events_topic: str = "interest.events"
+    snapshots_topic: str = "interest.snapshots"
+    dlq_topic: str = "interest.events.dlq"
+    partitions: int = 4
+    app_id: str = "interest-tracker"
+    state_dir: str = ".interest-state"
+    store: str = "memory://"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    top_k: int = 10
+    history: int = 50
+    min_interval_s: float = 1.0
+    tv_threshold: float = 0.2
+    lateness_s: float = 86400.0
+    max_future_s: float = 300.0
+    max_payload: int = 65536
+    batch: int = 500
+    batch_ms: float = 50.0
+    checkpoint: str | None = None
+    scorer_batch: int = 256
+    scorer_ms: float = 200.0
+    scorer_int8: bool = False
+    interest: InterestConfig = field(default_factory=InterestConfig)
+
+    @property
+    def broker_url(self) -> str:
+        """Faust's broker URL (``kafka://h1:p1;h2:p2``)."""
+        if not self.bootstrap:
+            raise RuntimeError(
+                "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or start one with `make kafka-up`"
+            )
+        return "kafka://" + ";".join(self.bootstrap.split(","))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        e = _env
+        interest = InterestConfig(
+            event_weights=parse_weights(e("INTEREST_WEIGHTS", "")),
+            short_half_life=float(e("INTEREST_SHORT_HALF_LIFE_S", "21600")),
+            long_half_life=float(e("INTEREST_LONG_HALF_LIFE_S", "1209600")),
+            prior_strength=float(e("INTEREST_PRIOR_STRENGTH", "1.0")),
+            max_categories=int(e("INTEREST_MAX_CATEGORIES", "24")),
+        )
+        return cls(
+            bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or local_broker_address(),
+            events_topic=e("INTEREST_EVENTS_TOPIC", "interest.events"),
+            snapshots_topic=e("INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots"),
+            dlq_topic=e("INTEREST_DLQ_TOPIC", "interest.events.dlq"),
+            partitions=int(e("INTEREST_PARTITIONS", "4")),
+            app_id=e("INTEREST_APP_ID", "interest-tracker"),
+            state_dir=e("INTEREST_STATE_DIR", ".interest-state"),
+            store=e("INTEREST_STORE", "memory://"),
+            web_host=e("INTEREST_WEB_HOST", "127.0.0.1"),
+            web_port=int(e("INTEREST_WEB_PORT", "6066")),
+            top_k=int(e("INTEREST_TOP_K", "10")),
+            history=int(e("INTEREST_HISTORY", "50")),
+            min_interval_s=float(e("INTEREST_MIN_INTERVAL_S", "1.0")),
+            tv_threshold=float(e("INTEREST_TV_THRESHOLD", "0.2")),
+            lateness_s=float(e("INTEREST_LATENESS_S", "86400")),
+            max_future_s=float(e("INTEREST_MAX_FUTURE_S", "300")),
+            max_payload=int(e("INTEREST_MAX_PAYLOAD", "65536")),
+            batch=int(e("INTEREST_BATCH", "500")),
+            batch_ms=float(e("INTEREST_BATCH_MS", "50")),
+            checkpoint=os.environ.get("INTEREST_CHECKPOINT") or None,
+            scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
+            scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
+            scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
+            interest=interest,
+        )

@@ -53,7 +53,9 @@ def read_movielens_genres(movies_path: str | Path) -> dict[str, list[str]]:
         return {row["movieId"]: row["genres"].split("|") for row in csv.DictReader(fh)}
 
 
-def read_movielens(ratings_path: str | Path, movies_path: str | Path | None = None) -> Iterator[dict]:
+def read_movielens(
+    ratings_path: str | Path, movies_path: str | Path | None = None
+) -> Iterator[dict]:
     """Ratings joined to their movies' genres, in ``ratings.csv`` row order.
 
     ``movies_path`` defaults to ``movies.csv`` beside the ratings file. Every rating is a

@@ -79,7 +79,9 @@ def _decay(masses: dict[str, float], residual: float, factor: float) -> float:
     return residual * factor
 
 
-def _add(masses: dict[str, float], residual: float, cats: Sequence[str], w: float, cap: int) -> float:
+def _add(
+    masses: dict[str, float], residual: float, cats: Sequence[str], w: float, cap: int
+) -> float:
     share = w / len(cats)
     for c in cats:
         masses[c] = masses.get(c, 0.0) + share
@@ -221,8 +223,12 @@ class UserInterest(base.Classifier):
         if ts >= self._t:
             dt = ts - self._t
             if dt > 0:
-                self._short_res = _decay(self._short, self._short_res, 0.5 ** (dt / cfg.short_half_life))
-                self._long_res = _decay(self._long, self._long_res, 0.5 ** (dt / cfg.long_half_life))
+                self._short_res = _decay(
+                    self._short, self._short_res, 0.5 ** (dt / cfg.short_half_life)
+                )
+                self._long_res = _decay(
+                    self._long, self._long_res, 0.5 ** (dt / cfg.long_half_life)
+                )
             self._t = ts
             ws, wl = w, w
         else:  # a late event: its weight decays to the state's time, the state stays put

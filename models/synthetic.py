@@ -11,7 +11,13 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-EVENT_TYPE_MIX = (("view", 0.80), ("click", 0.08), ("cart", 0.05), ("fav", 0.04), ("purchase", 0.03))
+EVENT_TYPE_MIX = (
+    ("view", 0.80),
+    ("click", 0.08),
+    ("cart", 0.05),
+    ("fav", 0.04),
+    ("purchase", 0.03),
+)
 
 
 @dataclass(frozen=True)

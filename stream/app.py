@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import faust
+from faust.streams import _current_event
 from faust.types import EventT
 
 from models.online import PopulationInterest
@@ -24,8 +26,8 @@ from models.tracker import total_variation as tv
 from stream.codec import (
     InvalidEvent,
     Limits,
-    decode_event,
     dead_letter,
+    decode_event,
     encode_snapshot,
     register_codecs,
 )
@@ -48,6 +50,13 @@ class Counters:
     dlq: Counter = field(default_factory=Counter)
     last_event_wall: float | None = None
     batches: int = 0
+
+
+def _set_current_event(event: EventT | None) -> None:
+    # Tables send a key's changelog record to the partition of the *current event*. Set it in
+    # this task's context only: Stream._set_current_event would also overwrite the attribute
+    # that take_events' background buffer task reads.
+    _current_event.set(weakref.ref(event) if event is not None else None)
 
 
 def _header(message, name: str) -> bytes | None:
@@ -126,18 +135,22 @@ class Pipeline:
             except InvalidEvent as err:
                 await self.dead_letter(ev.message, ev.value, err)
             except Exception as exc:  # a bug must not cost the event: it goes to the DLQ
-                log.exception("event at %s[%s]@%s failed", ev.message.topic,
-                              ev.message.partition, ev.message.offset)
+                log.exception(
+                    "event at %s[%s]@%s failed",
+                    ev.message.topic,
+                    ev.message.partition,
+                    ev.message.offset,
+                )
                 err = InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
                 await self.dead_letter(ev.message, ev.value, err)
         for uid, (ev, record) in touched.items():
-            stream._set_current_event(ev)  # the changelog record goes to this event's partition
+            _set_current_event(ev)  # the changelog record goes to this event's partition
             self.emit_or_defer(uid, record)
             self.users[uid] = record
         for partition, (ev, pop) in populations.items():
-            stream._set_current_event(ev)
+            _set_current_event(ev)
             self.population[f"p{partition}"] = pop.state()
-        stream._set_current_event(None)
+        _set_current_event(None)
 
     async def _apply(self, ev: EventT, now: float, touched: dict, populations: dict) -> None:
         msg = ev.message
@@ -170,7 +183,9 @@ class Pipeline:
         self.counters.dlq[err.reason] += 1
         await self.dlq.send(
             key=msg.key,
-            value=dead_letter(original, err.reason, err.detail, msg.topic, msg.partition, msg.offset),
+            value=dead_letter(
+                original, err.reason, err.detail, msg.topic, msg.partition, msg.offset
+            ),
         )
 
     # -- emission -----------------------------------------------------------------------------
@@ -228,8 +243,12 @@ class Pipeline:
             self.snapshots.send_soon(
                 key=f"{POPULATION_KEY}/{key}".encode(),
                 value=encode_snapshot(
-                    {"user_id": f"{POPULATION_KEY}/{key}", "ts": state["t"],
-                     "distribution": top_k(dist, 50), "emitted_at": time.time()}
+                    {
+                        "user_id": f"{POPULATION_KEY}/{key}",
+                        "ts": state["t"],
+                        "distribution": top_k(dist, 50),
+                        "emitted_at": time.time(),
+                    }
                 ),
             )
 
@@ -256,5 +275,7 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
     )
     config.update(overrides)
     app = faust.App(settings.app_id, **config)
+    # Faust warns each time its producer buffer passes 100 queued messages: routine at our rates.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     pipeline = Pipeline(app, settings)
     return app, pipeline

@@ -129,17 +129,19 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     check_broker(settings)
     if not args.json:
         print(f"{'user':<16} {'ver':<6} {'events':<7} top categories")
-    count = 0
-    for snap in iterate_snapshots(
-        settings, user=args.user, from_beginning=not args.latest, timeout_s=args.timeout,
+    snapshots = iterate_snapshots(
+        settings,
+        user=args.user,
+        from_beginning=not args.latest,
+        timeout_s=args.timeout,
         topic=args.topic,
-    ):
+    )
+    for count, snap in enumerate(snapshots):
         if args.json:
             print(json.dumps(snap, default=str), flush=True)
         else:
             print(format_snapshot(snap), flush=True)
-        count += 1
-        if args.limit and count >= args.limit:
+        if args.limit and count + 1 >= args.limit:
             break
     return 0
 

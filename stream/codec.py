@@ -115,7 +115,9 @@ def _event_type(event: Mapping) -> str:
         raise InvalidEvent("wrong-type", f"event_type must be str, not {type(et).__name__}")
     et = EVENT_TYPE_ALIASES.get(et, et)
     if et not in EVENT_TYPES:
-        raise InvalidEvent("unknown-event-type", f"{et[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+        raise InvalidEvent(
+            "unknown-event-type", f"{et[:40]!r} is not one of {', '.join(EVENT_TYPES)}"
+        )
     return et
 
 

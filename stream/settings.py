@@ -22,15 +22,16 @@
 | ``INTEREST_LATENESS_S`` | ``86400`` | events older than a user's latest by more go to the DLQ |
 | ``INTEREST_MAX_FUTURE_S`` | ``300`` | allowed clock skew into the future |
 | ``INTEREST_MAX_PAYLOAD`` | ``65536`` | bytes; larger messages go to the DLQ |
-| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``500`` / ``50`` | events per ``stream.take`` batch / max wait |
+| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``500`` / ``50`` | batch size / wait |
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
-| ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | scorer micro-batch size / period |
+| ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,10 +66,6 @@ def parse_weights(text: str) -> dict[str, float]:
             raise ValueError(f"INTEREST_WEIGHTS: expected name=value, got {part!r}")
         weights[name.strip()] = float(value)
     return weights
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,13 @@ class Settings:
         return "kafka://" + ";".join(self.bootstrap.split(","))
 
     @classmethod
-    def from_env(cls) -> Settings:
-        e = _env
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``)."""
+        env = os.environ if environ is None else environ
+
+        def e(name: str, default: str) -> str:
+            return env.get(name, default)
+
         interest = InterestConfig(
             event_weights=parse_weights(e("INTEREST_WEIGHTS", "")),
             short_half_life=float(e("INTEREST_SHORT_HALF_LIFE_S", "21600")),
@@ -120,7 +122,7 @@ class Settings:
             max_categories=int(e("INTEREST_MAX_CATEGORIES", "24")),
         )
         return cls(
-            bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or local_broker_address(),
+            bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or local_broker_address(),
             events_topic=e("INTEREST_EVENTS_TOPIC", "interest.events"),
             snapshots_topic=e("INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots"),
             dlq_topic=e("INTEREST_DLQ_TOPIC", "interest.events.dlq"),
@@ -139,7 +141,7 @@ class Settings:
             max_payload=int(e("INTEREST_MAX_PAYLOAD", "65536")),
             batch=int(e("INTEREST_BATCH", "500")),
             batch_ms=float(e("INTEREST_BATCH_MS", "50")),
-            checkpoint=os.environ.get("INTEREST_CHECKPOINT") or None,
+            checkpoint=env.get("INTEREST_CHECKPOINT") or None,
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -15,7 +17,9 @@ def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
 
     Returns the names of the topics it created.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="interest-tracker-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap, client_id="interest-tracker-admin"
+    )
     try:
         existing = set(admin.list_topics())
         wanted = [
@@ -40,10 +44,8 @@ def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
         ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created it at the same moment
         return [t.name for t in missing]
     finally:
         admin.close()

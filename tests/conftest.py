@@ -85,7 +85,7 @@ def group_id(unique_name: str) -> str:
     return f"g.{unique_name}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared data not found at {DATA}")

@@ -89,9 +89,10 @@ EOF
 }
 
 format_storage() {
+  [ -f "$run_dir/data/meta.properties" ] && return  # formatted before: keep data and cluster id
   local cluster_id
   cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
-  if ! java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --ignore-formatted \
+  if ! java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$props" \
       >"$run_dir/format.log" 2>&1; then
     say "formatting the storage failed:"; tail -n 20 "$run_dir/format.log" >&2; exit 1
   fi

@@ -1,0 +1,125 @@
+"""The ingest agent under Faust's test_context (memory:// store, no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from models.tracker import build_snapshot, replay
+from stream.app import create_app
+from stream.codec import decode_snapshot, pack, unpack
+from stream.settings import Settings
+
+pytestmark = pytest.mark.agent
+AGENT = "interest-tracker-events"
+
+
+def scripted_events(n: int = 400, users: int = 7, seed: int = 11) -> list[dict]:
+    rng = random.Random(seed)
+    out, ts = [], 1_700_000_000.0
+    for i in range(n):
+        ts += rng.expovariate(1 / 90)
+        u = rng.randrange(users)
+        phase = "early" if i < n // 2 else "late"
+        out.append(
+            {
+                "user_id": f"user-{u}",
+                "item_id": f"item-{rng.randrange(50)}",
+                "categories": [f"{phase}-{(u + rng.randrange(3)) % 6}"] * rng.randint(1, 2),
+                "event_type": rng.choice(["view", "view", "click", "cart", "fav", "purchase"]),
+                "ts": round(ts, 3),
+            }
+        )
+    return out
+
+
+@pytest.fixture
+def pipeline():
+    settings = Settings(
+        bootstrap="127.0.0.1:1", app_id="agent-test", min_interval_s=0.0, batch=64, batch_ms=5.0
+    )
+    app, pipe = create_app(settings, store="memory://")
+    snapshots, dead = [], []
+    pipe.snapshots.send_soon = lambda key, value, **kw: snapshots.append((key, value))
+
+    async def dlq_send(key=None, value=None, **kw):
+        dead.append((key, value))
+
+    pipe.dlq.send = dlq_send
+    return app, pipe, snapshots, dead
+
+
+async def feed(app, payloads: list[tuple[bytes, bytes]]) -> None:
+    async with app.agents[AGENT].test_context() as agent:
+        for key, value in payloads:
+            await agent.put(key=key, value=value)
+        await asyncio.sleep(0.3)  # let the last take_events window close
+
+
+def test_agent_snapshots_equal_the_pure_estimator(pipeline):
+    app, pipe, snapshots, _ = pipeline
+    events = scripted_events()
+    asyncio.run(feed(app, [(e["user_id"].encode(), pack(e)) for e in events]))
+
+    latest = {}
+    for key, value in snapshots:
+        snap = decode_snapshot(value)
+        latest[key.decode()] = snap
+    assert set(latest) == {e["user_id"] for e in events}
+    for uid, snap in latest.items():
+        own = [e for e in events if e["user_id"] == uid]
+        expected = build_snapshot(uid, replay(own, pipe.cfg), pipe.cfg)
+        assert snap["n_events"] == len(own)
+        assert snap["distribution"].keys() == expected["distribution"].keys()
+        for c, p in expected["distribution"].items():
+            assert abs(snap["distribution"][c] - p) <= 1e-9
+        assert snap["short_term"] == pytest.approx(expected["short_term"], abs=1e-9)
+        assert snap["version"] >= 1 and snap["ts"] == own[-1]["ts"]
+
+
+def test_bad_events_go_to_the_dlq_and_the_next_valid_one_is_applied(pipeline):
+    app, pipe, snapshots, dead = pipeline
+    good = scripted_events(20, users=1)
+    bad = [
+        b"\xc1",
+        pack({"user_id": "user-0"}),
+        b'{"user_id": "user-0"}',
+        pack({**good[0], "event_type": "teleport"}),
+        pack({**good[0], "ts": float("nan")}),
+        pack({**good[0], "ts": good[0]["ts"] - 10 * 86400}),
+    ]
+    payloads = []
+    for i, e in enumerate(good):
+        payloads.append((b"user-0", pack(e)))
+        if i < len(bad):
+            payloads.append((b"user-0", bad[i]))
+    asyncio.run(feed(app, payloads))
+
+    reasons = [unpack(v)["reason"] for _, v in dead]
+    assert reasons == [
+        "malformed",
+        "missing-field",
+        "json-unmarked",
+        "unknown-event-type",
+        "bad-timestamp",
+        "late",
+    ]
+    assert [unpack(v)["original"] for _, v in dead] == bad
+    assert decode_snapshot(snapshots[-1][1])["n_events"] == len(good)
+    assert pipe.counters.applied == len(good) and sum(pipe.counters.dlq.values()) == len(bad)
+
+
+def test_misrouted_event_is_rekeyed_to_its_user(pipeline):
+    app, pipe, _, _ = pipeline
+    rekeyed = []
+
+    async def events_send(key=None, value=None, **kw):
+        rekeyed.append((key, value))
+
+    pipe.events.send = events_send
+    e = scripted_events(1)[0]
+    asyncio.run(feed(app, [(b"someone-else", pack(e))]))
+    assert rekeyed == [(e["user_id"].encode(), pack(e))]
+    assert pipe.users.get(e["user_id"]) is None

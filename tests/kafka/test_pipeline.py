@@ -1,0 +1,130 @@
+"""End to end on a real broker and a real worker process: taobao-head in, snapshots out."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from models.data import load_events
+from models.tracker import TrackerConfig, build_snapshot, replay
+from stream.clients import Producer
+from stream.codec import pack
+from stream.settings import Settings
+from stream.topics import ensure_topics
+from tests.kafka.worker_process import (
+    WorkerProcess,
+    dead_letters,
+    wait_for_final_snapshots,
+    worker_env,
+)
+
+pytestmark = pytest.mark.kafka
+N_EVENTS = 20_000
+
+
+def malformed_payloads(event: dict, rng: random.Random) -> bytes:
+    good = pack(event)
+    return rng.choice(
+        [
+            good[: rng.randrange(1, len(good) - 1)],  # truncated
+            b"\xc1" + good,  # never-used msgpack byte
+            pack({k: v for k, v in event.items() if k != "categories"}),
+            pack({**event, "event_type": "teleport"}),
+            pack({**event, "ts": float("nan")}),
+            pack({**event, "categories": []}),
+            pack({**event, "user_id": 1.5}),
+            b'{"user_id": "json-unmarked"}',
+        ]
+    )
+
+
+def run_replay(bootstrap: str, name: str, tmp: Path, events: list[dict], bad_every: int = 0):
+    env = worker_env(bootstrap, name, tmp / f"{name}-state")
+    settings = Settings.from_env(env)
+    ensure_topics(settings)
+    rng = random.Random(1)
+    n_bad = 0
+    with WorkerProcess(env, tmp / f"{name}-worker.log") as worker:
+        started = time.monotonic()
+        with Producer(settings) as producer:
+            for i, e in enumerate(events):
+                producer.send(e)
+                if bad_every and i % bad_every == bad_every - 1:
+                    producer.send(e, raw=malformed_payloads(e, rng))
+                    n_bad += 1
+        counts: dict[str, int] = defaultdict(int)
+        for e in events:
+            counts[e["user_id"]] += 1
+        finals = wait_for_final_snapshots(settings, counts)
+        seconds = time.monotonic() - started
+        rss = _rss_kib(worker.proc.pid)
+    dlq = dead_letters(bootstrap, settings.dlq_topic)
+    return finals, counts, dlq, n_bad, seconds, rss
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.fixture(scope="module")
+def taobao_events(shared_data: Path) -> list[dict]:
+    return load_events(shared_data / "taobao-head" / "UserBehavior.csv", "taobao")[:N_EVENTS]
+
+
+def expected_distributions(events: list[dict]) -> dict[str, dict]:
+    cfg = TrackerConfig()
+    by_user: dict[str, list[dict]] = defaultdict(list)
+    for e in events:
+        by_user[e["user_id"]].append(e)
+    return {
+        u: build_snapshot(u, replay(evs, cfg), cfg)["distribution"] for u, evs in by_user.items()
+    }
+
+
+def assert_finals_match(finals: dict[str, dict], counts: dict[str, int], expected: dict):
+    assert set(finals) == set(counts), f"users without a snapshot: {set(counts) - set(finals)}"
+    wrong = []
+    for uid, snap in finals.items():
+        exp = expected[uid]
+        if (
+            snap["n_events"] != counts[uid]
+            or snap["distribution"].keys() != exp.keys()
+            or any(abs(snap["distribution"][c] - p) > 1e-9 for c, p in exp.items())
+        ):
+            wrong.append(uid)
+    assert wrong == [], f"{len(wrong)} users' final snapshots differ from the offline replay"
+
+
+def test_taobao_replay_final_snapshots_equal_offline_replay(
+    kafka_bootstrap, unique_name, tmp_path, taobao_events, record_property
+):
+    finals, counts, dlq, _, seconds, rss = run_replay(
+        kafka_bootstrap, unique_name, tmp_path, taobao_events
+    )
+    assert_finals_match(finals, counts, expected_distributions(taobao_events))
+    assert dlq == []
+    record_property("events_per_s", round(len(taobao_events) / seconds))
+    record_property("worker_rss_kib", rss)
+    print(
+        f"\n{len(taobao_events)} events, {len(counts)} users: {len(taobao_events) / seconds:,.0f}"
+        f" events/s end to end, worker RSS {rss / 1024:.0f} MiB"
+    )
+
+
+def test_malformed_events_go_to_the_dlq_and_change_nothing(
+    kafka_bootstrap, unique_name, tmp_path, taobao_events
+):
+    finals, counts, dlq, n_bad, _, _ = run_replay(
+        kafka_bootstrap, unique_name, tmp_path, taobao_events, bad_every=10
+    )
+    assert_finals_match(finals, counts, expected_distributions(taobao_events))
+    assert n_bad == len(taobao_events) // 10
+    assert len(dlq) == n_bad
+    assert all(d["reason"] and d["original"] is not None for d in dlq)

@@ -9,6 +9,7 @@ that is safe to lose (when a user's snapshot was last emitted, counters for ``/m
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import time
 import weakref
@@ -278,4 +279,8 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
     # Faust warns each time its producer buffer passes 100 queued messages: routine at our rates.
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     pipeline = Pipeline(app, settings)
+    if importlib.util.find_spec("stream.web") is not None:
+        from stream.web import register_web
+
+        register_web(app, pipeline)
     return app, pipeline

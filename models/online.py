@@ -73,7 +73,14 @@ def _labels(x: Mapping, y) -> list:
     return list(y) if isinstance(y, list | tuple) else [y]
 
 
-def _decay(masses: dict[str, float], residual: float, factor: float) -> float:
+# Masses are stored relative to a reference time r: an event of weight w at time t adds
+# w * 2**((t - r) / half_life), so nothing needs decaying per event and late events need no
+# special case. The real mass at time T is the stored one times 2**(-(T - r) / half_life).
+# When the exponent grows large the masses are rebased to a new r (rare, O(categories)).
+REBASE_EXPONENT = 30.0
+
+
+def _rescale(masses: dict[str, float], residual: float, factor: float) -> float:
     for c in masses:
         masses[c] *= factor
     return residual * factor
@@ -168,6 +175,7 @@ class UserInterest(base.Classifier):
         self.config = config
         self._cfg = config or InterestConfig()
         self._t: float | None = None
+        self._r: float | None = None
         self._n = 0
         self._short: dict[str, float] = {}
         self._long: dict[str, float] = {}
@@ -204,37 +212,51 @@ class UserInterest(base.Classifier):
         frac = self._since_drift / cfg.drift_settle_events
         return cfg.drift_short_weight + (cfg.short_weight - cfg.drift_short_weight) * frac
 
-    def surprise(self, categories: Sequence[str]) -> float:
+    def surprise(self, categories: Sequence[str], p: Mapping[str, float] | None = None) -> float:
         """``-log p`` of the categories under the user's own distribution (before learning)."""
         if self._n == 0:
             return 0.0
-        p = self.predict_proba_one({})
+        p = self.predict_proba_one({}) if p is None else p
         other = p[OTHER] / self._cfg.other_spread
         return -sum(math.log(max(p.get(c, other), 1e-9)) for c in categories) / len(categories)
 
     def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
+        before = self.predict_proba_one({}) if self._n else None
+        self._learn(x, _labels(x, y), before)
+
+    def learn_and_predict(self, x: dict) -> tuple[dict[str, float], float]:
+        """Learn one event; return the distribution after it and how far it moved.
+
+        The move is the total variation between the distributions before and after (1.0 for
+        a user's first event). Cheaper than ``learn_one`` followed by two predictions.
+        """
+        before = self.predict_proba_one({}) if self._n else None
+        self._learn(x, _labels(x, None), before)
+        after = self.predict_proba_one({})
+        if before is None:
+            return after, 1.0
+        moved = sum(abs(after.get(c, 0.0) - before.get(c, 0.0)) for c in set(after) | set(before))
+        return after, 0.5 * moved
+
+    def _learn(self, x: dict, cats: list, before: Mapping[str, float] | None) -> None:
         cfg = self._cfg
-        cats = _labels(x, y)
         ts = float(x.get("ts", self._t if self._t is not None else 0.0))
         w = cfg.weight(x)
-        s = self.surprise(cats)
-        if self._t is None:
+        s = self.surprise(cats, before) if before is not None else 0.0
+        if self._r is None:
+            self._t = self._r = ts
+        elif ts > self._t:
             self._t = ts
-        if ts >= self._t:
-            dt = ts - self._t
-            if dt > 0:
-                self._short_res = _decay(
-                    self._short, self._short_res, 0.5 ** (dt / cfg.short_half_life)
-                )
-                self._long_res = _decay(
-                    self._long, self._long_res, 0.5 ** (dt / cfg.long_half_life)
-                )
-            self._t = ts
-            ws, wl = w, w
-        else:  # a late event: its weight decays to the state's time, the state stays put
-            lag = self._t - ts
-            ws = w * 0.5 ** (lag / cfg.short_half_life)
-            wl = w * 0.5 ** (lag / cfg.long_half_life)
+        if (ts - self._r) / cfg.short_half_life > REBASE_EXPONENT:
+            self._short_res = _rescale(
+                self._short, self._short_res, 0.5 ** ((ts - self._r) / cfg.short_half_life)
+            )
+            self._long_res = _rescale(
+                self._long, self._long_res, 0.5 ** ((ts - self._r) / cfg.long_half_life)
+            )
+            self._r = ts
+        ws = w * 2.0 ** ((ts - self._r) / cfg.short_half_life)
+        wl = w * 2.0 ** ((ts - self._r) / cfg.long_half_life)
         self._short_res = _add(self._short, self._short_res, cats, ws, cfg.max_categories)
         self._long_res = _add(self._long, self._long_res, cats, wl, cfg.max_categories)
         self._n += 1
@@ -250,10 +272,14 @@ class UserInterest(base.Classifier):
         self, prior: Mapping[str, float] | None = None
     ) -> tuple[dict[str, float], dict[str, float]]:
         """The short-term and the long-term distributions, each smoothed alike."""
-        a = self._cfg.prior_strength
+        cfg = self._cfg
+        age = (self._t - self._r) if self._r is not None else 0.0
+        # the prior's pseudo-count expressed in the stored (reference-time) units
+        a_short = cfg.prior_strength * 2.0 ** (age / cfg.short_half_life)
+        a_long = cfg.prior_strength * 2.0 ** (age / cfg.long_half_life)
         return (
-            _smoothed(self._short, self._short_res, a, prior),
-            _smoothed(self._long, self._long_res, a, prior),
+            _smoothed(self._short, self._short_res, a_short, prior),
+            _smoothed(self._long, self._long_res, a_long, prior),
         )
 
     def predict_proba_one(self, x: dict | None = None, prior: Mapping[str, float] | None = None):
@@ -270,6 +296,7 @@ class UserInterest(base.Classifier):
         """The whole learned state as plain data (msgpack/JSON-able)."""
         return {
             "t": self._t,
+            "r": self._r,
             "n": self._n,
             "s": dict(self._short),
             "l": dict(self._long),
@@ -284,7 +311,7 @@ class UserInterest(base.Classifier):
     def from_state(cls, state: Mapping, config: InterestConfig | None = None) -> UserInterest:
         """Rebuild an estimator from ``state()``; learning then goes on exactly as before."""
         u = cls(config)
-        u._t, u._n = state["t"], state["n"]
+        u._t, u._r, u._n = state["t"], state["r"], state["n"]
         u._short, u._long = dict(state["s"]), dict(state["l"])
         u._short_res, u._long_res = state["sr"], state["lr"]
         u._drift.set_state(state["d"])
@@ -308,6 +335,7 @@ class PopulationInterest(base.Classifier):
         self.config = config
         self._cfg = config or InterestConfig()
         self._t: float | None = None
+        self._r: float | None = None
         self._masses: dict[str, float] = {}
         self._res = 0.0
 
@@ -320,14 +348,15 @@ class PopulationInterest(base.Classifier):
         cats = _labels(x, y)
         ts = float(x.get("ts", self._t if self._t is not None else 0.0))
         w = cfg.weight(x)
-        if self._t is None:
+        if self._r is None:
+            self._t = self._r = ts
+        elif ts > self._t:
             self._t = ts
-        if ts > self._t:
-            factor = 0.5 ** ((ts - self._t) / cfg.population_half_life)
-            self._res = _decay(self._masses, self._res, factor)
-            self._t = ts
-        elif ts < self._t:
-            w *= 0.5 ** ((self._t - ts) / cfg.population_half_life)
+        exponent = (ts - self._r) / cfg.population_half_life
+        if exponent > REBASE_EXPONENT:
+            self._res = _rescale(self._masses, self._res, 0.5**exponent)
+            self._r, exponent = ts, 0.0
+        w *= 2.0**exponent
         self._res = _add(self._masses, self._res, cats, w, cfg.population_max_categories)
 
     def predict_proba_one(self, x: dict | None = None) -> dict[str, float]:
@@ -337,12 +366,12 @@ class PopulationInterest(base.Classifier):
         return {c: m / total for c, m in self._masses.items()}
 
     def state(self) -> dict:
-        return {"t": self._t, "m": dict(self._masses), "r": self._res}
+        return {"t": self._t, "ref": self._r, "m": dict(self._masses), "r": self._res}
 
     @classmethod
     def from_state(cls, state: Mapping, config: InterestConfig | None = None) -> PopulationInterest:
         p = cls(config)
-        p._t, p._masses, p._res = state["t"], dict(state["m"]), state["r"]
+        p._t, p._r, p._masses, p._res = state["t"], state["ref"], dict(state["m"]), state["r"]
         return p
 
 

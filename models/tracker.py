@@ -55,17 +55,17 @@ def entropy(p: Mapping[str, float]) -> float:
     return -sum(v * math.log(v) for v in p.values() if v > 0)
 
 
-def apply_event(record: dict, event: Mapping, cfg: TrackerConfig) -> UserInterest:
-    """Learn one validated event into ``record`` (in place); return the updated estimator."""
+def apply_event(record: dict, event: Mapping, cfg: TrackerConfig) -> dict[str, float]:
+    """Learn one validated event into ``record`` (in place).
+
+    Returns the user's online distribution after the event (``_other`` = unassigned mass).
+    """
     user = (
         UserInterest.from_state(record["u"], cfg.interest)
         if record.get("u")
         else UserInterest(cfg.interest)
     )
-    before = user.predict_proba_one({}) if user.n_events else {}
-    user.learn_one(event)
-    after = user.predict_proba_one({})
-    moved = total_variation(before, after) if before else 1.0
+    after, moved = user.learn_and_predict(event)
     record["u"] = user.state()
     history = record.setdefault("h", [])
     history.append(
@@ -79,7 +79,7 @@ def apply_event(record: dict, event: Mapping, cfg: TrackerConfig) -> UserInteres
     )
     if len(history) > cfg.history:
         del history[: len(history) - cfg.history]
-    return user
+    return after
 
 
 def history_events(record: Mapping) -> list[dict]:

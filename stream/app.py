@@ -97,16 +97,18 @@ class Pipeline:
             TABLES[0],
             default=None,
             partitions=parts,
-            schema=faust.Schema(key_serializer="utf8", value_serializer="msgpack"),
             help="Per-user interest records (online estimator state + last events).",
         )
         self.population = app.Table(
             TABLES[1],
             default=None,
             partitions=parts,
-            schema=faust.Schema(key_serializer="utf8", value_serializer="msgpack"),
             help="Per-partition decayed population distribution.",
         )
+        for table in (self.users, self.population):
+            # Faust derives a table's codecs from its key/value types (json for plain types);
+            # set them before the changelog topic is first built.
+            table.key_serializer, table.value_serializer = "utf8", "msgpack"
         self.counters = Counters()
         self.last_emit: dict[str, float] = {}
         self.pending: dict[str, float] = {}
@@ -144,9 +146,9 @@ class Pipeline:
                 )
                 err = InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
                 await self.dead_letter(ev.message, ev.value, err)
-        for uid, (ev, record) in touched.items():
+        for uid, (ev, record, online) in touched.items():
             _set_current_event(ev)  # the changelog record goes to this event's partition
-            self.emit_or_defer(uid, record)
+            self.emit_or_defer(uid, record, online)
             self.users[uid] = record
         for partition, (ev, pop) in populations.items():
             _set_current_event(ev)
@@ -165,8 +167,8 @@ class Pipeline:
         last_ts = record["u"]["t"] if record.get("u") else None
         if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
             raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
-        apply_event(record, event, self.cfg)
-        touched[uid] = (ev, record)
+        online = apply_event(record, event, self.cfg)
+        touched[uid] = (ev, record, online)
         entry = populations.get(msg.partition)
         pop = entry[1] if entry else self._population(msg.partition)
         pop.learn_one(event)
@@ -190,15 +192,19 @@ class Pipeline:
         )
 
     # -- emission -----------------------------------------------------------------------------
-    def emit_or_defer(self, uid: str, record: dict) -> None:
-        """Emit now if the user's last snapshot is old enough or the distribution moved a lot."""
+    def emit_or_defer(self, uid: str, record: dict, online: Mapping[str, float]) -> None:
+        """Emit now if the user's last snapshot is old enough or the distribution moved a lot.
+
+        ``online`` is the user's online distribution after the batch: enough to decide, so a
+        full snapshot is built only when one is published.
+        """
         now = time.monotonic()
         last = self.last_emit.get(uid)
-        snapshot = self.snapshot(uid, record)
         due = last is None or now - last >= self.settings.min_interval_s
         if not due and record.get("ed") is not None:
-            due = tv(snapshot["distribution"], record["ed"]) > self.settings.tv_threshold
+            due = tv(top_k(online, self.settings.top_k), record["ed"]) > self.settings.tv_threshold
         if due:
+            snapshot = self.snapshot(uid, record)
             record["ed"] = snapshot["distribution"]
             self.publish(uid, snapshot, now)
         else:

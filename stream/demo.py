@@ -14,31 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from stream.localrun import (
+    BrokerError,
+    WorkerProcess,
+    start_local_broker,
+    stop_local_broker,
+)
 from stream.settings import REPO_ROOT, Settings
-
-KAFKA_SH = REPO_ROOT / "docker" / "kafka" / "kafka.sh"
-
-
-def _broker(env: dict[str, str]) -> tuple[str, bool]:
-    """Bootstrap address, and whether this demo started the broker (so must stop it)."""
-    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return env["KAFKA_BOOTSTRAP_SERVERS"], False
-    was_up = subprocess.run([str(KAFKA_SH), "status"], capture_output=True).returncode == 0
-    out = subprocess.run([str(KAFKA_SH), "up"], stdout=subprocess.PIPE, text=True)
-    if out.returncode != 0:
-        sys.exit("interest-tracker demo: error: the local Kafka broker did not start")
-    return out.stdout.strip().splitlines()[-1].split("=", 1)[1], not was_up
-
-
-def _wait_ready(log: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"interest-tracker demo: error: the worker exited; see {log}")
-        if b"Worker ready" in log.read_bytes():
-            return
-        time.sleep(0.3)
-    sys.exit(f"interest-tracker demo: error: the worker was not ready in {timeout:.0f}s; see {log}")
 
 
 def _stop(proc: subprocess.Popen | None, timeout: float = 20) -> None:
@@ -67,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, interrupt)  # `kill` stops the demo as cleanly as Ctrl-C
     env = dict(os.environ)
-    bootstrap, started_broker = _broker(env)
+    started_broker = False
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    else:
+        try:
+            bootstrap, started_broker = start_local_broker(env)
+        except BrokerError as exc:
+            print(f"interest-tracker demo: error: {exc}", file=sys.stderr)
+            return 1
     run = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
@@ -81,19 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     logs = REPO_ROOT / ".interest-state" / run
     logs.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "stream.cli"]
-    worker = producer = None
+    worker = WorkerProcess(env, logs / "worker.log")
+    producer = None
     try:
-        worker_log = logs / "worker.log"
-        with open(worker_log, "wb") as fh:
-            worker = subprocess.Popen(
-                [*cli, "worker", "-l", "info"],
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        print(f"demo {run}: broker {bootstrap}; starting the worker (log: {worker_log})")
-        _wait_ready(worker_log, worker)
+        print(f"demo {run}: broker {bootstrap}; starting the worker (log: {worker.log_path})")
+        worker.start()
         url = f"http://{settings.web_host}:{settings.web_port}/"
         print(f"worker ready; its web server: {url}")
         produce = [
@@ -129,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopping the demo…")
     finally:
         _stop(producer)
-        _stop(worker)
+        worker.stop()
         if started_broker:
-            subprocess.run([str(KAFKA_SH), "down"])
+            stop_local_broker()
     return 0
 
 

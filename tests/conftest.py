@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-KAFKA_SH = REPO / "docker" / "kafka" / "kafka.sh"
 
 
 def _no_broker(reason: str) -> None:
@@ -38,19 +36,17 @@ def _docker_engine_answers() -> bool:
 
 
 def _local_broker() -> Iterator[str]:
-    was_up = subprocess.run([str(KAFKA_SH), "status"], capture_output=True).returncode == 0
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    proc = subprocess.run(
-        [str(KAFKA_SH), "up"], capture_output=True, text=True, env=env, timeout=600
-    )
-    if proc.returncode != 0:
-        _no_broker(f"local broker did not start:\n{proc.stderr[-3000:]}")
-    address = proc.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    from stream.localrun import BrokerError, start_local_broker, stop_local_broker
+
+    try:
+        address, started = start_local_broker()
+    except BrokerError as exc:
+        _no_broker(str(exc))
     try:
         yield address
     finally:
-        if not was_up:
-            subprocess.run([str(KAFKA_SH), "down"], capture_output=True, timeout=120)
+        if started:
+            stop_local_broker()
 
 
 @pytest.fixture(scope="session")

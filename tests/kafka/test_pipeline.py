@@ -13,14 +13,10 @@ from models.data import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
 from stream.clients import Producer
 from stream.codec import pack
+from stream.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
-from tests.kafka.worker_process import (
-    WorkerProcess,
-    dead_letters,
-    wait_for_final_snapshots,
-    worker_env,
-)
+from tests.kafka.readback import dead_letters, wait_for_final_snapshots
 
 pytestmark = pytest.mark.kafka
 N_EVENTS = 20_000
@@ -61,16 +57,9 @@ def run_replay(bootstrap: str, name: str, tmp: Path, events: list[dict], bad_eve
             counts[e["user_id"]] += 1
         finals = wait_for_final_snapshots(settings, counts)
         seconds = time.monotonic() - started
-        rss = _rss_kib(worker.proc.pid)
+        rss = worker.rss_bytes() // 1024
     dlq = dead_letters(bootstrap, settings.dlq_topic)
     return finals, counts, dlq, n_bad, seconds, rss
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,130 @@
+"""Running the pieces locally: the project's broker and real worker processes.
+
+Used by the demo, the benchmarks and the kafka-tier tests, so all three start things alike.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from stream.settings import REPO_ROOT
+
+KAFKA_SH = REPO_ROOT / "docker" / "kafka" / "kafka.sh"
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be started."""
+
+
+def start_local_broker(env: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """Start (or find) the local broker: its address, and whether this call started it."""
+    env = {k: v for k, v in (env or os.environ).items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    was_up = subprocess.run([str(KAFKA_SH), "status"], capture_output=True, env=env).returncode == 0
+    out = subprocess.run(
+        [str(KAFKA_SH), "up"], capture_output=True, text=True, env=env, timeout=600
+    )
+    if out.returncode != 0:
+        raise BrokerError(f"the local Kafka broker did not start:\n{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()[-1].split("=", 1)[1], not was_up
+
+
+def stop_local_broker() -> None:
+    subprocess.run([str(KAFKA_SH), "down"], capture_output=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a worker and its clients: own topics, group, state dir and web port."""
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        INTEREST_EVENTS_TOPIC=f"{name}.events",
+        INTEREST_SNAPSHOTS_TOPIC=f"{name}.snapshots",
+        INTEREST_DLQ_TOPIC=f"{name}.dlq",
+        INTEREST_APP_ID=f"{name}.app",
+        INTEREST_STATE_DIR=str(state_dir),
+        INTEREST_WEB_PORT=str(free_port()),
+        INTEREST_MIN_INTERVAL_S="0.5",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """An ``interest-tracker worker`` process; ``start`` waits until Faust says it is ready."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, loglevel: str = "info"):
+        self.env = dict(env)
+        self.log_path = Path(log_path)
+        self.loglevel = loglevel
+        self.proc: subprocess.Popen | None = None
+        self.ready_after: float | None = None
+
+    def start(self, timeout: float = 120) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        offset = self.log_path.stat().st_size
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "-l", self.loglevel],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.tail()}")
+            with open(self.log_path, "rb") as fh:
+                fh.seek(offset)
+                if b"Worker ready" in fh.read():
+                    self.ready_after = time.monotonic() - started
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"worker not ready within {timeout}s:\n{self.tail()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def tail(self, n: int = 4000) -> str:
+        return self.log_path.read_bytes()[-n:].decode(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -114,6 +114,11 @@ class Pipeline:
         self.pending: dict[str, float] = {}
         self.sequence: dict[str, tuple] = {}
         self.scorer = None
+        if settings.checkpoint:
+            from stream.scoring import StreamScorer
+
+            self.scorer = StreamScorer.from_settings(self)
+            app.task(self.scorer.run)
         app.agent(self.events, name="interest-tracker-events")(self.process)
         app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
         app.timer(5.0, on_leader=False)(self.publish_population)
@@ -150,6 +155,8 @@ class Pipeline:
             _set_current_event(ev)  # the changelog record goes to this event's partition
             self.emit_or_defer(uid, record, online)
             self.users[uid] = record
+            if self.scorer is not None:
+                self.scorer.mark(uid)
         for partition, (ev, pop) in populations.items():
             _set_current_event(ev)
             self.population[f"p{partition}"] = pop.state()

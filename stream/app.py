@@ -51,6 +51,7 @@ class Counters:
     dlq: Counter = field(default_factory=Counter)
     last_event_wall: float | None = None
     batches: int = 0
+    duplicates: int = 0
 
 
 def _set_current_event(event: EventT | None) -> None:
@@ -106,9 +107,12 @@ class Pipeline:
             help="Per-partition decayed population distribution.",
         )
         for table in (self.users, self.population):
-            # Faust derives a table's codecs from its key/value types (json for plain types);
-            # set them before the changelog topic is first built.
+            # Faust derives a table's codecs from its key/value types (json for plain types)
+            # and copies them into its store and changelog topic (built when the table
+            # registers itself), which recovery decodes with: set all three.
             table.key_serializer, table.value_serializer = "utf8", "msgpack"
+            table.data.key_serializer, table.data.value_serializer = "utf8", "msgpack"
+            table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.last_emit: dict[str, float] = {}
         self.pending: dict[str, float] = {}
@@ -171,10 +175,15 @@ class Pipeline:
             await self.events.send(key=uid.encode(), value=ev.value, headers=msg.headers)
             return
         record = touched[uid][1] if uid in touched else (self.users.get(uid) or new_record())
+        if record.get("p") == msg.partition and msg.offset <= record.get("o", -1):
+            # Already in the state (replayed after a crash before the offset commit): skip.
+            self.counters.duplicates += 1
+            return
         last_ts = record["u"]["t"] if record.get("u") else None
         if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
             raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
         online = apply_event(record, event, self.cfg)
+        record["p"], record["o"] = msg.partition, msg.offset
         touched[uid] = (ev, record, online)
         entry = populations.get(msg.partition)
         pop = entry[1] if entry else self._population(msg.partition)

@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--topic", help="snapshot topic (default $INTEREST_SNAPSHOTS_TOPIC)")
     s.set_defaults(func=cmd_subscribe)
 
-    for module in ("stream.cli_evaluate", "stream.cli_train"):
+    for module in ("stream.cli_evaluate", "stream.cli_train", "stream.cli_plot"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ImportError:

@@ -8,7 +8,7 @@ KAFKA := docker/kafka/kafka.sh
 DATA ?= ../shared/data
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
+.PHONY: help setup browser test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
         stream-demo worker bench evaluate clean
 
 help: ## list the targets
@@ -25,13 +25,19 @@ $(STAMP): pyproject.toml docker/kafka/pom.xml
 
 setup: $(STAMP) ## create .venv, install the package with dev extras, resolve the broker jars
 
-test: $(STAMP) ## run the whole suite (unit, agent, kafka tiers; starts the local broker if needed)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: ## install Debian's chromium and chromium-driver (the dashboard's browser test)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser ## run the whole suite (unit, agent, kafka tiers; starts the local broker if needed)
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP) ## run the unit and agent tiers only
 	$(PY) -m pytest -q -m "unit or agent"
 
-test-kafka: $(STAMP) ## run the kafka tier only
+test-kafka: $(STAMP) browser ## run the kafka tier only
 	$(PY) -m pytest -q -m kafka
 
 lint: $(STAMP) ## ruff check and format check

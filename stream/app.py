@@ -295,6 +295,9 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
         broker_commit_interval=1.0,
         table_cleanup_interval=30.0,
         autodiscover=False,
+        # Faust's generic /table and /router views would expose raw per-user records.
+        web_tables_enabled=False,
+        web_router_enabled=False,
     )
     config.update(overrides)
     app = faust.App(settings.app_id, **config)

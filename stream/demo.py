@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo {run}: broker {bootstrap}; starting the worker (log: {worker.log_path})")
         worker.start()
         url = f"http://{settings.web_host}:{settings.web_port}/"
-        print(f"worker ready; its web server: {url}")
+        print(f"worker ready; live dashboard: {url}")
         produce = [
             *cli,
             "produce",

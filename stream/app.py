@@ -38,6 +38,8 @@ from stream.topics import TABLES
 log = logging.getLogger(__name__)
 
 POPULATION_KEY = "__population__"
+CONTROL_HEADER = "interest-control"
+FORGET = b"forget"
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Counters:
     last_event_wall: float | None = None
     batches: int = 0
     duplicates: int = 0
+    forgotten: int = 0
 
 
 def _set_current_event(event: EventT | None) -> None:
@@ -137,11 +140,17 @@ class Pipeline:
     async def process_batch(self, stream: faust.StreamT, batch: list[EventT]) -> None:
         """Apply a batch of events, then write each touched user's record (and emit) once."""
         now = time.time()
-        touched: dict[str, tuple[EventT, dict]] = {}
+        touched: dict[str, tuple[EventT, dict, dict]] = {}
+        forgotten: dict[str, EventT] = {}
         populations: dict[int, tuple[EventT, PopulationInterest]] = {}
         self.counters.batches += 1
         for ev in batch:
             self.counters.events += 1
+            if _header(ev.message, CONTROL_HEADER) == FORGET:
+                uid = self.settings.user_key((ev.message.key or b"").decode(errors="replace"))
+                touched.pop(uid, None)
+                forgotten[uid] = ev
+                continue
             try:
                 await self._apply(ev, now, touched, populations)
             except InvalidEvent as err:
@@ -155,6 +164,9 @@ class Pipeline:
                 )
                 err = InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
                 await self.dead_letter(ev.message, ev.value, err)
+        for uid, ev in forgotten.items():
+            _set_current_event(ev)
+            self.forget(uid)
         for uid, (ev, record, online) in touched.items():
             _set_current_event(ev)  # the changelog record goes to this event's partition
             self.emit_or_defer(uid, record, online)
@@ -169,11 +181,12 @@ class Pipeline:
     async def _apply(self, ev: EventT, now: float, touched: dict, populations: dict) -> None:
         msg = ev.message
         event = decode_event(ev.value, _header(msg, "content-type"), self.limits, now)
-        uid = event["user_id"]
-        if msg.key is not None and msg.key != uid.encode():
+        if msg.key is not None and msg.key != event["user_id"].encode():
             # Keyed by something else: re-key so the user's state stays on one partition.
-            await self.events.send(key=uid.encode(), value=ev.value, headers=msg.headers)
+            key = event["user_id"].encode()
+            await self.events.send(key=key, value=ev.value, headers=msg.headers)
             return
+        uid = event["user_id"] = self.settings.user_key(event["user_id"])
         record = touched[uid][1] if uid in touched else (self.users.get(uid) or new_record())
         if record.get("p") == msg.partition and msg.offset <= record.get("o", -1):
             # Already in the state (replayed after a crash before the offset commit): skip.
@@ -191,6 +204,17 @@ class Pipeline:
         populations[msg.partition] = (ev, pop)
         self.counters.applied += 1
         self.counters.last_event_wall = now
+
+    def forget(self, uid: str) -> None:
+        """Remove a user everywhere: table (changelog tombstone), caches, snapshot topic."""
+        if self.users.get(uid) is not None:
+            del self.users[uid]
+        for cache in (self.last_emit, self.pending, self.sequence):
+            cache.pop(uid, None)
+        if self.scorer is not None:
+            self.scorer.dirty.pop(uid, None)
+        self.snapshots.send_soon(key=uid.encode(), value=None)
+        self.counters.forgotten += 1
 
     def _population(self, partition: int) -> PopulationInterest:
         state = self.population.get(f"p{partition}")
@@ -298,6 +322,7 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
         # Faust's generic /table and /router views would expose raw per-user records.
         web_tables_enabled=False,
         web_router_enabled=False,
+        broker_credentials=settings.security.faust_credentials(),
     )
     config.update(overrides)
     app = faust.App(settings.app_id, **config)

@@ -146,6 +146,32 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- forget ------------------------------------------------------------------------------------
+def cmd_forget(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from stream.app import CONTROL_HEADER, FORGET
+
+    settings = Settings.from_env()
+    check_broker(settings)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap, acks="all", **settings.kafka_client_config()
+    )
+    # Keyed by the raw id, the deletion reaches the user's partition, so the worker holding
+    # the user; it deletes the state (a changelog tombstone) and republishes the snapshot
+    # tombstone. The tombstone sent here makes the user disappear for subscribers at once.
+    raw, published = args.user.encode(), settings.user_key(args.user).encode()
+    producer.send(settings.events_topic, key=raw, value=b"", headers=[(CONTROL_HEADER, FORGET)])
+    producer.send(settings.snapshots_topic, key=published, value=None)
+    producer.flush()
+    producer.close()
+    print(
+        f"forgot user {args.user}: state deletion sent to {settings.events_topic}, "
+        f"tombstone published on {settings.snapshots_topic}"
+    )
+    return 0
+
+
 # -- wiring ------------------------------------------------------------------------------------
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
@@ -197,12 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--topic", help="snapshot topic (default $INTEREST_SNAPSHOTS_TOPIC)")
     s.set_defaults(func=cmd_subscribe)
 
-    for module in ("stream.cli_evaluate", "stream.cli_train", "stream.cli_plot"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(sub)
+    f = sub.add_parser("forget", help="erase a user's state and snapshots (GDPR-style erasure)")
+    f.add_argument("--user", required=True, help="the user id, as produced")
+    f.set_defaults(func=cmd_forget)
+
+    from stream import cli_evaluate, cli_plot, cli_train  # they import this module's helpers
+
+    for module in (cli_evaluate, cli_train, cli_plot):
+        module.add_parser(sub)
     return parser
 
 

@@ -53,7 +53,7 @@ class Producer:
                 linger_ms=kafka.pop("linger_ms", 5),
                 batch_size=kafka.pop("batch_size", 256 * 1024),
                 retries=kafka.pop("retries", 2**31 - 1),
-                **kafka,
+                **{**self.settings.kafka_client_config(), **kafka},
             )
         except KafkaError as exc:
             raise BrokerUnavailable(f"no broker answered at {self.settings.bootstrap}") from exc
@@ -105,10 +105,11 @@ def iterate_snapshots(
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=int(timeout_s * 1000) if timeout_s else float("inf"),
+            **settings.kafka_client_config(),
         )
     except KafkaError as exc:
         raise BrokerUnavailable(f"no broker answered at {settings.bootstrap}") from exc
-    want = user.encode() if user is not None else None
+    want = settings.user_key(user).encode() if user is not None else None
     try:
         for msg in consumer:
             if want is not None and msg.key != want:

@@ -11,9 +11,9 @@
 | ``INTEREST_STATE_DIR`` | ``.interest-state`` | Faust table data dir |
 | ``INTEREST_STORE`` | ``memory://`` | Faust table store |
 | ``INTEREST_WEB_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``6066`` | dashboard and endpoints |
-| ``INTEREST_WEIGHTS`` | ``view=1,click=1,cart=3,fav=3,purchase=5,rate=1`` | event weights |
-| ``INTEREST_SHORT_HALF_LIFE_S`` / ``_LONG_`` | ``21600`` / ``1209600`` | decay half-lives |
-| ``INTEREST_PRIOR_STRENGTH`` | ``1.0`` | Dirichlet pseudo-count of the prior |
+| ``INTEREST_WEIGHTS`` | ``view=1,click=1,cart=2,fav=2,purchase=2,rate=1`` | event weights |
+| ``INTEREST_SHORT_HALF_LIFE_S`` / ``_LONG_`` | ``3600`` / ``7776000`` | decay half-lives |
+| ``INTEREST_PRIOR_STRENGTH`` | ``5.0`` | Dirichlet pseudo-count of the prior |
 | ``INTEREST_MAX_CATEGORIES`` | ``24`` | tracked categories per user and horizon |
 | ``INTEREST_HISTORY`` | ``50`` | last events kept per user (sequence model input) |
 | ``INTEREST_TOP_K`` | ``10`` | categories listed in a snapshot |
@@ -26,10 +26,14 @@
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
+| ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
+| ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,11 +57,110 @@ def local_broker_address() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Kafka client security from ``KAFKA_SECURITY_PROTOCOL`` (``PLAINTEXT``, ``SSL``,
+    ``SASL_PLAINTEXT``, ``SASL_SSL``), ``KAFKA_SASL_MECHANISM`` (``PLAIN``,
+    ``SCRAM-SHA-256``, ``SCRAM-SHA-512``), ``KAFKA_SASL_USERNAME`` / ``KAFKA_SASL_PASSWORD``
+    and ``KAFKA_SSL_CAFILE`` / ``KAFKA_SSL_CERTFILE`` / ``KAFKA_SSL_KEYFILE``; passed to every
+    client (Faust, aiokafka, kafka-python). The password never appears in a repr or a log.
+
+    >>> sec = KafkaSecurity(protocol="SASL_SSL", sasl_username="u", sasl_password="secret")
+    >>> "secret" in repr(sec), sec.kafka_python()["sasl_plain_password"]
+    (False, 'secret')
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        return cls(
+            protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "PLAIN").upper(),
+            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+            ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
+            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
+        )
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def ssl_context(self):
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ctx
+
+    def kafka_python(self) -> dict:
+        """Options for kafka-python's producers, consumers and admin client."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        out: dict = {"security_protocol": self.protocol}
+        if self.uses_sasl:
+            out.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        if self.uses_ssl:
+            out.update(
+                ssl_cafile=self.ssl_cafile,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+            )
+        return out
+
+    def aiokafka(self) -> dict:
+        """Options for aiokafka clients."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        out: dict = {"security_protocol": self.protocol}
+        if self.uses_sasl:
+            out.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        if self.uses_ssl:
+            out["ssl_context"] = self.ssl_context()
+        return out
+
+    def faust_credentials(self):
+        """``broker_credentials`` for the Faust app (None for plaintext)."""
+        import faust
+
+        if self.uses_sasl:
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password,
+                mechanism=self.sasl_mechanism,
+                ssl_context=self.ssl_context() if self.uses_ssl else None,
+            )
+        if self.uses_ssl:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
+
+
 def parse_weights(text: str) -> dict[str, float]:
     """``"view=1,cart=3"`` -> ``{"view": 1.0, "cart": 3.0}`` on top of the defaults.
 
     >>> parse_weights("cart=4")["cart"], parse_weights("")["purchase"]
-    (4.0, 5.0)
+    (4.0, 2.0)
     """
     weights = dict(DEFAULT_EVENT_WEIGHTS)
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -96,6 +199,25 @@ class Settings:
     scorer_ms: float = 200.0
     scorer_int8: bool = False
     interest: InterestConfig = field(default_factory=InterestConfig)
+    security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
+    pseudonymise_key: str | None = field(default=None, repr=False)
+
+    def user_key(self, user_id: str) -> str:
+        """The id a user is stored and published under: a keyed hash when pseudonymising.
+
+        >>> Settings(bootstrap=None).user_key("alice")
+        'alice'
+        >>> Settings(bootstrap=None, pseudonymise_key="k").user_key("alice")
+        'p-ec631a55bb81f5b9dc96aa930a45628d'
+        """
+        if not self.pseudonymise_key:
+            return user_id
+        digest = hmac.new(self.pseudonymise_key.encode(), user_id.encode(), hashlib.sha256)
+        return "p-" + digest.hexdigest()[:32]
+
+    def kafka_client_config(self) -> dict:
+        """Security options for kafka-python clients (empty for plaintext)."""
+        return self.security.kafka_python()
 
     @property
     def broker_url(self) -> str:
@@ -116,9 +238,9 @@ class Settings:
 
         interest = InterestConfig(
             event_weights=parse_weights(e("INTEREST_WEIGHTS", "")),
-            short_half_life=float(e("INTEREST_SHORT_HALF_LIFE_S", "21600")),
-            long_half_life=float(e("INTEREST_LONG_HALF_LIFE_S", "1209600")),
-            prior_strength=float(e("INTEREST_PRIOR_STRENGTH", "1.0")),
+            short_half_life=float(e("INTEREST_SHORT_HALF_LIFE_S", "3600")),
+            long_half_life=float(e("INTEREST_LONG_HALF_LIFE_S", "7776000")),
+            prior_strength=float(e("INTEREST_PRIOR_STRENGTH", "5.0")),
             max_categories=int(e("INTEREST_MAX_CATEGORIES", "24")),
         )
         return cls(
@@ -145,5 +267,7 @@ class Settings:
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
+            security=KafkaSecurity.from_env(env),
+            pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
             interest=interest,
         )

@@ -359,6 +359,7 @@ class SnapshotFeed(Service):
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
                 client_id=f"{settings.app_id}-dashboard",
+                **settings.security.aiokafka(),
             )
             try:
                 await consumer.start()

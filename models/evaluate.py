@@ -295,8 +295,12 @@ def _summaries(nll: np.ndarray, ranks: np.ndarray, warm: np.ndarray) -> dict[str
 class OnlinePredictor:
     """The project's online estimator (``models.online``) behind the predictor protocol.
 
-    One ``UserInterest`` per user, smoothed toward a ``PopulationInterest`` prior, exactly as
-    the stream uses them; a user's first event gets the population distribution.
+    One ``UserInterest`` per user, smoothed toward a ``PopulationInterest`` prior; a user's
+    first event gets the population distribution. The prior is the population's over the
+    whole vocabulary with ``population_smoothing`` pseudo-events per category (as the
+    popularity baseline's +0.001), and both are computed as dense vectors
+    (``predict_dense``): the same numbers as ``predict_proba_one(x, prior)``, without a dict
+    over every category per event.
 
     Parameters
     ----------
@@ -328,10 +332,9 @@ class OnlinePredictor:
         self._users: dict = {}
 
     def predict(self, event: dict) -> np.ndarray:
-        prior = self._population.predict_proba_one()
+        prior = self._population.predict_dense(self.vocab.index)
         user = self._users.get(event["user_id"])
-        proba = prior if user is None else user.predict_proba_one(event, prior=prior)
-        return self.vocab.to_dense(proba)
+        return prior if user is None else user.predict_dense(prior, self.vocab.index)
 
     def learn(self, event: dict) -> None:
         user = self._users.get(event["user_id"])

@@ -43,7 +43,13 @@ def test_distribution_sums_to_one_and_unseen_categories_are_never_zero():
 
 
 def test_decay_follows_event_time_with_the_configured_half_life():
-    cfg = InterestConfig(short_half_life=100.0, long_half_life=100.0, prior_strength=1e-9)
+    cfg = InterestConfig(
+        short_half_life=100.0,
+        long_half_life=100.0,
+        short_event_half_life=0.0,
+        long_event_half_life=0.0,
+        other_strength=1e-9,
+    )
     u = UserInterest(cfg)
     u.learn_one(ev("a", 0.0))
     u.learn_one(ev("b", 100.0))  # a's mass has halved: a = 0.5, b = 1
@@ -52,7 +58,10 @@ def test_decay_follows_event_time_with_the_configured_half_life():
 
 
 def test_late_event_counts_as_if_it_had_arrived_in_order():
-    cfg = InterestConfig(short_half_life=50.0, long_half_life=500.0)
+    # event-time decay only: the per-event decay counts events in arrival order
+    cfg = InterestConfig(
+        short_half_life=50.0, long_half_life=500.0, short_event_half_life=0, long_event_half_life=0
+    )
     in_order, late = UserInterest(cfg), UserInterest(cfg)
     for e in (ev("a", 0.0), ev("b", 30.0), ev("c", 60.0)):
         in_order.learn_one(e)
@@ -63,37 +72,71 @@ def test_late_event_counts_as_if_it_had_arrived_in_order():
 
 
 def test_event_type_weights_and_multi_category_split():
-    u = UserInterest(InterestConfig(prior_strength=1e-9))
-    u.learn_one(ev(["x", "y"], 0.0, "purchase"))  # 5 split 2.5 / 2.5
+    cfg = InterestConfig(other_strength=1e-9, short_event_half_life=0, long_event_half_life=0)
+    u = UserInterest(cfg)
+    u.learn_one(ev(["x", "y"], 0.0, "purchase"))  # 2 split 1 / 1
     u.learn_one(ev("z", 0.0, "view"))  # 1
     u.learn_one(ev("z", 0.0, "view", weight=1.5))  # explicit weight wins
     p = u.predict_proba_one({})
-    assert p["x"] == pytest.approx(2.5 / 7.5) and p["z"] == pytest.approx(2.5 / 7.5)
+    assert p["x"] == pytest.approx(1 / 4.5) and p["z"] == pytest.approx(2.5 / 4.5)
 
 
-def test_state_is_bounded_whatever_the_number_of_categories():
-    cfg = InterestConfig(max_categories=8)
+def test_late_event_is_decayed_by_its_own_event_time_with_per_event_decay_on():
+    cfg = InterestConfig(short_half_life=50.0, long_half_life=50.0, other_strength=1e-9)
+    late = UserInterest(cfg)
+    for e in (ev("a", 0.0), ev("c", 100.0), ev("b", 50.0)):  # b arrives last but is older
+        late.learn_one(e)
+    p = late.predict_proba_one({})
+    assert p["b"] < p["c"] and late.last_ts == 100.0
+
+
+def test_per_event_decay_halves_a_burst_every_half_life_of_events():
+    cfg = InterestConfig(
+        short_event_half_life=4.0, long_event_half_life=4.0, other_strength=1e-9, max_categories=8
+    )
     u = UserInterest(cfg)
-    for i in range(2000):
-        u.learn_one(ev(f"c{i}", float(i)))
-    state = u.state()
-    assert len(state["s"]) <= 8 and len(state["l"]) <= 8
-    assert math.isclose(sum(u.predict_proba_one({}).values()), 1.0)
+    u.learn_one(ev("a", 0.0))
+    for _ in range(4):  # same event time: only the per-event decay acts
+        u.learn_one(ev("b", 0.0))
+    p = u.predict_proba_one({})
+    b = sum(2 ** (-k / 4) for k in range(4))
+    assert p["a"] == pytest.approx(0.5 / (0.5 + b))
 
 
-def test_state_round_trip_continues_exactly():
-    rng = random.Random(3)
-    events = [ev(f"c{rng.randrange(40)}", float(i * 17)) for i in range(300)]
-    whole = UserInterest()
-    for e in events:
-        whole.learn_one(e)
-    resumed = UserInterest()
-    for e in events[:150]:
-        resumed.learn_one(e)
-    resumed = UserInterest.from_state(resumed.state())
-    for e in events[150:]:
-        resumed.learn_one(e)
-    assert resumed.state() == whole.state()
+def test_dense_prediction_equals_the_dict_one():
+    rng = random.Random(7)
+    names = [f"c{i}" for i in range(60)]
+    index = {c: i for i, c in enumerate(names)}
+    pop = PopulationInterest()
+    u = UserInterest(InterestConfig(max_categories=6))
+    for i in range(400):
+        e = ev(
+            [rng.choice(names[:30]), rng.choice(names)],
+            float(i * 300),
+            rng.choice(["view", "cart"]),
+        )
+        pop.learn_one(e)
+        if i % 3 == 0:
+            u.learn_one(e)
+    prior = pop.predict_dense(index)
+    assert prior.min() > 0 and prior.sum() == pytest.approx(1.0)
+    p = u.predict_proba_one({}, prior=dict(zip(names, prior.tolist(), strict=True)))
+    dense = u.predict_dense(prior, index)
+    assert dense == pytest.approx([p[c] for c in names], abs=1e-12)
+    assert dense.sum() == pytest.approx(1.0)
+
+
+def test_state_from_before_per_event_decay_still_loads():
+    off = InterestConfig(short_event_half_life=0, long_event_half_life=0)
+    u = UserInterest(off)
+    for i in range(10):
+        u.learn_one(ev("a" if i % 2 else "b", float(i)))
+    old = u.state()
+    del old["nr"]  # states written before the per-event decay existed
+    assert UserInterest.from_state(old, off).predict_proba_one({}) == u.predict_proba_one({})
+    resumed = UserInterest.from_state(old)  # the default (per-event decay on) takes it up
+    resumed.learn_one(ev("c", 11.0))
+    assert math.isclose(sum(resumed.predict_proba_one({}).values()), 1.0)
 
 
 def test_drift_is_flagged_after_an_interest_shift_and_short_term_takes_over():
@@ -104,10 +147,11 @@ def test_drift_is_flagged_after_an_interest_shift_and_short_term_takes_over():
         flags.append(u.drift_detected)
         if i == 99:
             assert u.short_weight() == u._cfg.short_weight
+        if u.drift_detected and "short" not in locals():
+            short, long_ = u.horizons()  # at the detected shift
     first = flags.index(True)
     assert 100 <= first < 110, first
     assert not any(flags[:100])
-    short, long_ = u.horizons()
     assert short["new"] > long_["new"]
 
 

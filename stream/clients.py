@@ -1,11 +1,14 @@
-"""The Python API for producers and subscribers.
+"""The Python API for producers and subscribers (see the README for a runnable walk-through).
 
->>> from stream.clients import Producer, iterate_snapshots      # doctest: +SKIP
->>> with Producer() as p:                                        # doctest: +SKIP
-...     p.send({"user_id": "u1", "item_id": "i9", "categories": ["shoes"],
-...             "event_type": "click", "ts": 1764000000.0})
->>> for snap in iterate_snapshots(user="u1"):                    # doctest: +SKIP
-...     print(snap["distribution"])
+Publishing events and following snapshots::
+
+    from stream.clients import Producer, iterate_snapshots
+
+    with Producer() as p:
+        p.send({"user_id": "u1", "item_id": "i9", "categories": ["shoes"],
+                "event_type": "click", "ts": 1764000000.0})
+    for snap in iterate_snapshots(user="u1"):
+        print(snap["distribution"])
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def _histories(encoder: SequenceEncoder, n: int, length: int, seed: int) -> list
                 "ts": ts,
                 "user_id": u,
             }
-            h.append(encoder.encode_event(event))
+            h.append(encoder.encode_event(event, h[-1] if h else None))  # gap cached
         out.append(h)
     return out
 
@@ -140,7 +140,7 @@ def run_benchmark(
 
                 def run_model(net=net, x=x, amp=amp) -> None:
                     with torch.inference_mode(), amp:
-                        p = torch.softmax(net.predict_last(x)["category"].float(), -1)
+                        p = net.predict_last(x, probs=True)["category"]
                     if dev.type == "cuda":
                         torch.cuda.synchronize()
                     return p
@@ -180,8 +180,8 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     ...        "model_seq_per_s": 9000.0, "model_ms": 3.55, "model_p95_ms": 4.0,
     ...        "scorer_seq_per_s": 6000.0, "scorer_ms": 5.3, "scorer_p95_ms": 6.1,
     ...        "target_seq_per_s": 8000.0}
-    >>> print(markdown([row]).splitlines()[2])
-    | fp32 | cpu | 50 | 32 | 9,000 | 3.55 | 4.00 | 6,000 | 5.30 | 6.10 | 8,000 (met) |
+    >>> print(markdown([row]).splitlines()[2].split(" | ")[-1])
+    8,000 (model met, scorer missed) |
     """
     head = (
         "| mode | device | L | batch | model seq/s | model ms | model p95 ms "
@@ -192,8 +192,9 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         t = r.get("target_seq_per_s")
         if t:
-            best = max(r["model_seq_per_s"], r["scorer_seq_per_s"])
-            target = f"{t:,.0f} ({'met' if best >= t else 'missed'})"
+            model_ok = "met" if r["model_seq_per_s"] >= t else "missed"
+            scorer_ok = "met" if r["scorer_seq_per_s"] >= t else "missed"
+            target = f"{t:,.0f} (model {model_ok}, scorer {scorer_ok})"
         else:
             target = "-"
         lines.append(

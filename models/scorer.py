@@ -276,8 +276,10 @@ class SequenceScorer:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         inputs, _ = collate(seqs, device=self.device, pad_side="left")
         with torch.inference_mode(), self._amp():
-            out = state.model.predict_last(inputs, ("category",), copy_weights=copy_weights)
-            probs = torch.softmax(out["category"].float(), dim=-1)
+            out = state.model.predict_last(
+                inputs, ("category",), copy_weights=copy_weights, probs=True
+            )
+            probs = out["category"].float()
         copy = out.get("copy")
         return (
             probs.cpu().numpy().astype(np.float64),
@@ -294,15 +296,17 @@ class SequenceScorer:
         """
         probs, extras = self._score(histories, named=True)
         vocab = self._state.encoder.vocab
-        out = []
-        for row, extra in zip(probs, extras, strict=True):
-            k = min(self.top_k, len(row) - 2)
-            cand = row[2:]
-            top = np.argpartition(-cand, k - 1)[:k] if k > 0 else np.array([], dtype=int)
-            items = [(vocab[j + 2], float(cand[j])) for j in top]
-            items += list(extra.items())
-            items.sort(key=lambda kv: (-kv[1], kv[0]))
-            dist = dict(items[: self.top_k])
+        out: list[dict[str, float]] = []
+        if len(probs) == 0:
+            return out
+        k = min(self.top_k, probs.shape[1] - 2)
+        top_p, top = torch.topk(torch.from_numpy(probs[:, 2:]), k, dim=1)  # 5x argpartition
+        for idx, ps, extra in zip(top.tolist(), top_p.tolist(), extras, strict=True):
+            pairs = [(vocab[j + 2], p) for j, p in zip(idx, ps, strict=True)]
+            if extra:
+                pairs += list(extra.items())
+            pairs.sort(key=lambda kv: (-kv[1], kv[0]))
+            dist = dict(pairs[: self.top_k])
             dist[OTHER] = max(0.0, 1.0 - sum(dist.values()))
             out.append(dist)
         return out

@@ -28,8 +28,9 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,11 +80,11 @@ class SequenceConfig:
     n_layer: int = 2
     n_head: int = 2
     n_embd: int = 64
-    ffn_mult: int = 4  # hidden width of the feed-forward block = ffn_mult * n_embd
-    activation: str = "gelu"  # of the feed-forward block: "gelu" (tanh approximation) or "relu"
-    bias: bool = True  # biases in the blocks' Linear and LayerNorm layers (False: faster)
-    dropout: float = 0.1
-    item_loss_weight: float = 0.5  # total loss = category loss + w * item loss
+    ffn_mult: int = 1  # feed-forward width = ffn_mult * n_embd (SASRec: 1)
+    activation: str = "relu"  # of the feed-forward block: "relu" or "gelu" (tanh approximation)
+    bias: bool = False  # biases in the blocks' Linear and LayerNorm layers (False: faster)
+    dropout: float = 0.3
+    item_loss_weight: float = 0.1  # total loss = category loss + w * item loss
     item_negatives: int = 1024  # sampled-softmax negatives in training (0 = full softmax)
     label_smoothing: float = 0.0  # category targets mixed with uniform(vocab) by this much
     item_dropout: float = 0.0  # training: share of events whose item embedding is zeroed
@@ -108,14 +109,24 @@ class SequenceConfig:
 
     @classmethod
     def small(cls, **overrides: Any) -> SequenceConfig:
-        """2 layers, 64 dimensions: the CPU serving config (benchmarks, taobao-head)."""
-        base = dict(n_layer=2, n_head=2, n_embd=64, n_item_buckets=32768, dropout=0.2)
+        """2 layers, 64 dimensions, FFN width 64, ReLU: the CPU serving config (benchmarks,
+        taobao-head)."""
+        base = dict(n_layer=2, n_head=2, n_embd=64, n_item_buckets=32768)
         return cls(**{**base, **overrides})
 
     @classmethod
     def base(cls, **overrides: Any) -> SequenceConfig:
-        """4 layers, 128 dimensions, 2^17 item buckets: for a GPU."""
-        base = dict(n_layer=4, n_head=4, n_embd=128, n_item_buckets=131072, dropout=0.2)
+        """4 layers, 128 dimensions, FFN 4x with GELU, 2^17 item buckets: for a GPU."""
+        base = dict(
+            n_layer=4,
+            n_head=4,
+            n_embd=128,
+            ffn_mult=4,
+            activation="gelu",
+            bias=True,
+            n_item_buckets=131072,
+            dropout=0.2,
+        )
         return cls(**{**base, **overrides})
 
     @classmethod
@@ -186,11 +197,13 @@ def event_categories(event: Mapping[str, Any]) -> list[str]:
     return [str(c) for c in cats]
 
 
-@dataclass(frozen=True)
-class EncodedEvent:
+class EncodedEvent(NamedTuple):
     """One event as integers; ``ts`` kept for the time-gap feature, ``oov`` the names of the
     categories that fell in the OOV bucket (the scorer gives copied mass back to them),
-    ``gap`` the time-gap bucket when known at encoding time (``0``: computed later)."""
+    ``gap`` the time-gap bucket when known at encoding time (``0``: computed later).
+
+    A named tuple: a ring buffer of them transposes into columns at C speed.
+    """
 
     item: int
     categories: tuple[int, ...]
@@ -366,16 +379,16 @@ class SequenceEncoder:
         first = max(0, start - 1)
         enc = [e if isinstance(e, EncodedEvent) else self.encode_event(e) for e in events[first:]]
         kept = enc[start - first :]
-        items = [e.item for e in kept]
-        cats = [e.categories for e in kept]
-        etypes = [e.event_type for e in kept]
-        oov = [e.oov for e in kept]
-        gaps = [e.gap for e in kept]
-        prev_ts: float | None = None if first == start else enc[0].ts
-        for t, e in enumerate(kept):
-            if not gaps[t]:
-                gaps[t] = gap_bucket(None if prev_ts is None else e.ts - prev_ts)
-            prev_ts = e.ts
+        if not kept:
+            items, cats, etypes, ts, oov, gaps = [], [], [], [], [], []
+        else:
+            items, cats, etypes, ts, oov, gaps = map(list, zip(*kept, strict=True))
+        if not all(gaps):
+            prev_ts: float | None = None if first == start else enc[0].ts
+            for t, e in enumerate(kept):
+                if not gaps[t]:
+                    gaps[t] = gap_bucket(None if prev_ts is None else e.ts - prev_ts)
+                prev_ts = e.ts
         if targets:
             tcats = [*cats[1:], ()]
             titems = [*items[1:], PAD]
@@ -441,49 +454,52 @@ def collate(
         raise ValueError("empty batch")
     B = len(sequences)
     T = max(1, max(len(s) for s in sequences))
-    K = max((len(c) for s in sequences for c in s.categories), default=1) or 1
+    K = max(max(map(len, s.categories), default=1) for s in sequences) or 1
     has_targets = all(len(s.target_items) == len(s) for s in sequences) and any(
         len(s.target_items) for s in sequences
     )
-    Kt = max((len(c) for s in sequences for c in s.target_categories), default=1) or 1
+    Kt = 1
+    if has_targets:
+        Kt = max(max(map(len, s.target_categories), default=1) for s in sequences) or 1
 
-    left = pad_side == "left"
+    # one flat scatter per field: the padded (row, column) of every real position
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=B)
+    total = int(lengths.sum())
+    rows = np.repeat(np.arange(B), lengths)
+    starts = (T - lengths) if pad_side == "left" else np.zeros(B, dtype=np.int64)
+    cols = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
 
-    def pad(rows: Iterable[Sequence[Any]], fill: Any) -> list[list[Any]]:
-        out = []
-        for r in rows:
-            p = [fill] * (T - len(r))
-            out.append(p + list(r) if left else list(r) + p)
-        return out
+    def field_(values: Iterable[int]) -> torch.Tensor:
+        out = np.zeros((B, T), dtype=np.int64)
+        out[rows, cols] = np.fromiter(values, dtype=np.int64, count=total)
+        return torch.from_numpy(out)
 
-    def pad_cats(rows: Iterable[Sequence[tuple[int, ...]]], k: int) -> torch.Tensor:
+    def cats_(per_seq: Iterable[Sequence[tuple[int, ...]]], k: int) -> torch.Tensor:
+        out = np.zeros((B, T, k), dtype=np.int64)
         if k == 1:  # the common case: one category per event
-            flat = pad(([c[0] if c else PAD for c in r] for r in rows), PAD)
-            return torch.tensor(flat, dtype=torch.long).view(B, T, 1)
-        fill = (PAD,) * k
-        padded = pad(([c + (PAD,) * (k - len(c)) for c in r] for r in rows), fill)
-        return torch.tensor(padded, dtype=torch.long).view(B, T, k)
+            out[rows, cols, 0] = np.fromiter(
+                (c[0] if c else PAD for r in per_seq for c in r), dtype=np.int64, count=total
+            )
+        elif total:
+            out[rows, cols] = np.array([c + (PAD,) * (k - len(c)) for r in per_seq for c in r])
+        return torch.from_numpy(out)
 
-    lengths = torch.tensor([len(s) for s in sequences])
-    pos = torch.arange(T)
-    mask = pos[None, :] >= (T - lengths)[:, None] if left else pos[None, :] < lengths[:, None]
+    mask = np.zeros((B, T), dtype=bool)
+    mask[rows, cols] = True
     inputs = {
-        "items": torch.tensor(pad((s.items for s in sequences), PAD), dtype=torch.long),
-        "categories": pad_cats([s.categories for s in sequences], K),
-        "event_types": torch.tensor(pad((s.event_types for s in sequences), PAD)),
-        "gaps": torch.tensor(pad((s.gaps for s in sequences), PAD), dtype=torch.long),
-        "mask": mask,
+        "items": field_(x for s in sequences for x in s.items),
+        "categories": cats_([s.categories for s in sequences], K),
+        "event_types": field_(x for s in sequences for x in s.event_types),
+        "gaps": field_(x for s in sequences for x in s.gaps),
+        "mask": torch.from_numpy(mask),
     }
-    inputs["event_types"] = inputs["event_types"].long().view(B, T)
-    inputs["items"] = inputs["items"].view(B, T)
-    inputs["gaps"] = inputs["gaps"].view(B, T)
     if device is not None:
         inputs = {k: v.to(device) for k, v in inputs.items()}
     if not has_targets:
         return inputs, None
     targets = {
-        "categories": pad_cats([s.target_categories for s in sequences], Kt),
-        "items": torch.tensor(pad((s.target_items for s in sequences), PAD)).long().view(B, T),
+        "categories": cats_([s.target_categories for s in sequences], Kt),
+        "items": field_(x for s in sequences for x in s.target_items),
     }
     if device is not None:
         targets = {k: v.to(device) for k, v in targets.items()}
@@ -651,10 +667,6 @@ class SequenceModel(nn.Module):
     def _embed(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         mask = inputs["mask"]  # (B, T) bool
         cats = inputs["categories"]  # (B, T, K)
-        n_cats = (cats != PAD).sum(-1, keepdim=True).clamp(min=1)  # (B, T, 1)
-        cat_mean = self.cat_emb(cats).sum(-2) / n_cats  # padding rows of cat_emb are zero
-        # positions count real events from the first one: left/right padding agree
-        pos = (mask.long().cumsum(1) - 1).clamp(min=0, max=self.config.max_len - 1)
         items = inputs["items"]
         if self.training and self.config.item_dropout > 0:  # most items are rare: regularise
             items = items * (
@@ -663,13 +675,20 @@ class SequenceModel(nn.Module):
         item_table = self.item_emb.weight
         if self.config.detach_item_input:
             item_table = item_table.detach()
-        x = (
-            F.embedding(items, item_table, padding_idx=PAD)
-            + cat_mean
-            + self.type_emb(inputs["event_types"])
-            + self.gap_emb(inputs["gaps"])
-            + self.pos_emb(pos)
-        )
+        x = F.embedding(items, item_table, padding_idx=PAD)  # (B, T, D), a fresh tensor
+        if cats.shape[-1] == 1:  # one category per event: no mean to take
+            x += self.cat_emb(cats[..., 0])
+        else:
+            n_cats = (cats != PAD).sum(-1, keepdim=True).clamp(min=1)  # (B, T, 1)
+            x += self.cat_emb(cats).sum(-2) / n_cats  # padding rows of cat_emb are zero
+        x += self.type_emb(inputs["event_types"])
+        x += self.gap_emb(inputs["gaps"])
+        # positions count real events from the first one: left/right padding agree
+        if mask.shape[1] <= self.config.max_len and bool(mask.all()):
+            x += self.pos_emb.weight[: mask.shape[1]]
+        else:
+            pos = (mask.long().cumsum(1) - 1).clamp(min=0, max=self.config.max_len - 1)
+            x += self.pos_emb(pos)
         return self.drop(x)  # (B, T, D)
 
     @staticmethod
@@ -732,33 +751,48 @@ class SequenceModel(nn.Module):
             k = self.copy_k(self.ln_copy(ctx)).float()  # (B, T, D)
             scores = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])  # (B, Tq, T)
         if Tq == 1:
-            allowed = mask[:, None, :]
+            if not bool(mask.all()):  # the last query may see every real event
+                scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
         else:
             causal = torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()
             eye = torch.eye(T, dtype=torch.bool, device=mask.device)
             allowed = (causal & mask[:, None, :]) | (eye & ~mask[:, :, None])
-        attn = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        attn = torch.softmax(scores, dim=-1)
         gate = torch.sigmoid(self.copy_gate(h).float())
         return attn, gate
+
+    def _category_probs(
+        self, h: torch.Tensor, ctx: torch.Tensor, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Next-category probabilities ``(B, Tq, V)`` of the copy-head mixture: gate ×
+        softmax(generative logits) + (1 - gate) × copy attention spread over each attended
+        event's categories (float32)."""
+        gen = self.heads(h, ("category",))["category"]
+        attn, gate = self._copy(h, ctx, inputs)  # (B, Tq, T), (B, Tq, 1)
+        cats = inputs["categories"]  # (B, T, K)
+        B, T, K = cats.shape
+        Tq = h.shape[1]
+        V = gen.shape[-1]
+        if K == 1 and Tq == 1:  # serving, one category per event: a plain scatter
+            copy = torch.zeros(B, V, device=h.device).scatter_add_(1, cats[..., 0], attn[:, 0])
+            copy = copy[:, None]
+        else:
+            share = (cats != PAD).float() / (cats != PAD).sum(-1, keepdim=True).clamp(min=1)
+            w = (attn[..., None] * share[:, None]).reshape(B, Tq, T * K)  # (B, Tq, T*K)
+            idx = cats.reshape(B, 1, T * K).expand(B, Tq, T * K)
+            copy = torch.zeros(B, Tq, V, device=h.device).scatter_add_(2, idx, w)
+        p = gate * torch.softmax(gen.float(), dim=-1) + (1.0 - gate) * copy
+        p[..., PAD] = 0.0
+        return p
 
     def _category_logprobs(
         self, h: torch.Tensor, ctx: torch.Tensor, inputs: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
-        """Next-category log-probabilities ``(B, Tq, V)``: gate × softmax(generative logits)
-        + (1 - gate) × copy attention spread over each attended event's categories."""
-        gen = self.heads(h, ("category",))["category"]
+        """Next-category log-probabilities ``(B, Tq, V)`` (raw logits without a copy head)."""
         if not self.config.copy_head:
-            return gen
-        attn, gate = self._copy(h, ctx, inputs)
-        cats = inputs["categories"]  # (B, T, K)
-        B, T, K = cats.shape
-        Tq = h.shape[1]
-        share = (cats != PAD).float() / (cats != PAD).sum(-1, keepdim=True).clamp(min=1)
-        w = (attn[..., None] * share[:, None]).reshape(B, Tq, T * K)  # (B, Tq, T*K)
-        idx = cats.reshape(B, 1, T * K).expand(B, Tq, T * K)
-        copy = torch.zeros(B, Tq, gen.shape[-1], device=h.device).scatter_add_(2, idx, w)
-        p = gate * torch.softmax(gen.float(), dim=-1) + (1.0 - gate) * copy
-        logp = torch.log(p.clamp(min=1e-30))
+            return self.heads(h, ("category",))["category"]
+        logp = torch.log(self._category_probs(h, ctx, inputs).clamp(min=1e-30))
         logp[..., PAD] = float("-inf")
         return logp
 
@@ -821,17 +855,25 @@ class SequenceModel(nn.Module):
         inputs: Mapping[str, torch.Tensor],
         heads: Iterable[str] = ("category",),
         copy_weights: bool = False,
+        probs: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Logits ``(B, V)`` at each row's LAST position; the last block runs only there.
 
         Rows must be left-padded (or unpadded): the tensor's last position is the last event.
+        ``probs``: the category head as probabilities instead (no log/softmax round trip).
         With ``copy_weights`` (and a copy head) also ``copy`` ``(B, T)``: the probability mass
         the copy head put on each event (split evenly over its categories).
         """
         h, ctx = self._trunk(inputs, last_only=True)  # (B, 1, D), (B, T, D)
         out = {}
         if "category" in heads:
-            out["category"] = self._category_logprobs(h, ctx, inputs)[:, 0]
+            if probs and self.config.copy_head:
+                out["category"] = self._category_probs(h, ctx, inputs)[:, 0]
+            elif probs:
+                cat = self.heads(h[:, 0], ("category",))["category"]
+                out["category"] = torch.softmax(cat.float(), dim=-1)
+            else:
+                out["category"] = self._category_logprobs(h, ctx, inputs)[:, 0]
         if copy_weights and self.config.copy_head:
             attn, gate = self._copy(h, ctx, inputs)
             out["copy"] = ((1.0 - gate) * attn)[:, 0]

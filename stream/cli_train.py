@@ -41,7 +41,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="CHECKPOINT", help="checkpoint file to write")
     p.add_argument("--config", choices=CONFIGS, default="small", help="model size (default: small)")
-    p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default: 40)")
+    p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default: 10)")
     p.add_argument(
         "--max-len", type=int, default=50, metavar="L", help="events of history (default: 50)"
     )
@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)"
     )
     p.add_argument("--batch-size", type=int, default=64, help="windows per step (default: 64)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     p.add_argument(
         "--max-seconds",
         type=float,

@@ -138,6 +138,8 @@ def test_left_and_right_padding_agree_with_unbatched(tiny):
         left, _ = model(xl)
         right, _ = model(xr)
         last = model.predict_last(xl)["category"]
+        probs = model.predict_last(xl, probs=True)["category"]
+        torch.testing.assert_close(probs, torch.softmax(last, -1))
         for b, s in enumerate(seqs):
             alone, _ = model(collate([s])[0])
             n = len(s)

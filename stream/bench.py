@@ -233,12 +233,12 @@ def latency_phase(
     }
 
 
-def scorer_rows() -> list[dict]:
-    try:
-        from models import bench_scorer
-    except ImportError:
-        return []
-    return bench_scorer.run()
+def scorer_rows() -> tuple[list[dict], str]:
+    """The Transformer scorer table (``models.bench_scorer``): rows and their Markdown."""
+    from models import bench_scorer
+
+    rows = bench_scorer.run_benchmark(seconds=0.5, rounds=3)
+    return rows, bench_scorer.markdown(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,11 +318,15 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap, lat_env, workdir, worker["rate"] / 2, args.latency_seconds, users=50_000
         )
         if not args.skip_scorer:
-            results["scorer"] = scorer_rows()
+            print("scorer benchmark …", flush=True)
+            results["scorer"], scorer_table = scorer_rows()
     finally:
         if started_broker:
             stop_local_broker()
     print_table(results)
+    if results.get("scorer"):
+        print("\n### Transformer scorer\n")
+        print(scorer_table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
@@ -353,17 +357,6 @@ def print_table(r: dict) -> None:
         f"| restart: recover {r['recovery']['users']:,} users | "
         f"{r['recovery']['seconds']:.1f} s to ready |"
     )
-    if r.get("scorer"):
-        print("\n### Transformer scorer\n")
-        rows = r["scorer"]
-        keys = list(rows[0])
-        print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-        for row in rows:
-            print(
-                "| "
-                + " | ".join(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row.values())
-                + " |"
-            )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -57,8 +58,14 @@ class StreamScorer:
     @classmethod
     def from_settings(cls, pipeline) -> StreamScorer:
         s = pipeline.settings
+        # Leave a core to the event loop: the model must not starve ingestion.
+        threads = max(1, (os.cpu_count() or 2) - 1)
         scorer = SequenceScorer.from_checkpoint(
-            s.checkpoint, quantize=s.scorer_int8, top_k=2 * s.top_k, batch_size=s.scorer_batch
+            s.checkpoint,
+            quantize=s.scorer_int8,
+            top_k=2 * s.top_k,
+            batch_size=s.scorer_batch,
+            num_threads=threads,
         )
         return cls(pipeline, scorer)
 

@@ -106,10 +106,7 @@ class KafkaSecurity:
             ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return ctx
 
-    def kafka_python(self) -> dict:
-        """Options for kafka-python's producers, consumers and admin client."""
-        if self.protocol == "PLAINTEXT":
-            return {}
+    def _sasl(self) -> dict:
         out: dict = {"security_protocol": self.protocol}
         if self.uses_sasl:
             out.update(
@@ -117,6 +114,13 @@ class KafkaSecurity:
                 sasl_plain_username=self.sasl_username,
                 sasl_plain_password=self.sasl_password,
             )
+        return out
+
+    def kafka_python(self) -> dict:
+        """Options for kafka-python's producers, consumers and admin client."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        out = self._sasl()
         if self.uses_ssl:
             out.update(
                 ssl_cafile=self.ssl_cafile,
@@ -126,16 +130,10 @@ class KafkaSecurity:
         return out
 
     def aiokafka(self) -> dict:
-        """Options for aiokafka clients."""
+        """Options for aiokafka clients (TLS as an ``ssl_context``)."""
         if self.protocol == "PLAINTEXT":
             return {}
-        out: dict = {"security_protocol": self.protocol}
-        if self.uses_sasl:
-            out.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
+        out = self._sasl()
         if self.uses_ssl:
             out["ssl_context"] = self.ssl_context()
         return out

@@ -152,7 +152,7 @@ class Pipeline:
                 forgotten[uid] = ev
                 continue
             try:
-                await self._apply(ev, now, touched, populations)
+                await self._apply(ev, now, touched, populations, forgotten)
             except InvalidEvent as err:
                 await self.dead_letter(ev.message, ev.value, err)
             except Exception as exc:  # a bug must not cost the event: it goes to the DLQ
@@ -178,7 +178,9 @@ class Pipeline:
             self.population[f"p{partition}"] = pop.state()
         _set_current_event(None)
 
-    async def _apply(self, ev: EventT, now: float, touched: dict, populations: dict) -> None:
+    async def _apply(
+        self, ev: EventT, now: float, touched: dict, populations: dict, forgotten: dict
+    ) -> None:
         msg = ev.message
         event = decode_event(ev.value, _header(msg, "content-type"), self.limits, now)
         if msg.key is not None and msg.key != event["user_id"].encode():
@@ -187,7 +189,12 @@ class Pipeline:
             await self.events.send(key=key, value=ev.value, headers=msg.headers)
             return
         uid = event["user_id"] = self.settings.user_key(event["user_id"])
-        record = touched[uid][1] if uid in touched else (self.users.get(uid) or new_record())
+        if uid in touched:
+            record = touched[uid][1]
+        elif uid in forgotten:  # forgotten earlier in this batch: the table row is going away
+            record = new_record()
+        else:
+            record = self.users.get(uid) or new_record()
         if record.get("p") == msg.partition and msg.offset <= record.get("o", -1):
             # Already in the state (replayed after a crash before the offset commit): skip.
             self.counters.duplicates += 1

@@ -85,3 +85,29 @@ def test_misrouted_event_is_rekeyed_to_its_user(pipeline):
     asyncio.run(feed(app, [(b"someone-else", pack(e))]))
     assert rekeyed == [(e["user_id"].encode(), pack(e))]
     assert pipe.users.get(e["user_id"]) is None
+
+
+def test_events_after_a_forget_in_the_same_batch_start_from_nothing(pipeline):
+    from stream.app import CONTROL_HEADER, FORGET
+
+    app, pipe, snapshots, _ = pipeline
+    events = scripted_events(12, users=1)
+
+    async def run():
+        async with app.agents[AGENT].test_context() as agent:
+            for e in events[:8]:  # in the table before the forget arrives
+                await agent.put(key=b"user-0", value=pack(e))
+            await asyncio.sleep(0.3)
+            await agent.put(
+                key=b"user-0", value=b"", headers=[(CONTROL_HEADER, FORGET)], wait=False
+            )
+            for e in events[8:]:
+                await agent.put(key=b"user-0", value=pack(e), wait=False)
+            await asyncio.sleep(0.3)
+
+    pipe.settings = type(pipe.settings)(
+        **{**pipe.settings.__dict__, "batch": 1000, "batch_ms": 200.0}
+    )
+    asyncio.run(run())
+    assert pipe.users["user-0"]["u"]["n"] == 4
+    assert decode_snapshot(snapshots[-1][1])["n_events"] == 4

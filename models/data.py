@@ -11,9 +11,9 @@ import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-FORMATS = ("taobao", "movielens", "generic")
+from models.schema import canonical_event_type
 
-TAOBAO_EVENT_TYPES = {"pv": "view", "cart": "cart", "fav": "fav", "buy": "purchase"}
+FORMATS = ("taobao", "movielens", "generic")
 
 
 def sort_by_time(events: Iterable[dict]) -> list[dict]:
@@ -42,7 +42,7 @@ def read_taobao(path: str | Path) -> Iterator[dict]:
                 "user_id": user,
                 "item_id": item,
                 "categories": [category],
-                "event_type": TAOBAO_EVENT_TYPES.get(behavior, behavior),
+                "event_type": canonical_event_type(behavior),
                 "ts": float(ts),
             }
 
@@ -95,7 +95,7 @@ def read_generic(path: str | Path) -> Iterator[dict]:
                 "user_id": str(row["user_id"]),
                 "item_id": str(row["item_id"]),
                 "categories": [c for c in str(row["category"]).split("|") if c],
-                "event_type": str(row["event_type"]),
+                "event_type": canonical_event_type(str(row["event_type"])),
                 "ts": float(row["ts"]),
             }
             if row.get("weight") not in (None, ""):

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-OTHER = "_other"
+from models.schema import OTHER
+
 FLOOR = 1e-9
 HISTORY_EDGES = (1, 2, 5, 10, 20, 50)  # buckets: 0 | 1 | 2-4 | 5-9 | 10-19 | 20-49 | 50+
 DEFAULT_OTHER_SPREAD = 100.0  # a category absent from a sparse dict gets _other / this

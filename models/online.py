@@ -19,16 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from river import base, drift, naive_bayes
 
-OTHER = "_other"
-
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 1.0,
-    "cart": 2.0,
-    "fav": 2.0,
-    "purchase": 2.0,
-    "rate": 1.0,
-}
+from models.schema import DEFAULT_EVENT_WEIGHTS, OTHER, canonical_event_type
 
 
 @dataclass(frozen=True)
@@ -76,7 +67,9 @@ class InterestConfig:
         w = event.get("weight")
         if w is not None:
             return float(w)
-        return float(self.event_weights.get(event.get("event_type", "view"), 1.0))
+        return float(
+            self.event_weights.get(canonical_event_type(event.get("event_type", "view")), 1.0)
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.schema import OTHER
 from models.sequence import (
     OOV,
     PAD,
@@ -30,8 +31,6 @@ from models.sequence import (
     item_bucket,
     load_checkpoint,
 )
-
-OTHER = "_other"
 
 
 def pick_device(device: torch.device | str | None = None) -> torch.device:

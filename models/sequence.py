@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.schema import EVENT_TYPES, canonical_event_type
+
 CHECKPOINT_FORMAT = "interest-tracker/sequence"
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -43,8 +45,6 @@ OOV = 1  # category index of anything outside the vocabulary
 PAD_TOKEN = "<pad>"
 OOV_TOKEN = "<oov>"
 
-EVENT_TYPES = ("view", "click", "cart", "fav", "purchase", "rate")
-EVENT_TYPE_ALIASES = {"pv": "view", "buy": "purchase"}
 # 0 = padding, 1 = unknown event type, 2.. = EVENT_TYPES
 EVENT_TYPE_INDEX = {name: i + 2 for i, name in enumerate(EVENT_TYPES)}
 N_EVENT_TYPES = len(EVENT_TYPES) + 2
@@ -183,7 +183,7 @@ def gap_bucket(gap_s: float | None, n_buckets: int = N_GAP_BUCKETS) -> int:
 def event_type_index(event_type: Any) -> int:
     """``0`` padding, ``1`` unknown, ``2..`` the event types of the schema (aliases resolved)."""
     name = str(event_type)
-    return EVENT_TYPE_INDEX.get(EVENT_TYPE_ALIASES.get(name, name), 1)
+    return EVENT_TYPE_INDEX.get(canonical_event_type(name), 1)
 
 
 def event_categories(event: Mapping[str, Any]) -> list[str]:

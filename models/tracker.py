@@ -12,7 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from models.online import OTHER, InterestConfig, UserInterest
+from models.online import InterestConfig, UserInterest
+from models.schema import OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
 

@@ -22,6 +22,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from models.online import PopulationInterest
+from models.schema import POPULATION_KEY
 from models.tracker import TrackerConfig, apply_event, build_snapshot, new_record, top_k
 from models.tracker import total_variation as tv
 from stream.codec import (
@@ -37,7 +38,6 @@ from stream.topics import TABLES
 
 log = logging.getLogger(__name__)
 
-POPULATION_KEY = "__population__"
 CONTROL_HEADER = "interest-control"
 FORGET = b"forget"
 

@@ -18,13 +18,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from models.schema import OTHER, POPULATION_PREFIX
 from stream.cli import CommandError, check_broker
 from stream.settings import Settings
 
-OTHER = "_other"
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 GREY = "#BBBBBB"
-POPULATION_PREFIX = "__population__/"
 
 
 def top_entries(dist: Mapping[str, float], k: int) -> list[tuple[str, float]]:

@@ -17,28 +17,13 @@ from typing import Any
 import msgpack
 from faust.serializers import codecs
 
-EVENT_TYPES = ("view", "click", "cart", "fav", "purchase", "rate")
-EVENT_TYPE_ALIASES = {"pv": "view", "buy": "purchase", "favorite": "fav", "favourite": "fav"}
+from models.schema import DLQ_REASONS, EVENT_TYPES, canonical_event_type
+
 JSON_CONTENT_TYPE = b"application/json"
 MAX_ID_BYTES = 256
 MAX_CATEGORY_BYTES = 128
 MAX_CATEGORIES = 64
-
-REASONS = (
-    "oversized",
-    "malformed",
-    "json-unmarked",
-    "not-a-map",
-    "missing-field",
-    "wrong-type",
-    "empty-categories",
-    "oversized-field",
-    "unknown-event-type",
-    "bad-timestamp",
-    "future",
-    "late",
-    "internal-error",
-)
+REASONS = DLQ_REASONS  # the DLQ reasons, under the name this module has always exported
 
 
 class InvalidEvent(ValueError):
@@ -113,7 +98,7 @@ def _event_type(event: Mapping) -> str:
     et = event["event_type"]
     if not isinstance(et, str):
         raise InvalidEvent("wrong-type", f"event_type must be str, not {type(et).__name__}")
-    et = EVENT_TYPE_ALIASES.get(et, et)
+    et = canonical_event_type(et)
     if et not in EVENT_TYPES:
         raise InvalidEvent(
             "unknown-event-type", f"{et[:40]!r} is not one of {', '.join(EVENT_TYPES)}"

@@ -39,7 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.online import DEFAULT_EVENT_WEIGHTS, InterestConfig
+from models.online import InterestConfig
+from models.schema import DEFAULT_EVENT_WEIGHTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

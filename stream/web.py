@@ -47,6 +47,7 @@ from typing import Any
 from aiohttp import web as aioweb
 from mode import Service
 
+from models.schema import OTHER, POPULATION_PREFIX
 from models.tracker import top_k, total_variation
 from stream.codec import REASONS, decode_snapshot
 
@@ -55,8 +56,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TOKEN_ENV = "INTEREST_WEB_TOKEN"
 TOKEN_COOKIE = "interest_web_token"
-POPULATION_PREFIX = "__population__/"
-OTHER = "_other"
 
 
 # -- bounded bookkeeping ----------------------------------------------------------------------

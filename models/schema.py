@@ -1,0 +1,57 @@
+"""The one definition of the event vocabulary and the reserved keys, shared by every module.
+
+The stream's codec, the offline loaders, the online estimators, the sequence model's encoder
+and the dashboard all import these names, so the same event means the same thing online and
+offline.
+
+>>> canonical_event_type("favourite"), canonical_event_type("pv"), canonical_event_type("x")
+('fav', 'view', 'x')
+>>> sorted(DEFAULT_EVENT_WEIGHTS) == sorted(EVENT_TYPES)
+True
+"""
+
+from __future__ import annotations
+
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "fav", "purchase", "rate")
+EVENT_TYPE_ALIASES: dict[str, str] = {
+    "pv": "view",
+    "buy": "purchase",
+    "favorite": "fav",
+    "favourite": "fav",
+}
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 1.0,
+    "cart": 2.0,
+    "fav": 2.0,
+    "purchase": 2.0,
+    "rate": 1.0,
+}
+
+# The key of the mass a distribution does not name (its tail, or the prior's share).
+OTHER = "_other"
+# Snapshots of the per-partition population are published under f"{POPULATION_PREFIX}p{N}".
+POPULATION_KEY = "__population__"
+POPULATION_PREFIX = POPULATION_KEY + "/"
+
+# Why an event went to the dead-letter topic (the DLQ record's ``reason``).
+DLQ_REASONS: tuple[str, ...] = (
+    "oversized",
+    "malformed",
+    "json-unmarked",
+    "not-a-map",
+    "missing-field",
+    "wrong-type",
+    "empty-categories",
+    "oversized-field",
+    "unknown-event-type",
+    "bad-timestamp",
+    "future",
+    "late",
+    "internal-error",
+)
+
+
+def canonical_event_type(name: str) -> str:
+    """The schema's name for an event type: aliases resolved, anything else unchanged."""
+    return EVENT_TYPE_ALIASES.get(name, name)

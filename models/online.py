@@ -198,6 +198,7 @@ class UserInterest(base.Classifier):
         )
         self._since_drift = -1  # events since the last detected shift; -1: none yet
         self._drift_now = False
+        self._own: dict[str, float] | None = None  # cached own distribution, not state
 
     @property
     def _multiclass(self) -> bool:
@@ -233,25 +234,54 @@ class UserInterest(base.Classifier):
         return -sum(math.log(max(p.get(c, other), 1e-9)) for c in categories) / len(categories)
 
     def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
-        before = self.predict_proba_one({}) if self._n else None
+        before = self.own_distribution() if self._n else None
         self._learn(x, _labels(x, y), before)
 
     def learn_and_predict(self, x: dict) -> tuple[dict[str, float], float]:
         """Learn one event; return the distribution after it and how far it moved.
 
         The move is the total variation between the distributions before and after (1.0 for
-        a user's first event). Cheaper than ``learn_one`` followed by two predictions.
+        a user's first event). The distribution is cached until the next event, so a stream
+        of events costs one prediction each. Treat the returned dict as read-only.
         """
-        before = self.predict_proba_one({}) if self._n else None
+        before = self.own_distribution() if self._n else None
         self._learn(x, _labels(x, None), before)
-        after = self.predict_proba_one({})
+        after = self.own_distribution()
         if before is None:
             return after, 1.0
-        moved = sum(abs(after.get(c, 0.0) - before.get(c, 0.0)) for c in set(after) | set(before))
+        moved = 0.0
+        for c, p in after.items():
+            moved += abs(p - before.get(c, 0.0))
+        for c, p in before.items():
+            if c not in after:
+                moved += p
         return after, 0.5 * moved
+
+    def own_distribution(self) -> dict[str, float]:
+        """``predict_proba_one({})`` (no prior: the smoothing mass as ``_other``), cached
+        until the next event. Treat it as read-only."""
+        if self._own is None:
+            self._own = self._predict_own()
+        return self._own
+
+    def _predict_own(self) -> dict[str, float]:
+        if self._n == 0:
+            return {OTHER: 1.0}
+        a_short, a_long = self._alphas(False)
+        ws = self.short_weight()
+        t_short = sum(self._short.values()) + self._short_res + a_short
+        t_long = sum(self._long.values()) + self._long_res + a_long
+        out = {c: (1.0 - ws) * (m / t_long) for c, m in self._long.items()}
+        for c, m in self._short.items():
+            out[c] = out.get(c, 0.0) + ws * (m / t_short)
+        out[OTHER] = (1.0 - ws) * ((self._long_res + a_long) / t_long) + ws * (
+            (self._short_res + a_short) / t_short
+        )
+        return out
 
     def _learn(self, x: dict, cats: list, before: Mapping[str, float] | None) -> None:
         cfg = self._cfg
+        self._own = None
         ts = float(x.get("ts", self._t if self._t is not None else 0.0))
         w = cfg.weight(x)
         s = self.surprise(cats, before) if before is not None else 0.0
@@ -311,8 +341,10 @@ class UserInterest(base.Classifier):
         )
 
     def predict_proba_one(self, x: dict | None = None, prior: Mapping[str, float] | None = None):
+        if prior is None:
+            return dict(self.own_distribution())
         if self._n == 0:
-            return dict(prior) if prior is not None else {OTHER: 1.0}
+            return dict(prior)
         short, long_ = self.horizons(prior)
         ws = self.short_weight()
         out = {c: (1.0 - ws) * p for c, p in long_.items()}
@@ -387,6 +419,43 @@ class UserInterest(base.Classifier):
         u._short_res, u._long_res = state["sr"], state["lr"]
         u._drift.set_state(state["d"])
         u._since_drift, u._drift_now = state["sd"], state["dn"]
+        return u
+
+    def compact_state(self) -> list:
+        """``state()`` as a flat list (categories in order, masses beside them), for records
+        that are stored and sent often; ``from_compact_state`` rebuilds it."""
+        return [
+            self._t,
+            self._r,
+            self._nr,
+            self._n,
+            list(self._short),
+            list(self._short.values()),
+            list(self._long),
+            list(self._long.values()),
+            self._short_res,
+            self._long_res,
+            self._drift.get_state(),
+            self._since_drift,
+            self._drift_now,
+        ]
+
+    @classmethod
+    def from_compact_state(
+        cls, state: Sequence, config: InterestConfig | None = None
+    ) -> UserInterest:
+        """Rebuild an estimator from ``compact_state()``.
+
+        >>> u = UserInterest()
+        >>> u.learn_one({"categories": ["a", "b"], "event_type": "cart", "ts": 5.0})
+        >>> UserInterest.from_compact_state(u.compact_state()).state() == u.state()
+        True
+        """
+        u = cls(config)
+        (u._t, u._r, u._nr, u._n, sk, sm, lk, lm, u._short_res, u._long_res, d, sd, dn) = state
+        u._short, u._long = dict(zip(sk, sm, strict=True)), dict(zip(lk, lm, strict=True))
+        u._drift.set_state(d)
+        u._since_drift, u._drift_now = sd, bool(dn)
         return u
 
 

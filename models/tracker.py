@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from models.online import InterestConfig, UserInterest
-from models.schema import OTHER
+from models.schema import EVENT_TYPES, OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
 
@@ -29,8 +29,140 @@ class TrackerConfig:
     explain_top: int = 3
 
 
-def new_record() -> dict:
-    return {"u": None, "h": []}
+RECORD_VERSION = 2
+
+
+class UserRecord:
+    """One user's live record: the online estimator, the last events, and where it stands in
+    the input (partition and offset of the last event applied, for exactly-once replays).
+
+    ``to_state()`` is the compact, versioned form that goes to the changelog (a flat list:
+    see ``docs/ARCHITECTURE.md``); ``from_state`` reads it and the dict form of version 1.
+
+    Examples
+    --------
+    >>> cfg = TrackerConfig(history=2)
+    >>> r = UserRecord(cfg)
+    >>> for i, c in enumerate(["a", "b", "b"]):
+    ...     _ = r.apply({"item_id": f"i{i}", "categories": [c], "event_type": "view",
+    ...                  "ts": 10.0 * i})
+    >>> r.n_events, [h[0] for h in r.history]
+    (3, ['i1', 'i2'])
+    >>> UserRecord.from_state(r.to_state(), cfg).to_state() == r.to_state()
+    True
+    """
+
+    __slots__ = ("cfg", "interest", "history", "partition", "offset")
+
+    def __init__(self, cfg: TrackerConfig | None = None):
+        self.cfg = cfg or TrackerConfig()
+        self.interest: UserInterest | None = None
+        # (item_id, categories, event_type, ts, moved), oldest first, at most cfg.history
+        self.history: list[tuple] = []
+        self.partition: int | None = None
+        self.offset = -1
+
+    @property
+    def n_events(self) -> int:
+        return self.interest.n_events if self.interest is not None else 0
+
+    @property
+    def last_ts(self) -> float | None:
+        return self.interest.last_ts if self.interest is not None else None
+
+    def apply(self, event: Mapping) -> dict[str, float]:
+        """Learn one validated event; return the user's own distribution after it
+        (``_other`` = unassigned mass; read-only)."""
+        if self.interest is None:
+            self.interest = UserInterest(self.cfg.interest)
+        after, moved = self.interest.learn_and_predict(event)
+        history = self.history
+        history.append(
+            (
+                event["item_id"],
+                tuple(event["categories"]),
+                event["event_type"],
+                event["ts"],
+                round(moved, 6),
+            )
+        )
+        if len(history) > self.cfg.history:
+            del history[: len(history) - self.cfg.history]
+        return after
+
+    def distribution(self) -> dict[str, float]:
+        """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
+        return self.interest.own_distribution() if self.interest else {OTHER: 1.0}
+
+    def to_state(self) -> list:
+        """``[version, partition, offset, interest, items, categories, types, times, moved]``:
+        history as columns; categories as indexes into the record's category table (a list
+        of indexes for a multi-category event); times as integer deltas where both ends are
+        whole seconds; moved in millionths."""
+        table: dict[str, int] = {}
+        cats, types, times, moved = [], [], [], []
+        prev = None
+        for _, cs, et, ts, mv in self.history:
+            idx = [table.setdefault(c, len(table)) for c in cs]
+            cats.append(idx[0] if len(idx) == 1 else idx)
+            types.append(_TYPE_INDEX.get(et, et))
+            whole = isinstance(ts, int) or float(ts).is_integer()
+            if whole and prev is not None:
+                times.append(int(ts) - prev)
+            else:
+                times.append(float(ts) if not whole else [int(ts)])
+            prev = int(ts) if whole else None
+            moved.append(round(mv * 1e6))
+        return [
+            RECORD_VERSION,
+            self.partition,
+            self.offset,
+            self.interest.compact_state() if self.interest is not None else None,
+            [h[0] for h in self.history],
+            list(table),
+            cats,
+            types,
+            times,
+            moved,
+        ]
+
+    @classmethod
+    def from_state(cls, state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> UserRecord:
+        """A record from ``to_state()``, or from the version-1 dict (``u``, ``h``, ``p``,
+        ``o``) that changelogs written before version 2 hold."""
+        r = cls(cfg)
+        if isinstance(state, Mapping):
+            if state.get("u"):
+                r.interest = UserInterest.from_state(state["u"], r.cfg.interest)
+            r.history = [(h[0], tuple(h[1]), h[2], h[3], h[4]) for h in state.get("h", [])]
+            r.partition, r.offset = state.get("p"), state.get("o", -1)
+            return r
+        version, r.partition, r.offset, interest, items, table, cats, types, times, moved = state
+        if version != RECORD_VERSION:
+            raise ValueError(f"unknown user record version {version!r}")
+        if interest is not None:
+            r.interest = UserInterest.from_compact_state(interest, r.cfg.interest)
+        history, prev = [], None
+        for item, c, et, t, mv in zip(items, cats, types, times, moved, strict=True):
+            if isinstance(t, list):
+                prev = t[0]
+                ts = float(prev)
+            elif isinstance(t, int) and prev is not None:
+                prev += t
+                ts = float(prev)
+            else:
+                ts, prev = t, None
+            cs = (table[c],) if isinstance(c, int) else tuple(table[i] for i in c)
+            history.append((item, cs, EVENT_TYPES[et] if isinstance(et, int) else et, ts, mv / 1e6))
+        r.history = history
+        return r
+
+
+_TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
+
+
+def new_record(cfg: TrackerConfig | None = None) -> UserRecord:
+    return UserRecord(cfg)
 
 
 def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
@@ -56,54 +188,36 @@ def entropy(p: Mapping[str, float]) -> float:
     return -sum(v * math.log(v) for v in p.values() if v > 0)
 
 
-def apply_event(record: dict, event: Mapping, cfg: TrackerConfig) -> dict[str, float]:
-    """Learn one validated event into ``record`` (in place).
+def apply_event(record: UserRecord, event: Mapping, cfg: TrackerConfig) -> dict[str, float]:
+    """Learn one validated event into ``record`` (in place); ``record.apply`` under ``cfg``.
 
     Returns the user's online distribution after the event (``_other`` = unassigned mass).
     """
-    user = (
-        UserInterest.from_state(record["u"], cfg.interest)
-        if record.get("u")
-        else UserInterest(cfg.interest)
-    )
-    after, moved = user.learn_and_predict(event)
-    record["u"] = user.state()
-    history = record.setdefault("h", [])
-    history.append(
-        [
-            event["item_id"],
-            list(event["categories"]),
-            event["event_type"],
-            event["ts"],
-            round(moved, 6),
-        ]
-    )
-    if len(history) > cfg.history:
-        del history[: len(history) - cfg.history]
-    return after
+    record.cfg = cfg
+    return record.apply(event)
 
 
-def history_events(record: Mapping) -> list[dict]:
+def history_events(record: UserRecord) -> list[dict]:
     """The record's last events as event dicts (oldest first), for the sequence model."""
     return [
-        {"item_id": h[0], "categories": h[1], "event_type": h[2], "ts": h[3]}
-        for h in record.get("h", [])
+        {"item_id": h[0], "categories": list(h[1]), "event_type": h[2], "ts": h[3]}
+        for h in record.history
     ]
 
 
-def explain(record: Mapping, cfg: TrackerConfig) -> list[dict]:
+def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     """The recent events that moved the distribution most (total variation), largest first."""
-    recent = record.get("h", [])[-cfg.explain_window :]
+    recent = record.history[-cfg.explain_window :]
     ranked = sorted(recent, key=lambda h: -h[4])[: cfg.explain_top]
     return [
-        {"item_id": h[0], "categories": h[1], "event_type": h[2], "ts": h[3], "moved": h[4]}
+        {"item_id": h[0], "categories": list(h[1]), "event_type": h[2], "ts": h[3], "moved": h[4]}
         for h in ranked
     ]
 
 
 def build_snapshot(
     user_id: str,
-    record: Mapping,
+    record: UserRecord,
     cfg: TrackerConfig,
     fused: Mapping[str, float] | None = None,
     sources: Mapping[str, Mapping] | None = None,
@@ -113,8 +227,8 @@ def build_snapshot(
 
     Without ``fused``, the distribution is the online estimate alone.
     """
-    user = UserInterest.from_state(record["u"], cfg.interest)
-    online = user.predict_proba_one({})
+    user = record.interest
+    online = user.own_distribution()
     short, long_ = user.horizons()
     dist = top_k(fused if fused is not None else online, cfg.top_k)
     return {
@@ -133,9 +247,9 @@ def build_snapshot(
     }
 
 
-def replay(events: Sequence[Mapping], cfg: TrackerConfig) -> dict:
+def replay(events: Sequence[Mapping], cfg: TrackerConfig) -> UserRecord:
     """Offline: one user's events in order -> the record the stream would hold."""
-    record = new_record()
+    record = UserRecord(cfg)
     for e in events:
-        apply_event(record, e, cfg)
+        record.apply(e)
     return record

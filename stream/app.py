@@ -1,38 +1,51 @@
 """The Faust app: events topic → per-user table → snapshots topic (and the DLQ).
 
-``create_app(settings)`` builds a fresh app; ``Pipeline`` holds its topics, tables, agent and
-timers. Stream state lives only in the ``interest-users`` and ``interest-population`` tables
-(changelogged, partitioned like the input). The worker also keeps per-process bookkeeping
-that is safe to lose (when a user's snapshot was last emitted, counters for ``/metrics``).
+``create_app(settings)`` builds a fresh app; ``Pipeline`` holds its topics, tables, the
+ingest path and timers. Stream state lives in the ``interest-users`` and
+``interest-population`` tables (changelogged, partitioned like the input).
+
+The hot path works on record batches (``stream.batch_consumer``): each fetch's records are
+decoded, validated and applied to live user records held in a record cache in front of the
+table; once per commit window each changed user's record is written to the table and its
+changelog (``before_commit``), and only then are the offsets that cover it committed, as Kafka
+Streams' record caches and Quix Streams' checkpoints do. The cache is the table's rows in
+live form, bounded, dropped when partitions are revoked. A replay after a crash skips what a
+user's record already holds (its partition and offset), so the effect on state is exactly
+once. The Faust agent on the events topic is the subscription and the per-event path that
+``test_context`` drives; it applies batches through the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import time
 import weakref
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT
+from faust.types import TP
 
 from models.online import PopulationInterest
 from models.schema import POPULATION_KEY
-from models.tracker import TrackerConfig, apply_event, build_snapshot, new_record, top_k
+from models.tracker import TrackerConfig, UserRecord, build_snapshot, top_k
 from models.tracker import total_variation as tv
+from stream.batch_consumer import SCHEME, register_transport
 from stream.codec import (
     InvalidEvent,
     Limits,
     dead_letter,
     decode_event,
+    decode_record,
+    encode_record,
     encode_snapshot,
     register_codecs,
 )
+from stream.output import Output
 from stream.settings import Settings
 from stream.topics import TABLES
 
@@ -55,17 +68,29 @@ class Counters:
     batches: int = 0
     duplicates: int = 0
     forgotten: int = 0
+    flushes: int = 0
+    records_written: int = 0
 
 
-def _set_current_event(event: EventT | None) -> None:
-    # Tables send a key's changelog record to the partition of the *current event*. Set it in
-    # this task's context only: Stream._set_current_event would also overwrite the attribute
-    # that take_events' background buffer task reads.
-    _current_event.set(weakref.ref(event) if event is not None else None)
+class _Partition:
+    """Stands in for the current event where Faust's tables and stores ask for its partition."""
+
+    __slots__ = ("message", "topic", "partition", "__weakref__")
+
+    def __init__(self, topic: str, partition: int):
+        self.message = self
+        self.topic, self.partition = topic, partition
 
 
-def _header(message, name: str) -> bytes | None:
-    headers = message.headers or ()
+def _in_partition(topic: str, partition: int) -> _Partition:
+    ctx = _Partition(topic, partition)
+    _current_event.set(weakref.ref(ctx))
+    return ctx
+
+
+def _header(headers: Any, name: str) -> bytes | None:
+    if not headers:
+        return None
     items = headers.items() if isinstance(headers, Mapping) else headers
     for k, v in items:
         if k.lower() == name:
@@ -74,7 +99,7 @@ def _header(message, name: str) -> bytes | None:
 
 
 class Pipeline:
-    """Topics, tables, the ingest agent and the trailing-emit timer of one Faust app."""
+    """Topics, tables, the batch ingest path and the emission timers of one Faust app."""
 
     def __init__(self, app: faust.App, settings: Settings):
         self.app = app
@@ -101,7 +126,7 @@ class Pipeline:
             TABLES[0],
             default=None,
             partitions=parts,
-            help="Per-user interest records (online estimator state + last events).",
+            help="Per-user interest records (compact, versioned: models.tracker.UserRecord).",
         )
         self.population = app.Table(
             TABLES[1],
@@ -109,17 +134,31 @@ class Pipeline:
             partitions=parts,
             help="Per-partition decayed population distribution.",
         )
-        for table in (self.users, self.population):
-            # Faust derives a table's codecs from its key/value types (json for plain types)
-            # and copies them into its store and changelog topic (built when the table
-            # registers itself), which recovery decodes with: set all three.
-            table.key_serializer, table.value_serializer = "utf8", "msgpack"
-            table.data.key_serializer, table.data.value_serializer = "utf8", "msgpack"
+        # Faust derives a table's codecs from its key/value types and copies them into its
+        # store and changelog topic (built when the table registers itself), which recovery
+        # decodes with: set all three. User records are bytes already (stream.codec).
+        for table, value_serializer in ((self.users, "raw"), (self.population, "msgpack")):
+            table.key_serializer, table.value_serializer = "utf8", value_serializer
+            table.data.key_serializer, table.data.value_serializer = "utf8", value_serializer
             table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
-        self.last_emit: dict[str, float] = {}
+        self.output = Output(app, parts)
+        # The record cache: live records of recently touched users (LRU order), and which of
+        # them changed since the last window. Rows of the users table, in live form.
+        self.cache: OrderedDict[str, UserRecord] = OrderedDict()
+        self.dirty: set[str] = set()
+        self.deleted: dict[str, int] = {}  # forgotten users -> partition, until the window ends
+        self.populations: dict[int, PopulationInterest] = {}
+        self.dirty_populations: set[int] = set()
+        self._processed: dict[TP, int] = {}  # next offset per partition, applied not yet written
+        self._written: dict[TP, int] = {}  # ... and written, ready to commit
+        self._flush_lock = asyncio.Lock()
+        # Emission bookkeeping (safe to lose): users emitted within the last min-interval
+        # (when, what), users owed a trailing snapshot (when), sequence estimates.
+        self.recent: dict[str, tuple[float, dict]] = {}
         self.pending: dict[str, float] = {}
         self.sequence: dict[str, tuple] = {}
+        self.dashboard: Any = None
         self.scorer = None
         if settings.checkpoint:
             from stream.scoring import StreamScorer
@@ -129,135 +168,228 @@ class Pipeline:
         app.agent(self.events, name="interest-tracker-events")(self.process)
         app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
         app.timer(5.0, on_leader=False)(self.publish_population)
+        app.timer(settings.commit_interval_s, on_leader=False)(self.send_output)
         self.users.on_recover(self._on_recover)
+        self.output.on_sent(self.users.changelog_topic.get_topic_name(), self._changelog_sent)
+
+    def attach(self, consumer: Any) -> None:
+        """Take the events topic's record batches from a ``BatchConsumer``."""
+        consumer.register_batch_topic(self.settings.events_topic, self)
 
     # -- ingest -------------------------------------------------------------------------------
     async def process(self, stream: faust.StreamT) -> None:
+        """The per-event path (Faust's stream): used where no ``BatchConsumer`` delivers."""
         s = self.settings
         async for batch in stream.take_events(s.batch, within=s.batch_ms / 1000.0):
-            await self.process_batch(stream, batch)
+            by_tp: dict[TP, list] = {}
+            for ev in batch:
+                by_tp.setdefault(ev.message.tp, []).append(ev.message)
+            await self.handle_records(by_tp)
+            await self.before_commit()  # Faust acks these events itself: write state first
+            self.pending_acks()
 
-    async def process_batch(self, stream: faust.StreamT, batch: list[EventT]) -> None:
-        """Apply a batch of events, then write each touched user's record (and emit) once."""
+    async def handle_records(self, batches: Mapping[TP, Sequence[Any]]) -> None:
+        """Apply records (aiokafka records or Faust messages, offset order per partition),
+        then publish the snapshots that are due."""
         now = time.time()
-        touched: dict[str, tuple[EventT, dict, dict]] = {}
-        forgotten: dict[str, EventT] = {}
-        populations: dict[int, tuple[EventT, PopulationInterest]] = {}
+        touched: dict[str, dict] = {}
         self.counters.batches += 1
-        for ev in batch:
-            self.counters.events += 1
-            if _header(ev.message, CONTROL_HEADER) == FORGET:
-                uid = self.settings.user_key((ev.message.key or b"").decode(errors="replace"))
-                touched.pop(uid, None)
-                forgotten[uid] = ev
-                continue
-            try:
-                await self._apply(ev, now, touched, populations, forgotten)
-            except InvalidEvent as err:
-                await self.dead_letter(ev.message, ev.value, err)
-            except Exception as exc:  # a bug must not cost the event: it goes to the DLQ
-                log.exception(
-                    "event at %s[%s]@%s failed",
-                    ev.message.topic,
-                    ev.message.partition,
-                    ev.message.offset,
-                )
-                err = InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
-                await self.dead_letter(ev.message, ev.value, err)
-        for uid, ev in forgotten.items():
-            _set_current_event(ev)
-            self.forget(uid)
-        for uid, (ev, record, online) in touched.items():
-            _set_current_event(ev)  # the changelog record goes to this event's partition
-            self.emit_or_defer(uid, record, online)
-            self.users[uid] = record
-            if self.scorer is not None:
-                self.scorer.mark(uid)
-        for partition, (ev, pop) in populations.items():
-            _set_current_event(ev)
-            self.population[f"p{partition}"] = pop.state()
-        _set_current_event(None)
-
-    async def _apply(
-        self, ev: EventT, now: float, touched: dict, populations: dict, forgotten: dict
-    ) -> None:
-        msg = ev.message
-        event = decode_event(ev.value, _header(msg, "content-type"), self.limits, now)
-        if msg.key is not None and msg.key != event["user_id"].encode():
-            # Keyed by something else: re-key so the user's state stays on one partition.
-            key = event["user_id"].encode()
-            await self.events.send(key=key, value=ev.value, headers=msg.headers)
-            return
-        uid = event["user_id"] = self.settings.user_key(event["user_id"])
-        if uid in touched:
-            record = touched[uid][1]
-        elif uid in forgotten:  # forgotten earlier in this batch: the table row is going away
-            record = new_record()
-        else:
-            record = self.users.get(uid) or new_record()
-        if record.get("p") == msg.partition and msg.offset <= record.get("o", -1):
-            # Already in the state (replayed after a crash before the offset commit): skip.
-            self.counters.duplicates += 1
-            return
-        last_ts = record["u"]["t"] if record.get("u") else None
-        if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
-            raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
-        online = apply_event(record, event, self.cfg)
-        record["p"], record["o"] = msg.partition, msg.offset
-        touched[uid] = (ev, record, online)
-        entry = populations.get(msg.partition)
-        pop = entry[1] if entry else self._population(msg.partition)
-        pop.learn_one(event)
-        populations[msg.partition] = (ev, pop)
-        self.counters.applied += 1
+        for tp, records in batches.items():
+            pop = self._population(tp.partition)
+            for rec in records:
+                self._apply(rec, now, touched, pop)
+            self._processed[tp] = records[-1].offset + 1
+            self.dirty_populations.add(tp.partition)
         self.counters.last_event_wall = now
+        mono = time.monotonic()
+        for uid, dist in touched.items():
+            self.emit_or_defer(uid, dist, mono)
+        if self.scorer is not None:
+            for uid in touched:
+                self.scorer.mark(uid)
+        await self.output.send()
 
-    def forget(self, uid: str) -> None:
+    def _apply(self, rec: Any, now: float, touched: dict, pop: PopulationInterest) -> None:
+        self.counters.events += 1
+        headers = rec.headers
+        if headers and _header(headers, CONTROL_HEADER) == FORGET:
+            uid = self.settings.user_key((rec.key or b"").decode(errors="replace"))
+            self.forget(uid, rec)
+            touched.pop(uid, None)
+            return
+        try:
+            event = decode_event(rec.value, _header(headers, "content-type"), self.limits, now)
+            key = event["user_id"].encode()
+            if rec.key is not None and rec.key != key:
+                # Keyed by something else: re-key so the user's state stays on one partition.
+                topic = self.settings.events_topic
+                self.output.add(
+                    topic, key, rec.value, self.output.partition_for(topic, key), rec.headers
+                )
+                return
+            uid = event["user_id"] = self.settings.user_key(event["user_id"])
+            record = self.record(uid)
+            if record.partition == rec.partition and rec.offset <= record.offset:
+                # Already in the state (replayed after a crash before the offset commit).
+                self.counters.duplicates += 1
+                return
+            last_ts = record.last_ts
+            if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
+                raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
+            touched[uid] = record.apply(event)
+            record.partition, record.offset = rec.partition, rec.offset
+            self.dirty.add(uid)
+            pop.learn_one(event)
+            self.counters.applied += 1
+        except InvalidEvent as err:
+            self.dead_letter(rec, err)
+        except Exception as exc:  # a bug must not cost the event: it goes to the DLQ
+            log.exception("event at %s[%s]@%s failed", rec.topic, rec.partition, rec.offset)
+            self.dead_letter(
+                rec, InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
+            )
+
+    def record(self, uid: str) -> UserRecord:
+        """The user's live record: from the cache, else the table, else a new one."""
+        record = self.cache.get(uid)
+        if record is not None:
+            self.cache.move_to_end(uid)
+            return record
+        blob = None if uid in self.deleted else self.users.data.get(uid)
+        record = decode_record(blob, self.cfg) if blob else UserRecord(self.cfg)
+        self.cache[uid] = record
+        return record
+
+    def user_record(self, uid: str) -> UserRecord | None:
+        """The user's record if this worker holds one with events (no caching)."""
+        record = self.cache.get(uid)
+        if record is None and uid not in self.deleted:
+            blob = self.users.data.get(uid)
+            record = decode_record(blob, self.cfg) if blob else None
+        return record if record is not None and record.interest is not None else None
+
+    def forget(self, uid: str, rec: Any) -> None:
         """Remove a user everywhere: table (changelog tombstone), caches, snapshot topic."""
-        if self.users.get(uid) is not None:
-            del self.users[uid]
-        for cache in (self.last_emit, self.pending, self.sequence):
+        self.cache.pop(uid, None)
+        self.dirty.discard(uid)
+        self.deleted[uid] = rec.partition
+        for cache in (self.recent, self.pending, self.sequence):
             cache.pop(uid, None)
         if self.scorer is not None:
             self.scorer.dirty.pop(uid, None)
-        self.snapshots.send_soon(key=uid.encode(), value=None)
+        topic = self.settings.snapshots_topic
+        key = uid.encode()
+        self.output.add(topic, key, None, self.output.partition_for(topic, key))
         self.counters.forgotten += 1
 
     def _population(self, partition: int) -> PopulationInterest:
-        state = self.population.get(f"p{partition}")
-        if state:
-            return PopulationInterest.from_state(state, self.cfg.interest)
-        return PopulationInterest(self.cfg.interest)
+        pop = self.populations.get(partition)
+        if pop is None:
+            state = self.population.data.get(f"p{partition}")
+            if state:
+                pop = PopulationInterest.from_state(state, self.cfg.interest)
+            else:
+                pop = PopulationInterest(self.cfg.interest)
+            self.populations[partition] = pop
+        return pop
 
-    async def dead_letter(self, msg, original: bytes | None, err: InvalidEvent) -> None:
+    def dead_letter(self, rec: Any, err: InvalidEvent) -> None:
         self.counters.dlq[err.reason] += 1
-        await self.dlq.send(
-            key=msg.key,
-            value=dead_letter(
-                original, err.reason, err.detail, msg.topic, msg.partition, msg.offset
-            ),
-        )
+        topic = self.settings.dlq_topic
+        value = dead_letter(rec.value, err.reason, err.detail, rec.topic, rec.partition, rec.offset)
+        partition = self.output.partition_for(topic, rec.key) if rec.key else rec.partition
+        self.output.add(topic, rec.key, value, partition)
+
+    # -- the commit window --------------------------------------------------------------------
+    async def before_commit(self) -> None:
+        """Write every changed record to the table and its changelog (the window's end)."""
+        async with self._flush_lock:
+            self._write_window()
+            await self.output.drain()
+
+    def _write_window(self) -> None:
+        # Synchronous from here: the records written are exactly the state that the
+        # processed offsets (moved to _written below) cover.
+        users, store = self.users, self.users.data
+        changelog = users.changelog_topic.get_topic_name()
+        events_topic = self.settings.events_topic
+        for uid, partition in self.deleted.items():
+            if uid in self.dirty:
+                continue  # events after the forget: their new record replaces the old one
+            _in_partition(events_topic, partition)
+            store.pop(uid, None)
+            self.output.add(changelog, uid.encode(), None, partition)
+        self.deleted.clear()
+        for uid in self.dirty:
+            record = self.cache[uid]
+            blob = encode_record(record)
+            _in_partition(events_topic, record.partition)
+            store[uid] = blob
+            self.output.add(changelog, uid.encode(), blob, record.partition)
+        self.counters.records_written += len(self.dirty)
+        self.dirty.clear()
+        for partition in self.dirty_populations:
+            if partition in self.populations:
+                _in_partition(events_topic, partition)
+                self.population[f"p{partition}"] = self.populations[partition].state()
+        self.dirty_populations.clear()
+        _current_event.set(None)
+        for tp, offset in self._processed.items():
+            self._written[tp] = max(offset, self._written.get(tp, 0))
+        self._processed.clear()
+        self.counters.flushes += 1
+        self._evict()
+
+    def _evict(self) -> None:
+        over = len(self.cache) - self.settings.cache_users
+        for uid in list(self.cache)[: max(0, over)]:
+            if uid not in self.dirty:
+                del self.cache[uid]
+        cutoff = time.monotonic() - self.settings.min_interval_s
+        for uid in [u for u, (at, _) in self.recent.items() if at <= cutoff]:
+            del self.recent[uid]
+
+    def pending_acks(self) -> dict[TP, int]:
+        acks, self._written = self._written, {}
+        return acks
+
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        """Write the state of the leaving partitions, then forget it locally."""
+        await self.before_commit()
+        gone = {tp.partition for tp in revoked if tp.topic == self.settings.events_topic}
+        if not gone:
+            return
+        for uid in [u for u, r in self.cache.items() if r.partition in gone]:
+            del self.cache[uid]
+        for partition in gone:
+            self.populations.pop(partition, None)
+
+    def _changelog_sent(self, topic: str, partition: int, offset: int, count: int) -> None:
+        # What Faust's own changelog callback does: a persistent store (RocksDB) remembers
+        # the offset it holds, so a restart replays only the changelog's tail.
+        self.users.data.set_persisted_offset(TP(topic, partition), offset + count - 1)
+
+    async def send_output(self) -> None:
+        """Hand queued output to the producer (also done after each batch)."""
+        await self.output.send()
 
     # -- emission -----------------------------------------------------------------------------
-    def emit_or_defer(self, uid: str, record: dict, online: Mapping[str, float]) -> None:
+    def emit_or_defer(self, uid: str, online: Mapping[str, float], now: float) -> None:
         """Emit now if the user's last snapshot is old enough or the distribution moved a lot.
 
         ``online`` is the user's online distribution after the batch: enough to decide, so a
         full snapshot is built only when one is published.
         """
-        now = time.monotonic()
-        last = self.last_emit.get(uid)
-        due = last is None or now - last >= self.settings.min_interval_s
-        if not due and record.get("ed") is not None:
-            due = tv(top_k(online, self.settings.top_k), record["ed"]) > self.settings.tv_threshold
+        last = self.recent.get(uid)
+        due = last is None or now - last[0] >= self.settings.min_interval_s
+        if not due:
+            due = tv(top_k(online, self.settings.top_k), last[1]) > self.settings.tv_threshold
         if due:
-            snapshot = self.snapshot(uid, record)
-            record["ed"] = snapshot["distribution"]
-            self.publish(uid, snapshot, now)
+            self.publish(uid, self.snapshot(uid, self.cache[uid]), now)
         else:
-            self.pending.setdefault(uid, last + self.settings.min_interval_s)
+            self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
 
-    def snapshot(self, uid: str, record: Mapping) -> dict:
+    def snapshot(self, uid: str, record: UserRecord) -> dict:
         seq = self.sequence.get(uid)
         if seq is None or self.scorer is None:
             return build_snapshot(uid, record, self.cfg)
@@ -265,8 +397,12 @@ class Pipeline:
 
     def publish(self, uid: str, snapshot: dict, now: float) -> None:
         snapshot["emitted_at"] = time.time()
-        self.snapshots.send_soon(key=uid.encode(), value=encode_snapshot(snapshot))
-        self.last_emit[uid] = now
+        topic, key = self.settings.snapshots_topic, uid.encode()
+        self.output.add(
+            topic, key, encode_snapshot(snapshot), self.output.partition_for(topic, key)
+        )
+        if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
+            self.recent[uid] = (now, snapshot["distribution"])
         self.pending.pop(uid, None)
         self.counters.snapshots += 1
 
@@ -275,18 +411,19 @@ class Pipeline:
         now = time.monotonic()
         due = [uid for uid, at in self.pending.items() if at <= now]
         for i, uid in enumerate(due):
-            record = self.users.get(uid)
-            if record is None or record.get("u") is None:
+            record = self.user_record(uid)
+            if record is None:
                 self.pending.pop(uid, None)
                 continue
             self.publish(uid, self.snapshot(uid, record), now)
             if i % 500 == 499:
-                await asyncio.sleep(0)
+                await self.output.send()
+        await self.output.send()
 
     async def _on_recover(self) -> None:
         # A recovered user may have had a deferred snapshot in the worker that owned it before.
         now = time.monotonic()
-        for uid in list(self.users.keys()):
+        for uid in list(self.users.data.keys()):
             self.pending.setdefault(uid, now)
 
     async def publish_population(self) -> None:
@@ -294,25 +431,32 @@ class Pipeline:
             if not state:
                 continue
             dist = PopulationInterest.from_state(state, self.cfg.interest).predict_proba_one({})
-            self.snapshots.send_soon(
-                key=f"{POPULATION_KEY}/{key}".encode(),
-                value=encode_snapshot(
-                    {
-                        "user_id": f"{POPULATION_KEY}/{key}",
-                        "ts": state["t"],
-                        "distribution": top_k(dist, 50),
-                        "emitted_at": time.time(),
-                    }
-                ),
+            uid = f"{POPULATION_KEY}/{key}"
+            snapshot = {
+                "user_id": uid,
+                "ts": state["t"],
+                "distribution": top_k(dist, 50),
+                "emitted_at": time.time(),
+            }
+            topic = self.settings.snapshots_topic
+            self.output.add(
+                topic,
+                uid.encode(),
+                encode_snapshot(snapshot),
+                self.output.partition_for(topic, uid.encode()),
             )
+        await self.output.send()
 
 
 def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App, Pipeline]:
     """A configured Faust app and its pipeline. ``overrides`` go to ``faust.App``."""
     register_codecs()
+    register_transport()
     settings = settings or Settings.from_env()
+    broker = settings.broker_url if settings.bootstrap else "kafka://127.0.0.1:9092"
     config = dict(
-        broker=settings.broker_url if settings.bootstrap else "kafka://127.0.0.1:9092",
+        broker=broker,
+        broker_consumer=broker.replace("kafka://", f"{SCHEME}://", 1),
         store=settings.store,
         datadir=settings.state_dir,
         topic_partitions=settings.partitions,
@@ -322,8 +466,11 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
         web_port=settings.web_port,
         web_bind=settings.web_host,
         producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
+        producer_max_request_size=4 << 20,
+        broker_max_poll_records=settings.batch,
         stream_buffer_maxsize=8192,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval_s,
         table_cleanup_interval=30.0,
         autodiscover=False,
         # Faust's generic /table and /router views would expose raw per-user records.
@@ -336,8 +483,9 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
     # Faust warns each time its producer buffer passes 100 queued messages: routine at our rates.
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     pipeline = Pipeline(app, settings)
-    if importlib.util.find_spec("stream.web") is not None:
-        from stream.web import register_web
+    if hasattr(app.consumer, "register_batch_topic"):
+        pipeline.attach(app.consumer)
+    from stream.web import register_web
 
-        register_web(app, pipeline)
+    register_web(app, pipeline)
     return app, pipeline

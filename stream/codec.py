@@ -18,6 +18,7 @@ import msgpack
 from faust.serializers import codecs
 
 from models.schema import DLQ_REASONS, EVENT_TYPES, canonical_event_type
+from models.tracker import TrackerConfig, UserRecord
 
 JSON_CONTENT_TYPE = b"application/json"
 MAX_ID_BYTES = 256
@@ -193,6 +194,16 @@ def dead_letter(
             "rejected_at": time.time(),
         }
     )
+
+
+def encode_record(record: UserRecord) -> bytes:
+    """A user's record for the table and its changelog (``UserRecord.to_state``, msgpack)."""
+    return pack(record.to_state())
+
+
+def decode_record(data: bytes, cfg: TrackerConfig | None = None) -> UserRecord:
+    """``encode_record``'s bytes, or a version-1 record (a msgpack map), as a live record."""
+    return UserRecord.from_state(unpack(data), cfg)
 
 
 def encode_snapshot(snapshot: Mapping) -> bytes:

@@ -14,14 +14,12 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from models.fusion import FusionParams
-from models.online import UserInterest
 from models.scorer import SequenceScorer
-from models.tracker import build_snapshot, history_events
+from models.tracker import UserRecord, build_snapshot, history_events
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
@@ -107,8 +105,8 @@ class StreamScorer:
         histories, users = [], []
         for uid in batch:
             del self.dirty[uid]
-            record = self.pipeline.users.get(uid)
-            if record and record.get("h"):
+            record = self.pipeline.user_record(uid)
+            if record is not None and record.history:
                 users.append(uid)
                 histories.append(history_events(record))
         if not users:
@@ -127,13 +125,13 @@ class StreamScorer:
             self.pipeline.sequence[uid] = (dist, now_wall, version)
             self.pipeline.pending[uid] = now  # publish the fused snapshot at the next flush
 
-    def fused_snapshot(self, uid: str, record: Mapping, seq: tuple) -> dict:
+    def fused_snapshot(self, uid: str, record: UserRecord, seq: tuple) -> dict:
         """The user's snapshot with the sequence estimate fused in (weights in ``sources``)."""
         self._refresh_fusion()
         dist, scored_at, version = seq
         cfg = self.pipeline.cfg
-        user = UserInterest.from_state(record["u"], cfg.interest)
-        online = user.predict_proba_one({})
+        user = record.interest
+        online = user.own_distribution()
         age = max(0.0, time.time() - scored_at)
         fused, weights = self._fusion.combine(online, dist, user.n_events, age)
         sources = {

@@ -22,7 +22,9 @@
 | ``INTEREST_LATENESS_S`` | ``86400`` | events older than a user's latest by more go to the DLQ |
 | ``INTEREST_MAX_FUTURE_S`` | ``300`` | allowed clock skew into the future |
 | ``INTEREST_MAX_PAYLOAD`` | ``65536`` | bytes; larger messages go to the DLQ |
-| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``500`` / ``50`` | batch size / wait |
+| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``2000`` / ``50`` | records per fetch / wait |
+| ``INTEREST_COMMIT_INTERVAL_S`` | ``1.0`` | commit window: changed records written, then offsets |
+| ``INTEREST_CACHE_USERS`` | ``4096`` | live user records kept between windows (the record cache) |
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
@@ -191,8 +193,10 @@ class Settings:
     lateness_s: float = 86400.0
     max_future_s: float = 300.0
     max_payload: int = 65536
-    batch: int = 500
+    batch: int = 2000
     batch_ms: float = 50.0
+    commit_interval_s: float = 1.0
+    cache_users: int = 4096
     checkpoint: str | None = None
     scorer_batch: int = 256
     scorer_ms: float = 200.0
@@ -260,8 +264,10 @@ class Settings:
             lateness_s=float(e("INTEREST_LATENESS_S", "86400")),
             max_future_s=float(e("INTEREST_MAX_FUTURE_S", "300")),
             max_payload=int(e("INTEREST_MAX_PAYLOAD", "65536")),
-            batch=int(e("INTEREST_BATCH", "500")),
+            batch=int(e("INTEREST_BATCH", "2000")),
             batch_ms=float(e("INTEREST_BATCH_MS", "50")),
+            commit_interval_s=float(e("INTEREST_COMMIT_INTERVAL_S", "1.0")),
+            cache_users=int(e("INTEREST_CACHE_USERS", "4096")),
             checkpoint=env.get("INTEREST_CHECKPOINT") or None,
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),

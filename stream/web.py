@@ -532,8 +532,8 @@ class Dashboard:
 
     def local_snapshot(self, uid: str) -> dict | None:
         """The user's current snapshot from this worker's table (None if not here)."""
-        record = self.pipeline.users.get(uid)
-        if not record or record.get("u") is None:
+        record = self.pipeline.user_record(uid)
+        if record is None:
             return None
         return self.pipeline.snapshot(uid, record)
 
@@ -590,7 +590,7 @@ class Dashboard:
         return {}, [], "none"
 
     def table_size(self) -> int:
-        return self._memoised("table_size", 1.0, lambda: len(self.pipeline.users))
+        return self._memoised("table_size", 1.0, lambda: len(self.pipeline.users.data))
 
     def rates(self) -> tuple[float, float]:
         events = self.events_rate.sample(self.pipeline.counters.events)

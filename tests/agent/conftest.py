@@ -31,6 +31,34 @@ def scripted_events(n: int = 400, users: int = 7, seed: int = 11) -> list[dict]:
     return out
 
 
+class RecordingOutput:
+    """Takes the place of ``stream.output.Output`` under test_context, where there is no
+    producer: each record is kept as (key, value) under its topic, or given to a hook."""
+
+    def __init__(self, topics):
+        self.sent = {topic: [] for topic in topics}
+        self.hooks = {}
+
+    def partition_for(self, topic, key):
+        return 0
+
+    def add(self, topic, key, value, partition, headers=None):
+        hook = self.hooks.get(topic)
+        if hook is not None:
+            hook(key, value)
+        else:
+            self.sent.setdefault(topic, []).append((key, value))
+
+    def on_sent(self, topic, callback):
+        pass
+
+    async def send(self):
+        pass
+
+    async def drain(self):
+        pass
+
+
 @pytest.fixture
 def pipeline():
     """(app, pipeline, snapshots sent, dead letters sent) for one test."""
@@ -38,11 +66,6 @@ def pipeline():
         bootstrap="127.0.0.1:1", app_id="agent-test", min_interval_s=0.0, batch=64, batch_ms=5.0
     )
     app, pipe = create_app(settings, store="memory://")
-    snapshots, dead = [], []
-    pipe.snapshots.send_soon = lambda key, value, **kw: snapshots.append((key, value))
-
-    async def dlq_send(key=None, value=None, **kw):
-        dead.append((key, value))
-
-    pipe.dlq.send = dlq_send
-    return app, pipe, snapshots, dead
+    s = pipe.settings
+    pipe.output = RecordingOutput([s.snapshots_topic, s.dlq_topic, s.events_topic])
+    return app, pipe, pipe.output.sent[s.snapshots_topic], pipe.output.sent[s.dlq_topic]

@@ -75,16 +75,11 @@ def test_bad_events_go_to_the_dlq_and_the_next_valid_one_is_applied(pipeline):
 
 def test_misrouted_event_is_rekeyed_to_its_user(pipeline):
     app, pipe, _, _ = pipeline
-    rekeyed = []
-
-    async def events_send(key=None, value=None, **kw):
-        rekeyed.append((key, value))
-
-    pipe.events.send = events_send
+    rekeyed = pipe.output.sent[pipe.settings.events_topic]
     e = scripted_events(1)[0]
     asyncio.run(feed(app, [(b"someone-else", pack(e))]))
     assert rekeyed == [(e["user_id"].encode(), pack(e))]
-    assert pipe.users.get(e["user_id"]) is None
+    assert pipe.user_record(e["user_id"]) is None
 
 
 def test_events_after_a_forget_in_the_same_batch_start_from_nothing(pipeline):
@@ -109,5 +104,5 @@ def test_events_after_a_forget_in_the_same_batch_start_from_nothing(pipeline):
         **{**pipe.settings.__dict__, "batch": 1000, "batch_ms": 200.0}
     )
     asyncio.run(run())
-    assert pipe.users["user-0"]["u"]["n"] == 4
+    assert pipe.user_record("user-0").n_events == 4
     assert decode_snapshot(snapshots[-1][1])["n_events"] == 4

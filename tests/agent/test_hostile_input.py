@@ -114,11 +114,11 @@ def test_hostile_payloads_all_reach_the_dlq_and_valid_events_are_applied(
     app, pipe, _, _ = pipeline
     dead: list[tuple[str, str]] = []  # (reason, digest of the original): keeps the heap honest
 
-    async def dlq_send(key=None, value=None, **kw):
+    def dlq_send(key, value):
         record = unpack(value)
         dead.append((record["reason"], hashlib.sha1(record["original"]).hexdigest()))
 
-    pipe.dlq.send = dlq_send
+    pipe.output.hooks[pipe.settings.dlq_topic] = dlq_send
     valid = scripted_events(500, users=20, seed=3)
     rng = random.Random(9)
     total = len(hostile_payloads) + len(valid)
@@ -152,7 +152,7 @@ def test_hostile_payloads_all_reach_the_dlq_and_valid_events_are_applied(
     assert pipe.counters.applied == len(valid)
     for uid in {e["user_id"] for e in valid}:
         n = sum(e["user_id"] == uid for e in valid)
-        assert pipe.users[uid]["u"]["n"] == n
+        assert pipe.user_record(uid).n_events == n
     # bounded: what the worker keeps after the stream grew by < 16 MiB over its first tenth
     grew = retained - run.base
     assert grew < 16 * 2**20, f"memory grew by {grew / 2**20:.0f} MiB"

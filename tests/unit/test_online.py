@@ -16,7 +16,14 @@ from models.online import (
     UserInterest,
 )
 from models.synthetic import SyntheticConfig, synthetic_events
-from models.tracker import TrackerConfig, apply_event, build_snapshot, replay, top_k
+from models.tracker import (
+    TrackerConfig,
+    UserRecord,
+    apply_event,
+    build_snapshot,
+    replay,
+    top_k,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -190,13 +197,13 @@ def test_tracker_snapshot_matches_the_estimator():
     snap = build_snapshot("u", record, cfg)
     assert snap["distribution"] == top_k(u.predict_proba_one({}), 3)
     assert math.isclose(sum(snap["distribution"].values()), 1.0)
-    assert snap["version"] == snap["n_events"] == 7 and len(record["h"]) == 5
+    assert snap["version"] == snap["n_events"] == 7 and len(record.history) == 5
     assert snap["explain"][0]["moved"] >= snap["explain"][-1]["moved"]
 
 
 def test_apply_event_records_history_in_order():
     cfg = TrackerConfig(history=3)
-    record = {"u": None, "h": []}
+    record = UserRecord(cfg)
     for i in range(5):
         apply_event(record, dict(ev("a", float(i)), item_id=str(i)), cfg)
-    assert [h[0] for h in record["h"]] == ["2", "3", "4"]
+    assert [h[0] for h in record.history] == ["2", "3", "4"]

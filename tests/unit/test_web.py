@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.online import PopulationInterest
 from models.tracker import build_snapshot, replay
 from stream.app import create_app
-from stream.codec import encode_snapshot
+from stream.codec import encode_record, encode_snapshot
 from stream.settings import Settings
 from stream.web import STATIC_DIR, page_weight
 
@@ -56,7 +56,7 @@ def make(token: str | None = None, bootstrap: str = "127.0.0.1:1", **options):
 
 def put_user(pipe, uid: str, cats: list[str]) -> dict:
     record = replay(events(uid, cats), pipe.cfg)
-    pipe.users.data[uid] = record  # the local store, as a worker owning the user has it
+    pipe.users.data[uid] = encode_record(record)  # the local store of the worker owning it
     return record
 
 

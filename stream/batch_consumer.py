@@ -1,0 +1,167 @@
+"""A Faust consumer that hands whole record batches of chosen topics to a batch handler.
+
+Faust delivers every record through a ``Message``, flow control, an ``Event``, a stream and a
+per-message ack; at tens of thousands of records per second that machinery is the cost (see
+``docs/RESULTS.md``). ``BatchConsumer`` keeps everything else of Faust's aiokafka consumer
+(group membership, rebalancing, offset commits, table recovery, the changelog topics) and
+changes one thing: the records of the topics registered with ``register_batch_topic`` skip
+the per-message path. Each fetch's records of those topics go, grouped by partition, to one
+``BatchSink``; the sink says which offsets its state covers (``pending_acks``), and those are
+acked in bulk just before each commit, after ``before_commit`` has written the state that
+covers them. So an offset is committed only after its effect is in the changelog.
+
+Records of every other topic (changelogs during recovery, standby replicas) take Faust's
+normal path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+SCHEME = "batchkafka"
+
+
+class BatchSink(Protocol):
+    """What a ``BatchConsumer`` delivers to."""
+
+    def handle_records(self, batches: Mapping[TP, list[Any]]) -> None:
+        """Apply the records (aiokafka ``ConsumerRecord``s, in offset order per partition)."""
+
+    def pending_acks(self) -> dict[TP, int]:
+        """The next offset to commit per partition, for state already handed to the
+        producer by ``before_commit``; emptied by the call."""
+
+    async def before_commit(self) -> None:
+        """Write the state that the processed records changed (the changelog)."""
+
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        """Partitions leave this worker: write their state, then forget it."""
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a bulk path for the topics of a ``BatchSink``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch_topics: dict[str, BatchSink] = {}
+        self._bulk_acked: dict[TP, int] = {}
+
+    def register_batch_topic(self, topic: str, sink: BatchSink) -> None:
+        self._batch_topics[topic] = sink
+
+    def _sinks(self) -> Iterable[BatchSink]:
+        return {id(s): s for s in self._batch_topics.values()}.values()
+
+    # -- commits: the sink's state first, then its offsets -----------------------------------
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        for sink in self._sinks():
+            await sink.before_commit()
+            for tp, offset in sink.pending_acks().items():
+                if offset > self._bulk_acked.get(tp, -1):
+                    self._bulk_acked[tp] = offset
+        return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterable[TP]:
+        tps = set(super()._filter_tps_with_pending_acks(topics))
+        tps.update(
+            tp for tp in self._bulk_acked if topics is None or tp in topics or tp.topic in topics
+        )
+        return tps
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp in self._bulk_acked:
+            return self._bulk_acked.pop(tp)
+        return super()._new_offset(tp)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for sink in self._sinks():
+            try:
+                await sink.on_revoked(set(revoked))
+            except Exception:  # the commit below must still run; replays are idempotent
+                log.exception("batch sink failed to write its state on revoke")
+        for tp in revoked:
+            self._bulk_acked.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    # -- the fetch loop ----------------------------------------------------------------------
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs a broker
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        batch_topics = self._batch_topics
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                records, active = await self._wait_next_records(1.0)
+                await asyncio.sleep(0)
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()
+                    continue
+                generation = self.app.consumer_generation_id
+                batches: dict[BatchSink, dict[TP, list]] = {}
+                others: list[tuple[TP, list]] = []
+                for tp, recs in records.items():
+                    if (
+                        active is not None
+                        and tp not in active
+                        and tp not in self._buffered_partitions
+                    ):
+                        continue
+                    sink = batch_topics.get(tp.topic)
+                    last = read_offset[tp]
+                    if last is not None:
+                        recs = (
+                            [r for r in recs if r.offset >= last] if recs[0].offset < last else recs
+                        )
+                    if not recs:
+                        continue
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    if sink is None:
+                        others.append((tp, recs))
+                    else:
+                        batches.setdefault(sink, {})[tp] = recs
+                if self.app.consumer_generation_id != generation or not self.flow_active:
+                    continue  # a rebalance began while fetching: these will be fetched again
+                for sink, by_tp in batches.items():
+                    sink.handle_records(by_tp)
+                    for tp, recs in by_tp.items():
+                        read_offset[tp] = recs[-1].offset + 1
+                for tp, recs in others:
+                    for record in recs:
+                        await self.wait_first(
+                            callback(self._to_message(tp, record)), self.suspend_flow.wait()
+                        )
+                        read_offset[tp] = record.offset
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            log.exception("batch drain raised: %r", exc)
+            raise
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """The aiokafka transport with ``BatchConsumer`` (URL scheme ``batchkafka://``)."""
+
+    Consumer = BatchConsumer
+
+
+def register_transport() -> None:
+    """Make ``batchkafka://`` URLs resolve to ``BatchTransport`` (idempotent)."""
+    TRANSPORTS.aliases[SCHEME] = f"{__name__}:BatchTransport"

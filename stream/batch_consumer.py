@@ -33,7 +33,7 @@ SCHEME = "batchkafka"
 class BatchSink(Protocol):
     """What a ``BatchConsumer`` delivers to."""
 
-    def handle_records(self, batches: Mapping[TP, list[Any]]) -> None:
+    async def handle_records(self, batches: Mapping[TP, list[Any]]) -> None:
         """Apply the records (aiokafka ``ConsumerRecord``s, in offset order per partition)."""
 
     def pending_acks(self) -> dict[TP, int]:
@@ -134,7 +134,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if self.app.consumer_generation_id != generation or not self.flow_active:
                     continue  # a rebalance began while fetching: these will be fetched again
                 for sink, by_tp in batches.items():
-                    sink.handle_records(by_tp)
+                    await sink.handle_records(by_tp)
                     for tp, recs in by_tp.items():
                         read_offset[tp] = recs[-1].offset + 1
                 for tp, recs in others:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from models.online import InterestConfig, UserInterest
 from models.schema import EVENT_TYPES, OTHER
@@ -171,8 +172,8 @@ def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
     >>> top_k({"a": 0.5, "b": 0.3, "c": 0.2}, 2)
     {'a': 0.5, 'b': 0.3, '_other': 0.2}
     """
-    ranked = sorted((c for c in p if c != OTHER), key=lambda c: (-p[c], c))[:k]
-    out = {c: p[c] for c in ranked}
+    ranked = sorted([(-v, c) for c, v in p.items() if c != OTHER])[:k]
+    out = {c: -v for v, c in ranked}
     out[OTHER] = max(0.0, 1.0 - sum(out.values()))
     return out
 
@@ -208,7 +209,7 @@ def history_events(record: UserRecord) -> list[dict]:
 def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     """The recent events that moved the distribution most (total variation), largest first."""
     recent = record.history[-cfg.explain_window :]
-    ranked = sorted(recent, key=lambda h: -h[4])[: cfg.explain_top]
+    ranked = sorted(recent, key=itemgetter(4), reverse=True)[: cfg.explain_top]
     return [
         {"item_id": h[0], "categories": list(h[1]), "event_type": h[2], "ts": h[3], "moved": h[4]}
         for h in ranked

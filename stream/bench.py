@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -34,7 +35,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
-from stream.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
+from stream.localrun import (
+    WorkerProcess,
+    free_port,
+    start_local_broker,
+    stop_local_broker,
+    worker_env,
+)
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -122,14 +129,49 @@ def committed_total(admin: KafkaAdminClient, group: str, topic: str) -> int:
     return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
 
 
-def run_worker_phase(
-    bootstrap: str, env: dict, workdir: Path, waves: list[tuple[int, int]], total: int
+LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
+
+
+def log_seconds_between(log: bytes, first: bytes, last: bytes) -> float | None:
+    """Seconds between the log lines holding ``first`` and (after it) ``last``."""
+    i = log.rfind(first)
+    j = log.find(last, max(i, 0))
+    if i < 0 or j < 0:
+        return None
+
+    def stamp(pos: int) -> float:
+        line_start = log.rfind(b"\n", 0, pos) + 1
+        m = LOG_TIME.match(log, line_start)
+        return (
+            time.mktime(time.strptime(m.group(1)[:19].decode(), "%Y-%m-%d %H:%M:%S"))
+            + int(m.group(1)[20:]) / 1000
+        )
+
+    return stamp(j) - stamp(i)
+
+
+def consume_phase(
+    bootstrap: str,
+    env: dict,
+    log_path: Path,
+    total: int,
+    waves: list[tuple[int, int]] = (),
+    module: str = "stream.cli",
+    workers: int = 1,
 ) -> dict:
-    """Start a worker on the pre-produced topic; time it and read its RSS at each wave."""
+    """Start ``workers`` processes in one group on a pre-produced topic; time them until the
+    group's committed offsets reach ``total``; read the first one's RSS at each wave."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group = env["INTEREST_APP_ID"]
-    worker = WorkerProcess(env, workdir / "worker.log", loglevel="info").start()
-    idle_rss = worker.rss_bytes()
+    procs = [
+        WorkerProcess(
+            {**env, "INTEREST_WEB_PORT": str(free_port())},
+            log_path.with_suffix(f".{i}.log"),
+            module=module,
+        ).start(timeout=300)
+        for i in range(workers)
+    ]
+    idle_rss = procs[0].rss_bytes()
     started = time.monotonic()
     rss_at: dict[int, int] = {}
     pending = list(waves)
@@ -137,26 +179,38 @@ def run_worker_phase(
         while True:
             done = committed_total(admin, group, env["INTEREST_EVENTS_TOPIC"])
             while pending and done >= pending[0][1]:
-                rss_at[pending.pop(0)[0]] = worker.rss_bytes()
+                rss_at[pending.pop(0)[0]] = procs[0].rss_bytes()
             if done >= total:
                 break
-            if time.monotonic() - started > 1800:
-                raise RuntimeError("worker did not finish within 30 minutes")
+            if time.monotonic() - started > 1200:
+                raise RuntimeError(f"{module} did not finish within 20 minutes")
             time.sleep(0.1)
         seconds = time.monotonic() - started
+        end_rss = procs[0].rss_bytes()
     finally:
-        worker.stop()
+        for p in procs:
+            p.stop()
         admin.close()
-    restarted = WorkerProcess(env, workdir / "worker-restart.log", loglevel="info")
-    restarted.start(timeout=900)
-    recovery = restarted.ready_after
-    restarted.stop()
     return {
         "seconds": seconds,
         "rate": total / seconds,
         "idle_rss": idle_rss,
+        "end_rss": end_rss,
         "rss_at": rss_at,
-        "recovery_s": recovery,
+    }
+
+
+def recovery_phase(env: dict, log_path: Path) -> dict:
+    """Restart a worker on a group's existing state: recovery start to ready, from its log."""
+    restarted = WorkerProcess(env, log_path)
+    restarted.start(timeout=900)
+    rss = restarted.rss_bytes()
+    restarted.stop()
+    log = log_path.read_bytes()
+    return {
+        "process_to_ready_s": restarted.ready_after,
+        "recovery_s": log_seconds_between(log, b"Highwater for active changelog", b"Worker ready"),
+        "rss": rss,
     }
 
 
@@ -241,15 +295,32 @@ def scorer_rows() -> tuple[list[dict], str]:
     return rows, bench_scorer.markdown(rows)
 
 
+WORKLOADS = (("100k users × 3", 100_000, 3), ("2k users × 150", 2_000, 150))
+
+
+def write_checkpoint(path: Path) -> Path:
+    """An untrained small Transformer checkpoint: the scorer's cost does not need training."""
+    import torch
+
+    from models.sequence import SequenceConfig, SequenceEncoder, SequenceModel, save_checkpoint
+
+    torch.manual_seed(0)
+    cats = [f"cat-{i}" for i in range(500)]
+    cfg = SequenceConfig.small().with_vocab(len(cats) + 2)
+    encoder = SequenceEncoder(cats, cfg.n_item_buckets, cfg.max_len)
+    save_checkpoint(path, SequenceModel(cfg).eval(), encoder)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", type=int, default=200_000)
-    parser.add_argument("--events-per-user", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink every workload")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--out", default="bench-results/bench.json")
     parser.add_argument("--skip-scorer", action="store_true")
+    parser.add_argument("--skip-rocksdb", action="store_true")
     args = parser.parse_args(argv)
 
     env0 = dict(os.environ)
@@ -265,58 +336,118 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}",
         "python": sys.version.split()[0],
         "date": stamp,
+        "workloads": {},
     }
-    try:
-        waves_users = [w for w in (10_000, 100_000, 200_000) if w <= args.users] or [args.users]
-        if waves_users[-1] != args.users:
-            waves_users.append(args.users)
+
+    def env_for(name: str, partitions: int = 4, **extra: str) -> dict:
         env = worker_env(
-            bootstrap, f"bench-{stamp}", workdir / "state", INTEREST_MIN_INTERVAL_S="1.0"
-        )
-        settings = Settings.from_env(env)
-        ensure_topics(settings)
-        print(f"producing {args.users:,} users × {args.events_per_user} events …", flush=True)
-        events, waves, prev = [], [], 0
-        for i, w in enumerate(waves_users):
-            events += make_events(prev, w, args.events_per_user, seed=i)
-            waves.append((w, len(events)))
-            prev = w
-        total = len(events)
-        produce_s = produce(bootstrap, settings.events_topic, events)
-        del events
-        print(f"produced {total:,} events in {produce_s:.1f}s; bare consumer …", flush=True)
-        bare = asyncio.run(bare_consumer_rate(bootstrap, settings.events_topic, total))
-        print(f"bare consumer {bare:,.0f}/s; full worker …", flush=True)
-        worker = run_worker_phase(bootstrap, env, workdir, waves, total)
-        results["throughput"] = {
-            "events": total,
-            "bare_consumer_per_s": bare,
-            "worker_per_s": worker["rate"],
-            "ratio": worker["rate"] / bare,
-        }
-        per_user = (
-            (worker["rss_at"][waves_users[-1]] - worker["idle_rss"]) / waves_users[-1]
-            if worker["rss_at"]
-            else float("nan")
-        )
-        results["memory"] = {
-            "idle_rss": worker["idle_rss"],
-            "rss_at_users": worker["rss_at"],
-            "bytes_per_user": per_user,
-            "events_per_user": args.events_per_user,
-        }
-        results["recovery"] = {"users": waves_users[-1], "seconds": worker["recovery_s"]}
-        print(f"worker {worker['rate']:,.0f}/s; latency at half that …", flush=True)
-        lat_env = worker_env(
             bootstrap,
-            f"bench-lat-{stamp}",
-            workdir / "lat-state",
-            INTEREST_MIN_INTERVAL_S="1.0",
-            INTEREST_BATCH_MS="5",
+            f"bench-{stamp}-{name}",
+            workdir / f"{name}-state",
+            INTEREST_PARTITIONS=str(partitions),
+            **extra,
         )
-        results["latency"] = latency_phase(
-            bootstrap, lat_env, workdir, worker["rate"] / 2, args.latency_seconds, users=50_000
+        ensure_topics(Settings.from_env(env))
+        return env
+
+    def prepared(name: str, users: int, per_user: int, partitions: int = 4) -> tuple[dict, int]:
+        env = env_for(name, partitions)
+        events = make_events(0, users, per_user, seed=len(name))
+        produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
+        return env, len(events)
+
+    def reuse(env: dict, name: str, **extra: str) -> dict:
+        """A new group (and state) on the topic ``env`` points to."""
+        other = env_for(name, int(env["INTEREST_PARTITIONS"]), **extra)
+        other["INTEREST_EVENTS_TOPIC"] = env["INTEREST_EVENTS_TOPIC"]
+        return other
+
+    try:
+        for label, users, per_user in WORKLOADS:
+            users = max(100, int(users * args.scale))
+            name = label.split()[0].replace("k", "000")
+            env, total = prepared(f"w{name}", users, per_user)
+            print(f"{label}: {total:,} events; bare consumer …", flush=True)
+            bare = asyncio.run(bare_consumer_rate(bootstrap, env["INTEREST_EVENTS_TOPIC"], total))
+            print(f"  bare {bare:,.0f}/s; do-nothing take_events agent …", flush=True)
+            noop = consume_phase(
+                bootstrap,
+                reuse(env, f"noop{name}"),
+                workdir / f"noop{name}",
+                total,
+                module="stream.bench_noop",
+            )
+            print(f"  agent {noop['rate']:,.0f}/s; full worker …", flush=True)
+            worker = consume_phase(
+                bootstrap, reuse(env, f"full{name}"), workdir / f"w{name}", total
+            )
+            row = {
+                "users": users,
+                "events": total,
+                "bare_consumer_per_s": bare,
+                "noop_agent_per_s": noop["rate"],
+                "worker_per_s": worker["rate"],
+                "worker_vs_bare": worker["rate"] / bare,
+                "rss_per_user": (worker["end_rss"] - worker["idle_rss"]) / users,
+            }
+            print(f"  worker {worker['rate']:,.0f}/s", flush=True)
+            if not args.skip_scorer and per_user == 3:
+                ckpt = write_checkpoint(workdir / "bench-model.pt")
+                scored = consume_phase(
+                    bootstrap,
+                    reuse(
+                        env, f"scored{name}", INTEREST_CHECKPOINT=str(ckpt), INTEREST_SCORER_MS="1"
+                    ),
+                    workdir / f"scored{name}",
+                    total,
+                )
+                row["worker_with_scorer_per_s"] = scored["rate"]
+                row["scorer_ratio"] = scored["rate"] / worker["rate"]
+                print(f"  with the scorer flat out {scored['rate']:,.0f}/s", flush=True)
+            results["workloads"][label] = row
+
+        label = WORKLOADS[1][0]
+        half = results["workloads"][label]["worker_per_s"] / 2
+        for policy, extra in (("min-interval 0", "0"), ("default policy", "1.0")):
+            print(f"latency at {half:,.0f} events/s, {policy} …", flush=True)
+            lat_env = env_for(f"lat{extra}", INTEREST_MIN_INTERVAL_S=extra)
+            results.setdefault("latency", {})[policy] = latency_phase(
+                bootstrap, lat_env, workdir, half, args.latency_seconds, users=2_000
+            )
+
+        stores = ["memory://"] + ([] if args.skip_rocksdb else ["rocksdb://"])
+        users = max(1000, int(200_000 * args.scale))
+        mem_env, total = prepared("mem", users, 3)
+        waves = [(users * k // 4, total * k // 4) for k in (1, 2, 3, 4)]
+        for store in stores:
+            print(f"memory and recovery, {users:,} users, {store} …", flush=True)
+            env = reuse(mem_env, f"mem-{store[:4]}", INTEREST_STORE=store)
+            run = consume_phase(bootstrap, env, workdir / f"mem-{store[:4]}", total, waves)
+            rec = recovery_phase(env, workdir / f"recover-{store[:4]}.log")
+            results.setdefault("memory", {})[store] = {
+                "users": users,
+                "idle_rss": run["idle_rss"],
+                "rss_at_users": run["rss_at"],
+                "bytes_per_user": (run["end_rss"] - run["idle_rss"]) / users,
+                "recovery": rec,
+            }
+        users = max(500, int(10_000 * args.scale))
+        hist_env, total = prepared("hist", users, 50)
+        run = consume_phase(bootstrap, reuse(hist_env, "hist-w"), workdir / "hist", total)
+        results["memory_history"] = {
+            "users": users,
+            "bytes_per_user": (run["end_rss"] - run["idle_rss"]) / users,
+        }
+
+        print("scale-out: two workers, one group, 8 partitions …", flush=True)
+        users, per_user = WORKLOADS[1][1:]
+        out_env, total = prepared("scale", max(100, int(users * args.scale)), per_user, 8)
+        one = consume_phase(bootstrap, reuse(out_env, "scale1"), workdir / "scale1", total)
+        two = consume_phase(
+            bootstrap, reuse(out_env, "scale2"), workdir / "scale2", total, workers=2
         )
+        results["scale_out"] = {"one_worker_per_s": one["rate"], "two_workers_per_s": two["rate"]}
+
         if not args.skip_scorer:
             print("scorer benchmark …", flush=True)
             results["scorer"], scorer_table = scorer_rows()
@@ -335,28 +466,57 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(r: dict) -> None:
-    t, m, lat = r["throughput"], r["memory"], r["latency"]
     print(f"\n## Benchmark ({r['machine']}, Python {r['python']}, {r['date']})\n")
-    print("| measure | value |\n|---|---|")
-    print(f"| events in the pre-produced topic | {t['events']:,} |")
-    print(
-        f"| bare aiokafka consumer, decode + validate | {t['bare_consumer_per_s']:,.0f} events/s |"
-    )
-    print(f"| full worker (decode, validate, update, emit) | {t['worker_per_s']:,.0f} events/s |")
-    print(f"| worker / bare consumer | {t['ratio']:.0%} |")
-    print(
-        f"| latency at {lat['rate']:,.0f} events/s: p50 / p95 / p99 | "
-        f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f} ms "
-        f"({lat['snapshots']:,} snapshots) |"
-    )
-    print(f"| worker RSS idle | {m['idle_rss'] / 2**20:,.0f} MiB |")
-    for users, rss in m["rss_at_users"].items():
-        print(f"| worker RSS after {users:,} users | {rss / 2**20:,.0f} MiB |")
-    print(f"| RSS per user ({m['events_per_user']} events each) | {m['bytes_per_user']:,.0f} B |")
-    print(
-        f"| restart: recover {r['recovery']['users']:,} users | "
-        f"{r['recovery']['seconds']:.1f} s to ready |"
-    )
+    labels = list(r["workloads"])
+    print("| consumer of the same topic | " + " | ".join(labels) + " |")
+    print("|---|" + "---:|" * len(labels))
+    rows = [
+        ("bare aiokafka `getmany` + decode/validate", "bare_consumer_per_s", "{:,.0f} ev/s"),
+        ("Faust agent, `take_events(1000)`, does nothing", "noop_agent_per_s", "{:,.0f} ev/s"),
+        (
+            "`interest-tracker worker` (dashboard on, default emission)",
+            "worker_per_s",
+            "{:,.0f} ev/s",
+        ),
+        ("worker / bare consumer", "worker_vs_bare", "{:.1%}"),
+        ("worker with the scorer flat out", "worker_with_scorer_per_s", "{:,.0f} ev/s"),
+        ("with the scorer / without", "scorer_ratio", "{:.0%}"),
+        ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),
+    ]
+    for title, key, fmt in rows:
+        cells = [
+            fmt.format(r["workloads"][w][key]) if key in r["workloads"][w] else "—" for w in labels
+        ]
+        print(f"| {title} | " + " | ".join(cells) + " |")
+    print("\n| measure | value |\n|---|---|")
+    for policy, lat in r.get("latency", {}).items():
+        print(
+            f"| event→snapshot at {lat['rate']:,.0f} ev/s, {policy}: p50 / p95 / p99 | "
+            f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f} ms "
+            f"({lat['snapshots']:,} snapshots) |"
+        )
+    for store, m in r.get("memory", {}).items():
+        waves = ", ".join(f"{u:,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
+        print(f"| {store} RSS (MiB) as users grow ({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |")
+        print(f"| {store} RSS per user, 3 events each | {m['bytes_per_user']:,.0f} B |")
+        rec = m["recovery"]
+        seconds = f"{rec['recovery_s']:.1f} s" if rec["recovery_s"] is not None else "?"
+        print(
+            f"| {store} restart, {m['users']:,} users: recovery start → ready | {seconds} "
+            f"(process start → ready {rec['process_to_ready_s']:.1f} s) |"
+        )
+    if "memory_history" in r:
+        h = r["memory_history"]
+        print(
+            f"| RSS per user, 50-event history ({h['users']:,} users) | "
+            f"{h['bytes_per_user']:,.0f} B |"
+        )
+    if "scale_out" in r:
+        s = r["scale_out"]
+        print(
+            f"| 8 partitions: one worker / two workers in one group | "
+            f"{s['one_worker_per_s']:,.0f} / {s['two_workers_per_s']:,.0f} ev/s |"
+        )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,14 @@ def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict
 class WorkerProcess:
     """An ``interest-tracker worker`` process; ``start`` waits until Faust says it is ready."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, loglevel: str = "info"):
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        loglevel: str = "info",
+        module: str = "stream.cli",
+    ):
+        self.module = module
         self.env = dict(env)
         self.log_path = Path(log_path)
         self.loglevel = loglevel
@@ -79,7 +86,7 @@ class WorkerProcess:
         offset = self.log_path.stat().st_size
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "-l", self.loglevel],
+            [sys.executable, "-m", self.module, "worker", "-l", self.loglevel],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -1,10 +1,12 @@
 """The sequence model inside the stream: micro-batched scoring off the event loop, and fusion.
 
-Users touched since their last scoring are marked dirty by the ingest agent. Every
+Users touched since their last scoring are marked dirty by the ingest path. Every
 ``scorer_ms`` (or as soon as ``scorer_batch`` users are waiting) a batch of their histories
-is scored in a one-thread executor, so the event loop keeps ingesting while the model runs;
-each scored user then gets a fused snapshot through the pipeline's trailing emit. A newer
-checkpoint file is picked up without a restart and its version appears in the snapshots.
+is scored in a separate process (``INTEREST_SCORER_PROCESS=1``, the default; a thread with
+``0``), so the model neither holds the worker's GIL nor its event loop; each scored user's
+fused snapshot goes out with the normal emission policy (at most one per min-interval). A
+newer checkpoint file is picked up without a restart and its version appears in the
+snapshots.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.fusion import FusionParams
 from models.scorer import SequenceScorer
-from models.tracker import UserRecord, build_snapshot, history_events
+from models.tracker import UserRecord, build_snapshot
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
@@ -38,15 +42,62 @@ class ScorerStats:
     versions: list[str] = field(default_factory=list)
 
 
+# The scorer process's model (one per process: set by ``_child_init``, never in the worker).
+_CHILD: SequenceScorer | None = None
+
+
+def _child_init(options: dict) -> None:
+    global _CHILD
+    _CHILD = SequenceScorer.from_checkpoint(**options)
+
+
+def _child_info() -> tuple[str, dict]:
+    return _CHILD.version, dict(_CHILD.extra)
+
+
+def _child_reload() -> tuple[bool, str, dict]:
+    changed = _CHILD.reload_if_changed()
+    return changed, _CHILD.version, dict(_CHILD.extra)
+
+
+def _child_score(histories: list[list[tuple]]) -> tuple[str, list[dict[str, float]]]:
+    events = [
+        [{"item_id": i, "categories": list(c), "event_type": t, "ts": ts} for i, c, t, ts in h]
+        for h in histories
+    ]
+    return _CHILD.version, _CHILD.score(events)
+
+
+class ScorerProcess:
+    """A ``SequenceScorer`` in its own process, with the methods the stream calls."""
+
+    def __init__(self, options: dict):
+        ctx = multiprocessing.get_context("spawn")
+        self.executor: Executor = ProcessPoolExecutor(
+            1, mp_context=ctx, initializer=_child_init, initargs=(options,)
+        )
+        self.version, self.extra = self.executor.submit(_child_info).result()
+
+    def reload_if_changed(self) -> bool:
+        changed, self.version, self.extra = self.executor.submit(_child_reload).result()
+        return changed
+
+    def score(self, histories: list[list[tuple]]) -> list[dict[str, float]]:
+        version, dists = self.executor.submit(_child_score, histories).result()
+        self.version = version
+        return dists
+
+
 class StreamScorer:
     """Scores dirty users in micro-batches beside a ``Pipeline`` and fuses the estimates."""
 
-    def __init__(self, pipeline, scorer: SequenceScorer):
+    def __init__(self, pipeline, scorer: SequenceScorer | ScorerProcess):
         self.pipeline = pipeline
         self.scorer = scorer
         self.settings = pipeline.settings
         self.dirty: dict[str, None] = {}  # insertion-ordered set of users to score
         self.wakeup = asyncio.Event()
+        # Calls into the scorer wait here; with a process, the work happens there.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="sequence-scorer")
         self.stats = ScorerStats(versions=[scorer.version])
         self._fusion_version = None
@@ -57,15 +108,16 @@ class StreamScorer:
     def from_settings(cls, pipeline) -> StreamScorer:
         s = pipeline.settings
         # Leave a core to the event loop: the model must not starve ingestion.
-        threads = max(1, (os.cpu_count() or 2) - 1)
-        scorer = SequenceScorer.from_checkpoint(
-            s.checkpoint,
+        options: dict[str, Any] = dict(
+            path=s.checkpoint,
             quantize=s.scorer_int8,
             top_k=2 * s.top_k,
             batch_size=s.scorer_batch,
-            num_threads=threads,
+            num_threads=max(1, (os.cpu_count() or 2) - 1),
         )
-        return cls(pipeline, scorer)
+        if s.scorer_process:
+            return cls(pipeline, ScorerProcess(options))
+        return cls(pipeline, SequenceScorer.from_checkpoint(**options))
 
     @property
     def version(self) -> str:
@@ -108,7 +160,7 @@ class StreamScorer:
             record = self.pipeline.user_record(uid)
             if record is not None and record.history:
                 users.append(uid)
-                histories.append(history_events(record))
+                histories.append([h[:4] for h in record.history])
         if not users:
             return
         started = time.perf_counter()
@@ -121,9 +173,12 @@ class StreamScorer:
         st.total_ms += elapsed_ms
         now_wall, now = time.time(), time.monotonic()
         version = self.scorer.version
+        recent, interval = self.pipeline.recent, self.settings.min_interval_s
         for uid, dist in zip(users, dists, strict=True):
             self.pipeline.sequence[uid] = (dist, now_wall, version)
-            self.pipeline.pending[uid] = now  # publish the fused snapshot at the next flush
+            # the fused snapshot goes out under the emission policy: at most one per interval
+            last = recent.get(uid)
+            self.pipeline.pending.setdefault(uid, now if last is None else last[0] + interval)
 
     def fused_snapshot(self, uid: str, record: UserRecord, seq: tuple) -> dict:
         """The user's snapshot with the sequence estimate fused in (weights in ``sources``)."""

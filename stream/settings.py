@@ -25,9 +25,11 @@
 | ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``2000`` / ``50`` | records per fetch / wait |
 | ``INTEREST_COMMIT_INTERVAL_S`` | ``1.0`` | commit window: changed records written, then offsets |
 | ``INTEREST_CACHE_USERS`` | ``4096`` | live user records kept between windows (the record cache) |
+| ``INTEREST_DASHBOARD_FEED_MAX_PER_S`` | ``1000`` | snapshots/s the dashboard samples at most |
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
+| ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
 | ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
 | ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
 """
@@ -197,10 +199,12 @@ class Settings:
     batch_ms: float = 50.0
     commit_interval_s: float = 1.0
     cache_users: int = 4096
+    dashboard_feed_max_per_s: int = 1000
     checkpoint: str | None = None
     scorer_batch: int = 256
     scorer_ms: float = 200.0
     scorer_int8: bool = False
+    scorer_process: bool = True
     interest: InterestConfig = field(default_factory=InterestConfig)
     security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
     pseudonymise_key: str | None = field(default=None, repr=False)
@@ -268,10 +272,12 @@ class Settings:
             batch_ms=float(e("INTEREST_BATCH_MS", "50")),
             commit_interval_s=float(e("INTEREST_COMMIT_INTERVAL_S", "1.0")),
             cache_users=int(e("INTEREST_CACHE_USERS", "4096")),
+            dashboard_feed_max_per_s=int(e("INTEREST_DASHBOARD_FEED_MAX_PER_S", "1000")),
             checkpoint=env.get("INTEREST_CHECKPOINT") or None,
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
+            scorer_process=e("INTEREST_SCORER_PROCESS", "1") in ("1", "true", "yes"),
             security=KafkaSecurity.from_env(env),
             pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
             interest=interest,

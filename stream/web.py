@@ -333,15 +333,21 @@ class SnapshotFeed(Service):
     """Follows the snapshot topic (no consumer group) into a :class:`Dashboard`.
 
     Starts at the latest offsets less ``backfill`` messages per partition, so a restarted
-    worker's dashboard is not empty; reconnects after broker errors.
+    worker's dashboard is not empty; reconnects after broker errors. It shares the worker's
+    event loop, so it takes at most ``max_per_s`` snapshots a second: past that it skips to
+    the end of the topic (the dashboard samples the stream; the ingest path keeps its time).
     """
 
-    def __init__(self, dashboard: Dashboard, backfill: int = 200, **kwargs: Any):
+    def __init__(
+        self, dashboard: Dashboard, backfill: int = 200, max_per_s: int = 1000, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.dashboard = dashboard
         self.backfill = backfill
+        self.max_per_s = max_per_s
         self.connected = False
         self.received = 0
+        self.skips = 0
         self.last_error: str | None = None
 
     @Service.task
@@ -377,15 +383,21 @@ class SnapshotFeed(Service):
                 for tp in tps:
                     consumer.seek(tp, max(begin[tp], end[tp] - self.backfill))
                 self.connected = True
+                window, taken = time.monotonic(), 0
                 while not self.should_stop:
-                    batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                    batches = await consumer.getmany(timeout_ms=500, max_records=250)
                     for records in batches.values():
                         for msg in records:
                             self.received += 1
+                            taken += 1
                             self.dashboard.ingest(msg.key, msg.value)
-                            if self.received % 256 == 0:
-                                await asyncio.sleep(0)  # never hold the pipeline's loop long
                     await asyncio.sleep(0)
+                    if taken >= self.max_per_s:  # over budget: skip the backlog
+                        await self.sleep(max(0.0, window + 1.0 - time.monotonic()))
+                        await consumer.seek_to_end()
+                        self.skips += 1
+                    if taken >= self.max_per_s or time.monotonic() - window >= 1.0:
+                        window, taken = time.monotonic(), 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -900,7 +912,7 @@ def register_web(app: Any, pipeline: Any, **options: Any) -> Dashboard:
     elif dash.token:
         raise RuntimeError("the web token needs Faust's aiohttp web driver")
     if pipeline.settings.bootstrap:
-        dash.feed = SnapshotFeed(dash)
+        dash.feed = SnapshotFeed(dash, max_per_s=pipeline.settings.dashboard_feed_max_per_s)
         app.service(dash.feed)
     app.timer(1.0, on_leader=False)(dash.tick)
     pipeline.dashboard = dash

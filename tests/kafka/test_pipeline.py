@@ -117,3 +117,27 @@ def test_malformed_events_go_to_the_dlq_and_change_nothing(
     assert n_bad == len(taobao_events) // 10
     assert len(dlq) == n_bad
     assert all(d["reason"] and d["original"] is not None for d in dlq)
+
+
+def test_rocksdb_store_with_a_restart_midway_equals_offline_replay(
+    kafka_bootstrap, unique_name, tmp_path, taobao_events
+):
+    """RocksDB state: half the events, a clean restart on the same state directory (which
+    reads its local store and only the changelog's tail), the other half."""
+    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state", INTEREST_STORE="rocksdb://")
+    settings = Settings.from_env(env)
+    ensure_topics(settings)
+    half = len(taobao_events) // 2
+    counts: dict[str, int] = defaultdict(int)
+    logs = []
+    for part, chunk in enumerate((taobao_events[:half], taobao_events[half:])):
+        logs.append(tmp_path / f"worker-{part}.log")
+        with WorkerProcess(env, logs[-1]), Producer(settings) as producer:
+            for e in chunk:
+                producer.send(e)
+                counts[e["user_id"]] += 1
+            chunk_counts = {u: n for u, n in counts.items() if u in {e["user_id"] for e in chunk}}
+            wait_for_final_snapshots(settings, chunk_counts)
+    finals = wait_for_final_snapshots(settings, counts)
+    assert_finals_match(finals, counts, expected_distributions(taobao_events))
+    assert any((tmp_path / "state").rglob("CURRENT")), "no RocksDB database was written"

@@ -10,8 +10,11 @@ the per-message path. Each fetch's records of those topics go, grouped by partit
 acked in bulk just before each commit, after ``before_commit`` has written the state that
 covers them. So an offset is committed only after its effect is in the changelog.
 
-Records of every other topic (changelogs during recovery, standby replicas) take Faust's
-normal path.
+Recovery works the same way for tables registered with ``register_bulk_changelog`` (their
+keys are UTF-8 strings, their values bytes): each fetch's changelog records go to the
+table's store in one ``apply_changelog_batch``, and Faust's recovery service is told how far
+each partition got, instead of one event, one queue slot and one wake-up per record. Records
+of every other topic take Faust's normal path.
 """
 
 from __future__ import annotations
@@ -47,6 +50,27 @@ class BatchSink(Protocol):
         """Partitions leave this worker: write their state, then forget it."""
 
 
+class _Message:
+    """The raw side of a changelog record, as a store's ``apply_changelog_batch`` reads it."""
+
+    __slots__ = ("tp", "topic", "partition", "offset", "key", "value")
+
+    def __init__(self, tp: TP, record: Any):
+        self.tp, self.topic, self.partition = tp, tp.topic, tp.partition
+        self.offset, self.key, self.value = record.offset, record.key, record.value
+
+
+class _ChangelogEvent:
+    """A changelog record with its key decoded (UTF-8) and its value as bytes."""
+
+    __slots__ = ("key", "value", "message")
+
+    def __init__(self, tp: TP, record: Any):
+        self.message = _Message(tp, record)
+        self.key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+        self.value = record.value
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a bulk path for the topics of a ``BatchSink``."""
 
@@ -54,9 +78,35 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._batch_topics: dict[str, BatchSink] = {}
         self._bulk_acked: dict[TP, int] = {}
+        self._bulk_tables: dict[str, Any] = {}
 
     def register_batch_topic(self, topic: str, sink: BatchSink) -> None:
         self._batch_topics[topic] = sink
+
+    def register_bulk_changelog(self, table: Any) -> None:
+        """Recover ``table`` (UTF-8 keys, bytes values) a fetch at a time."""
+        self._bulk_tables[table.changelog_topic.get_topic_name()] = table
+
+    def _apply_changelog(self, table: Any, tp: TP, records: list) -> bool:
+        """Apply one partition's fetched changelog records; False if recovery does not
+        track the partition (they then take the normal path)."""
+        recovery = self.app.tables.recovery
+        if tp in recovery.active_tps:
+            offsets = recovery.active_offsets
+        elif tp in recovery.standby_tps:
+            offsets = recovery.standby_offsets
+        else:
+            return False
+        seen = offsets.get(tp)
+        batch = [_ChangelogEvent(tp, r) for r in records if seen is None or r.offset > seen]
+        if batch:
+            table.apply_changelog_batch(batch)
+            offsets[tp] = batch[-1].message.offset
+        if recovery.in_recovery and not recovery.need_recovery():
+            recovery.flush_buffers()
+            recovery._set_recovery_ended()
+            recovery.signal_recovery_end.set()
+        return True
 
     def _sinks(self) -> Iterable[BatchSink]:
         return {id(s): s for s in self._batch_topics.values()}.values()
@@ -138,6 +188,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     for tp, recs in by_tp.items():
                         read_offset[tp] = recs[-1].offset + 1
                 for tp, recs in others:
+                    table = self._bulk_tables.get(tp.topic)
+                    if table is not None and self._apply_changelog(table, tp, recs):
+                        read_offset[tp] = recs[-1].offset
+                        continue
                     for record in recs:
                         await self.wait_first(
                             callback(self._to_message(tp, record)), self.suspend_flow.wait()

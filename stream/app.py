@@ -265,7 +265,8 @@ class Pipeline:
 
     def publish(self, uid: str, snapshot: dict, now: float) -> None:
         snapshot["emitted_at"] = time.time()
-        self.snapshots.send_soon(key=uid.encode(), value=encode_snapshot(snapshot))
+        value = encode_snapshot(snapshot, self.settings.snapshot_format)
+        self.snapshots.send_soon(key=uid.encode(), value=value)
         self.last_emit[uid] = now
         self.pending.pop(uid, None)
         self.counters.snapshots += 1
@@ -302,7 +303,8 @@ class Pipeline:
                         "ts": state["t"],
                         "distribution": top_k(dist, 50),
                         "emitted_at": time.time(),
-                    }
+                    },
+                    self.settings.snapshot_format,
                 ),
             )
 

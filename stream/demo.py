@@ -144,22 +144,30 @@ def run_live(state: DemoState, url: str, token: str | None, stop) -> None:
             stop.wait(0.5)
 
 
-def run_plain(state: DemoState, url: str, token: str | None, stop) -> None:
-    """Until the replay is over and the snapshots have been quiet for 10 s."""
-    quiet_since = time.monotonic()
-    seen = state.snapshots
+def run_plain(state: DemoState, url: str, token: str | None, stop, give_up_s: float = 300) -> None:
+    """Until the worker has read every message sent and the snapshots have been quiet for 3 s
+    (or ``give_up_s`` after the replay ended, on a machine too slow to catch up)."""
+    quiet_since, seen, done_at = time.monotonic(), state.snapshots, None
     while not stop.is_set():
-        stop.wait(5)
+        stop.wait(2)
         poll_metrics(url, state, token)
+        now = time.monotonic()
+        read = state.worker.get("interest_events_total", 0)
         print(
-            f"-- replay {state.sent:,}/{state.total:,}, snapshots {state.snapshots:,}, "
-            f"DLQ {state.dlq}",
+            f"-- replay {state.sent:,}/{state.total:,}, worker read {read:,.0f}, "
+            f"snapshots {state.snapshots:,}, DLQ {state.dlq}",
             flush=True,
         )
         if state.snapshots != seen:
-            seen, quiet_since = state.snapshots, time.monotonic()
-        if state.done and time.monotonic() - quiet_since > 10:
+            seen, quiet_since = state.snapshots, now
+        if not state.done:
+            continue
+        done_at = done_at or now
+        if read >= state.sent + state.bad_sent and now - quiet_since > 3:
             print("replay finished")
+            return
+        if now - done_at > give_up_s:
+            print(f"replay finished; the worker is still behind after {give_up_s:.0f}s")
             return
 
 

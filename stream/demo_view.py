@@ -146,7 +146,7 @@ def _progress(state: DemoState, width: int = 40) -> Text:
     filled = int(frac * width)
     text = Text("replay ", style="bold")
     text.append("━" * filled, style="#009E73")
-    text.append("━" * (width - filled), style="grey23")
+    text.append("─" * (width - filled), style="grey42")
     text.append(f" {state.sent:,}/{state.total:,} ({frac:.0%})  {state.replay_rate():,.0f} ev/s")
     if state.done:
         text.append("  finished", style="bold #009E73")

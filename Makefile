@@ -5,11 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 KAFKA := docker/kafka/kafka.sh
-DATA ?= ../shared/data
+DATA_DIR ?= ../shared/data
+DATA ?= taobao
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
-        stream-demo worker bench evaluate clean
+        stream-demo worker bench evaluate wheel-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -60,16 +61,19 @@ kafka-logs: ## follow the local broker's log
 worker: $(STAMP) ## run a worker against the configured (or local) broker
 	$(VENV)/bin/interest-tracker worker
 
-stream-demo: $(STAMP) ## the whole pipeline live: broker, worker, replay of taobao-head, subscriber
-	@$(PY) -m stream.demo --data $(DATA)/taobao-head/UserBehavior.csv
+stream-demo: $(STAMP) ## the pipeline live in the terminal (DATA=taobao|movielens; PLAIN=1 for line output)
+	@$(PY) -m stream.demo --dataset $(DATA) --data-dir $(DATA_DIR) $(if $(PLAIN),--plain)
 
 bench: $(STAMP) ## throughput, latency, memory and scorer benchmarks (prints a table, writes JSON)
 	$(PY) -m stream.bench --out bench-results/bench.json
 
 evaluate: $(STAMP) ## evaluation tables on both shared datasets
-	$(VENV)/bin/interest-tracker evaluate --data $(DATA)/taobao-head/UserBehavior.csv --format taobao
-	$(VENV)/bin/interest-tracker evaluate --data $(DATA)/ml-latest-small/ratings.csv --format movielens \
-	  --items $(DATA)/ml-latest-small/movies.csv
+	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/taobao-head/UserBehavior.csv --format taobao
+	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/ml-latest-small/ratings.csv --format movielens \
+	  --items $(DATA_DIR)/ml-latest-small/movies.csv
+
+wheel-check: $(STAMP) ## build the wheel; smoke-test it in a fresh venv (CLI, worker, assets, API)
+	.ci/wheel-check
 
 clean: ## stop the broker and remove .venv, broker data and caches
 	-$(KAFKA) clean

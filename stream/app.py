@@ -401,9 +401,8 @@ class Pipeline:
     def publish(self, uid: str, snapshot: dict, now: float) -> None:
         snapshot["emitted_at"] = time.time()
         topic, key = self.settings.snapshots_topic, uid.encode()
-        self.output.add(
-            topic, key, encode_snapshot(snapshot), self.output.partition_for(topic, key)
-        )
+        value = encode_snapshot(snapshot, self.settings.snapshot_format)
+        self.output.add(topic, key, value, self.output.partition_for(topic, key))
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
             self.recent[uid] = (now, snapshot["distribution"])
         self.pending.pop(uid, None)
@@ -445,7 +444,7 @@ class Pipeline:
             self.output.add(
                 topic,
                 uid.encode(),
-                encode_snapshot(snapshot),
+                encode_snapshot(snapshot, self.settings.snapshot_format),
                 self.output.partition_for(topic, uid.encode()),
             )
         await self.output.send()

@@ -1,8 +1,10 @@
-"""The one codec module: events in, snapshots and dead letters out, all msgpack on the wire.
+"""The one codec module: events in, snapshots and dead letters out, msgpack on the wire.
 
 ``decode_event`` turns a message's bytes into a normalised event dict or raises
 ``InvalidEvent`` with a short machine-readable ``reason`` and a human ``detail``. JSON is
 accepted only where the producer marks it (header ``content-type: application/json``).
+Snapshots are msgpack, or JSON where ``INTEREST_SNAPSHOT_FORMAT=json`` asks for it;
+``decode_snapshot`` reads both. The JSON Schemas in ``stream/schemas`` describe all three.
 """
 
 from __future__ import annotations
@@ -206,11 +208,30 @@ def decode_record(data: bytes, cfg: TrackerConfig | None = None) -> UserRecord:
     return UserRecord.from_state(unpack(data), cfg)
 
 
-def encode_snapshot(snapshot: Mapping) -> bytes:
+SNAPSHOT_FORMATS = ("msgpack", "json")
+
+
+def encode_snapshot(snapshot: Mapping, fmt: str = "msgpack") -> bytes:
+    """A snapshot's bytes: a msgpack map, or compact UTF-8 JSON (``fmt="json"``).
+
+    >>> encode_snapshot({"user_id": "u", "drift": False}, "json")
+    b'{"user_id":"u","drift":false}'
+    >>> decode_snapshot(encode_snapshot({"user_id": "u"})) == {"user_id": "u"}
+    True
+    """
+    if fmt == "json":
+        return json.dumps(
+            dict(snapshot), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    if fmt != "msgpack":
+        raise ValueError(f"snapshot format must be one of {', '.join(SNAPSHOT_FORMATS)}: {fmt!r}")
     return pack(dict(snapshot))
 
 
 def decode_snapshot(data: bytes) -> dict:
+    """Either format: a msgpack map never starts with ``{`` (0x7b is a positive fixint)."""
+    if data[:1] == b"{":
+        return json.loads(data)
     return unpack(data)
 
 

@@ -30,6 +30,7 @@
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
 | ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
+| ``INTEREST_SNAPSHOT_FORMAT`` | ``msgpack`` | snapshot encoding: ``msgpack`` or ``json`` |
 | ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
 | ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
 """
@@ -174,6 +175,13 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def _snapshot_format(text: str) -> str:
+    fmt = text.strip().lower()
+    if fmt not in ("msgpack", "json"):
+        raise ValueError(f"INTEREST_SNAPSHOT_FORMAT must be msgpack or json, got {text!r}")
+    return fmt
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about the stream side, from the environment."""
@@ -205,6 +213,7 @@ class Settings:
     scorer_ms: float = 200.0
     scorer_int8: bool = False
     scorer_process: bool = True
+    snapshot_format: str = "msgpack"
     interest: InterestConfig = field(default_factory=InterestConfig)
     security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
     pseudonymise_key: str | None = field(default=None, repr=False)
@@ -278,6 +287,7 @@ class Settings:
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
             scorer_process=e("INTEREST_SCORER_PROCESS", "1") in ("1", "true", "yes"),
+            snapshot_format=_snapshot_format(e("INTEREST_SNAPSHOT_FORMAT", "msgpack")),
             security=KafkaSecurity.from_env(env),
             pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
             interest=interest,

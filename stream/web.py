@@ -265,6 +265,18 @@ class MetricsText:
         return "\n".join(lines) + "\n"
 
 
+def resident_memory_bytes() -> int | None:
+    """This process's resident set size (Linux ``/proc``; None where it cannot be read)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 # Known fields of the scorer's stats (``stream.scoring.ScorerStats``): metric, type, scale.
 SCORER_METRICS = {
     "batches": ("interest_scorer_batches_total", "counter", 1.0, "Scorer micro-batches run."),
@@ -752,6 +764,12 @@ class Dashboard:
         m.add("interest_web_live_clients", "gauge", "Open live connections.", self.clients)
         m.add(
             "interest_uptime_seconds", "gauge", "Since the worker started.", time.time() - c.started
+        )
+        m.add(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            resident_memory_bytes(),
         )
         return m.render()
 

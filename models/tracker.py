@@ -37,8 +37,8 @@ class UserRecord:
     """One user's live record: the online estimator, the last events, and where it stands in
     the input (partition and offset of the last event applied, for exactly-once replays).
 
-    ``to_state()`` is the compact, versioned form that goes to the changelog (a flat list:
-    see ``docs/ARCHITECTURE.md``); ``from_state`` reads it and the dict form of version 1.
+    ``to_state()`` is the compact, versioned form that goes to the table and its changelog
+    (a flat list); ``from_state`` reads it and the dict form of version 1.
 
     Examples
     --------

@@ -88,7 +88,16 @@ def assert_finals_match(finals: dict[str, dict], counts: dict[str, int], expecte
             or any(abs(snap["distribution"][c] - p) > 1e-9 for c, p in exp.items())
         ):
             wrong.append(uid)
-    assert wrong == [], f"{len(wrong)} users' final snapshots differ from the offline replay"
+    detail = ""
+    if wrong:
+        uid = wrong[0]
+        detail = (
+            f"; e.g. {uid}: n_events {finals[uid]['n_events']} vs {counts[uid]}, "
+            f"{finals[uid]['distribution']} vs {expected[uid]}"
+        )
+    assert wrong == [], (
+        f"{len(wrong)} users' final snapshots differ from the offline replay{detail}"
+    )
 
 
 def test_taobao_replay_final_snapshots_equal_offline_replay(

@@ -330,6 +330,7 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
         web_tables_enabled=False,
         web_router_enabled=False,
         broker_credentials=settings.security.faust_credentials(),
+        **settings.group_config(),  # failover: session, heartbeat, rebalance, standbys
     )
     config.update(overrides)
     app = faust.App(settings.app_id, **config)

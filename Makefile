@@ -9,7 +9,7 @@ DATA ?= ../shared/data
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
-        stream-demo worker bench evaluate clean
+        stream-demo worker bench failover soak evaluate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -65,6 +65,13 @@ stream-demo: $(STAMP) ## the whole pipeline live: broker, worker, replay of taob
 
 bench: $(STAMP) ## throughput, latency, memory and scorer benchmarks (prints a table, writes JSON)
 	$(PY) -m stream.bench --out bench-results/bench.json
+
+failover: $(STAMP) ## stall after kill -9 / SIGTERM restart / one of two workers killed, changelog replayed
+	$(PY) -m stream.failover --out bench-results/failover.json
+
+SOAK_S ?= 1200
+soak: $(STAMP) ## one worker for SOAK_S s (1200) at half its maximum rate: RSS growth, max lag, DLQ
+	SOAK_S=$(SOAK_S) $(PY) -m stream.soak
 
 evaluate: $(STAMP) ## evaluation tables on both shared datasets
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA)/taobao-head/UserBehavior.csv --format taobao

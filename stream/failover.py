@@ -100,7 +100,7 @@ class SnapshotWatch:
         consumer = KafkaConsumer(
             self.settings.snapshots_topic,
             bootstrap_servers=self.settings.bootstrap,
-            auto_offset_reset="latest",
+            auto_offset_reset="earliest",  # the topic is the run's own; filtered by time
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=200,
@@ -138,13 +138,19 @@ class SnapshotWatch:
             time.sleep(0.1)
         return self.first_after(t0)
 
-    def __enter__(self) -> SnapshotWatch:
+    def start(self) -> SnapshotWatch:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+    def __enter__(self) -> SnapshotWatch:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def changelog_replayed(log_text: str) -> int:

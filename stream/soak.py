@@ -13,6 +13,7 @@ the DLQ records (goal: 0, every event is valid); it exits 1 when a goal is misse
 | ``SOAK_RATE`` | half the measured maximum | events/s |
 | ``SOAK_USERS`` | ``500`` | synthetic users |
 | ``SOAK_WARMUP_S`` | ``60`` | seconds before the first RSS reading (history buffers filling) |
+| ``SOAK_BURST`` | ``20000`` | events of the burst that measures the maximum rate |
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from stream.localrun import WorkerProcess, start_local_broker, stop_local_broker
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
-BURST = 20_000
 MAX_RSS_GROWTH = 0.05
 
 
@@ -72,14 +72,14 @@ def _cli(env: dict, *args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "stream.cli", *args], env=env, **kw)
 
 
-def measure_max_rate(env: dict, offsets: Offsets, users: int) -> float:
-    """Events/s the worker applies on a burst of ``BURST`` events already in the topic."""
+def measure_max_rate(env: dict, offsets: Offsets, users: int, burst: int = 20_000) -> float:
+    """Events/s the worker applies on a burst of ``burst`` events already in the topic."""
     before = offsets.committed()
-    args = ["produce", "--synthetic", "--users", str(users), "--limit", str(BURST), "--restamp"]
+    args = ["produce", "--synthetic", "--users", str(users), "--limit", str(burst), "--restamp"]
     _cli(env, *args, stdout=subprocess.DEVNULL).wait(300)
     started = time.monotonic()
     first = None
-    while offsets.committed() - before < BURST:
+    while offsets.committed() - before < burst:
         if first is None and offsets.committed() > before:
             first = time.monotonic()
         if time.monotonic() - started > 300:
@@ -141,7 +141,9 @@ class SoakResult:
         )
 
 
-def soak(workdir: Path, seconds: float, rate: float | None, users: int, warmup: float):
+def soak(
+    workdir: Path, seconds: float, rate: float | None, users: int, warmup: float, burst: int
+) -> SoakResult:
     bootstrap, started = start_local_broker()
     name = f"soak-{uuid.uuid4().hex[:8]}"
     env = worker_env(bootstrap, name, workdir / "state", INTEREST_MIN_INTERVAL_S="1.0")
@@ -151,7 +153,7 @@ def soak(workdir: Path, seconds: float, rate: float | None, users: int, warmup: 
     worker = WorkerProcess(env, workdir / "worker.log").start(timeout=180)
     procs: list[subprocess.Popen] = []
     try:
-        max_rate = measure_max_rate(env, offsets, users)
+        max_rate = measure_max_rate(env, offsets, users, burst)
         rate = rate or max_rate / 2
         print(f"maximum rate {max_rate:,.0f} events/s: soaking at {rate:,.0f}/s", flush=True)
         limit = int(rate * seconds)
@@ -215,7 +217,8 @@ def main() -> int:
         print("soak: SOAK_WARMUP_S must be > 0 and below SOAK_S", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        result = soak(Path(tmp), seconds, rate, users, warmup)
+        burst = int(os.environ.get("SOAK_BURST", "20000"))
+        result = soak(Path(tmp), seconds, rate, users, warmup, burst)
     print(result.report())
     return 0 if result.growth <= MAX_RSS_GROWTH and result.dlq == 0 else 1
 

@@ -264,34 +264,44 @@ def run(workdir: Path, rate: float, preload: int, cases: list[str]) -> list[Resu
         env = worker_env(bootstrap, name, workdir / "state", INTEREST_MIN_INTERVAL_S="0.5")
         settings = Settings.from_env(env)
         ensure_topics(settings)
-        results = []
+        results: list[Result] = []
         events = SteadyEvents(settings, rate=rate)
         events.preload(preload)
         with SnapshotWatch(settings) as watch, events:
             if "kill" in cases:
+                kill = signal.SIGKILL
                 results.append(
-                    kill_and_restart(
-                        env, settings, watch, workdir, signal.SIGKILL, "kill -9, restart"
-                    )
+                    kill_and_restart(env, settings, watch, workdir, kill, "kill -9, restart")
                 )
+                print(_row(results[-1]), flush=True)
             if "term" in cases:
+                term = signal.SIGTERM
                 results.append(
-                    kill_and_restart(
-                        env, settings, watch, workdir, signal.SIGTERM, "SIGTERM, restart"
-                    )
+                    kill_and_restart(env, settings, watch, workdir, term, "SIGTERM, restart")
                 )
+                print(_row(results[-1]), flush=True)
             if "two" in cases:
                 results.append(two_workers_kill_one(env, settings, watch, workdir))
+                print(_row(results[-1]), flush=True)
         return results
     finally:
         if started:
             stop_local_broker()
 
 
+HEADER = f"{'case':<24} {'stall s':>8} {'goal s':>7} {'replayed':>9} {'ready s':>8}"
+
+
+def _row(r: Result) -> str:
+    seen = "" if r.partitions_seen == r.partitions else f"  ({r.partitions_seen} partitions)"
+    ready = r.ready_after_s if r.ready_after_s is not None else "-"
+    return f"{r.case:<24} {r.stall_s:>8.2f} {r.goal_s:>7.0f} {r.replayed:>9} {ready:>8}{seen}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stream.failover", description=__doc__)
-    parser.add_argument("--rate", type=float, default=200.0, help="steady events/s (200)")
-    parser.add_argument("--preload", type=int, default=20_000, help="events sent first (20000)")
+    parser.add_argument("--rate", type=float, default=50.0, help="steady events/s (50)")
+    parser.add_argument("--preload", type=int, default=5_000, help="events sent first (5000)")
     parser.add_argument("--cases", default="kill,term,two", help="kill, term, two (all)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     parser.add_argument("--logs", type=Path, help="keep the worker logs in this folder")
@@ -303,17 +313,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{'on' if s.group_instance_id else 'off'}",
         flush=True,
     )
+    print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="failover-") as tmp:
         workdir = args.logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         results = run(workdir, args.rate, args.preload, args.cases.split(","))
-    print(f"{'case':<24} {'stall s':>8} {'goal s':>7} {'replayed':>9} {'ready s':>8}")
+    print(HEADER)
     for r in results:
-        seen = "" if r.partitions_seen == r.partitions else f"  ({r.partitions_seen} partitions)"
-        print(
-            f"{r.case:<24} {r.stall_s:>8.2f} {r.goal_s:>7.0f} {r.replayed:>9} "
-            f"{r.ready_after_s if r.ready_after_s is not None else '-':>8}{seen}"
-        )
+        print(_row(r))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps([asdict(r) for r in results], indent=2))

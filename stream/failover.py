@@ -209,8 +209,13 @@ def _settle(watch: SnapshotWatch, settings: Settings, timeout: float = 120) -> N
     watch.wait_all(time.time(), settings.partitions, timeout)
 
 
-def _result(case, watch, t0, settings, log_path, offset, ready) -> Result:
-    got = watch.wait_all(t0, settings.partitions, timeout=120)
+def _result(case, watch, t0, settings, log_path, offset, ready, gone_at=None) -> Result:
+    # Count only snapshots emitted once the stopped worker is gone (a clean stop flushes some).
+    gone_at = gone_at or t0
+    got = {
+        p: d + gone_at - t0
+        for p, d in watch.wait_all(gone_at, settings.partitions, timeout=120).items()
+    }
     text = log_path.read_bytes()[offset:].decode(errors="replace")
     return Result(
         case=case,
@@ -230,9 +235,11 @@ def kill_and_restart(env, settings, watch, workdir: Path, sig: int, case: str) -
     offset = log_path.stat().st_size
     t0 = time.time()
     worker.stop(sig=sig)
+    gone_at = time.time()
     replacement = WorkerProcess(env, log_path).start(timeout=180)
     try:
-        return _result(case, watch, t0, settings, log_path, offset, replacement.ready_after)
+        ready = replacement.ready_after
+        return _result(case, watch, t0, settings, log_path, offset, ready, gone_at)
     finally:
         replacement.stop()
 

@@ -10,7 +10,7 @@ DATA ?= taobao
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
-        stream-demo worker bench evaluate wheel-check clean
+        stream-demo worker bench failover soak evaluate wheel-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -66,6 +66,13 @@ stream-demo: $(STAMP) ## the pipeline live in the terminal (DATA=taobao|movielen
 
 bench: $(STAMP) ## throughput, latency, memory and scorer benchmarks (prints a table, writes JSON)
 	$(PY) -m stream.bench --out bench-results/bench.json
+
+failover: $(STAMP) ## stall after kill -9 / SIGTERM restart / one of two workers killed, changelog replayed
+	$(PY) -m stream.failover --out bench-results/failover.json
+
+SOAK_S ?= 1200
+soak: $(STAMP) ## one worker for SOAK_S s (1200) at half its maximum rate: RSS growth, max lag, DLQ
+	SOAK_S=$(SOAK_S) $(PY) -m stream.soak
 
 evaluate: $(STAMP) ## evaluation tables on both shared datasets
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/taobao-head/UserBehavior.csv --format taobao

@@ -479,6 +479,7 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
         web_tables_enabled=False,
         web_router_enabled=False,
         broker_credentials=settings.security.faust_credentials(),
+        **settings.group_config(),  # failover: session, heartbeat, rebalance, standbys
     )
     config.update(overrides)
     # The hot path allocates many short-lived dicts; with the default thresholds the cyclic

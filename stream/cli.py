@@ -27,7 +27,10 @@ def _fail(msg: str) -> int:
 
 
 def check_broker(settings: Settings, timeout: float = 5.0) -> None:
-    """Fail fast (one line) if no bootstrap server accepts a TCP connection."""
+    """Fail fast (one line) if no bootstrap server accepts a TCP connection, or if the first
+    that does refuses our TLS trust or SASL credentials."""
+    from stream.brokercheck import SecurityCheckFailed, check_security
+
     if not settings.bootstrap:
         raise CommandError(
             "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or start the local one with "
@@ -37,9 +40,14 @@ def check_broker(settings: Settings, timeout: float = 5.0) -> None:
         host, _, port = server.strip().rpartition(":")
         try:
             with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-                return
+                pass
         except (OSError, ValueError):
             continue
+        try:
+            check_security(settings.security, host or "127.0.0.1", int(port), timeout)
+        except SecurityCheckFailed as exc:
+            raise CommandError(str(exc)) from None
+        return
     raise CommandError(f"Kafka broker unreachable at {settings.bootstrap}")
 
 

@@ -35,8 +35,11 @@ def start_local_broker(env: Mapping[str, str] | None = None) -> tuple[str, bool]
     return out.stdout.strip().splitlines()[-1].split("=", 1)[1], not was_up
 
 
-def stop_local_broker() -> None:
-    subprocess.run([str(KAFKA_SH), "down"], capture_output=True, timeout=120)
+def stop_local_broker(env: Mapping[str, str] | None = None) -> None:
+    """Stop the local broker (the one of ``env``'s ``KAFKA_RUN_DIR`` when given)."""
+    subprocess.run(
+        [str(KAFKA_SH), "down"], capture_output=True, timeout=120, env=dict(env or os.environ)
+    )
 
 
 def free_port() -> int:

@@ -32,6 +32,11 @@
 | ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
 | ``INTEREST_SNAPSHOT_FORMAT`` | ``msgpack`` | snapshot encoding: ``msgpack`` or ``json`` |
 | ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
+| ``INTEREST_SESSION_TIMEOUT_S`` | ``6`` | group session: a dead worker's partitions move after it |
+| ``INTEREST_HEARTBEAT_S`` | ``1`` | heartbeat interval (below the session timeout) |
+| ``INTEREST_REBALANCE_TIMEOUT_S`` | ``10`` | a rebalance waits this long for members |
+| ``INTEREST_STANDBY_REPLICAS`` | ``1`` | warm table copies on other workers |
+| ``INTEREST_GROUP_INSTANCE_ID`` | unset | static membership: a restart skips the rebalance |
 | ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
 """
 
@@ -214,9 +219,39 @@ class Settings:
     scorer_int8: bool = False
     scorer_process: bool = True
     snapshot_format: str = "msgpack"
+    session_timeout_s: float = 6.0
+    heartbeat_s: float = 1.0
+    rebalance_timeout_s: float = 10.0
+    standby_replicas: int = 1
+    group_instance_id: str | None = None
     interest: InterestConfig = field(default_factory=InterestConfig)
     security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
     pseudonymise_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_s < self.session_timeout_s:
+            raise ValueError(
+                "INTEREST_HEARTBEAT_S must be > 0 and below INTEREST_SESSION_TIMEOUT_S, got "
+                f"{self.heartbeat_s} and {self.session_timeout_s}"
+            )
+        if self.rebalance_timeout_s <= 0 or self.standby_replicas < 0:
+            raise ValueError(
+                "INTEREST_REBALANCE_TIMEOUT_S must be > 0 and INTEREST_STANDBY_REPLICAS >= 0"
+            )
+
+    def group_config(self) -> dict:
+        """Faust options for the consumer group: failure detection, rebalances, standbys.
+
+        >>> Settings(bootstrap=None).group_config()["broker_session_timeout"]
+        6.0
+        """
+        return {
+            "broker_session_timeout": self.session_timeout_s,
+            "broker_heartbeat_interval": self.heartbeat_s,
+            "broker_rebalance_timeout": self.rebalance_timeout_s,
+            "table_standby_replicas": self.standby_replicas,
+            "consumer_group_instance_id": self.group_instance_id,
+        }
 
     def user_key(self, user_id: str) -> str:
         """The id a user is stored and published under: a keyed hash when pseudonymising.
@@ -288,6 +323,11 @@ class Settings:
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
             scorer_process=e("INTEREST_SCORER_PROCESS", "1") in ("1", "true", "yes"),
             snapshot_format=_snapshot_format(e("INTEREST_SNAPSHOT_FORMAT", "msgpack")),
+            session_timeout_s=float(e("INTEREST_SESSION_TIMEOUT_S", "6")),
+            heartbeat_s=float(e("INTEREST_HEARTBEAT_S", "1")),
+            rebalance_timeout_s=float(e("INTEREST_REBALANCE_TIMEOUT_S", "10")),
+            standby_replicas=int(e("INTEREST_STANDBY_REPLICAS", "1")),
+            group_instance_id=env.get("INTEREST_GROUP_INSTANCE_ID") or None,
             security=KafkaSecurity.from_env(env),
             pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
             interest=interest,

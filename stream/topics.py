@@ -18,7 +18,9 @@ def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
     Returns the names of the topics it created.
     """
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap, client_id="interest-tracker-admin"
+        bootstrap_servers=settings.bootstrap,
+        client_id="interest-tracker-admin",
+        **settings.kafka_client_config(),
     )
     try:
         existing = set(admin.list_topics())

@@ -15,6 +15,11 @@
 #   KAFKA_HEAP_OPTS          JVM heap (default -Xms256m -Xmx768m)
 #   KAFKA_START_TIMEOUT      seconds to wait for the broker to accept connections (default 90)
 #   KAFKA_STOP_TIMEOUT       seconds to wait for a clean stop before SIGKILL (default 60)
+#   KAFKA_LOCAL_SECURITY     plaintext (default) or sasl_ssl: the client listener is SASL_SSL
+#                            (SASL/PLAIN over TLS). A CA, a broker certificate (PKCS12, keytool)
+#                            and a user with a random password are generated at start in
+#                            $run_dir/tls; $run_dir/client.env holds the client settings
+#                            (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,6 +32,10 @@ props="$run_dir/server.properties"
 log_file="$run_dir/server.log"
 start_timeout="${KAFKA_START_TIMEOUT:-90}"
 stop_timeout="${KAFKA_STOP_TIMEOUT:-60}"
+security="$(echo "${KAFKA_LOCAL_SECURITY:-plaintext}" | tr '[:upper:]' '[:lower:]')"
+case "$security" in plaintext|sasl_ssl) ;; *)
+  echo "kafka: KAFKA_LOCAL_SECURITY must be plaintext or sasl_ssl, got '$security'" >&2; exit 2 ;;
+esac
 
 say() { echo "kafka: $*" >&2; }
 
@@ -60,19 +69,73 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 prop() { sed -n "s/^$1=//p" "$props"; }
 
+client_port() { prop advertised.listeners | sed -E 's/.*:([0-9]+)$/\1/'; }
+
+# A throwaway CA, a broker certificate for 127.0.0.1/localhost signed by it (in a PKCS12
+# keystore made with keytool) and one SASL/PLAIN user: all random, all under $run_dir/tls.
+make_tls() {
+  local tls="$run_dir/tls" pass user_pass
+  rm -rf "$tls"; mkdir -p "$tls"; chmod 700 "$tls"
+  pass="$(openssl rand -hex 16)"; user_pass="$(openssl rand -hex 16)"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=interest-tracker local CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 7 \
+    -dname "CN=127.0.0.1" -ext "SAN=IP:127.0.0.1,DNS:localhost" \
+    -keystore "$tls/broker.p12" -storetype PKCS12 -storepass "$pass" -keypass "$pass" 2>/dev/null
+  keytool -certreq -alias broker -keystore "$tls/broker.p12" -storepass "$pass" \
+    -file "$tls/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext"
+  openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+    -CAcreateserial -days 7 -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null
+  keytool -importcert -noprompt -alias ca -file "$tls/ca.pem" \
+    -keystore "$tls/broker.p12" -storepass "$pass" >/dev/null 2>&1
+  keytool -importcert -noprompt -alias broker -file "$tls/broker.pem" \
+    -keystore "$tls/broker.p12" -storepass "$pass" >/dev/null 2>&1
+  rm -f "$tls/broker.csr" "$tls/san.ext" "$tls/ca.key" "$tls/ca.srl"
+  TLS_STORE_PASS="$pass"; SASL_USER=interest; SASL_PASS="$user_pass"
+  (umask 077; printf '%s\n' KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SASL_MECHANISM=PLAIN \
+    "KAFKA_SASL_USERNAME=$SASL_USER" "KAFKA_SASL_PASSWORD=$SASL_PASS" \
+    "KAFKA_SSL_CAFILE=$tls/ca.pem" >"$run_dir/client.env")
+}
+
+# The listener lines for the configured security; sets LISTENER_PROPS.
+listener_config() {
+  local bport="$1" cport="$2" iport
+  if [ "$security" = plaintext ]; then
+    LISTENER_PROPS="listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT"
+    return
+  fi
+  make_tls
+  iport="$(free_port)"
+  while [ "$iport" = "$bport" ] || [ "$iport" = "$cport" ]; do iport="$(free_port)"; done
+  # Clients use SASL_SSL (advertised last: client_port reads it); the broker talks to itself
+  # on a loopback-only plaintext listener.
+  LISTENER_PROPS="listeners=INTERNAL://127.0.0.1:$iport,SASL_SSL://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=INTERNAL://127.0.0.1:$iport,SASL_SSL://127.0.0.1:$bport
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL
+inter.broker.listener.name=INTERNAL
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$SASL_PASS\";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$run_dir/tls/broker.p12
+ssl.keystore.password=$TLS_STORE_PASS
+ssl.key.password=$TLS_STORE_PASS"
+}
+
 write_config() {
   local bport cport
   bport="$(free_port)"; cport="$(free_port)"
   while [ "$cport" = "$bport" ]; do cport="$(free_port)"; done
+  listener_config "$bport" "$cport"
   cat >"$props" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$LISTENER_PROPS
 log.dirs=$run_dir/data
 num.partitions=4
 offsets.topic.replication.factor=1
@@ -108,7 +171,7 @@ up() {
   fi
   command -v java >/dev/null || { say "Java 17+ is needed to run the local broker"; exit 1; }
   mkdir -p "$run_dir"
-  if alive && port_open "$(prop listeners | sed -E 's/.*PLAINTEXT:\/\/[^:]+:([0-9]+).*/\1/')"; then
+  if alive && port_open "$(client_port)"; then
     say "already running (pid $(cat "$pid_file"))"
     print_addr
     return
@@ -120,8 +183,12 @@ up() {
   resolve_jars
   local bport
   # Reuse the previous ports (and data) when they are still free; otherwise start afresh.
-  if [ -f "$props" ] && [ -d "$run_dir/data" ]; then
-    bport="$(prop advertised.listeners | sed -E 's/.*:([0-9]+)$/\1/')"
+  if [ -f "$props" ] && [ -d "$run_dir/data" ] &&
+      [ "$(cat "$run_dir/security" 2>/dev/null || echo plaintext)" != "$security" ]; then
+    say "security changed to $security: new config, new data"
+    rm -rf "$run_dir/data"; write_config
+  elif [ -f "$props" ] && [ -d "$run_dir/data" ]; then
+    bport="$(client_port)"
     if port_open "$bport"; then
       say "port $bport is taken by another process: new ports, new data"
       rm -rf "$run_dir/data"; write_config
@@ -130,7 +197,8 @@ up() {
     rm -rf "$run_dir/data"; write_config
   fi
   format_storage
-  bport="$(prop advertised.listeners | sed -E 's/.*:([0-9]+)$/\1/')"
+  echo "$security" >"$run_dir/security"
+  bport="$(client_port)"
   echo "127.0.0.1:$bport" >"$addr_file"
   : >"$log_file"
   java_args

@@ -1,0 +1,227 @@
+"""Soak: one worker for a long run at half its measured maximum rate.
+
+``python -m stream.soak`` (``make soak``; ``SOAK_S`` seconds, default 1200) starts the local
+broker and a worker, measures the worker's maximum rate on a burst, then runs
+``interest-tracker produce`` at half of it, ``interest-tracker subscribe`` following the
+snapshots, and polls the dashboard (``/``, ``/population``, ``/metrics``) every 2 s. It prints
+the worker's RSS once warm and at the end (goal: growth <= 5%), the maximum consumer lag, and
+the DLQ records (goal: 0, every event is valid); it exits 1 when a goal is missed.
+
+| variable | default | meaning |
+|---|---|---|
+| ``SOAK_S`` | ``1200`` | seconds at the soak rate (the warm-up included) |
+| ``SOAK_RATE`` | half the measured maximum | events/s |
+| ``SOAK_USERS`` | ``500`` | synthetic users |
+| ``SOAK_WARMUP_S`` | ``60`` | seconds before the first RSS reading (history buffers filling) |
+| ``SOAK_BURST`` | ``20000`` | events of the burst that measures the maximum rate |
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from stream.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
+from stream.settings import Settings
+from stream.topics import ensure_topics
+
+MAX_RSS_GROWTH = 0.05
+
+
+class Offsets:
+    """End offsets of a topic and the worker group's committed offsets on it."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        sec = settings.kafka_client_config()
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, **sec)
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, **sec)
+
+    def end(self, topic: str) -> int:
+        tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+        return sum(self.consumer.end_offsets(tps).values())
+
+    def committed(self) -> int:
+        offsets = self.admin.list_group_offsets({self.settings.app_id: None})
+        return sum(
+            m.offset
+            for tp, m in offsets.get(self.settings.app_id, {}).items()
+            if tp.topic == self.settings.events_topic and m.offset > 0
+        )
+
+    def lag(self) -> int:
+        return self.end(self.settings.events_topic) - self.committed()
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+def _cli(env: dict, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "stream.cli", *args], env=env, **kw)
+
+
+def measure_max_rate(env: dict, offsets: Offsets, users: int, burst: int = 20_000) -> float:
+    """Events/s the worker applies on a burst of ``burst`` events already in the topic."""
+    before = offsets.committed()
+    args = ["produce", "--synthetic", "--users", str(users), "--limit", str(burst), "--restamp"]
+    _cli(env, *args, stdout=subprocess.DEVNULL).wait(300)
+    started = time.monotonic()
+    first = None
+    while offsets.committed() - before < burst:
+        if first is None and offsets.committed() > before:
+            first = time.monotonic()
+        if time.monotonic() - started > 300:
+            raise RuntimeError("the worker did not finish the burst within 300 s")
+        time.sleep(0.2)
+    took = time.monotonic() - (first or started)
+    return (offsets.committed() - before) / max(took, 1e-6)
+
+
+class Dashboard(threading.Thread):
+    """Polls the dashboard's page and JSON/metrics endpoints; counts the answers."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.base = f"http://127.0.0.1:{port}"
+        self.ok = self.failed = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(2.0):
+            for path in ("/", "/population", "/metrics"):
+                try:
+                    with urllib.request.urlopen(self.base + path, timeout=5) as resp:
+                        resp.read()
+                        self.ok += 1
+                except OSError:
+                    self.failed += 1
+
+
+@dataclass
+class SoakResult:
+    seconds: float
+    max_rate: float
+    rate: float
+    rss_warm_mb: float
+    rss_end_mb: float
+    max_lag: int
+    dlq: int
+    snapshots_seen: int
+    dashboard_ok: int
+    dashboard_failed: int
+
+    @property
+    def growth(self) -> float:
+        return self.rss_end_mb / self.rss_warm_mb - 1
+
+    def report(self) -> str:
+        return "\n".join(
+            [
+                f"soak: {self.seconds:.0f}s at {self.rate:,.0f} events/s "
+                f"(measured maximum {self.max_rate:,.0f}/s)",
+                f"RSS once warm {self.rss_warm_mb:.1f} MiB, at end {self.rss_end_mb:.1f} MiB: "
+                f"growth {self.growth:+.1%} (goal <= {MAX_RSS_GROWTH:.0%})",
+                f"max consumer lag {self.max_lag:,} events",
+                f"DLQ records {self.dlq} (goal 0)",
+                f"snapshots read by the subscriber {self.snapshots_seen:,}; dashboard polls "
+                f"{self.dashboard_ok} ok, {self.dashboard_failed} failed",
+            ]
+        )
+
+
+def soak(
+    workdir: Path, seconds: float, rate: float | None, users: int, warmup: float, burst: int
+) -> SoakResult:
+    bootstrap, started = start_local_broker()
+    name = f"soak-{uuid.uuid4().hex[:8]}"
+    env = worker_env(bootstrap, name, workdir / "state", INTEREST_MIN_INTERVAL_S="1.0")
+    settings = Settings.from_env(env)
+    ensure_topics(settings)
+    offsets = Offsets(settings)
+    worker = WorkerProcess(env, workdir / "worker.log").start(timeout=180)
+    procs: list[subprocess.Popen] = []
+    try:
+        max_rate = measure_max_rate(env, offsets, users, burst)
+        rate = rate or max_rate / 2
+        print(f"maximum rate {max_rate:,.0f} events/s: soaking at {rate:,.0f}/s", flush=True)
+        limit = int(rate * seconds)
+        snaps = open(workdir / "snapshots.jsonl", "wb")  # noqa: SIM115 - closed below
+        procs.append(_cli(env, "subscribe", "--latest", "--json", stdout=snaps))
+        args = ["produce", "--synthetic", "--users", str(users), "--limit", str(limit)]
+        args += ["--rate", f"{rate:.1f}", "--restamp", "--seed", "1"]
+        procs.append(_cli(env, *args, stdout=subprocess.DEVNULL))
+        dashboard = Dashboard(int(env["INTEREST_WEB_PORT"]))
+        dashboard.start()
+        max_lag, t0 = 0, time.monotonic()
+        rss_warm = None
+        while time.monotonic() - t0 < seconds:
+            time.sleep(5)
+            max_lag = max(max_lag, offsets.lag())
+            if rss_warm is None and time.monotonic() - t0 >= warmup:
+                rss_warm = worker.rss_bytes()
+                print(f"RSS once warm: {rss_warm / 2**20:.1f} MiB", flush=True)
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"the worker died:\n{worker.tail()}")
+        rss_end = worker.rss_bytes()
+        dashboard.stopping.set()
+        procs[1].wait(60)
+        deadline = time.monotonic() + 60
+        while offsets.lag() > 0 and time.monotonic() < deadline:
+            time.sleep(1)
+        dlq = offsets.end(settings.dlq_topic)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+        snaps.close()
+        return SoakResult(
+            seconds=seconds,
+            max_rate=max_rate,
+            rate=rate,
+            rss_warm_mb=(rss_warm or rss_end) / 2**20,
+            rss_end_mb=rss_end / 2**20,
+            max_lag=max_lag,
+            dlq=dlq,
+            snapshots_seen=sum(1 for _ in open(workdir / "snapshots.jsonl", "rb")),
+            dashboard_ok=dashboard.ok,
+            dashboard_failed=dashboard.failed,
+        )
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        worker.stop()
+        offsets.close()
+        if started:
+            stop_local_broker()
+
+
+def main() -> int:
+    seconds = float(os.environ.get("SOAK_S", "1200"))
+    rate = float(os.environ["SOAK_RATE"]) if os.environ.get("SOAK_RATE") else None
+    users = int(os.environ.get("SOAK_USERS", "500"))
+    warmup = float(os.environ.get("SOAK_WARMUP_S", "60"))
+    if not 0 < warmup < seconds:
+        print("soak: SOAK_WARMUP_S must be > 0 and below SOAK_S", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        burst = int(os.environ.get("SOAK_BURST", "20000"))
+        result = soak(Path(tmp), seconds, rate, users, warmup, burst)
+    print(result.report())
+    return 0 if result.growth <= MAX_RSS_GROWTH and result.dlq == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from models.online import InterestConfig, UserInterest
+from models.prior import PopulationPrior
 from models.schema import OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
@@ -68,6 +69,14 @@ def apply_event(record: dict, event: Mapping, cfg: TrackerConfig) -> dict[str, f
     )
     after, moved = user.learn_and_predict(event)
     record["u"] = user.state()
+    if event.get("topics"):  # the item's content topics (models.content), tracked alike
+        topics = (
+            UserInterest.from_state(record["t"], cfg.interest)
+            if record.get("t")
+            else UserInterest(cfg.interest)
+        )
+        topics.learn_one({**event, "categories": list(event["topics"])})
+        record["t"] = topics.state()
     history = record.setdefault("h", [])
     history.append(
         [
@@ -101,6 +110,29 @@ def explain(record: Mapping, cfg: TrackerConfig) -> list[dict]:
     ]
 
 
+def prior_depth(cfg: TrackerConfig) -> int:
+    """How many of the prior's categories a snapshot needs ranked (see published_estimate)."""
+    return cfg.top_k + 2 * cfg.interest.max_categories
+
+
+def published_estimate(
+    user: UserInterest, prior: PopulationPrior | None, cfg: TrackerConfig
+) -> dict[str, float]:
+    """The estimate a snapshot publishes, before its cut to the top ``k``.
+
+    With a prior: the user's masses smoothed toward it (what ``evaluate`` scores for the
+    ``online`` row), on the tracked categories and the prior's most probable ones, the rest as
+    ``_other``. Without one: the user's own distribution (smoothing mass as ``_other``).
+    The prior must rank :func:`prior_depth` categories (or all it has): the top k are among
+    them and the tracked ones.
+    """
+    if prior is None:
+        return user.predict_proba_one({})
+    if len(prior.ranked) < min(len(prior.probs), prior_depth(cfg)):
+        raise ValueError("the prior ranks too few categories for this top k")
+    return user.predict_candidates(prior.probs, prior.ranked)
+
+
 def build_snapshot(
     user_id: str,
     record: Mapping,
@@ -108,29 +140,42 @@ def build_snapshot(
     fused: Mapping[str, float] | None = None,
     sources: Mapping[str, Mapping] | None = None,
     sequence_version: str | None = None,
+    prior: PopulationPrior | None = None,
 ) -> dict:
     """The published snapshot of a user (see the README's table).
 
-    Without ``fused``, the distribution is the online estimate alone.
+    ``distribution`` is ``fused`` when given, else :func:`published_estimate` (smoothed toward
+    ``prior`` when given); ``own`` is always the user's own distribution, prior mass as
+    ``_other``, which depends on the user's events alone; ``topics``, when the user's items
+    carried content topics, the user's distribution over them.
     """
     user = UserInterest.from_state(record["u"], cfg.interest)
-    online = user.predict_proba_one({})
+    own = user.predict_proba_one({})
     short, long_ = user.horizons()
-    dist = top_k(fused if fused is not None else online, cfg.top_k)
-    return {
+    estimate = fused if fused is not None else published_estimate(user, prior, cfg)
+    dist = top_k(estimate, cfg.top_k)
+    src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
+    if prior is not None:
+        src.setdefault("online", {})["prior"] = {"n_events": prior.n_events, "ts": prior.ts}
+    snapshot = {
         "user_id": user_id,
         "ts": user.last_ts,
         "version": user.n_events,
         "n_events": user.n_events,
         "distribution": dist,
+        "own": top_k(own, cfg.top_k),
         "entropy": entropy(dist),
         "short_term": top_k(short, cfg.top_k),
         "long_term": top_k(long_, cfg.top_k),
-        "sources": dict(sources) if sources else {"online": {"weight": 1.0}},
+        "sources": src,
         "drift": user.drift_detected,
         "explain": explain(record, cfg),
         "model": {"online": ONLINE_MODEL_VERSION, "sequence": sequence_version},
     }
+    if record.get("t"):
+        topics = UserInterest.from_state(record["t"], cfg.interest).predict_proba_one({})
+        snapshot["topics"] = top_k(topics, cfg.top_k)
+    return snapshot
 
 
 def replay(events: Sequence[Mapping], cfg: TrackerConfig) -> dict:

@@ -22,9 +22,18 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from models.online import PopulationInterest
+from models.prior import PopulationPrior
 from models.schema import POPULATION_KEY
-from models.tracker import TrackerConfig, apply_event, build_snapshot, new_record, top_k
+from models.tracker import (
+    TrackerConfig,
+    apply_event,
+    build_snapshot,
+    new_record,
+    prior_depth,
+    top_k,
+)
 from models.tracker import total_variation as tv
+from stream.catalog import catalog_table, resolve_categories
 from stream.codec import (
     InvalidEvent,
     Limits,
@@ -39,6 +48,7 @@ from stream.topics import TABLES
 log = logging.getLogger(__name__)
 
 CONTROL_HEADER = "interest-control"
+PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
 
 
@@ -109,17 +119,20 @@ class Pipeline:
             partitions=parts,
             help="Per-partition decayed population distribution.",
         )
-        for table in (self.users, self.population):
+        self.catalog = catalog_table(app, settings.items_topic)  # every worker reads it all
+        for table in (self.users, self.population, self.catalog):
             # Faust derives a table's codecs from its key/value types (json for plain types)
             # and copies them into its store and changelog topic (built when the table
             # registers itself), which recovery decodes with: set all three.
             table.key_serializer, table.value_serializer = "utf8", "msgpack"
             table.data.key_serializer, table.data.value_serializer = "utf8", "msgpack"
-            table.changelog_topic = table._new_changelog_topic()
+            if table is not self.catalog:  # the catalog's changelog is the items topic
+                table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.last_emit: dict[str, float] = {}
         self.pending: dict[str, float] = {}
         self.sequence: dict[str, tuple] = {}
+        self.priors: dict[int, tuple[float, PopulationPrior]] = {}  # per partition: built at
         self.scorer = None
         if settings.checkpoint:
             from stream.scoring import StreamScorer
@@ -182,7 +195,8 @@ class Pipeline:
         self, ev: EventT, now: float, touched: dict, populations: dict, forgotten: dict
     ) -> None:
         msg = ev.message
-        event = decode_event(ev.value, _header(msg, "content-type"), self.limits, now)
+        event = decode_event(ev.value, _header(msg, "content-type"), self.limits, now, True)
+        resolve_categories(event, self.catalog)
         if msg.key is not None and msg.key != event["user_id"].encode():
             # Keyed by something else: re-key so the user's state stays on one partition.
             key = event["user_id"].encode()
@@ -252,16 +266,32 @@ class Pipeline:
             due = tv(top_k(online, self.settings.top_k), record["ed"]) > self.settings.tv_threshold
         if due:
             snapshot = self.snapshot(uid, record)
-            record["ed"] = snapshot["distribution"]
+            record["ed"] = snapshot["own"]
             self.publish(uid, snapshot, now)
         else:
             self.pending.setdefault(uid, last + self.settings.min_interval_s)
 
     def snapshot(self, uid: str, record: Mapping) -> dict:
+        prior = self.prior(record.get("p"))
         seq = self.sequence.get(uid)
         if seq is None or self.scorer is None:
-            return build_snapshot(uid, record, self.cfg)
-        return self.scorer.fused_snapshot(uid, record, seq)
+            return build_snapshot(uid, record, self.cfg, prior=prior)
+        return self.scorer.fused_snapshot(uid, record, seq, prior)
+
+    def prior(self, partition: int | None) -> PopulationPrior | None:
+        """The partition's population prior as written to the table at most ``PRIOR_REFRESH_S``
+        ago (snapshots name the state they used); None before the partition has any."""
+        state = self.population.get(f"p{partition}") if partition is not None else None
+        if not state:
+            return None
+        built, prior = self.priors.get(partition, (0.0, None))
+        now = time.monotonic()
+        moved = prior is None or (prior.n_events, prior.ts) != (state.get("n", 0), state["t"])
+        if moved and (prior is None or now - built >= PRIOR_REFRESH_S):
+            pop = PopulationInterest.from_state(state, self.cfg.interest)
+            prior = PopulationPrior.from_population(pop, prior_depth(self.cfg))
+            self.priors[partition] = (now, prior)
+        return prior
 
     def publish(self, uid: str, snapshot: dict, now: float) -> None:
         snapshot["emitted_at"] = time.time()
@@ -293,14 +323,14 @@ class Pipeline:
         for key, state in list(self.population.items()):
             if not state:
                 continue
-            dist = PopulationInterest.from_state(state, self.cfg.interest).predict_proba_one({})
+            prior = self.prior(int(key[1:]))
             self.snapshots.send_soon(
                 key=f"{POPULATION_KEY}/{key}".encode(),
                 value=encode_snapshot(
                     {
                         "user_id": f"{POPULATION_KEY}/{key}",
                         "ts": state["t"],
-                        "distribution": top_k(dist, 50),
+                        **prior.population_snapshot(),
                         "emitted_at": time.time(),
                     }
                 ),

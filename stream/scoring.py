@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from models.fusion import FusionParams
 from models.online import UserInterest
+from models.prior import PopulationPrior
 from models.scorer import SequenceScorer
-from models.tracker import build_snapshot, history_events
+from models.tracker import build_snapshot, history_events, published_estimate
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
@@ -127,13 +128,18 @@ class StreamScorer:
             self.pipeline.sequence[uid] = (dist, now_wall, version)
             self.pipeline.pending[uid] = now  # publish the fused snapshot at the next flush
 
-    def fused_snapshot(self, uid: str, record: Mapping, seq: tuple) -> dict:
-        """The user's snapshot with the sequence estimate fused in (weights in ``sources``)."""
+    def fused_snapshot(
+        self, uid: str, record: Mapping, seq: tuple, prior: PopulationPrior | None = None
+    ) -> dict:
+        """The user's snapshot with the sequence estimate fused in (weights in ``sources``).
+
+        The online side is smoothed toward ``prior`` when given, as in ``evaluate``'s fused row.
+        """
         self._refresh_fusion()
         dist, scored_at, version = seq
         cfg = self.pipeline.cfg
         user = UserInterest.from_state(record["u"], cfg.interest)
-        online = user.predict_proba_one({})
+        online = published_estimate(user, prior, cfg)
         age = max(0.0, time.time() - scored_at)
         fused, weights = self._fusion.combine(online, dist, user.n_events, age)
         sources = {
@@ -142,5 +148,5 @@ class StreamScorer:
             "fused": {"method": self._fusion.method, "fitted": self._fusion.n_events > 0},
         }
         return build_snapshot(
-            uid, record, cfg, fused=fused, sources=sources, sequence_version=version
+            uid, record, cfg, fused=fused, sources=sources, sequence_version=version, prior=prior
         )

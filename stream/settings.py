@@ -6,6 +6,7 @@
 | ``INTEREST_EVENTS_TOPIC`` | ``interest.events`` | input events |
 | ``INTEREST_SNAPSHOTS_TOPIC`` | ``interest.snapshots`` | output snapshots (compacted) |
 | ``INTEREST_DLQ_TOPIC`` | ``interest.events.dlq`` | rejected events + reason |
+| ``INTEREST_ITEMS_TOPIC`` | ``interest.items`` | item catalog (compacted, key = item id) |
 | ``INTEREST_PARTITIONS`` | ``4`` | partitions of the events topic and tables |
 | ``INTEREST_APP_ID`` | ``interest-tracker`` | Faust app id = consumer group |
 | ``INTEREST_STATE_DIR`` | ``.interest-state`` | Faust table data dir |
@@ -178,6 +179,7 @@ class Settings:
     events_topic: str = "interest.events"
     snapshots_topic: str = "interest.snapshots"
     dlq_topic: str = "interest.events.dlq"
+    items_topic: str = "interest.items"
     partitions: int = 4
     app_id: str = "interest-tracker"
     state_dir: str = ".interest-state"
@@ -247,6 +249,7 @@ class Settings:
             events_topic=e("INTEREST_EVENTS_TOPIC", "interest.events"),
             snapshots_topic=e("INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots"),
             dlq_topic=e("INTEREST_DLQ_TOPIC", "interest.events.dlq"),
+            items_topic=e("INTEREST_ITEMS_TOPIC", "interest.items"),
             partitions=int(e("INTEREST_PARTITIONS", "4")),
             app_id=e("INTEREST_APP_ID", "interest-tracker"),
             state_dir=e("INTEREST_STATE_DIR", ".interest-state"),

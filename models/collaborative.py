@@ -23,8 +23,11 @@ say about the trend down to them; ``b < 0`` is the prior fading as the user's ev
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from river import base
 
@@ -164,3 +167,46 @@ class CollaborativeMixture:
     @classmethod
     def from_dict(cls, d: Mapping) -> CollaborativeMixture:
         return cls(FusionParams.from_dict(d))
+
+
+@dataclass(frozen=True)
+class CollaborativePrior:
+    """A trained co-occurrence model and its fitted weight, as the stream uses them.
+
+    ``apply(estimate, own, n_events)`` mixes ``q`` (from the user's ``own`` distribution) into
+    a published ``estimate`` (a dict that may hold ``_other``). Saved as one JSON file
+    (``save`` writes it atomically, so a worker can reload it while it is replaced).
+
+    Examples
+    --------
+    >>> co = CategoryCoOccurrence()
+    >>> co.learn_one({"context": {"a": 1.0}}, ["b"])
+    >>> mix = CollaborativeMixture(FusionParams(history_edges=(), logits=(0.0,), age_slope=0.0))
+    >>> prior = CollaborativePrior(co, mix)
+    >>> out = prior.apply({"a": 0.8, "_other": 0.2}, {"a": 1.0}, 1)  # w = 0.5
+    >>> {k: round(v, 2) for k, v in sorted(out.items())}
+    {'_other': 0.1, 'a': 0.4, 'b': 0.5}
+    """
+
+    cooccurrence: CategoryCoOccurrence
+    mixture: CollaborativeMixture
+
+    def apply(
+        self, estimate: Mapping[str, float], own: Mapping[str, float], n_events: int
+    ) -> dict[str, float]:
+        q = self.cooccurrence.predict_proba_one({"context": own})
+        return self.mixture.combine(estimate, q, n_events)
+
+    def save(self, path: str | Path) -> None:
+        doc = {"cooccurrence": self.cooccurrence.state(), "mixture": self.mixture.to_dict()}
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CollaborativePrior:
+        doc = json.loads(Path(path).read_text())
+        return cls(
+            CategoryCoOccurrence.from_state(doc["cooccurrence"]),
+            CollaborativeMixture.from_dict(doc["mixture"]),
+        )

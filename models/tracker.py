@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from models.collaborative import CollaborativePrior
 from models.online import InterestConfig, UserInterest
 from models.prior import PopulationPrior
 from models.schema import OTHER
@@ -141,18 +142,23 @@ def build_snapshot(
     sources: Mapping[str, Mapping] | None = None,
     sequence_version: str | None = None,
     prior: PopulationPrior | None = None,
+    collaborative: CollaborativePrior | None = None,
 ) -> dict:
     """The published snapshot of a user (see the README's table).
 
     ``distribution`` is ``fused`` when given, else :func:`published_estimate` (smoothed toward
     ``prior`` when given); ``own`` is always the user's own distribution, prior mass as
     ``_other``, which depends on the user's events alone; ``topics``, when the user's items
-    carried content topics, the user's distribution over them.
+    carried content topics, the user's distribution over them. With ``collaborative`` (and no
+    ``fused``), the collaborative prior is mixed in with its fitted weight for the user's
+    event count (as ``evaluate``'s ``collaborative`` row).
     """
     user = UserInterest.from_state(record["u"], cfg.interest)
     own = user.predict_proba_one({})
     short, long_ = user.horizons()
     estimate = fused if fused is not None else published_estimate(user, prior, cfg)
+    if collaborative is not None and fused is None:
+        estimate = collaborative.apply(estimate, own, user.n_events)
     dist = top_k(estimate, cfg.top_k)
     src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
     if prior is not None:

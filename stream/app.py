@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import time
 import weakref
 from collections import Counter
@@ -21,6 +22,7 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from models.collaborative import CollaborativePrior
 from models.online import PopulationInterest
 from models.prior import PopulationPrior
 from models.schema import POPULATION_KEY
@@ -133,6 +135,9 @@ class Pipeline:
         self.pending: dict[str, float] = {}
         self.sequence: dict[str, tuple] = {}
         self.priors: dict[int, tuple[float, PopulationPrior]] = {}  # per partition: built at
+        self.collab: CollaborativePrior | None = None
+        self._collab_mtime = 0.0
+        self.reload_collab()
         self.scorer = None
         if settings.checkpoint:
             from stream.scoring import StreamScorer
@@ -275,7 +280,7 @@ class Pipeline:
         prior = self.prior(record.get("p"))
         seq = self.sequence.get(uid)
         if seq is None or self.scorer is None:
-            return build_snapshot(uid, record, self.cfg, prior=prior)
+            return build_snapshot(uid, record, self.cfg, prior=prior, collaborative=self.collab)
         return self.scorer.fused_snapshot(uid, record, seq, prior)
 
     def prior(self, partition: int | None) -> PopulationPrior | None:
@@ -319,7 +324,16 @@ class Pipeline:
         for uid in list(self.users.keys()):
             self.pending.setdefault(uid, now)
 
+    def reload_collab(self) -> None:
+        """(Re)load the collaborative prior file when it is new or has changed."""
+        path = self.settings.collab_prior
+        if path and os.path.getmtime(path) != self._collab_mtime:
+            self._collab_mtime = os.path.getmtime(path)
+            self.collab = CollaborativePrior.load(path)
+            log.info("collaborative prior loaded from %s", path)
+
     async def publish_population(self) -> None:
+        self.reload_collab()  # every 5 s: a retrained prior is picked up without a restart
         for key, state in list(self.population.items()):
             if not state:
                 continue

@@ -231,10 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         cli_catalog,
         cli_evaluate,
         cli_plot,
+        cli_prior,
         cli_train,
     )
 
-    for module in (cli_evaluate, cli_train, cli_plot, cli_catalog):
+    for module in (cli_evaluate, cli_train, cli_plot, cli_catalog, cli_prior):
         module.add_parser(sub)
     return parser
 

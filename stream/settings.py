@@ -25,6 +25,7 @@
 | ``INTEREST_MAX_PAYLOAD`` | ``65536`` | bytes; larger messages go to the DLQ |
 | ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``500`` / ``50`` | batch size / wait |
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
+| ``INTEREST_COLLAB_PRIOR`` | unset | collaborative prior file (``interest-tracker prior``) |
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
 | ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
@@ -196,6 +197,7 @@ class Settings:
     batch: int = 500
     batch_ms: float = 50.0
     checkpoint: str | None = None
+    collab_prior: str | None = None
     scorer_batch: int = 256
     scorer_ms: float = 200.0
     scorer_int8: bool = False
@@ -266,6 +268,7 @@ class Settings:
             batch=int(e("INTEREST_BATCH", "500")),
             batch_ms=float(e("INTEREST_BATCH_MS", "50")),
             checkpoint=env.get("INTEREST_CHECKPOINT") or None,
+            collab_prior=env.get("INTEREST_COLLAB_PRIOR") or None,
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),

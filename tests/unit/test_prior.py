@@ -9,7 +9,12 @@ import random
 import numpy as np
 import pytest
 
-from models.collaborative import CategoryCoOccurrence, CollaborativeMixture, CoOccurrenceConfig
+from models.collaborative import (
+    CategoryCoOccurrence,
+    CollaborativeMixture,
+    CollaborativePrior,
+    CoOccurrenceConfig,
+)
 from models.online import InterestConfig, PopulationInterest, UserInterest
 from models.prior import PopulationPrior, SubscriberView, score_snapshots
 from models.schema import OTHER
@@ -141,3 +146,30 @@ def test_collaborative_weight_is_fitted_and_fades_with_the_users_evidence():
     assert mix.weight(1) > 0.5 > mix.weight(5) > mix.weight(50) and mix.weight(50) < 0.2
     assert mix.params.nll_fused < min(mix.params.nll_online, mix.params.nll_sequence)
     assert CollaborativeMixture.from_dict(mix.to_dict()) == mix
+
+
+def test_trained_prior_is_saved_loaded_and_mixed_into_the_snapshot(tmp_path, synthetic, capsys):
+    from stream.cli import main
+
+    path = tmp_path / "events.csv"
+    rows = ["user_id,item_id,category,event_type,ts"]
+    rows += [
+        f"{e['user_id']},{e['item_id']},{e['categories'][0]},view,{e['ts']}" for e in synthetic
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "prior.json"
+    assert main(["prior", "--data", str(path), "--out", str(out)]) == 0
+    assert "fitted collaborative weight" in capsys.readouterr().out
+    collab = CollaborativePrior.load(out)
+    assert collab.cooccurrence.state() and collab.mixture.params.n_events > 0
+    cfg = TrackerConfig()
+    record = replay([e for e in synthetic if e["user_id"] == synthetic[0]["user_id"]][:3], cfg)
+    plain = build_snapshot("u", record, cfg)
+    mixed = build_snapshot("u", record, cfg, collaborative=collab)
+    assert sum(mixed["distribution"].values()) == pytest.approx(1.0)
+    own = UserInterest.from_state(record["u"], cfg.interest).predict_proba_one({})
+    want = top_k(collab.apply(own, own, 3), cfg.top_k)
+    assert (
+        mixed["distribution"] == pytest.approx(want)
+        and mixed["distribution"] != plain["distribution"]
+    )

@@ -34,7 +34,7 @@ from stream.topics import ensure_topics
 pytestmark = pytest.mark.kafka
 
 
-def read_finals(settings: Settings, counts: dict[str, int], n_total: int, timeout: float = 300):
+def read_finals(settings: Settings, counts: dict[str, int], n_total: int, timeout: float = 420):
     """Each user's latest snapshot once it covers all their events, and the population snapshot
     once it covers all events."""
     consumer = KafkaConsumer(

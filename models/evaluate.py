@@ -6,9 +6,10 @@ then learned. A row is one :class:`~models.baselines.Predictor` replayed on its 
 ``predict`` sees only ``{"user_id", "ts"}`` of the event it must predict, never its item,
 categories or type.
 
-Per row: ``nll``, ``hit@1/5/10`` over all scored events and over warm users' events (the user
-has at least 5 earlier events), ``kl_future`` = ``KL(q_future ‖ p)`` with ``q_future`` the
-user's category mix over their next 20 events (the predicted one included), Steck's
+Per row: ``nll``, ``hit@1/5/10`` over all scored events, over warm users' events (the user
+has at least 5 earlier events) and over the cold slice (each user's first 5 events),
+``kl_future`` = ``KL(q_future ‖ p)`` with ``q_future`` the user's category mix over their
+next 20 events (the predicted one included), Steck's
 ``miscalibration`` ``KL(q_future ‖ 0.99 p + 0.01 q_future)``, and ``seconds`` (wall time of the
 whole replay of the row, scoring included).
 
@@ -44,6 +45,7 @@ ROW_ORDER = (
     "user-histogram",
     "river-classifier",
     "online",
+    "collaborative",
     "transformer",
     "fused",
 )
@@ -56,6 +58,9 @@ JSON_KEYS = (
     "kl_future",
     "miscalibration",
     "seconds",
+    "hit@1_warm",
+    "nll_cold",
+    "hit@1_cold",
 )
 
 
@@ -76,6 +81,7 @@ class Row:
     values: dict[str, float] = field(default_factory=dict)
     n: int = 0
     n_warm: int = 0
+    n_cold: int = 0
 
     def to_json(self) -> dict:
         """The row as written to the JSON report: ``name`` and exactly the ``JSON_KEYS``."""
@@ -207,7 +213,7 @@ def replay(
     values["kl_future"] = _mean(kl)
     values["miscalibration"] = _mean(mis)
     values["seconds"] = time.perf_counter() - start
-    return Row(name, values, n=n_scored, n_warm=int(warm.sum()))
+    return Row(name, values, n=n_scored, n_warm=int(warm.sum()), n_cold=int((~warm).sum()))
 
 
 class PrefetchedPredictor:
@@ -283,12 +289,14 @@ def _mean(x: np.ndarray) -> float:
 
 
 def _summaries(nll: np.ndarray, ranks: np.ndarray, warm: np.ndarray) -> dict[str, float]:
+    """All events, the warm slice and the cold slice (the rest: a user's first 5 events)."""
     out = {"nll": _mean(nll)}
     for k in HIT_KS:
         out[f"hit@{k}"] = _mean(ranks < k)
-    out["nll_warm"] = _mean(nll[warm])
-    for k in HIT_KS:
-        out[f"hit@{k}_warm"] = _mean(ranks[warm] < k)
+    for suffix, mask in (("_warm", warm), ("_cold", ~warm)):
+        out[f"nll{suffix}"] = _mean(nll[mask])
+        for k in HIT_KS:
+            out[f"hit@{k}{suffix}"] = _mean(ranks[mask] < k)
     return out
 
 
@@ -342,6 +350,85 @@ class OnlinePredictor:
             user = self._users[event["user_id"]] = self._online.UserInterest(self.config)
         user.learn_one(event)
         self._population.learn_one(event)
+
+
+class CollaborativePredictor(OnlinePredictor):
+    """The online estimate mixed with the collaborative prior (``models.collaborative``).
+
+    ``p = (1 - w) p_online + w q``: ``q`` from category co-occurrence given the user's own
+    distribution, ``w`` fading with the user's event count, fitted on the last
+    ``fit_fraction`` of the warm-up (each event predicted before it is learned there) when
+    the warm-up ends, i.e. on the ``split``-th learned event.
+
+    Examples
+    --------
+    >>> v = Vocabulary(["a", "b", "c"])
+    >>> evs = [{"user_id": u, "categories": [c], "event_type": "view", "ts": float(i)}
+    ...        for i, (u, c) in enumerate(zip("uuvvwwxx", "abababab"))]
+    >>> collab = CollaborativePredictor(v, split=8, fit_fraction=0.5)
+    >>> for e in evs:
+    ...     collab.learn(e)
+    >>> collab.learn({"user_id": "y", "categories": ["a"], "event_type": "view", "ts": 9.0})
+    >>> p = collab.predict({"user_id": "y", "ts": 10.0})  # after a, users went on to b
+    >>> bool(p[1] > OnlinePredictor.predict(collab, {"user_id": "y", "ts": 10.0})[1])
+    True
+    """
+
+    name = "collaborative"
+
+    def __init__(self, vocab: Vocabulary, split: int, config=None, fit_fraction: float = 0.25):
+        from models.collaborative import CategoryCoOccurrence, CollaborativeMixture
+
+        super().__init__(vocab, config)
+        self.split = split
+        self.fit_fraction = fit_fraction
+        self.cooc = CategoryCoOccurrence()
+        self.mixture = CollaborativeMixture()
+        self._mixture_cls = CollaborativeMixture
+        self._weight = (config or self._online.InterestConfig()).weight
+        self._fit_from = split - math.ceil(fit_fraction * split)
+        self._learned = 0
+        self._fit_data: tuple[list, list, list] = ([], [], [])
+
+    def _q(self, context: dict[str, float] | None) -> np.ndarray | None:
+        if not context:
+            return None
+        q = self.cooc.predict_proba_one({"context": context})
+        return self.vocab.to_dense(q) if q else None
+
+    def predict(self, event: dict) -> np.ndarray:
+        p = super().predict(event)
+        user = self._users.get(event["user_id"])
+        q = self._q(user.predict_proba_one({})) if user is not None else None
+        if q is None:
+            return p
+        w = self.mixture.weight(user.n_events)
+        return (1.0 - w) * p + w * q
+
+    def learn(self, event: dict) -> None:
+        user = self._users.get(event["user_id"])
+        context = user.predict_proba_one({}) if user is not None else None
+        if context and self._fit_from <= self._learned < self.split:
+            q = self._q(context)
+            if q is not None:
+                t = self.vocab.encode(event["categories"])
+                p = super().predict(event)
+                self._fit_data[0].append(p[t].tolist())
+                self._fit_data[1].append(q[t].tolist())
+                self._fit_data[2].append(user.n_events)
+        if context:
+            x = {"context": context, "weight": self._weight(event)}
+            self.cooc.learn_one(x, event["categories"])
+        super().learn(event)
+        self._learned += 1
+        if self._learned == self.split and self._fit_data[0]:
+            self.mixture = self._mixture_cls.fit(*self._fit_data)
+            self._fit_data = ([], [], [])
+
+    @property
+    def note(self) -> str:
+        weights = ", ".join(f"{n}: {self.mixture.weight(n):.2f}" for n in (1, 2, 5, 10, 20, 50))
+        return f"fitted collaborative weight by the user's events: {weights}"
 
 
 def baseline_predictors(vocab: Vocabulary) -> list[Predictor]:
@@ -475,7 +562,9 @@ class Report:
         head = (
             f"**{self.dataset}**: {self.events:,} events, {self.scored:,} scored "
             f"(last {1 - WARMUP_FRACTION:.0%}), {self.rows[0].n_warm if self.rows else 0:,} "
-            f"from warm users (>= {WARM_MIN_EVENTS} earlier events)\n\n"
+            f"from warm users (>= {WARM_MIN_EVENTS} earlier events), "
+            f"{self.rows[0].n_cold if self.rows else 0:,} cold (a user's first {WARM_MIN_EVENTS})"
+            "\n\n"
         )
         return head + markdown_table(self.rows)
 
@@ -489,6 +578,9 @@ TABLE_COLUMNS = (
     "hit@1_warm",
     "hit@5_warm",
     "hit@10_warm",
+    "nll_cold",
+    "hit@1_cold",
+    "hit@5_cold",
     "kl_future",
     "miscalibration",
     "seconds",
@@ -501,7 +593,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
     Examples
     --------
     >>> print(markdown_table([Row("x", {"nll": 1.23456, "seconds": 2.0})]).splitlines()[2])
-    | x | 1.235 | - | - | - | - | - | - | - | - | - | 2.0 |
+    | x | 1.235 | - | - | - | - | - | - | - | - | - | - | - | - | 2.0 |
     """
     lines = [
         "| row | " + " | ".join(TABLE_COLUMNS) + " |",
@@ -554,6 +646,8 @@ def evaluate(
         online = online_predictor(ctx.vocab, notes)
         if online is not None:
             predictors.append(online)
+    if "collaborative" in wanted:
+        predictors.append(CollaborativePredictor(ctx.vocab, ctx.split))
     out = []
     for predictor in predictors:
         out.append(_replay_noted(predictor, ctx, notes, progress))

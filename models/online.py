@@ -393,6 +393,48 @@ class UserInterest(base.Classifier):
             out[idx] += np.fromiter(fix.values(), dtype=float, count=len(fix))
         return out
 
+    def predict_candidates(
+        self, prior: Mapping[str, float], candidates: Sequence[str] = ()
+    ) -> dict[str, float]:
+        """``predict_proba_one({}, prior)`` on the tracked categories and ``candidates`` only.
+
+        Every other category ``c`` would get the same multiple of ``prior[c]``; their mass
+        is returned as ``_other``. So the top k of the full smoothed distribution are among the
+        tracked categories and the k most probable of the prior, without a loop over the
+        whole prior.
+
+        >>> u = UserInterest()
+        >>> u.learn_one({"categories": ["b"], "event_type": "view", "ts": 0.0})
+        >>> prior = {"a": 0.5, "b": 0.25, "c": 0.25}
+        >>> full = u.predict_proba_one({}, prior=prior)
+        >>> part = u.predict_candidates(prior, ["a"])
+        >>> all(abs(part[c] - full[c]) < 1e-12 for c in "ab"), round(part["_other"] - full["c"], 12)
+        (True, 0.0)
+        """
+        out: dict[str, float] = {}
+        coef = 1.0
+        if self._n:
+            ws = self.short_weight()
+            a_short, a_long = self._alphas()
+            coef = 0.0
+            for weight, masses, res, alpha in (
+                (ws, self._short, self._short_res, a_short),
+                (1.0 - ws, self._long, self._long_res, a_long),
+            ):
+                total = sum(masses.values()) + res + alpha
+                untracked = 1.0 - sum(prior.get(c, 0.0) for c in masses)
+                spread = res / untracked if untracked > 1e-12 else 0.0
+                coef += weight * (alpha + spread) / total
+                for c, m in masses.items():
+                    out[c] = out.get(c, 0.0) + weight * (m - spread * prior.get(c, 0.0)) / total
+        for c in out:
+            out[c] += coef * prior.get(c, 0.0)
+        for c in candidates:
+            if c not in out:
+                out[c] = coef * prior.get(c, 0.0)
+        out[OTHER] = max(0.0, 1.0 - sum(out.values()))
+        return out
+
     def state(self) -> dict:
         """The whole learned state as plain data (msgpack/JSON-able)."""
         return {
@@ -478,6 +520,7 @@ class PopulationInterest(base.Classifier):
         self._r: float | None = None
         self._masses: dict[str, float] = {}
         self._res = 0.0
+        self._n = 0
         self._dense_index: Mapping[str, int] | None = None  # predict_dense's cache, not state
         self._dense_keys: list[str] = []
         self._dense_pos = np.zeros(0, dtype=np.int64)
@@ -500,6 +543,7 @@ class PopulationInterest(base.Classifier):
             self._res = _rescale(self._masses, self._res, 0.5**exponent)
             self._r, exponent = ts, 0.0
         w *= 2.0**exponent
+        self._n += 1
         res = self._res
         self._res = _add(self._masses, self._res, cats, w, cfg.population_max_categories)
         if self._res != res:  # a category was evicted: predict_dense's positions are stale
@@ -539,13 +583,32 @@ class PopulationInterest(base.Classifier):
             out[self._dense_pos[known]] += masses[known] * 2.0**-now
         return out / out.sum()
 
+    @property
+    def n_events(self) -> int:
+        return self._n
+
+    @property
+    def last_ts(self) -> float | None:
+        return self._t
+
+    def predict_smoothed(self) -> dict[str, float]:
+        """``predict_dense`` over the categories seen so far, as a dict (the stream's prior)."""
+        if not self._masses:
+            return {}
+        now = 0.0 if self._t is None else (self._t - self._r) / self._cfg.population_half_life
+        masses = np.fromiter(self._masses.values(), dtype=float, count=len(self._masses))
+        dense = masses * 2.0**-now + self._cfg.population_smoothing
+        dense /= dense.sum()
+        return dict(zip(self._masses, dense.tolist(), strict=True))
+
     def state(self) -> dict:
-        return {"t": self._t, "ref": self._r, "m": dict(self._masses), "r": self._res}
+        return {"t": self._t, "ref": self._r, "m": dict(self._masses), "r": self._res, "n": self._n}
 
     @classmethod
     def from_state(cls, state: Mapping, config: InterestConfig | None = None) -> PopulationInterest:
         p = cls(config)
         p._t, p._r, p._masses, p._res = state["t"], state["ref"], dict(state["m"]), state["r"]
+        p._n = state.get("n", 0)  # states from before the count
         return p
 
 

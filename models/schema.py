@@ -48,6 +48,7 @@ DLQ_REASONS: tuple[str, ...] = (
     "bad-timestamp",
     "future",
     "late",
+    "unknown-item",
     "internal-error",
 )
 

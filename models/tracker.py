@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
+from models.collaborative import CollaborativePrior
 from models.online import InterestConfig, UserInterest
+from models.prior import PopulationPrior
 from models.schema import EVENT_TYPES, OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
@@ -53,11 +55,12 @@ class UserRecord:
     True
     """
 
-    __slots__ = ("cfg", "interest", "history", "partition", "offset")
+    __slots__ = ("cfg", "interest", "topics", "history", "partition", "offset")
 
     def __init__(self, cfg: TrackerConfig | None = None):
         self.cfg = cfg or TrackerConfig()
         self.interest: UserInterest | None = None
+        self.topics: UserInterest | None = None  # over the items' content topics, if any
         # (item_id, categories, event_type, ts, moved), oldest first, at most cfg.history
         self.history: list[tuple] = []
         self.partition: int | None = None
@@ -77,6 +80,10 @@ class UserRecord:
         if self.interest is None:
             self.interest = UserInterest(self.cfg.interest)
         after, moved = self.interest.learn_and_predict(event)
+        if event.get("topics"):  # the item's content topics (models.content), tracked alike
+            if self.topics is None:
+                self.topics = UserInterest(self.cfg.interest)
+            self.topics.learn_one({**event, "categories": list(event["topics"])})
         history = self.history
         history.append(
             (
@@ -96,7 +103,8 @@ class UserRecord:
         return self.interest.own_distribution() if self.interest else {OTHER: 1.0}
 
     def to_state(self) -> list:
-        """``[version, partition, offset, interest, items, categories, types, times, moved]``:
+        """``[version, partition, offset, interest, items, categories, types, times, moved,
+        topics]``:
         history as columns; categories as indexes into the record's category table (a list
         of indexes for a multi-category event); times as integer deltas where both ends are
         whole seconds; moved in millionths."""
@@ -125,6 +133,7 @@ class UserRecord:
             types,
             times,
             moved,
+            self.topics.compact_state() if self.topics is not None else None,
         ]
 
     @classmethod
@@ -135,12 +144,16 @@ class UserRecord:
         if isinstance(state, Mapping):
             if state.get("u"):
                 r.interest = UserInterest.from_state(state["u"], r.cfg.interest)
+            if state.get("t"):
+                r.topics = UserInterest.from_state(state["t"], r.cfg.interest)
             r.history = [(h[0], tuple(h[1]), h[2], h[3], h[4]) for h in state.get("h", [])]
             r.partition, r.offset = state.get("p"), state.get("o", -1)
             return r
-        version, r.partition, r.offset, interest, items, table, cats, types, times, moved = state
-        if version != RECORD_VERSION:
-            raise ValueError(f"unknown user record version {version!r}")
+        if state[0] != RECORD_VERSION:
+            raise ValueError(f"unknown user record version {state[0]!r}")
+        _, r.partition, r.offset, interest, items, table, cats, types, times, moved, topics = state
+        if topics is not None:
+            r.topics = UserInterest.from_compact_state(topics, r.cfg.interest)
         if interest is not None:
             r.interest = UserInterest.from_compact_state(interest, r.cfg.interest)
         history, prev = [], None
@@ -216,6 +229,29 @@ def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     ]
 
 
+def prior_depth(cfg: TrackerConfig) -> int:
+    """How many of the prior's categories a snapshot needs ranked (see published_estimate)."""
+    return cfg.top_k + 2 * cfg.interest.max_categories
+
+
+def published_estimate(
+    user: UserInterest, prior: PopulationPrior | None, cfg: TrackerConfig
+) -> dict[str, float]:
+    """The estimate a snapshot publishes, before its cut to the top ``k``.
+
+    With a prior: the user's masses smoothed toward it (what ``evaluate`` scores for the
+    ``online`` row), on the tracked categories and the prior's most probable ones, the rest as
+    ``_other``. Without one: the user's own distribution (smoothing mass as ``_other``).
+    The prior must rank :func:`prior_depth` categories (or all it has): the top k are among
+    them and the tracked ones.
+    """
+    if prior is None:
+        return user.predict_proba_one({})
+    if len(prior.ranked) < min(len(prior.probs), prior_depth(cfg)):
+        raise ValueError("the prior ranks too few categories for this top k")
+    return user.predict_candidates(prior.probs, prior.ranked)
+
+
 def build_snapshot(
     user_id: str,
     record: UserRecord,
@@ -223,29 +259,46 @@ def build_snapshot(
     fused: Mapping[str, float] | None = None,
     sources: Mapping[str, Mapping] | None = None,
     sequence_version: str | None = None,
+    prior: PopulationPrior | None = None,
+    collaborative: CollaborativePrior | None = None,
 ) -> dict:
     """The published snapshot of a user (see the README's table).
 
-    Without ``fused``, the distribution is the online estimate alone.
+    ``distribution`` is ``fused`` when given, else :func:`published_estimate` (smoothed toward
+    ``prior`` when given); ``own`` is always the user's own distribution, prior mass as
+    ``_other``, which depends on the user's events alone; ``topics``, when the user's items
+    carried content topics, the user's distribution over them. With ``collaborative`` (and no
+    ``fused``), the collaborative prior is mixed in with its fitted weight for the user's
+    event count (as ``evaluate``'s ``collaborative`` row).
     """
     user = record.interest
-    online = user.own_distribution()
+    own = user.own_distribution()
     short, long_ = user.horizons()
-    dist = top_k(fused if fused is not None else online, cfg.top_k)
-    return {
+    estimate = fused if fused is not None else published_estimate(user, prior, cfg)
+    if collaborative is not None and fused is None:
+        estimate = collaborative.apply(estimate, own, user.n_events)
+    dist = top_k(estimate, cfg.top_k)
+    src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
+    if prior is not None:
+        src.setdefault("online", {})["prior"] = {"n_events": prior.n_events, "ts": prior.ts}
+    snapshot = {
         "user_id": user_id,
         "ts": user.last_ts,
         "version": user.n_events,
         "n_events": user.n_events,
         "distribution": dist,
+        "own": top_k(own, cfg.top_k),
         "entropy": entropy(dist),
         "short_term": top_k(short, cfg.top_k),
         "long_term": top_k(long_, cfg.top_k),
-        "sources": dict(sources) if sources else {"online": {"weight": 1.0}},
+        "sources": src,
         "drift": user.drift_detected,
         "explain": explain(record, cfg),
         "model": {"online": ONLINE_MODEL_VERSION, "sequence": sequence_version},
     }
+    if record.topics is not None:
+        snapshot["topics"] = top_k(record.topics.own_distribution(), cfg.top_k)
+    return snapshot
 
 
 def replay(events: Sequence[Mapping], cfg: TrackerConfig) -> UserRecord:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 import weakref
 from collections import Counter, OrderedDict
@@ -31,11 +32,14 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP
 
+from models.collaborative import CollaborativePrior
 from models.online import PopulationInterest
+from models.prior import PopulationPrior
 from models.schema import POPULATION_KEY
-from models.tracker import TrackerConfig, UserRecord, build_snapshot, top_k
+from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, top_k
 from models.tracker import total_variation as tv
 from stream.batch_consumer import SCHEME, register_transport
+from stream.catalog import catalog_table, resolve_categories
 from stream.codec import (
     InvalidEvent,
     Limits,
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
 CONTROL_HEADER = "interest-control"
+PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
 
 
@@ -136,13 +141,19 @@ class Pipeline:
             partitions=parts,
             help="Per-partition decayed population distribution.",
         )
+        self.catalog = catalog_table(app, settings.items_topic)  # every worker reads it all
         # Faust derives a table's codecs from its key/value types and copies them into its
         # store and changelog topic (built when the table registers itself), which recovery
         # decodes with: set all three. User records are bytes already (stream.codec).
-        for table, value_serializer in ((self.users, "raw"), (self.population, "msgpack")):
+        for table, value_serializer in (
+            (self.users, "raw"),
+            (self.population, "msgpack"),
+            (self.catalog, "msgpack"),
+        ):
             table.key_serializer, table.value_serializer = "utf8", value_serializer
             table.data.key_serializer, table.data.value_serializer = "utf8", value_serializer
-            table.changelog_topic = table._new_changelog_topic()
+            if table is not self.catalog:  # the catalog's changelog is the items topic
+                table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.output = Output(app, parts)
         # The record cache: live records of recently touched users (LRU order), and which of
@@ -161,6 +172,10 @@ class Pipeline:
         self.pending: dict[str, float] = {}
         self.sequence: dict[str, tuple] = {}
         self.dashboard: Any = None
+        self.priors: dict[int, tuple[float, PopulationPrior]] = {}  # per partition: built at
+        self.collab: CollaborativePrior | None = None
+        self._collab_mtime = 0.0
+        self.reload_collab()
         self.scorer = None
         if settings.checkpoint:
             from stream.scoring import StreamScorer
@@ -221,7 +236,10 @@ class Pipeline:
             touched.pop(uid, None)
             return
         try:
-            event = decode_event(rec.value, _header(headers, "content-type"), self.limits, now)
+            event = decode_event(
+                rec.value, _header(headers, "content-type"), self.limits, now, catalog=True
+            )
+            resolve_categories(event, self.catalog)
             key = event["user_id"].encode()
             if rec.key is not None and rec.key != key:
                 # Keyed by something else: re-key so the user's state stays on one partition.
@@ -393,10 +411,26 @@ class Pipeline:
             self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
 
     def snapshot(self, uid: str, record: UserRecord) -> dict:
+        prior = self.prior(record.partition)
         seq = self.sequence.get(uid)
         if seq is None or self.scorer is None:
-            return build_snapshot(uid, record, self.cfg)
-        return self.scorer.fused_snapshot(uid, record, seq)
+            return build_snapshot(uid, record, self.cfg, prior=prior, collaborative=self.collab)
+        return self.scorer.fused_snapshot(uid, record, seq, prior)
+
+    def prior(self, partition: int | None) -> PopulationPrior | None:
+        """The partition's population prior as written to the table at most ``PRIOR_REFRESH_S``
+        ago (snapshots name the state they used); None before the partition has any."""
+        state = self.population.get(f"p{partition}") if partition is not None else None
+        if not state:
+            return None
+        built, prior = self.priors.get(partition, (0.0, None))
+        now = time.monotonic()
+        moved = prior is None or (prior.n_events, prior.ts) != (state.get("n", 0), state["t"])
+        if moved and (prior is None or now - built >= PRIOR_REFRESH_S):
+            pop = PopulationInterest.from_state(state, self.cfg.interest)
+            prior = PopulationPrior.from_population(pop, prior_depth(self.cfg))
+            self.priors[partition] = (now, prior)
+        return prior
 
     def publish(self, uid: str, snapshot: dict, now: float) -> None:
         snapshot["emitted_at"] = time.time()
@@ -404,7 +438,7 @@ class Pipeline:
         value = encode_snapshot(snapshot, self.settings.snapshot_format)
         self.output.add(topic, key, value, self.output.partition_for(topic, key))
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
-            self.recent[uid] = (now, snapshot["distribution"])
+            self.recent[uid] = (now, snapshot["own"])
         self.pending.pop(uid, None)
         self.counters.snapshots += 1
 
@@ -428,16 +462,25 @@ class Pipeline:
         for uid in list(self.users.data.keys()):
             self.pending.setdefault(uid, now)
 
+    def reload_collab(self) -> None:
+        """(Re)load the collaborative prior file when it is new or has changed."""
+        path = self.settings.collab_prior
+        if path and os.path.getmtime(path) != self._collab_mtime:
+            self._collab_mtime = os.path.getmtime(path)
+            self.collab = CollaborativePrior.load(path)
+            log.info("collaborative prior loaded from %s", path)
+
     async def publish_population(self) -> None:
+        self.reload_collab()  # every 5 s: a retrained prior is picked up without a restart
         for key, state in list(self.population.items()):
             if not state:
                 continue
-            dist = PopulationInterest.from_state(state, self.cfg.interest).predict_proba_one({})
+            prior = self.prior(int(key[1:]))
             uid = f"{POPULATION_KEY}/{key}"
             snapshot = {
                 "user_id": uid,
                 "ts": state["t"],
-                "distribution": top_k(dist, 50),
+                **prior.population_snapshot(),
                 "emitted_at": time.time(),
             }
             topic = self.settings.snapshots_topic

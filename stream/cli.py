@@ -1,4 +1,4 @@
-"""``interest-tracker <command>``: worker, produce, subscribe, evaluate, train.
+"""``interest-tracker <command>``: worker, produce, subscribe, evaluate, train, catalog.
 
 Every command documents itself with ``--help`` and exits non-zero with a one-line reason on
 bad arguments or an unreachable broker.
@@ -235,9 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--user", required=True, help="the user id, as produced")
     f.set_defaults(func=cmd_forget)
 
-    from stream import cli_evaluate, cli_plot, cli_train  # they import this module's helpers
+    from stream import (  # they import this module's helpers
+        cli_catalog,
+        cli_evaluate,
+        cli_plot,
+        cli_prior,
+        cli_train,
+    )
 
-    for module in (cli_evaluate, cli_train, cli_plot):
+    for module in (cli_evaluate, cli_train, cli_plot, cli_catalog, cli_prior):
         module.add_parser(sub)
     return parser
 

@@ -40,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Replay events in time order: the first 80% warm up, every later event is "
             "predicted, scored, then learned. Rows: popularity, markov-1, user-histogram, "
-            "river-classifier, online, and transformer / fused with --checkpoint. With "
+            "river-classifier, online, collaborative, and transformer / fused with "
+            "--checkpoint. With "
             "--item-level: leave-last-out full-ranking HR@10 / NDCG@10 instead."
         ),
     )

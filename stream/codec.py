@@ -69,7 +69,9 @@ def _id(event: Mapping, name: str) -> str:
     return text
 
 
-def _categories(event: Mapping) -> list[str]:
+def _categories(event: Mapping, optional: bool = False) -> list[str] | None:
+    if optional and "categories" not in event and "category" not in event:
+        return None  # to be resolved through the item catalog
     if "categories" in event:
         cats = event["categories"]
         if not isinstance(cats, list):
@@ -116,8 +118,13 @@ def _number(event: Mapping, name: str) -> float:
     return float(value)
 
 
-def validate_event(event: Any, limits: Limits = Limits(), now: float | None = None) -> dict:
+def validate_event(
+    event: Any, limits: Limits = Limits(), now: float | None = None, catalog: bool = False
+) -> dict:
     """Check a decoded event against the schema; return it normalised.
+
+    With ``catalog``, an event may leave out its categories (``categories`` is then ``None``,
+    for ``stream.catalog.resolve_categories``).
 
     >>> validate_event({"user_id": 7, "item_id": "i", "category": "c", "event_type": "pv",
     ...                 "ts": 1.5})
@@ -133,7 +140,7 @@ def validate_event(event: Any, limits: Limits = Limits(), now: float | None = No
     out = {
         "user_id": _id(event, "user_id"),
         "item_id": _id(event, "item_id"),
-        "categories": _categories(event),
+        "categories": _categories(event, catalog),
         "event_type": _event_type(event),
     }
     if "ts" not in event:
@@ -158,6 +165,7 @@ def decode_event(
     content_type: bytes | None = None,
     limits: Limits = Limits(),
     now: float | None = None,
+    catalog: bool = False,
 ) -> dict:
     """Bytes of a message -> a valid, normalised event, or ``InvalidEvent``."""
     if data is None:
@@ -178,7 +186,7 @@ def decode_event(
                     "json-unmarked", "looks like JSON: set header content-type=application/json"
                 ) from None
             raise InvalidEvent("malformed", f"invalid msgpack: {type(exc).__name__}") from None
-    return validate_event(event, limits, now)
+    return validate_event(event, limits, now, catalog)
 
 
 def dead_letter(

@@ -56,6 +56,7 @@ def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict
         INTEREST_EVENTS_TOPIC=f"{name}.events",
         INTEREST_SNAPSHOTS_TOPIC=f"{name}.snapshots",
         INTEREST_DLQ_TOPIC=f"{name}.dlq",
+        INTEREST_ITEMS_TOPIC=f"{name}.items",
         INTEREST_APP_ID=f"{name}.app",
         INTEREST_STATE_DIR=str(state_dir),
         INTEREST_WEB_PORT=str(free_port()),

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.fusion import FusionParams
+from models.prior import PopulationPrior
 from models.scorer import SequenceScorer
-from models.tracker import UserRecord, build_snapshot
+from models.tracker import UserRecord, build_snapshot, published_estimate
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
@@ -180,13 +181,18 @@ class StreamScorer:
             last = recent.get(uid)
             self.pipeline.pending.setdefault(uid, now if last is None else last[0] + interval)
 
-    def fused_snapshot(self, uid: str, record: UserRecord, seq: tuple) -> dict:
-        """The user's snapshot with the sequence estimate fused in (weights in ``sources``)."""
+    def fused_snapshot(
+        self, uid: str, record: UserRecord, seq: tuple, prior: PopulationPrior | None = None
+    ) -> dict:
+        """The user's snapshot with the sequence estimate fused in (weights in ``sources``).
+
+        The online side is smoothed toward ``prior`` when given, as in ``evaluate``'s fused row.
+        """
         self._refresh_fusion()
         dist, scored_at, version = seq
         cfg = self.pipeline.cfg
         user = record.interest
-        online = user.own_distribution()
+        online = published_estimate(user, prior, cfg)
         age = max(0.0, time.time() - scored_at)
         fused, weights = self._fusion.combine(online, dist, user.n_events, age)
         sources = {
@@ -195,5 +201,5 @@ class StreamScorer:
             "fused": {"method": self._fusion.method, "fitted": self._fusion.n_events > 0},
         }
         return build_snapshot(
-            uid, record, cfg, fused=fused, sources=sources, sequence_version=version
+            uid, record, cfg, fused=fused, sources=sources, sequence_version=version, prior=prior
         )

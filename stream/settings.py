@@ -6,6 +6,7 @@
 | ``INTEREST_EVENTS_TOPIC`` | ``interest.events`` | input events |
 | ``INTEREST_SNAPSHOTS_TOPIC`` | ``interest.snapshots`` | output snapshots (compacted) |
 | ``INTEREST_DLQ_TOPIC`` | ``interest.events.dlq`` | rejected events + reason |
+| ``INTEREST_ITEMS_TOPIC`` | ``interest.items`` | item catalog (compacted, key = item id) |
 | ``INTEREST_PARTITIONS`` | ``4`` | partitions of the events topic and tables |
 | ``INTEREST_APP_ID`` | ``interest-tracker`` | Faust app id = consumer group |
 | ``INTEREST_STATE_DIR`` | ``.interest-state`` | Faust table data dir |
@@ -27,6 +28,7 @@
 | ``INTEREST_CACHE_USERS`` | ``4096`` | live user records kept between windows (the record cache) |
 | ``INTEREST_DASHBOARD_FEED_MAX_PER_S`` | ``1000`` | snapshots/s the dashboard samples at most |
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
+| ``INTEREST_COLLAB_PRIOR`` | unset | collaborative prior file (``interest-tracker prior``) |
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
 | ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
@@ -195,6 +197,7 @@ class Settings:
     events_topic: str = "interest.events"
     snapshots_topic: str = "interest.snapshots"
     dlq_topic: str = "interest.events.dlq"
+    items_topic: str = "interest.items"
     partitions: int = 4
     app_id: str = "interest-tracker"
     state_dir: str = ".interest-state"
@@ -214,6 +217,7 @@ class Settings:
     cache_users: int = 4096
     dashboard_feed_max_per_s: int = 1000
     checkpoint: str | None = None
+    collab_prior: str | None = None
     scorer_batch: int = 256
     scorer_ms: float = 200.0
     scorer_int8: bool = False
@@ -299,6 +303,7 @@ class Settings:
             events_topic=e("INTEREST_EVENTS_TOPIC", "interest.events"),
             snapshots_topic=e("INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots"),
             dlq_topic=e("INTEREST_DLQ_TOPIC", "interest.events.dlq"),
+            items_topic=e("INTEREST_ITEMS_TOPIC", "interest.items"),
             partitions=int(e("INTEREST_PARTITIONS", "4")),
             app_id=e("INTEREST_APP_ID", "interest-tracker"),
             state_dir=e("INTEREST_STATE_DIR", ".interest-state"),
@@ -318,6 +323,7 @@ class Settings:
             cache_users=int(e("INTEREST_CACHE_USERS", "4096")),
             dashboard_feed_max_per_s=int(e("INTEREST_DASHBOARD_FEED_MAX_PER_S", "1000")),
             checkpoint=env.get("INTEREST_CHECKPOINT") or None,
+            collab_prior=env.get("INTEREST_COLLAB_PRIOR") or None,
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),

@@ -33,6 +33,10 @@ def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
                 topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"},
             ),
             NewTopic(settings.dlq_topic, settings.partitions, replication),
+            # One partition: every worker reads all of it (a Faust GlobalTable).
+            NewTopic(
+                settings.items_topic, 1, replication, topic_configs={"cleanup.policy": "compact"}
+            ),
         ] + [
             # Faust declares these itself, but asynchronously: a table written before its
             # changelog shows up in the metadata crashes the agent (PartitionsMismatch).

@@ -34,9 +34,9 @@ def test_agent_snapshots_equal_the_pure_estimator(pipeline):
         own = [e for e in events if e["user_id"] == uid]
         expected = build_snapshot(uid, replay(own, pipe.cfg), pipe.cfg)
         assert snap["n_events"] == len(own)
-        assert snap["distribution"].keys() == expected["distribution"].keys()
-        for c, p in expected["distribution"].items():
-            assert abs(snap["distribution"][c] - p) <= 1e-9
+        assert snap["own"].keys() == expected["own"].keys()  # the user's own events only
+        for c, p in expected["own"].items():
+            assert abs(snap["own"][c] - p) <= 1e-9
         assert snap["short_term"] == pytest.approx(expected["short_term"], abs=1e-9)
         assert snap["version"] >= 1 and snap["ts"] == own[-1]["ts"]
 

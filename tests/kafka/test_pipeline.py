@@ -72,9 +72,7 @@ def expected_distributions(events: list[dict]) -> dict[str, dict]:
     by_user: dict[str, list[dict]] = defaultdict(list)
     for e in events:
         by_user[e["user_id"]].append(e)
-    return {
-        u: build_snapshot(u, replay(evs, cfg), cfg)["distribution"] for u, evs in by_user.items()
-    }
+    return {u: build_snapshot(u, replay(evs, cfg), cfg)["own"] for u, evs in by_user.items()}
 
 
 def assert_finals_match(finals: dict[str, dict], counts: dict[str, int], expected: dict):
@@ -84,8 +82,8 @@ def assert_finals_match(finals: dict[str, dict], counts: dict[str, int], expecte
         exp = expected[uid]
         if (
             snap["n_events"] != counts[uid]
-            or snap["distribution"].keys() != exp.keys()
-            or any(abs(snap["distribution"][c] - p) > 1e-9 for c, p in exp.items())
+            or snap["own"].keys() != exp.keys()  # the part that depends on the user alone
+            or any(abs(snap["own"][c] - p) > 1e-9 for c, p in exp.items())
         ):
             wrong.append(uid)
     detail = ""

@@ -102,7 +102,9 @@ def test_replay_metrics_hand_computed_with_a_constant_predictor():
     assert row.values["hit@1"] == pytest.approx(2 / 5)  # a is top: u:(a,b) and v:a hit
     assert row.values["hit@1_warm"] == 0.0
     assert row.values["hit@5"] == 1.0
-    assert (row.n, row.n_warm) == (5, 1)
+    assert (row.n, row.n_warm, row.n_cold) == (5, 1, 4)
+    assert row.values["nll_cold"] == pytest.approx(np.mean(nll[:4]))  # each user's first 5
+    assert row.values["hit@1_cold"] == pytest.approx(2 / 4)
 
     def kl(q):
         return sum(qi * math.log(qi / pi) for qi, pi in zip(q, p, strict=True) if qi > 0)
@@ -162,7 +164,7 @@ def test_prefetched_batches_score_exactly_as_one_by_one():
     batched = replay(wrapped, ctx, prefetch=wrapped.prefetch, chunk_size=32)
     for k, v in plain.values.items():
         if k != "seconds":
-            assert batched.values[k] == pytest.approx(v, abs=1e-12), k
+            assert batched.values[k] == pytest.approx(v, abs=1e-12, nan_ok=True), k
     assert max(inner.batches) == 6 and sum(inner.batches) == 80  # all 80 scored, in batches
     assert sum(c.sum() for c in inner.counts.values()) == 400  # every event learned once
 
@@ -213,7 +215,14 @@ def test_all_rows_run_on_a_slice_and_the_json_has_the_agreed_shape(taobao_events
     events = taobao_events[:4000]
     report = evaluate(events, "taobao-head")
     names = [r.name for r in report.rows]
-    assert names == ["popularity", "markov-1", "user-histogram", "river-classifier", "online"]
+    assert names == [
+        "popularity",
+        "markov-1",
+        "user-histogram",
+        "river-classifier",
+        "online",
+        "collaborative",
+    ]
     assert any("transformer, fused: omitted" in n for n in report.notes)
     path = tmp_path / "out" / "report.json"
     report.write_json(path)

@@ -67,7 +67,7 @@ def test_version_1_records_from_old_changelogs_still_load():
 
 def test_an_unknown_record_version_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown user record version 9"):
-        UserRecord.from_state([9, None, -1, None, [], [], [], [], [], []])
+        UserRecord.from_state([9, None, -1, None, [], [], [], [], [], [], None])
 
 
 def test_records_are_compact():

@@ -44,8 +44,11 @@ class Output:
         n = self._partitions.get(topic)
         if n is None:
             found = self._producer().client.cluster.partitions_for_topic(topic)
-            n = len(found) if found else self.default_partitions
-            self._partitions[topic] = n
+            if found:
+                n = self._partitions[topic] = len(found)
+            else:  # no metadata yet: the count the project creates its topics with
+                self._producer().client.add_topic(topic)
+                n = self.default_partitions
         return (murmur2(key) & 0x7FFFFFFF) % n
 
     def add(

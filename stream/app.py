@@ -382,8 +382,12 @@ class Pipeline:
             return
         for uid in [u for u, r in self.cache.items() if r.partition in gone]:
             del self.cache[uid]
+            self.dirty.discard(uid)  # empty after the write above unless a record slipped in
         for partition in gone:
             self.populations.pop(partition, None)
+            self.dirty_populations.discard(partition)
+        for tp in [tp for tp in self._processed if tp.partition in gone]:
+            del self._processed[tp]  # never acked: replayed by the partition's next owner
 
     def _changelog_sent(self, topic: str, partition: int, offset: int, count: int) -> None:
         # What Faust's own changelog callback does: a persistent store (RocksDB) remembers

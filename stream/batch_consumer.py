@@ -133,6 +133,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
         return super()._new_offset(tp)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # No record may be applied between the sink's last write and its forgetting the
+        # revoked partitions (their offsets could be committed without their effect): stop
+        # the flow first, as Faust's own revocation does a step later; it resumes it after
+        # the next assignment's recovery.
+        self.stop_flow()
         for sink in self._sinks():
             try:
                 await sink.on_revoked(set(revoked))

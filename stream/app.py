@@ -57,6 +57,7 @@ from stream.topics import TABLES
 log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
+CATCH_UP_TIMEOUT_S = 30.0
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
@@ -171,6 +172,8 @@ class Pipeline:
         self.recent: dict[str, tuple[float, dict]] = {}
         self.pending: dict[str, float] = {}
         self.sequence: dict[str, tuple] = {}
+        self._held: set[str] = set()  # snapshots held while a replay catches up
+        self._catching_up_since: float | None = None
         self.dashboard: Any = None
         self.priors: dict[int, tuple[float, PopulationPrior]] = {}  # per partition: built at
         self.collab: CollaborativePrior | None = None
@@ -220,6 +223,9 @@ class Pipeline:
             self.dirty_populations.add(tp.partition)
         self.counters.last_event_wall = now
         mono = time.monotonic()
+        if self._catching_up_since is not None:  # replaying after a recovery: see _on_recover
+            self._held.update(touched)
+            touched = {}
         for uid, dist in touched.items():
             self.emit_or_defer(uid, dist, mono)
         if self.scorer is not None:
@@ -296,6 +302,7 @@ class Pipeline:
         self.deleted[uid] = rec.partition
         for cache in (self.recent, self.pending, self.sequence):
             cache.pop(uid, None)
+        self._held.discard(uid)
         if self.scorer is not None:
             self.scorer.dirty.pop(uid, None)
         topic = self.settings.snapshots_topic
@@ -448,6 +455,8 @@ class Pipeline:
 
     async def flush_pending(self) -> None:
         """Trailing emit: every user's latest state is published within ``min_interval``."""
+        if self._catching_up_since is not None:
+            self._release_held()
         now = time.monotonic()
         due = [uid for uid, at in self.pending.items() if at <= now]
         for i, uid in enumerate(due):
@@ -461,10 +470,35 @@ class Pipeline:
         await self.output.send()
 
     async def _on_recover(self) -> None:
-        # A recovered user may have had a deferred snapshot in the worker that owned it before.
+        # The changelog lags what the previous owner published by up to a commit window, and
+        # the input is replayed from the committed offsets: publishing now would take users
+        # back in time. Hold every snapshot until the replay has caught up with the input;
+        # then publish every recovered user (one may have had a deferred snapshot) and every
+        # user the replay touched.
+        held = list(self.users.data.keys())
+        if held:
+            self._held.update(held)
+            self._catching_up_since = time.monotonic()
+
+    def _caught_up(self) -> bool:
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic == self.settings.events_topic:
+                highwater = consumer.highwater(tp)
+                if highwater is None or (consumer._read_offset.get(tp) or 0) < highwater:
+                    return False
+        return True
+
+    def _release_held(self) -> None:
+        """Publish the held snapshots once caught up (or after ``CATCH_UP_TIMEOUT_S``)."""
+        waited = time.monotonic() - self._catching_up_since
+        if waited < CATCH_UP_TIMEOUT_S and not self._caught_up():
+            return
         now = time.monotonic()
-        for uid in list(self.users.data.keys()):
-            self.pending.setdefault(uid, now)
+        for uid in self._held:
+            self.pending[uid] = now
+        self._held.clear()
+        self._catching_up_since = None
 
     def reload_collab(self) -> None:
         """(Re)load the collaborative prior file when it is new or has changed."""

@@ -61,6 +61,8 @@ def wait_for_final_snapshots(
                 latest[uid] = snap  # a user's snapshots share a partition: offset order
                 if snap["n_events"] == expected_counts.get(uid):
                     done.add(uid)
+                else:  # only the latest snapshot counts
+                    done.discard(uid)
                 if len(done) == len(expected_counts):
                     break
     finally:

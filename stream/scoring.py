@@ -114,7 +114,7 @@ class StreamScorer:
         if not users:
             return
         started = time.perf_counter()
-        dists = await loop.run_in_executor(self.executor, self.scorer.score, histories)
+        dists, items = await loop.run_in_executor(self.executor, self._score, histories)
         elapsed_ms = (time.perf_counter() - started) * 1000
         st = self.stats
         st.batches += 1
@@ -123,14 +123,21 @@ class StreamScorer:
         st.total_ms += elapsed_ms
         now_wall, now = time.time(), time.monotonic()
         version = self.scorer.version
-        for uid, dist in zip(users, dists, strict=True):
-            self.pipeline.sequence[uid] = (dist, now_wall, version)
+        for uid, dist, top in zip(users, dists, items, strict=True):
+            self.pipeline.sequence[uid] = (dist, now_wall, version, top)
             self.pipeline.pending[uid] = now  # publish the fused snapshot at the next flush
+
+    def _score(self, histories: list) -> tuple[list[dict], list[list[tuple[str, float]]]]:
+        """Category distributions and, with ``INTEREST_TOP_ITEMS``, the top predicted items."""
+        dists = self.scorer.score(histories)
+        n = self.settings.top_items
+        items = self.scorer.top_items(histories, n) if n > 0 else [[] for _ in histories]
+        return dists, items
 
     def fused_snapshot(self, uid: str, record: Mapping, seq: tuple) -> dict:
         """The user's snapshot with the sequence estimate fused in (weights in ``sources``)."""
         self._refresh_fusion()
-        dist, scored_at, version = seq
+        dist, scored_at, version, *rest = seq
         cfg = self.pipeline.cfg
         user = UserInterest.from_state(record["u"], cfg.interest)
         online = user.predict_proba_one({})
@@ -141,6 +148,9 @@ class StreamScorer:
             "sequence": {"weight": weights["sequence"], "version": version, "age_s": age},
             "fused": {"method": self._fusion.method, "fitted": self._fusion.n_events > 0},
         }
-        return build_snapshot(
+        snapshot = build_snapshot(
             uid, record, cfg, fused=fused, sources=sources, sequence_version=version
         )
+        if rest and rest[0]:  # INTEREST_TOP_ITEMS: the item head's most probable next items
+            snapshot["top_items"] = [{"item_id": i, "p": p} for i, p in rest[0]]
+        return snapshot

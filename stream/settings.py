@@ -26,6 +26,7 @@
 | ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
 | ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
+| ``INTEREST_TOP_ITEMS`` | ``0`` | next items predicted in a snapshot (0 = off) |
 | ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
 | ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
 """
@@ -170,6 +171,16 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def _non_negative(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name}: must be 0 or more, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about the stream side, from the environment."""
@@ -197,6 +208,7 @@ class Settings:
     scorer_batch: int = 256
     scorer_ms: float = 200.0
     scorer_int8: bool = False
+    top_items: int = 0
     interest: InterestConfig = field(default_factory=InterestConfig)
     security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
     pseudonymise_key: str | None = field(default=None, repr=False)
@@ -266,6 +278,7 @@ class Settings:
             scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
             scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
             scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
+            top_items=_non_negative("INTEREST_TOP_ITEMS", e("INTEREST_TOP_ITEMS", "0")),
             security=KafkaSecurity.from_env(env),
             pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
             interest=interest,

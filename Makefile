@@ -9,7 +9,7 @@ DATA ?= ../shared/data
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
-        stream-demo worker bench evaluate clean
+        stream-demo worker bench bench-train evaluate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -65,6 +65,9 @@ stream-demo: $(STAMP) ## the whole pipeline live: broker, worker, replay of taob
 
 bench: $(STAMP) ## throughput, latency, memory and scorer benchmarks (prints a table, writes JSON)
 	$(PY) -m stream.bench --out bench-results/bench.json
+
+bench-train: $(STAMP) ## CPU training tokens/s of the item recipe on an ML-1M-shaped synthetic log
+	$(PY) -m models.bench_train --json bench-results/bench-train.json
 
 evaluate: $(STAMP) ## evaluation tables on both shared datasets
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA)/taobao-head/UserBehavior.csv --format taobao

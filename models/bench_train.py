@@ -15,6 +15,7 @@ import json
 import math
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['epoch_s']:.0f} s/epoch, {r['epochs_in_budget']} epochs in {r['budget_s']:.0f} s"
     )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(r, fh, indent=2)
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r, indent=2) + "\n")
     return 0
 
 

@@ -395,7 +395,8 @@ class SequenceScorer:
         n: int,
     ) -> list[list[tuple[str, float]]]:
         """Per history: the ``n`` most probable next items ``(item_id, probability)`` of the
-        item head (vocabulary items only: none for hashed items or an empty history)."""
+        item head (vocabulary items only: none for hashed items or an empty history). Items
+        already in the (encoded) history are left out, as the item-level evaluation does."""
         state = self._state
         enc = state.encoder
         out: list[list[tuple[str, float]]] = [[] for _ in histories]
@@ -411,8 +412,8 @@ class SequenceScorer:
             inputs, _ = collate([encoded[i] for i in chunk], device=self.device, pad_side="left")
             with torch.inference_mode(), self._amp():
                 logits = state.model.predict_last(inputs, ("item",))["item"].float()
-            p = torch.softmax(logits, dim=-1)[:, 2:]  # vocabulary items: no padding, no OOV
-            top_p, top = torch.topk(p, k, dim=1)
+            p = torch.softmax(logits, dim=-1).scatter(1, inputs["items"], 0.0)
+            top_p, top = torch.topk(p[:, 2:], k, dim=1)  # vocabulary items: no padding, OOV
             for i, idx, ps in zip(chunk, top.tolist(), top_p.tolist(), strict=True):
                 out[i] = [(enc.items[j], float(q)) for j, q in zip(idx, ps, strict=True)]
         return out

@@ -1019,9 +1019,9 @@ class SequenceModel(nn.Module):
             item = cat * 0.0
         elif self.training and cfg.item_negatives > 0:
             item = self._sampled_item_loss(hv, t_items)
-        else:
-            logits = self.heads(hv, ("item",))["item"][:, 1:].float()
-            item = F.cross_entropy(logits, t_items - 1)
+        else:  # full softmax over the item rows (padding excluded)
+            w, b = self.item_emb.weight[1:], self.item_bias[1:]
+            item = softmax_cross_entropy(hv, w.to(hv.dtype), b.to(hv.dtype), t_items - 1)
         return {"category": cat, "item": item, "total": w_cat * cat + w_item * item}
 
     def _sampled_item_loss(self, h: torch.Tensor, t_items: torch.Tensor) -> torch.Tensor:
@@ -1070,6 +1070,71 @@ class SequenceModel(nn.Module):
         if "item" in heads:
             out["item"] = self.heads(h[:, 0], ("item",))["item"]
         return out
+
+
+class _ChunkedSoftmaxCE(torch.autograd.Function):
+    """Mean cross-entropy of ``softmax(h @ weight.T + bias)`` computed ``chunk`` rows at a time;
+    the logits are recomputed in backward instead of stored (no N × V tensor is ever kept)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, target, chunk: int):  # type: ignore[override]
+        N = h.shape[0]
+        lse = torch.empty(N, dtype=h.dtype, device=h.device)
+        total = h.new_zeros(())
+        for s in range(0, N, chunk):
+            logits = torch.addmm(bias, h[s : s + chunk], weight.t())  # (c, V)
+            lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
+            picked = logits.gather(1, target[s : s + chunk, None])[:, 0]
+            total += (lse[s : s + chunk] - picked).sum()
+        ctx.save_for_backward(h, weight, bias, target, lse)
+        ctx.chunk = chunk
+        return total / max(1, N)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        h, weight, bias, target, lse = ctx.saved_tensors
+        N, chunk = h.shape[0], ctx.chunk
+        dh = torch.empty_like(h)
+        dw = torch.zeros_like(weight)
+        db = torch.zeros_like(bias)
+        scale = grad / max(1, N)
+        for s in range(0, N, chunk):
+            hc = h[s : s + chunk]
+            p = torch.addmm(bias, hc, weight.t()).sub_(lse[s : s + chunk, None]).exp_()
+            p[torch.arange(len(hc), device=h.device), target[s : s + chunk]] -= 1.0
+            p.mul_(scale)  # d loss / d logits of this chunk
+            dh[s : s + chunk] = p @ weight
+            dw.addmm_(p.t(), hc)
+            db += p.sum(0)
+        return dh, dw, db, None, None
+
+
+def softmax_cross_entropy(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    target: torch.Tensor,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """``F.cross_entropy(h @ weight.T + bias, target)`` over a large output layer.
+
+    On CPU in float32 it runs in chunks of rows with the logits recomputed in backward: the
+    full ``(N, V)`` logits of a batch (hundreds of MB for a 200-event window batch over a few
+    thousand items) are never materialised, which is what made a CPU step slow. Elsewhere
+    (CUDA, bf16) the plain fused kernel.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> h, w, b = torch.randn(5, 4), torch.randn(7, 4), torch.randn(7)
+    >>> t = torch.tensor([0, 3, 6, 2, 2])
+    >>> plain = F.cross_entropy(h @ w.T + b, t)
+    >>> bool(torch.allclose(softmax_cross_entropy(h, w, b, t, chunk=2), plain))
+    True
+    """
+    if h.device.type != "cpu" or h.dtype != torch.float32 or weight.dtype != torch.float32:
+        return F.cross_entropy(F.linear(h, weight, bias).float(), target)
+    return _ChunkedSoftmaxCE.apply(h, weight, bias, target, chunk)
 
 
 def category_loss(

@@ -234,6 +234,42 @@ def test_item_objective_learns_a_planted_next_item_rule_popularity_cannot(tmp_pa
     scorer = SequenceScorer.from_checkpoint(out, device="cpu", num_threads=1)
     probs = scorer.score_array([events[:5], []])
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # and the top predicted next items: the rule's successor first
+    hist = [ev("n", f"i{i}", ["c0"], float(k)) for k, i in enumerate([5, 38, 29])]
+    top = scorer.top_items([hist, []], 3)
+    assert top[0][0][0] == f"i{(7 * 29 + 3) % 40}" and len(top[0]) == 3 and top[1] == []
+    assert top[0][0][1] > top[0][1][1] > 0
+
+
+def test_joint_objective_mixes_the_item_implied_categories_and_sampled_softmax_trains():
+    events = planted(n_users=60, length=12)
+    cfg = SequenceConfig.for_objective("tiny", "joint", max_len=12)
+    tc = TrainConfig(
+        epochs=3, batch_size=16, seed=0, full_softmax_max_items=10, sampled_negatives=16
+    )
+    res = train(events, cfg, tc, device="cpu", progress=False)
+    assert res.model.config.item_negatives == 16  # 40 items > 10: sampled softmax
+    assert 0.0 <= res.extra["item_category_mix"] <= 1.0
+    first, last = res.metadata["history"][0], res.metadata["history"][-1]
+    assert last["val_item"] < first["val_item"]  # the sampled item loss does teach the head
+    scorer = SequenceScorer(
+        res.model,
+        res.encoder,
+        device="cpu",
+        num_threads=1,
+        extra=res.extra,
+        prior=res.extra["category_prior"],
+    )
+    np.testing.assert_allclose(scorer.score_array([events[:6]]).sum(1), 1.0, atol=1e-5)
+
+
+def test_top_items_setting_defaults_off_and_rejects_negatives():
+    from stream.settings import Settings
+
+    assert Settings.from_env({}).top_items == 0
+    assert Settings.from_env({"INTEREST_TOP_ITEMS": "5"}).top_items == 5
+    with pytest.raises(ValueError, match="INTEREST_TOP_ITEMS"):
+        Settings.from_env({"INTEREST_TOP_ITEMS": "-1"})
 
 
 def _cli(argv: list[str]) -> int:

@@ -84,7 +84,8 @@ class TrainConfig:
 
 
 # Defaults of `interest-tracker train` per objective: the item objective follows the
-# full-softmax SASRec replications (long histories, batch 128, Adam 1e-3, no weight decay).
+# full-softmax SASRec replications (L = 200, Adam 1e-3, no weight decay), with batches of 64
+# instead of 128: twice the optimiser steps in the CPU time budget.
 RECIPES: dict[str, dict[str, Any]] = {
     "category": dict(
         max_len=50, batch_size=64, lr=2e-3, epochs=10, patience=2, weight_decay=0.1, stride=0.5
@@ -93,7 +94,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         max_len=50, batch_size=64, lr=2e-3, epochs=10, patience=2, weight_decay=0.1, stride=0.5
     ),
     "item": dict(
-        max_len=200, batch_size=128, lr=1e-3, epochs=200, patience=5, weight_decay=0.0, stride=1.0
+        max_len=200, batch_size=64, lr=1e-3, epochs=200, patience=5, weight_decay=0.0, stride=1.0
     ),
 }  # stride: of the training windows, as a fraction of max_len
 DEFAULT_MAX_SECONDS = 2400.0  # the CLI's training budget: 40 minutes, then stop after the epoch

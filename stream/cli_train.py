@@ -66,9 +66,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)"
     )
-    p.add_argument(
-        "--batch-size", type=int, default=None, help="windows per step (default: 64; item: 128)"
-    )
+    p.add_argument("--batch-size", type=int, default=None, help="windows per step (default: 64)")
     p.add_argument(
         "--lr", type=float, default=None, help="peak learning rate (default: 2e-3; item: 1e-3)"
     )

@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models.item_eval import (
     ItemSplit,
@@ -32,6 +33,7 @@ from models.sequence import (
     collate,
     load_checkpoint,
     save_checkpoint,
+    softmax_cross_entropy,
 )
 from models.train import TrainConfig, build_leave_last_out_samples, leave_last_out, train
 
@@ -110,6 +112,21 @@ def test_old_checkpoint_format_is_refused_with_a_clear_error(tmp_path):
     torch.save(ck, path)
     with pytest.raises(ValueError, match="older than this code.*retrain"):
         load_checkpoint(path)
+
+
+def test_chunked_full_softmax_matches_plain_cross_entropy_and_its_gradients():
+    torch.manual_seed(0)
+    h = torch.randn(37, 8, requires_grad=True)
+    w = torch.randn(11, 8, requires_grad=True)
+    b = torch.randn(11, requires_grad=True)
+    t = torch.randint(0, 11, (37,))
+    chunked = softmax_cross_entropy(h, w, b, t, chunk=5)
+    plain = F.cross_entropy(h @ w.T + b, t)
+    torch.testing.assert_close(chunked, plain)
+    for g1, g2 in zip(
+        torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
+    ):
+        torch.testing.assert_close(g1, g2)
 
 
 # ----------------------------------------------------------------------------- split

@@ -10,7 +10,7 @@ DATA ?= taobao
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser test test-unit test-kafka lint format kafka-up kafka-down kafka-logs \
-        stream-demo worker bench failover soak evaluate wheel-check clean
+        stream-demo worker bench bench-train failover soak evaluate wheel-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -73,6 +73,9 @@ failover: $(STAMP) ## stall after kill -9 / SIGTERM restart / one of two workers
 SOAK_S ?= 1200
 soak: $(STAMP) ## one worker for SOAK_S s (1200) at half its maximum rate: RSS growth, max lag, DLQ
 	SOAK_S=$(SOAK_S) $(PY) -m stream.soak
+
+bench-train: $(STAMP) ## CPU training tokens/s of the item recipe on an ML-1M-shaped synthetic log
+	$(PY) -m models.bench_train --json bench-results/bench-train.json
 
 evaluate: $(STAMP) ## evaluation tables on both shared datasets
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/taobao-head/UserBehavior.csv --format taobao

@@ -8,9 +8,13 @@ first as a string. ``HR@k`` = held-out item ranked within the top ``k``; ``NDCG@
 ``1 / log2(rank + 2)`` when it is (0-based rank), else 0. Users with fewer than 2 events are
 not evaluated.
 
-Rows: ``popularity`` (training-event counts) always; ``transformer`` through the lazily
-imported hook :func:`transformer_item_rows` when a checkpoint is given and ``models.sequence``
-provides ``item_scorer``. Scoring is batched, so a million events run in minutes on a CPU.
+``MRR`` = mean of ``1 / (rank + 1)`` over the full ranking.
+
+Rows: ``popularity`` (training-event counts) and ``transition`` (item-to-item: how often each
+item followed the user's last training item in all users' training sequences, popularity
+breaking ties) always; ``transformer`` through the lazily imported hook
+:func:`transformer_item_rows` when a checkpoint is given and ``models.sequence`` provides
+``item_scorer``. Scoring is batched, so a million events run in minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 K = 10
-ITEM_JSON_KEYS = ("hr@10", "ndcg@10", "users", "seconds")
+ITEM_JSON_KEYS = ("hr@10", "ndcg@10", "mrr", "users", "seconds")
 
 
 @dataclass
@@ -134,6 +138,17 @@ def hr_ndcg(ranks: np.ndarray, k: int = K) -> tuple[float, float]:
     return float(hit.mean()), float(gains.mean())
 
 
+def mrr(ranks: np.ndarray) -> float:
+    """Mean reciprocal rank of 0-based ranks.
+
+    Examples
+    --------
+    >>> mrr(np.array([0, 1, 3]))  # (1 + 1/2 + 1/4) / 3
+    0.5833333333333334
+    """
+    return float((1.0 / (np.asarray(ranks, dtype=float) + 1.0)).mean())
+
+
 @dataclass
 class ItemRow:
     """One row of the item-level table."""
@@ -143,12 +158,19 @@ class ItemRow:
     ndcg: float
     users: int
     seconds: float
+    mrr: float = float("nan")
+
+    @classmethod
+    def from_ranks(cls, name: str, ranks: np.ndarray, seconds: float) -> ItemRow:
+        hr, ndcg = hr_ndcg(ranks)
+        return cls(name, hr, ndcg, len(ranks), seconds, mrr(ranks))
 
     def to_json(self) -> dict:
         return {
             "name": self.name,
             "hr@10": self.hr,
             "ndcg@10": self.ndcg,
+            "mrr": self.mrr,
             "users": self.users,
             "seconds": self.seconds,
         }
@@ -157,8 +179,54 @@ class ItemRow:
 def popularity_row(split: ItemSplit) -> ItemRow:
     """The ``popularity`` row."""
     start = time.perf_counter()
-    hr, ndcg = hr_ndcg(popularity_ranks(split))
-    return ItemRow("popularity", hr, ndcg, len(split.users), time.perf_counter() - start)
+    ranks = popularity_ranks(split)
+    return ItemRow.from_ranks("popularity", ranks, time.perf_counter() - start)
+
+
+def transition_scorer(split: ItemSplit) -> Callable[[Sequence[int]], np.ndarray]:
+    """``score(last_items) -> (B, n_items)``: item-to-item transition counts from the last
+    item, plus popularity scaled below 1 (so it only breaks ties among equal counts).
+
+    Examples
+    --------
+    >>> evs = [{"user_id": u, "item_id": i} for u, i in
+    ...        [("x", "a"), ("x", "b"), ("x", "c"), ("y", "a"), ("y", "b"), ("y", "d")]]
+    >>> score = transition_scorer(ItemSplit.build(evs))
+    >>> score([0]).round(2).tolist()  # after a: b twice; a and b equally popular
+    [[0.67, 2.67, 0.0, 0.0]]
+    """
+    n = len(split.items)
+    pop = np.zeros(n)
+    nxt: dict[int, dict[int, int]] = {}
+    for h in split.histories:
+        np.add.at(pop, h, 1.0)
+        for a, b in zip(h[:-1].tolist(), h[1:].tolist(), strict=True):
+            row = nxt.setdefault(a, {})
+            row[b] = row.get(b, 0) + 1
+    base = pop / (pop.max() + 1.0) if n else pop
+
+    def score(last_items: Sequence[int]) -> np.ndarray:
+        out = np.tile(base, (len(last_items), 1))
+        for r, a in enumerate(last_items):
+            for b, c in nxt.get(int(a), {}).items():
+                out[r, b] += c
+        return out
+
+    return score
+
+
+def transition_row(split: ItemSplit, batch_size: int = 256) -> ItemRow:
+    """The ``transition`` row: item-to-item transition counts from the last training item."""
+    start = time.perf_counter()
+    score = transition_scorer(split)
+    ranks = np.empty(len(split.targets), dtype=np.int64)
+    for lo in range(0, len(split.targets), batch_size):
+        hi = min(lo + batch_size, len(split.targets))
+        hists = split.histories[lo:hi]
+        last = [int(h[-1]) if len(h) else -1 for h in hists]
+        s = score(last)
+        ranks[lo:hi] = rank_dense(s, split.targets[lo:hi], hists)
+    return ItemRow.from_ranks("transition", ranks, time.perf_counter() - start)
 
 
 def scorer_ranks(
@@ -234,8 +302,7 @@ def transformer_item_rows(
         return []
     start = time.perf_counter()
     ranks = scorer_ranks(make(checkpoint, split.items), split, batch_size, progress=progress)
-    hr, ndcg = hr_ndcg(ranks)
-    return [ItemRow("transformer", hr, ndcg, len(split.users), time.perf_counter() - start)]
+    return [ItemRow.from_ranks("transformer", ranks, time.perf_counter() - start)]
 
 
 @dataclass
@@ -265,13 +332,12 @@ class ItemReport:
         lines = [
             f"**{self.dataset}** (item level): {self.events:,} events, {users:,} users, "
             "leave-last-out, full ranking over all items, own history masked\n",
-            "| row | HR@10 | NDCG@10 | users | seconds |",
-            "|---|---:|---:|---:|---:|",
+            "| row | HR@10 | NDCG@10 | MRR | users | seconds |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for r in self.rows:
-            hr = "-" if math.isnan(r.hr) else f"{r.hr:.4f}"
-            ndcg = "-" if math.isnan(r.ndcg) else f"{r.ndcg:.4f}"
-            lines.append(f"| {r.name} | {hr} | {ndcg} | {r.users:,} | {r.seconds:.1f} |")
+            hr, ndcg, rr = ("-" if math.isnan(v) else f"{v:.4f}" for v in (r.hr, r.ndcg, r.mrr))
+            lines.append(f"| {r.name} | {hr} | {ndcg} | {rr} | {r.users:,} | {r.seconds:.1f} |")
         return "\n".join(lines) + "\n"
 
 
@@ -289,13 +355,15 @@ def evaluate_items(
     >>> evs = [{"user_id": u, "item_id": i} for u, i in
     ...        [("x", "a"), ("y", "a"), ("x", "b"), ("y", "c"), ("z", "c"), ("z", "b")]]
     >>> rep = evaluate_items(evs, "toy")
-    >>> [(r.name, round(r.hr, 3), r.users) for r in rep.rows], rep.notes
-    ([('popularity', 1.0, 3)], ['transformer: omitted (no --checkpoint given)'])
+    >>> [(r.name, round(r.hr, 3), r.users) for r in rep.rows]
+    [('popularity', 1.0, 3), ('transition', 1.0, 3)]
+    >>> rep.notes
+    ['transformer: omitted (no --checkpoint given)']
     """
     split = ItemSplit.build(events)
     if not split.users:
         raise ValueError("no user has 2 or more events: nothing to hold out")
     notes: list[str] = []
-    rows = [popularity_row(split)]
+    rows = [popularity_row(split), transition_row(split, batch_size)]
     rows.extend(transformer_item_rows(split, checkpoint, notes, batch_size, progress))
     return ItemReport(dataset, len(events), rows, notes)

@@ -7,6 +7,7 @@ protocol (``models.evaluate``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import warnings
@@ -28,7 +29,6 @@ from models.sequence import (
     SequenceEncoder,
     SequenceModel,
     collate,
-    item_bucket,
     load_checkpoint,
 )
 
@@ -47,6 +47,28 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
+def item_category_probs(item_logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Next-category distribution implied by the item head: ``softmax(item_logits) @ weights``.
+
+    ``item_logits`` ``(N, n_items)`` (padding column ``-inf``), ``weights`` the sparse
+    ``(n_items, n_categories)`` item → category matrix of
+    :meth:`~models.sequence.SequenceEncoder.item_category_weights` (rows sum to 1), so each
+    output row sums to 1.
+
+    Examples
+    --------
+    >>> from models.sequence import SequenceEncoder
+    >>> enc = SequenceEncoder(["a", "b"], 0, 4, items=["x", "y"], item_categories=[[2], [3]])
+    >>> logits = torch.tensor([[float("-inf"), -50.0, 0.0, 0.0]])
+    >>> item_category_probs(logits, enc.item_category_weights()).round(decimals=3).tolist()
+    [[0.0, 0.0, 0.5, 0.5]]
+    """
+    p = torch.softmax(item_logits.float(), dim=-1)  # (N, n_items)
+    idx, vals = weights._indices(), weights._values()  # (2, nnz), (nnz,): duplicates add up
+    out = torch.zeros(len(p), weights.shape[1], device=p.device, dtype=p.dtype)
+    return out.index_add_(1, idx[1], p[:, idx[0]] * vals)  # (N, V)
+
+
 @dataclass(frozen=True)
 class _Loaded:
     """One immutable generation of the scorer's state: swapped as a whole on reload."""
@@ -57,6 +79,8 @@ class _Loaded:
     prior: np.ndarray | None  # category prior over the model vocabulary (empty histories)
     extra: Mapping[str, Any]
     file_key: tuple[int, int] | None  # (mtime_ns, size) of the checkpoint it came from
+    item_weights: torch.Tensor | None = None  # sparse item -> category matrix (item vocab)
+    mix: float = 0.0  # weight of the item-implied category distribution
 
 
 class SequenceScorer:
@@ -157,7 +181,16 @@ class SequenceScorer:
         if prior is not None:
             p = np.asarray(prior, dtype=np.float64)
             p = p / p.sum() if p.sum() > 0 else None
-        return _Loaded(model, encoder, version, p, dict(extra), file_key)
+        weights, mix = None, 0.0
+        if not encoder.hashed_items:
+            item_objective = model.config.objective == "item"
+            mix = float(extra.get("item_category_mix", 1.0 if item_objective else 0.0))
+            if mix > 0:
+                oov_row = p if p is not None and len(p) == encoder.n_categories else None
+                weights = encoder.item_category_weights(oov_row).to(self.device)
+        if weights is None:
+            mix = 0.0
+        return _Loaded(model, encoder, version, p, dict(extra), file_key, weights, mix)
 
     # ------------------------------------------------------------------ state
     @property
@@ -273,13 +306,25 @@ class SequenceScorer:
     def _run(
         self, state: _Loaded, seqs: list, copy_weights: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Category probabilities: the category head (with its copy weights), mixed with the
+        item head's implied distribution by the checkpoint's ``item_category_mix``."""
         inputs, _ = collate(seqs, device=self.device, pad_side="left")
+        mix = state.mix
+        heads = ("item",) if mix >= 1.0 else ("category", "item") if mix > 0 else ("category",)
         with torch.inference_mode(), self._amp():
             out = state.model.predict_last(
-                inputs, ("category",), copy_weights=copy_weights, probs=True
+                inputs, heads, copy_weights=copy_weights and mix < 1.0, probs=True
             )
-            probs = out["category"].float()
+            if mix > 0:
+                implied = item_category_probs(out["item"], state.item_weights)
+                probs = implied if mix >= 1.0 else (1 - mix) * out["category"].float()
+                if mix < 1.0:
+                    probs = probs + mix * implied
+            else:
+                probs = out["category"].float()
         copy = out.get("copy")
+        if copy is not None and mix > 0:
+            copy = copy * (1 - mix)
         return (
             probs.cpu().numpy().astype(np.float64),
             None if copy is None else copy.float().cpu().numpy(),
@@ -315,16 +360,15 @@ class SequenceScorer:
         histories: Sequence[Sequence[Mapping[str, Any] | EncodedEvent]],
         items: Sequence[Any],
     ) -> np.ndarray:
-        """Next-item logits ``(N, len(items))`` from the item head (item ids hashed like the
-        encoder's: items sharing a bucket tie). An empty history gets the item biases."""
+        """Next-item logits ``(N, len(items))`` from the item head. Items outside the item
+        vocabulary share the OOV row's logit (hashed items: items sharing a bucket tie). An
+        empty history gets the item biases."""
         state = self._state
         enc = state.encoder
-        key = ("items", enc.n_item_buckets, enc.hash_salt, tuple(str(i) for i in items))
+        key = ("items", enc.fingerprint, tuple(str(i) for i in items))
         buckets = self._item_buckets.get(key)
         if buckets is None:
-            buckets = torch.tensor(
-                [item_bucket(i, enc.n_item_buckets, enc.hash_salt) for i in key[3]]
-            )
+            buckets = torch.tensor([enc.item_index(i) for i in key[2]], dtype=torch.long)
             self._item_buckets = {key: buckets}
         out = np.zeros((len(histories), len(items)), dtype=np.float32)
         encoded = [enc.encode(h) if len(h) else None for h in histories]
@@ -343,6 +387,35 @@ class SequenceScorer:
             with torch.inference_mode(), self._amp():
                 logits = model.predict_last(inputs, ("item",))["item"]
                 out[chunk] = logits.float()[:, idx].cpu().numpy()
+        return out
+
+    def top_items(
+        self,
+        histories: Sequence[Sequence[Mapping[str, Any] | EncodedEvent]],
+        n: int,
+    ) -> list[list[tuple[str, float]]]:
+        """Per history: the ``n`` most probable next items ``(item_id, probability)`` of the
+        item head (vocabulary items only: none for hashed items or an empty history). Items
+        already in the (encoded) history are left out, as the item-level evaluation does."""
+        state = self._state
+        enc = state.encoder
+        out: list[list[tuple[str, float]]] = [[] for _ in histories]
+        if n <= 0 or enc.hashed_items or not enc.items:
+            return out
+        encoded = [enc.encode(h) if len(h) else None for h in histories]
+        rows = sorted(
+            (i for i, e in enumerate(encoded) if e is not None), key=lambda i: len(encoded[i])
+        )
+        k = min(n, len(enc.items))
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            inputs, _ = collate([encoded[i] for i in chunk], device=self.device, pad_side="left")
+            with torch.inference_mode(), self._amp():
+                logits = state.model.predict_last(inputs, ("item",))["item"].float()
+            p = torch.softmax(logits, dim=-1).scatter(1, inputs["items"], 0.0)
+            top_p, top = torch.topk(p[:, 2:], k, dim=1)  # vocabulary items: no padding, OOV
+            for i, idx, ps in zip(chunk, top.tolist(), top_p.tolist(), strict=True):
+                out[i] = [(enc.items[j], float(q)) for j, q in zip(idx, ps, strict=True)]
         return out
 
     def _amp(self):
@@ -399,7 +472,7 @@ def _file_key(path: Path) -> tuple[int, int]:
 
 
 def _replace_key(state: _Loaded, key: tuple[int, int] | None) -> _Loaded:
-    return _Loaded(state.model, state.encoder, state.version, state.prior, state.extra, key)
+    return dataclasses.replace(state, file_key=key)
 
 
 class SequencePredictor:

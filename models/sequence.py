@@ -4,15 +4,18 @@ Three pieces, kept apart on purpose:
 
 * :class:`SequenceEncoder` turns event dicts (``item_id``, ``categories``, ``event_type``,
   ``ts``) into plain integer lists: no tensors, no devices. It owns the category vocabulary
-  (``0`` = padding, ``1`` = out-of-vocabulary) and the stable item hash (``zlib.crc32`` of the
-  id string into ``n_item_buckets``; bucket ``0`` is padding).
+  (``0`` = padding, ``1`` = out-of-vocabulary) and the item vocabulary: real item ids
+  (``0`` = padding, ``1`` = the shared OOV row, ``2..`` the items), or, for catalogs too large
+  for a table, the stable item hash (``zlib.crc32`` of the id string into ``n_item_buckets``).
 * :func:`collate` pads a batch of encoded sequences to the longest one *in the batch* and
   returns tensors on the device the caller chooses.
 * :class:`SequenceModel` (config: :class:`SequenceConfig`) embeds each position as
   item + mean(categories) + event type + log time-gap bucket + learned position, runs causal
   pre-LayerNorm blocks (``F.scaled_dot_product_attention``, causal + key-padding masks), and has
   two heads tied to the input embeddings: the next-category distribution (softmax over the
-  vocabulary incl. the OOV bucket) and the next item over the hash table.
+  vocabulary incl. the OOV bucket) and the next item over the item table. ``objective``
+  picks what is trained: ``category``, ``item`` (full-softmax cross-entropy over the catalog,
+  or sampled softmax with log-Q correction) or ``joint`` (both, weighted).
 
 Checkpoints are one ``torch.save`` file of plain containers (loadable with
 ``weights_only=True``): config, vocabulary, item-hash parameters, weights, metadata, version.
@@ -38,10 +41,11 @@ from torch import nn
 from models.schema import EVENT_TYPES, canonical_event_type
 
 CHECKPOINT_FORMAT = "interest-tracker/sequence"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2  # 2: item vocabulary, objectives, side-feature switch
 
 PAD = 0  # padding index of every vocabulary (items, categories, event types, gaps)
-OOV = 1  # category index of anything outside the vocabulary
+OOV = 1  # category (and item) index of anything outside the vocabulary
+OBJECTIVES = ("category", "item", "joint")
 PAD_TOKEN = "<pad>"
 OOV_TOKEN = "<oov>"
 
@@ -92,10 +96,16 @@ class SequenceConfig:
     # the trunk cannot memorise rare items' next categories through their embeddings
     detach_item_input: bool = True
     copy_head: bool = True  # mix the category softmax with a pointer over the history's events
+    # what the loss trains: "category" (+ item_loss_weight x item), "item" only, "joint" (both)
+    objective: str = "category"
+    # category, event-type and time-gap embeddings beside the item's (off: pure SASRec input)
+    side_features: bool = True
 
     def __post_init__(self) -> None:
         if self.activation not in ("gelu", "relu"):
             raise ValueError("activation must be 'gelu' or 'relu'")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
         if self.n_embd % self.n_head:
             raise ValueError("n_embd must be a multiple of n_head")
         if self.n_categories < 2 or self.n_item_buckets < 2 or self.max_len < 1:
@@ -130,11 +140,58 @@ class SequenceConfig:
         return cls(**{**base, **overrides})
 
     @classmethod
+    def large(cls, **overrides: Any) -> SequenceConfig:
+        """4 layers, 256 dimensions, 4 heads, FFN 4x with GELU: for a GPU."""
+        base = dict(
+            n_layer=4,
+            n_head=4,
+            n_embd=256,
+            ffn_mult=4,
+            activation="gelu",
+            bias=True,
+            n_item_buckets=131072,
+            dropout=0.2,
+        )
+        return cls(**{**base, **overrides})
+
+    @classmethod
     def named(cls, name: str, **overrides: Any) -> SequenceConfig:
-        """``tiny``, ``small`` or ``base``."""
-        if name not in ("tiny", "small", "base"):
-            raise ValueError(f"unknown config {name!r}: expected tiny, small or base")
+        """``tiny``, ``small``, ``base`` or ``large``."""
+        if name not in CONFIG_NAMES:
+            raise ValueError(f"unknown config {name!r}: expected {', '.join(CONFIG_NAMES)}")
         return getattr(cls, name)(**overrides)
+
+    @classmethod
+    def for_objective(cls, name: str, objective: str, **overrides: Any) -> SequenceConfig:
+        """The named size set up for ``objective``.
+
+        ``item`` is the SASRec recipe of the full-softmax replications: item embeddings only
+        (no side features, trained on the input side too), no copy head, full softmax.
+        ``joint`` keeps the side features and the copy head and weighs both losses equally.
+
+        Examples
+        --------
+        >>> cfg = SequenceConfig.for_objective("small", "item")
+        >>> cfg.objective, cfg.side_features, cfg.copy_head, cfg.item_negatives
+        ('item', False, False, 0)
+        """
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
+        preset: dict[str, Any] = {"objective": objective}
+        if objective == "item":
+            preset.update(
+                side_features=False,
+                copy_head=False,
+                detach_item_input=False,
+                item_negatives=0,
+                dropout=0.2,
+                n_head=1,
+            )
+        elif objective == "joint":
+            preset.update(item_loss_weight=1.0, detach_item_input=False, item_negatives=0)
+        if name == "tiny":
+            preset.pop("n_head", None)
+        return cls.named(name, **{**preset, **overrides})
 
     def with_vocab(self, n_categories: int) -> SequenceConfig:
         return replace(self, n_categories=n_categories)
@@ -147,6 +204,8 @@ class SequenceConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+
+CONFIG_NAMES = ("tiny", "small", "base", "large")
 
 # --------------------------------------------------------------------------- encoding
 
@@ -291,15 +350,31 @@ class SequenceEncoder:
         max_len: int,
         max_categories: int = 8,
         hash_salt: str = "",
+        items: Sequence[Any] | None = None,
+        item_categories: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.categories = [str(c) for c in categories]
-        self.n_item_buckets = int(n_item_buckets)
         self.max_len = int(max_len)
         self.max_categories = int(max_categories)
         self.hash_salt = str(hash_salt)
         self._index = {c: i + 2 for i, c in enumerate(self.categories)}
         if len(self._index) != len(self.categories):
             raise ValueError("duplicate category names in the vocabulary")
+        self.items = None if items is None else [str(i) for i in items]
+        self._fingerprint: str | None = None
+        self._item_index: dict[str, int] = {}
+        self.item_categories: list[tuple[int, ...]] = []
+        if self.items is None:
+            self.n_item_buckets = int(n_item_buckets)
+        else:
+            self._item_index = {it: i + 2 for i, it in enumerate(self.items)}
+            if len(self._item_index) != len(self.items):
+                raise ValueError("duplicate item ids in the item vocabulary")
+            self.n_item_buckets = len(self.items) + 2
+            cats = item_categories if item_categories is not None else [()] * len(self.items)
+            if len(cats) != len(self.items):
+                raise ValueError("item_categories must have one entry per item")
+            self.item_categories = [tuple(int(c) for c in cs) for cs in cats]
 
     # vocabulary ------------------------------------------------------------
     @property
@@ -316,12 +391,26 @@ class SequenceEncoder:
     def fingerprint(self) -> str:
         """Digest of vocabulary and hash parameters: :class:`EncodedEvent` objects made by an
         encoder are valid only for encoders with the same fingerprint (check after a reload)."""
-        h = hashlib.blake2b(digest_size=8)
-        h.update(repr(self.state()).encode())
-        return h.hexdigest()
+        if self._fingerprint is None:  # the vocabularies never change after construction
+            h = hashlib.blake2b(digest_size=8)
+            h.update(repr(self.state()).encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     def category_index(self, name: Any) -> int:
         return self._index.get(str(name), OOV)
+
+    @property
+    def hashed_items(self) -> bool:
+        """True when item ids are hashed into buckets (no item vocabulary)."""
+        return self.items is None
+
+    def item_index(self, item_id: Any) -> int:
+        """Row of the item table: ``2..`` for vocabulary items, ``OOV`` (1) for the rest; the
+        hash bucket when the encoder hashes items."""
+        if self.items is None:
+            return item_bucket(item_id, self.n_item_buckets, self.hash_salt)
+        return self._item_index.get(str(item_id), OOV)
 
     @classmethod
     def from_events(
@@ -331,14 +420,50 @@ class SequenceEncoder:
         min_count: int = 1,
         max_categories: int = 8,
         hash_salt: str = "",
+        min_item_count: int | None = None,
+        max_item_vocab: int = 1_000_000,
     ) -> SequenceEncoder:
-        """Vocabulary of the categories seen at least ``min_count`` times (first-seen order)."""
+        """Vocabularies from ``events``: categories seen at least ``min_count`` times and,
+        with ``min_item_count``, the items seen at least that often (first-seen order; the
+        rest share the OOV row). Above ``max_item_vocab`` such items, or without
+        ``min_item_count``, items are hashed into ``config.n_item_buckets`` buckets.
+
+        Examples
+        --------
+        >>> evs = [{"item_id": i, "categories": [c]} for i, c in [(1, "a"), (2, "b"), (1, "a")]]
+        >>> enc = SequenceEncoder.from_events(evs, SequenceConfig.tiny(), min_item_count=2)
+        >>> enc.items, enc.item_index(1), enc.item_index(2), enc.n_item_buckets
+        (['1'], 2, 1, 3)
+        """
         counts: dict[str, int] = {}
+        item_counts: dict[str, int] = {}
+        item_cats: dict[str, list[str]] = {}
         for e in events:
-            for c in event_categories(e):
+            cats = event_categories(e)
+            for c in cats:
                 counts[c] = counts.get(c, 0) + 1
+            it = str(e["item_id"])
+            item_counts[it] = item_counts.get(it, 0) + 1
+            item_cats.setdefault(it, cats[:max_categories])
         vocab = [c for c, n in counts.items() if n >= min_count]
-        return cls(vocab, config.n_item_buckets, config.max_len, max_categories, hash_salt)
+        items = None
+        if min_item_count is not None:
+            items = [it for it, n in item_counts.items() if n >= min_item_count]
+            if len(items) > max_item_vocab:
+                items = None
+        enc = cls(vocab, config.n_item_buckets, config.max_len, max_categories, hash_salt)
+        if items is None:
+            return enc
+        item_categories = [tuple(enc.category_index(c) for c in item_cats[it]) for it in items]
+        return cls(
+            vocab,
+            config.n_item_buckets,
+            config.max_len,
+            max_categories,
+            hash_salt,
+            items,
+            item_categories,
+        )
 
     # events ----------------------------------------------------------------
     def encode_event(
@@ -354,7 +479,7 @@ class SequenceEncoder:
         oov = tuple(c for c, i in zip(cats, cat_ids, strict=False) if i == OOV)
         ts = float(event["ts"])
         return EncodedEvent(
-            item_bucket(event["item_id"], self.n_item_buckets, self.hash_salt),
+            self.item_index(event["item_id"]),
             cat_ids,
             event_type_index(event.get("event_type")),
             ts,
@@ -399,7 +524,7 @@ class SequenceEncoder:
     # persistence -------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Plain-container state for checkpoints."""
-        return {
+        state: dict[str, Any] = {
             "categories": list(self.categories),
             "max_len": self.max_len,
             "max_categories": self.max_categories,
@@ -409,6 +534,10 @@ class SequenceEncoder:
                 "salt": self.hash_salt,
             },
         }
+        if self.items is not None:
+            state["items"] = list(self.items)
+            state["item_categories"] = [list(c) for c in self.item_categories]
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> SequenceEncoder:
@@ -421,7 +550,44 @@ class SequenceEncoder:
             state["max_len"],
             state.get("max_categories", 8),
             h.get("salt", ""),
+            state.get("items"),
+            state.get("item_categories"),
         )
+
+    def item_category_weights(self, oov_row: Sequence[float] | None = None) -> torch.Tensor:
+        """Sparse ``(n_item_buckets, n_categories)`` matrix: row ``i`` is item ``i``'s
+        categories, each ``1 / k`` (a row sums to 1). The OOV row is ``oov_row`` (default:
+        uniform over the known categories); the padding row is empty.
+
+        Examples
+        --------
+        >>> enc = SequenceEncoder(["a", "b"], 0, 4, items=["x", "y"], item_categories=[[2], [2, 3]])
+        >>> enc.item_category_weights().to_dense().tolist()
+        [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.5, 0.5]]
+        """
+        if self.items is None:
+            raise ValueError("hashed items have no item -> category mapping")
+        V = self.n_categories
+        oov = np.zeros(V) if oov_row is None else np.asarray(oov_row, dtype=np.float64)
+        if oov_row is None:
+            oov[2:] = 1.0 / max(1, V - 2)
+        oov = oov / oov.sum() if oov.sum() > 0 else oov
+        rows, cols, vals = [], [], []
+        for c in np.flatnonzero(oov):
+            rows.append(OOV)
+            cols.append(int(c))
+            vals.append(float(oov[c]))
+        for i, cats in enumerate(self.item_categories):
+            cats = cats or (OOV,)
+            for c in cats:
+                rows.append(i + 2)
+                cols.append(c)
+                vals.append(1.0 / len(cats))
+        idx = torch.tensor([rows, cols], dtype=torch.int64)
+        m = torch.sparse_coo_tensor(
+            idx, torch.tensor(vals), (self.n_item_buckets, V), check_invariants=False
+        )
+        return m.coalesce().to(torch.float32)
 
 
 def collate(
@@ -638,6 +804,9 @@ class SequenceModel(nn.Module):
         # heads are tied to the input embeddings (SASRec); a bias per output
         self.cat_bias = nn.Parameter(torch.zeros(config.n_categories))
         self.item_bias = nn.Parameter(torch.zeros(config.n_item_buckets))
+        # log of the sampling distribution of sampled-softmax negatives (log-Q correction);
+        # set by the trainer from item frequencies, uniform until then
+        self.register_buffer("item_log_q", torch.zeros(config.n_item_buckets), persistent=False)
         if config.copy_head:  # pointer over the history: query = h_t, keys = last block's input
             self.ln_copy = nn.LayerNorm(D)
             self.copy_q = nn.Linear(D, D)
@@ -676,13 +845,14 @@ class SequenceModel(nn.Module):
         if self.config.detach_item_input:
             item_table = item_table.detach()
         x = F.embedding(items, item_table, padding_idx=PAD)  # (B, T, D), a fresh tensor
-        if cats.shape[-1] == 1:  # one category per event: no mean to take
-            x += self.cat_emb(cats[..., 0])
-        else:
-            n_cats = (cats != PAD).sum(-1, keepdim=True).clamp(min=1)  # (B, T, 1)
-            x += self.cat_emb(cats).sum(-2) / n_cats  # padding rows of cat_emb are zero
-        x += self.type_emb(inputs["event_types"])
-        x += self.gap_emb(inputs["gaps"])
+        if self.config.side_features:
+            if cats.shape[-1] == 1:  # one category per event: no mean to take
+                x += self.cat_emb(cats[..., 0])
+            else:
+                n_cats = (cats != PAD).sum(-1, keepdim=True).clamp(min=1)  # (B, T, 1)
+                x += self.cat_emb(cats).sum(-2) / n_cats  # padding rows of cat_emb are zero
+            x += self.type_emb(inputs["event_types"])
+            x += self.gap_emb(inputs["gaps"])
         # positions count real events from the first one: left/right padding agree
         if mask.shape[1] <= self.config.max_len and bool(mask.all()):
             x += self.pos_emb.weight[: mask.shape[1]]
@@ -803,6 +973,8 @@ class SequenceModel(nn.Module):
         targets: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         h, ctx = self._trunk(inputs)  # (B, T, D)
+        if targets is not None and self.config.objective == "item":  # no category head to run
+            return {}, self._losses(h, None, targets)["total"]
         logits = {"category": self._category_logprobs(h, ctx, inputs)}
         if targets is None:
             logits.update(self.heads(h, ("item",)))
@@ -819,36 +991,54 @@ class SequenceModel(nn.Module):
         mode (or with ``item_negatives = 0``), a sampled softmax in training otherwise.
         """
         h, ctx = self._trunk(inputs)
-        return self._losses(h, self._category_logprobs(h, ctx, inputs), targets)
+        cat_logits = None
+        if self.config.objective != "item":
+            cat_logits = self._category_logprobs(h, ctx, inputs)
+        return self._losses(h, cat_logits, targets)
 
     def _losses(
-        self, h: torch.Tensor, cat_logits: torch.Tensor, targets: Mapping[str, torch.Tensor]
+        self,
+        h: torch.Tensor,
+        cat_logits: torch.Tensor | None,
+        targets: Mapping[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         cfg = self.config
         t_cats = targets["categories"]  # (B, T, K)
-        valid = (t_cats != PAD).any(-1)  # (B, T)
-        cat = category_loss(cat_logits[valid], t_cats[valid], cfg.label_smoothing)
-        t_items = targets["items"][valid]  # (N,)
+        t_all = targets["items"]
+        valid = (t_cats != PAD).any(-1) | (t_all != PAD)  # (B, T)
+        if cat_logits is None:  # item objective: the category head is not trained
+            cat = h.sum() * 0.0
+        else:
+            cat = category_loss(cat_logits[valid], t_cats[valid], cfg.label_smoothing)
+        t_items = t_all[valid]  # (N,)
         has_item = t_items != PAD
         hv = h[valid][has_item]  # (N', D)
         t_items = t_items[has_item]
-        if len(t_items) == 0 or cfg.item_loss_weight == 0:
+        w_cat, w_item = (0.0, 1.0) if cfg.objective == "item" else (1.0, cfg.item_loss_weight)
+        if len(t_items) == 0 or w_item == 0:
             item = cat * 0.0
         elif self.training and cfg.item_negatives > 0:
             item = self._sampled_item_loss(hv, t_items)
-        else:
-            logits = self.heads(hv, ("item",))["item"][:, 1:].float()
-            item = F.cross_entropy(logits, t_items - 1)
-        return {"category": cat, "item": item, "total": cat + cfg.item_loss_weight * item}
+        else:  # full softmax over the item rows (padding excluded)
+            w, b = self.item_emb.weight[1:], self.item_bias[1:]
+            item = softmax_cross_entropy(hv, w.to(hv.dtype), b.to(hv.dtype), t_items - 1)
+        return {"category": cat, "item": item, "total": w_cat * cat + w_item * item}
 
     def _sampled_item_loss(self, h: torch.Tensor, t_items: torch.Tensor) -> torch.Tensor:
-        """Softmax over the batch's target items plus uniformly sampled buckets (deduplicated)."""
-        n = self.config.n_item_buckets
-        negs = torch.randint(1, n, (self.config.item_negatives,), device=h.device)
-        cand, inverse = torch.unique(torch.cat([t_items, negs]), return_inverse=True)
-        w = self.item_emb.weight[cand].to(h.dtype)  # (M, D)
-        logits = F.linear(h, w, self.item_bias[cand].to(h.dtype)).float()  # (N, M)
-        return F.cross_entropy(logits, inverse[: len(t_items)])
+        """Sampled softmax with log-Q correction: the target against ``item_negatives``
+        shared negatives drawn from ``exp(item_log_q)``; every logit minus ``log Q`` of its
+        item, negatives equal to the row's target masked (accidental hits)."""
+        n_neg = self.config.item_negatives
+        q = self.item_log_q.float().exp()
+        q[PAD] = 0.0
+        negs = torch.multinomial(q, n_neg, replacement=True)  # (M,)
+        log_q = (self.item_log_q - torch.logsumexp(self.item_log_q[1:], 0)).to(h.dtype)
+        w, b = self.item_emb.weight.to(h.dtype), self.item_bias.to(h.dtype)
+        pos = (h * w[t_items]).sum(-1) + b[t_items] - log_q[t_items]  # (N,)
+        neg = F.linear(h, w[negs], b[negs] - log_q[negs])  # (N, M)
+        neg = neg.masked_fill(negs[None, :] == t_items[:, None], float("-inf"))
+        logits = torch.cat([pos[:, None], neg], dim=1).float()
+        return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
     def predict_last(
         self,
@@ -880,6 +1070,71 @@ class SequenceModel(nn.Module):
         if "item" in heads:
             out["item"] = self.heads(h[:, 0], ("item",))["item"]
         return out
+
+
+class _ChunkedSoftmaxCE(torch.autograd.Function):
+    """Mean cross-entropy of ``softmax(h @ weight.T + bias)`` computed ``chunk`` rows at a time;
+    the logits are recomputed in backward instead of stored (no N × V tensor is ever kept)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, target, chunk: int):  # type: ignore[override]
+        N = h.shape[0]
+        lse = torch.empty(N, dtype=h.dtype, device=h.device)
+        total = h.new_zeros(())
+        for s in range(0, N, chunk):
+            logits = torch.addmm(bias, h[s : s + chunk], weight.t())  # (c, V)
+            lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
+            picked = logits.gather(1, target[s : s + chunk, None])[:, 0]
+            total += (lse[s : s + chunk] - picked).sum()
+        ctx.save_for_backward(h, weight, bias, target, lse)
+        ctx.chunk = chunk
+        return total / max(1, N)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        h, weight, bias, target, lse = ctx.saved_tensors
+        N, chunk = h.shape[0], ctx.chunk
+        dh = torch.empty_like(h)
+        dw = torch.zeros_like(weight)
+        db = torch.zeros_like(bias)
+        scale = grad / max(1, N)
+        for s in range(0, N, chunk):
+            hc = h[s : s + chunk]
+            p = torch.addmm(bias, hc, weight.t()).sub_(lse[s : s + chunk, None]).exp_()
+            p[torch.arange(len(hc), device=h.device), target[s : s + chunk]] -= 1.0
+            p.mul_(scale)  # d loss / d logits of this chunk
+            dh[s : s + chunk] = p @ weight
+            dw.addmm_(p.t(), hc)
+            db += p.sum(0)
+        return dh, dw, db, None, None
+
+
+def softmax_cross_entropy(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    target: torch.Tensor,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """``F.cross_entropy(h @ weight.T + bias, target)`` over a large output layer.
+
+    On CPU in float32 it runs in chunks of rows with the logits recomputed in backward: the
+    full ``(N, V)`` logits of a batch (hundreds of MB for a 200-event window batch over a few
+    thousand items) are never materialised, which is what made a CPU step slow. Elsewhere
+    (CUDA, bf16) the plain fused kernel.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> h, w, b = torch.randn(5, 4), torch.randn(7, 4), torch.randn(7)
+    >>> t = torch.tensor([0, 3, 6, 2, 2])
+    >>> plain = F.cross_entropy(h @ w.T + b, t)
+    >>> bool(torch.allclose(softmax_cross_entropy(h, w, b, t, chunk=2), plain))
+    True
+    """
+    if h.device.type != "cpu" or h.dtype != torch.float32 or weight.dtype != torch.float32:
+        return F.cross_entropy(F.linear(h, weight, bias).float(), target)
+    return _ChunkedSoftmaxCE.apply(h, weight, bias, target, chunk)
 
 
 def category_loss(
@@ -990,9 +1245,14 @@ def load_checkpoint(
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a sequence-model checkpoint")
-    if ckpt.get("format_version", 0) > CHECKPOINT_FORMAT_VERSION:
+    found = ckpt.get("format_version", 0)
+    if found > CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {found} is newer than this code")
+    if found < CHECKPOINT_FORMAT_VERSION:
         raise ValueError(
-            f"{path}: checkpoint format {ckpt['format_version']} is newer than this code"
+            f"{path}: checkpoint format {found} is older than this code's "
+            f"{CHECKPOINT_FORMAT_VERSION} (item vocabulary and objectives): retrain it with "
+            "`interest-tracker train`"
         )
     config = SequenceConfig.from_dict(ckpt["config"])
     model = SequenceModel(config)

@@ -1,10 +1,14 @@
-"""Training of the sequence model from an event log (temporal split, early stopping).
+"""Training of the sequence model from an event log (temporal or leave-last-out split).
 
-Split (DESIGN.md §Evaluation): events in time order; only the first ``floor(0.8 n)`` are
-training data. The last ~10% of that training period is the validation tail: its events are
-targets for early stopping only (the model is fitted on the first 90%), and the fusion weights
-are fitted on it too (``models.fusion``) when the online estimator is importable. The last 20%
-is never read here.
+``split="time"`` (DESIGN.md §Evaluation): events in time order; only the first
+``floor(0.8 n)`` are training data. The last ~10% of that training period is the validation
+tail: its events are targets for early stopping only (the model is fitted on the first 90%),
+and the fusion weights are fitted on it too (``models.fusion``) when the online estimator is
+importable. The last 20% is never read here.
+
+``split="leave-last-out"`` (the protocol of SASRec, BERT4Rec, HSTU): per user, the last event
+is the test item and is never read here, the second-to-last is the validation target (early
+stopping on its full-ranking NDCG@10 for the item objective), the rest is training data.
 
 Samples: per user, sliding windows of ``L`` events over their fit-period events with the next
 event as target at every position; each target is owned by one window (the one giving it the
@@ -18,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from tqdm import tqdm
 
 from models.sequence import (
     OOV,
+    PAD,
     EncodedSequence,
     SequenceConfig,
     SequenceEncoder,
@@ -39,6 +44,7 @@ from models.sequence import (
 
 TRAIN_FRACTION = 0.8
 VAL_FRACTION = 0.1
+SPLITS = ("time", "leave-last-out")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,33 @@ class TrainConfig:
     seed: int = 0
     max_seconds: float | None = None  # stop after the epoch that crosses this budget
     fit_fusion: bool = True
+    split: str = "time"  # or "leave-last-out"
+    min_item_count: int = 1  # items seen fewer times (in training data) share the OOV row
+    max_item_vocab: int = 1_000_000  # above this many items: hash them into buckets instead
+    full_softmax_max_items: int = 100_000  # above: sampled softmax with log-Q correction
+    sampled_negatives: int = 2048  # negatives of that sampled softmax
+    length_buckets: bool = True  # batch windows of similar length together (less padding)
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}")
+
+
+# Defaults of `interest-tracker train` per objective: the item objective follows the
+# full-softmax SASRec replications (L = 200, Adam 1e-3, no weight decay), with batches of 64
+# instead of 128: twice the optimiser steps in the CPU time budget.
+RECIPES: dict[str, dict[str, Any]] = {
+    "category": dict(
+        max_len=50, batch_size=64, lr=2e-3, epochs=10, patience=2, weight_decay=0.1, stride=0.5
+    ),
+    "joint": dict(
+        max_len=50, batch_size=64, lr=2e-3, epochs=10, patience=2, weight_decay=0.1, stride=0.5
+    ),
+    "item": dict(
+        max_len=200, batch_size=64, lr=1e-3, epochs=200, patience=5, weight_decay=0.0, stride=1.0
+    ),
+}  # stride: of the training windows, as a fraction of max_len
+DEFAULT_MAX_SECONDS = 2400.0  # the CLI's training budget: 40 minutes, then stop after the epoch
 
 
 @dataclass
@@ -166,6 +199,60 @@ def build_samples(
     return train, val
 
 
+def leave_last_out(events: Sequence[Mapping[str, Any]]) -> dict[Any, tuple[list, int, int]]:
+    """Per user ``(train, val, test)``: positions in ``events`` of the training events, of the
+    validation event and of the test event (``-1`` where there is none).
+
+    A user's last event is the test item (users with 2 or more events, as
+    :class:`models.item_eval.ItemSplit` holds out), the one before it the validation item
+    (users with 3 or more), the rest training.
+
+    Examples
+    --------
+    >>> evs = [{"user_id": u} for u in "xxxxyyz"]
+    >>> leave_last_out(evs)
+    {'x': ([0, 1], 2, 3), 'y': ([4], -1, 5), 'z': ([6], -1, -1)}
+    """
+    by_user: dict[Any, list[int]] = {}
+    for i, e in enumerate(events):
+        by_user.setdefault(e["user_id"], []).append(i)
+    out = {}
+    for u, idx in by_user.items():
+        test = idx[-1] if len(idx) >= 2 else -1
+        val = idx[-2] if len(idx) >= 3 else -1
+        n_train = len(idx) - (test >= 0) - (val >= 0)
+        out[u] = (idx[:n_train], val, test)
+    return out
+
+
+def build_leave_last_out_samples(
+    events: Sequence[Mapping[str, Any]],
+    encoder: SequenceEncoder,
+    stride: int,
+    splits: Mapping[Any, tuple[list, int, int]] | None = None,
+) -> tuple[list[EncodedSequence], list[EncodedSequence]]:
+    """Training windows over each user's training events, and one validation window per user
+    (the last ``L`` training events, target = the validation item at the last position).
+    Test events are never encoded."""
+    splits = leave_last_out(events) if splits is None else splits
+    L = encoder.max_len
+    train, val = [], []
+    for tr, v, _ in splits.values():
+        prefix = tr + ([v] if v >= 0 else [])
+        if len(prefix) < 2:
+            continue
+        seq = encoder.encode([events[i] for i in prefix], targets=True)
+        n = len(tr)
+        if n >= 2:
+            for s, e, own in _windows(n, L, stride):
+                keep = [t + 1 < n for t in range(s, e)]
+                train.append(_blank_targets(seq.window(s, e), own, keep))
+        if v >= 0:
+            w = seq.window(max(0, n - L), n)
+            val.append(_blank_targets(w, len(w) - 1))
+    return train, val
+
+
 def category_prior(
     events: Sequence[Mapping[str, Any]], encoder: SequenceEncoder, smoothing: float = 0.5
 ) -> list[float]:
@@ -179,13 +266,27 @@ def category_prior(
     return (counts / counts.sum()).tolist()
 
 
-def _batches(samples: list, batch_size: int, rng: random.Random | None) -> list[list]:
+def _batches(
+    samples: list, batch_size: int, rng: random.Random | None, by_length: bool = False
+) -> list[list]:
+    """Batches in shuffled order; ``by_length``: within shuffled chunks of 32 batches the
+    samples are sorted by length first, so a batch pads little and order stays random."""
     order = list(range(len(samples)))
     if rng is not None:
         rng.shuffle(order)
-    return [
+    if by_length:
+        chunk = 32 * batch_size
+        order = [
+            i
+            for c in range(0, len(order), chunk)
+            for i in sorted(order[c : c + chunk], key=lambda j: len(samples[j]))
+        ]
+    batches = [
         [samples[i] for i in order[s : s + batch_size]] for s in range(0, len(order), batch_size)
     ]
+    if by_length and rng is not None:
+        rng.shuffle(batches)
+    return batches
 
 
 def _autocast(device: torch.device):
@@ -214,6 +315,47 @@ def evaluate_loss(
         tot["item"] += float(losses["item"]) * k
         n += k
     return {k: v / max(1, n) for k, v in tot.items()}
+
+
+@torch.no_grad()
+def validation_ranking(
+    model: SequenceModel,
+    samples: list[EncodedSequence],
+    device: torch.device,
+    batch_size: int = 256,
+    k: int = 10,
+) -> dict[str, float]:
+    """Full-ranking ``ndcg@10`` / ``hr@10`` of each sample's LAST target item against every
+    item row (padding excluded; the sample's own items masked, as ``models.item_eval`` does)."""
+    model.eval()
+    ndcg = hits = 0.0
+    n = 0
+    for batch in _batches(samples, batch_size, None):
+        x, _ = collate(batch, device=device, pad_side="left")
+        with _autocast(device):
+            logits = model.predict_last(x, ("item",))["item"].float()  # (B, V)
+        target = torch.tensor([s.target_items[-1] for s in batch], device=device)
+        seen = x["items"].masked_fill(x["items"] == target[:, None], PAD)
+        logits = logits.scatter(1, seen, float("-inf"))
+        logits[:, PAD] = float("-inf")
+        rank = (logits > logits.gather(1, target[:, None])).sum(1)
+        hit = rank < k
+        ndcg += float(torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), 0.0).sum())
+        hits += float(hit.sum())
+        n += len(batch)
+    return {"ndcg@10": ndcg / max(1, n), "hr@10": hits / max(1, n)}
+
+
+def item_log_q(
+    events: Sequence[Mapping[str, Any]], encoder: SequenceEncoder, n_rows: int
+) -> torch.Tensor:
+    """Log of the sampled-softmax proposal: item frequencies (+1) over the item table."""
+    counts = np.ones(n_rows)
+    counts[PAD] = 0.0
+    for e in events:
+        counts[encoder.item_index(e["item_id"])] += 1.0
+    with np.errstate(divide="ignore"):
+        return torch.from_numpy(np.log(counts / counts.sum())).float()
 
 
 def _param_groups(model: SequenceModel, weight_decay: float) -> list[dict]:
@@ -256,24 +398,22 @@ def train(
     events = list(events)
     if any(events[i]["ts"] > events[i + 1]["ts"] for i in range(len(events) - 1)):
         events.sort(key=lambda e: e["ts"])
-    n_fit, n_train = split_points(len(events), tc.train_fraction, tc.val_fraction)
-    if n_fit < 2:
-        raise ValueError(f"too few events to train on: {len(events)}")
-    # vocabulary: the whole training period (tail-only categories are still copyable)
-    encoder = SequenceEncoder.from_events(events[:n_train], config, min_count=tc.min_count)
-    config = config.with_vocab(encoder.n_categories)
-    stride = tc.stride or max(1, config.max_len // 2)
-    train_samples, val_samples = build_samples(events, encoder, n_fit, n_train, stride)
+    data = _prepare_data(events, config, tc)
+    encoder, config = data.encoder, data.config
+    train_samples, val_samples = data.train, data.val
     if not train_samples:
         raise ValueError("no training windows: every user has fewer than 2 events")
 
     model = SequenceModel(config).to(device)
+    if config.item_negatives > 0:
+        model.item_log_q.copy_(item_log_q(data.fit_events, encoder, config.n_item_buckets))
     optim = torch.optim.AdamW(
         _param_groups(model, tc.weight_decay),
         lr=tc.lr,
         betas=(0.9, 0.98),
         fused=device.type == "cuda",
     )
+    step_fn = _compiled_step(model, device)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
     total_steps = max(1, steps_per_epoch * tc.epochs)
 
@@ -283,21 +423,22 @@ def train(
         frac = min(1.0, (step - tc.warmup_steps) / max(1, total_steps - tc.warmup_steps))
         return tc.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
+    rank_val = config.objective == "item" and tc.split == "leave-last-out"
     rng = random.Random(tc.seed)
     best = {"loss": math.inf, "epoch": 0, "state": None, "item": math.inf}
     history: list[dict[str, float]] = []
-    step, epoch, bad_epochs = 0, 0, 0
+    step, epoch, bad_epochs, tokens, train_seconds = 0, 0, 0, 0, 0.0
     for epoch in range(1, tc.epochs + 1):
         model.train()
-        batches = _batches(train_samples, tc.batch_size, rng)
+        epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
+        batches = _batches(train_samples, tc.batch_size, rng, tc.length_buckets)
         bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
-        running, n_seen = 0.0, 0
+        running, n_seen, epoch_tokens = 0.0, 0, 0
         for batch in bar:
             x, y = collate(batch, device=device)
             for g in optim.param_groups:
                 g["lr"] = lr_at(step)
-            with _autocast(device):
-                _, loss = model(x, y)
+            loss = step_fn(x, y)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip:
@@ -306,23 +447,28 @@ def train(
             step += 1
             running += loss.item()
             n_seen += 1
+            epoch_tokens += sum(len(b) for b in batch)
             bar.set_postfix(loss=f"{running / n_seen:.3f}")
         bar.close()
-        val = evaluate_loss(model, val_samples, device) if val_samples else {"category": math.nan}
-        record = {
-            "epoch": epoch,
-            "train_loss": running / max(1, n_seen),
-            "val_category": val["category"],
-        }
-        record["val_item"] = val.get("item", math.nan)
+        epoch_seconds = time.perf_counter() - epoch_start
+        epoch_cpu = time.process_time() - epoch_cpu
+        tokens += epoch_tokens
+        train_seconds += epoch_seconds
+        record = _validate(model, val_samples, device, rank_val)
+        record.update(
+            epoch=epoch,
+            train_loss=running / max(1, n_seen),
+            tokens_per_s=epoch_tokens / max(1e-9, epoch_seconds),
+            # per CPU-second of this process: comparable on a shared machine
+            tokens_per_cpu_s=epoch_tokens / max(1e-9, epoch_cpu),
+            seconds=time.perf_counter() - start_time,
+        )
         history.append(record)
         if log is not None:
-            log(
-                f"epoch {epoch}: train loss {record['train_loss']:.4f}, "
-                f"val category NLL {record['val_category']:.4f}, val item {record['val_item']:.4f}"
-            )
-        if not val_samples or val["category"] < best["loss"] - 1e-4:
-            best.update(loss=val["category"], epoch=epoch, item=val.get("item", math.nan))
+            log(_epoch_line(record))
+        score = _stop_score(record, config.objective, rank_val)
+        if not val_samples or score < best["loss"] - 1e-4:
+            best.update(loss=score, epoch=epoch, item=record.get("val_item", math.nan))
             best["state"] = copy.deepcopy(model.state_dict())
             bad_epochs = 0
         else:
@@ -335,7 +481,10 @@ def train(
         model.load_state_dict(best["state"])
     model.eval()
 
-    extra: dict[str, Any] = {"category_prior": category_prior(events[:n_fit], encoder)}
+    prior = category_prior(data.fit_events, encoder)
+    extra: dict[str, Any] = {"category_prior": prior}
+    if not encoder.hashed_items:
+        extra["item_category_mix"] = fit_item_category_mix(model, encoder, val_samples, device)
     fusion_note = "not fitted"
     metadata = {
         "epochs": epoch,
@@ -343,12 +492,16 @@ def train(
         "best_val_loss": float(best["loss"]),
         "best_val_item_loss": float(best["item"]),
         "seconds": time.perf_counter() - start_time,
+        "tokens_per_s": tokens / max(1e-9, train_seconds),
         "n_events": len(events),
-        "n_train_events": n_fit,
-        "n_val_events": n_train - n_fit,
+        "n_train_events": data.n_fit,
+        "n_val_events": data.n_val,
+        "n_items": None if encoder.hashed_items else len(encoder.items),
         "n_train_windows": len(train_samples),
         "n_val_windows": len(val_samples),
         "n_parameters": model.num_parameters(),
+        "objective": config.objective,
+        "split": tc.split,
         "train_config": {k: v for k, v in asdict(tc).items() if v is not None},
         "device": str(device),
         "torch": str(torch.__version__),
@@ -357,9 +510,14 @@ def train(
     }
     if out is not None:  # the model is safe on disk before the (optional) fusion fit
         save_checkpoint(out, model, encoder, metadata, extra)
-    if tc.fit_fusion and n_train > n_fit:
+    if tc.split == "leave-last-out":
+        fusion_note = "not fitted (leave-last-out split: no time tail)"
+    elif tc.fit_fusion and data.n_val > 0:
+        n_fit, n_train = data.n_fit, data.n_fit + data.n_val
         try:
-            params = fit_fusion_on_tail(model, encoder, events, n_fit, n_train, device, tc.seed)
+            params = fit_fusion_on_tail(
+                model, encoder, events, n_fit, n_train, device, tc.seed, extra=extra
+            )
         except ImportError as exc:  # models.online missing: leave fusion unfitted
             fusion_note = f"not fitted: {exc}"
         else:
@@ -371,6 +529,137 @@ def train(
     if out is not None:
         version = save_checkpoint(out, model, encoder, metadata, extra)
     return TrainResult(model, encoder, metadata, extra, version)
+
+
+@dataclass
+class _Data:
+    encoder: SequenceEncoder
+    config: SequenceConfig
+    train: list[EncodedSequence]
+    val: list[EncodedSequence]
+    fit_events: list  # the events whose targets are trained on (priors, frequencies)
+    n_fit: int
+    n_val: int
+
+
+def _prepare_data(events: list, config: SequenceConfig, tc: TrainConfig) -> _Data:
+    """Split, vocabularies (from training + validation events only), windows."""
+    if tc.split == "time":
+        n_fit, n_train = split_points(len(events), tc.train_fraction, tc.val_fraction)
+        if n_fit < 2:
+            raise ValueError(f"too few events to train on: {len(events)}")
+        seen, fit_events = events[:n_train], events[:n_fit]
+        n_val = n_train - n_fit
+    else:
+        splits = leave_last_out(events)
+        fit_pos = sorted(i for tr, _, _ in splits.values() for i in tr)
+        val_pos = sorted(v for _, v, _ in splits.values() if v >= 0)
+        fit_events = [events[i] for i in fit_pos]
+        seen = [events[i] for i in sorted(fit_pos + val_pos)]
+        n_fit, n_val = len(fit_pos), len(val_pos)
+    # vocabulary: the whole training period (tail-only categories are still copyable)
+    encoder = SequenceEncoder.from_events(
+        seen,
+        config,
+        min_count=tc.min_count,
+        min_item_count=tc.min_item_count,
+        max_item_vocab=tc.max_item_vocab,
+    )
+    config = config.with_vocab(encoder.n_categories)
+    config = replace(config, n_item_buckets=encoder.n_item_buckets)
+    if config.item_negatives == 0 and config.n_item_buckets > tc.full_softmax_max_items:
+        config = replace(config, item_negatives=tc.sampled_negatives)
+    stride = tc.stride or max(1, config.max_len // 2)
+    if tc.split == "time":
+        train_s, val_s = build_samples(events, encoder, n_fit, n_train, stride)
+    else:
+        train_s, val_s = build_leave_last_out_samples(events, encoder, stride, splits)
+    return _Data(encoder, config, train_s, val_s, fit_events, n_fit, n_val)
+
+
+def _compiled_step(model: SequenceModel, device: torch.device) -> Callable:
+    """``step(x, y) -> loss``: bf16 autocast, and ``torch.compile`` of the model on CUDA
+    (CPU training runs eager: compiling pays off only on accelerators)."""
+    fwd = model
+    if device.type == "cuda":
+        fwd = torch.compile(model, dynamic=True)
+
+    def step(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with _autocast(device):
+            return fwd(x, y)[1]
+
+    return step
+
+
+def _validate(
+    model: SequenceModel, val: list[EncodedSequence], device: torch.device, rank_val: bool
+) -> dict[str, float]:
+    if not val:
+        return {"val_category": math.nan, "val_item": math.nan}
+    losses = evaluate_loss(model, val, device)
+    record = {"val_category": losses["category"], "val_item": losses["item"]}
+    if rank_val:
+        ranking = validation_ranking(model, val, device)
+        record.update(val_ndcg=ranking["ndcg@10"], val_hr=ranking["hr@10"])
+    return record
+
+
+def _stop_score(record: Mapping[str, float], objective: str, rank_val: bool) -> float:
+    """Lower is better: -NDCG@10 (item objective, leave-last-out), the item loss (item
+    objective, time split), else the category NLL."""
+    if rank_val:
+        return -record["val_ndcg"]
+    return record["val_item"] if objective == "item" else record["val_category"]
+
+
+def _epoch_line(r: Mapping[str, float]) -> str:
+    line = (
+        f"epoch {r['epoch']}: train loss {r['train_loss']:.4f}, "
+        f"val category NLL {r['val_category']:.4f}, val item {r['val_item']:.4f}"
+    )
+    if "val_ndcg" in r:
+        line += f", val NDCG@10 {r['val_ndcg']:.4f}, HR@10 {r['val_hr']:.4f}"
+    line += f", {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f}/CPU-s)"
+    return line + f", {r['seconds']:.0f}s"
+
+
+@torch.no_grad()
+def fit_item_category_mix(
+    model: SequenceModel,
+    encoder: SequenceEncoder,
+    samples: list[EncodedSequence],
+    device: torch.device,
+    batch_size: int = 128,
+) -> float:
+    """Weight ``a`` of the item-implied category distribution in
+    ``(1 - a) · category head + a · Σ_i p(i) · categories(i)``, by grid search of the category
+    NLL on the validation targets. ``1.0`` for the item objective (no category head)."""
+    if model.config.objective == "item":
+        return 1.0
+    if not samples:
+        return 0.0
+    from models.scorer import item_category_probs  # lazy: the scorer imports this module
+
+    grid = np.linspace(0.0, 1.0, 21)
+    nll = np.zeros(len(grid))
+    weights = encoder.item_category_weights().to(device)
+    model.eval()
+    for batch in _batches(samples, batch_size, None):
+        x, y = collate(batch, device=device)
+        h, ctx = model._trunk(x)
+        valid = (y["categories"] != PAD).any(-1)
+        p_head = model._category_probs(h, ctx, x) if model.config.copy_head else None
+        if p_head is None:
+            p_head = torch.softmax(model.heads(h, ("category",))["category"].float(), -1)
+        item_logits = model.heads(h[valid], ("item",))["item"].float()
+        p_items = item_category_probs(item_logits, weights)  # (N, V)
+        p_head = p_head[valid]
+        t = y["categories"][valid]  # (N, K)
+        share = (t != PAD).float() / (t != PAD).sum(-1, keepdim=True).clamp(min=1)
+        for g, a in enumerate(grid):
+            p = ((1 - a) * p_head + a * p_items).clamp(min=1e-9)
+            nll[g] += float(-(share * torch.log(p.gather(1, t))).sum())
+    return float(grid[int(np.argmin(nll))])
 
 
 def _default_device() -> torch.device:
@@ -387,6 +676,7 @@ def fit_fusion_on_tail(
     seed: int = 0,
     stale_fraction: float = 0.5,
     max_stale_events: int = 5,
+    extra: Mapping[str, Any] | None = None,
 ):
     """Fit :class:`models.fusion.FusionParams` on the validation tail ``[n_fit, n_train)``.
 
@@ -394,11 +684,19 @@ def fit_fusion_on_tail(
     training period; at each tail event both estimates are taken before learning it. To teach
     the staleness weight, a ``stale_fraction`` of tail events use the sequence estimate made
     1..``max_stale_events`` events earlier for the same user, with its age in seconds.
+    ``extra`` (the checkpoint's) carries the item/category mix the scorer applies.
     """
     from models import fusion, online  # lazy: fusion fitting is optional
     from models.scorer import SequenceScorer
 
-    scorer = SequenceScorer(model, encoder, device=device, num_threads=torch.get_num_threads())
+    scorer = SequenceScorer(
+        model,
+        encoder,
+        device=device,
+        num_threads=torch.get_num_threads(),
+        prior=(extra or {}).get("category_prior"),
+        extra=extra,
+    )
     population = online.PopulationInterest()
     users: dict[Any, Any] = {}
     histories: dict[Any, list] = {}

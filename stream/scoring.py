@@ -61,12 +61,27 @@ def _child_reload() -> tuple[bool, str, dict]:
     return changed, _CHILD.version, dict(_CHILD.extra)
 
 
-def _child_score(histories: list[list[tuple]]) -> tuple[str, list[dict[str, float]]]:
-    events = [
+def _as_events(histories: list[list[tuple]]) -> list[list[dict]]:
+    return [
         [{"item_id": i, "categories": list(c), "event_type": t, "ts": ts} for i, c, t, ts in h]
         for h in histories
     ]
-    return _CHILD.version, _CHILD.score(events)
+
+
+def score_histories(
+    scorer: SequenceScorer, histories: list[list[tuple]], n_items: int
+) -> tuple[list[dict[str, float]], list[list[tuple[str, float]]]]:
+    """Category distributions and the ``n_items`` most probable next items per history
+    (``(item_id, categories, event_type, ts)`` tuples, oldest first)."""
+    events = _as_events(histories)
+    dists = scorer.score(events)
+    items = scorer.top_items(events, n_items) if n_items > 0 else [[] for _ in events]
+    return dists, items
+
+
+def _child_score(histories: list[list[tuple]], n_items: int) -> tuple[str, list, list]:
+    dists, items = score_histories(_CHILD, histories, n_items)
+    return _CHILD.version, dists, items
 
 
 class ScorerProcess:
@@ -83,10 +98,10 @@ class ScorerProcess:
         changed, self.version, self.extra = self.executor.submit(_child_reload).result()
         return changed
 
-    def score(self, histories: list[list[tuple]]) -> list[dict[str, float]]:
-        version, dists = self.executor.submit(_child_score, histories).result()
+    def score_histories(self, histories: list[list[tuple]], n_items: int) -> tuple[list, list]:
+        version, dists, items = self.executor.submit(_child_score, histories, n_items).result()
         self.version = version
-        return dists
+        return dists, items
 
 
 class StreamScorer:
@@ -165,7 +180,7 @@ class StreamScorer:
         if not users:
             return
         started = time.perf_counter()
-        dists = await loop.run_in_executor(self.executor, self.scorer.score, histories)
+        dists, items = await loop.run_in_executor(self.executor, self._score, histories)
         elapsed_ms = (time.perf_counter() - started) * 1000
         st = self.stats
         st.batches += 1
@@ -175,11 +190,17 @@ class StreamScorer:
         now_wall, now = time.time(), time.monotonic()
         version = self.scorer.version
         recent, interval = self.pipeline.recent, self.settings.min_interval_s
-        for uid, dist in zip(users, dists, strict=True):
-            self.pipeline.sequence[uid] = (dist, now_wall, version)
+        for uid, dist, top in zip(users, dists, items, strict=True):
+            self.pipeline.sequence[uid] = (dist, now_wall, version, top)
             # the fused snapshot goes out under the emission policy: at most one per interval
             last = recent.get(uid)
             self.pipeline.pending.setdefault(uid, now if last is None else last[0] + interval)
+
+    def _score(self, histories: list) -> tuple[list[dict], list[list[tuple[str, float]]]]:
+        """Category distributions and, with ``INTEREST_TOP_ITEMS``, the top predicted items."""
+        if isinstance(self.scorer, ScorerProcess):
+            return self.scorer.score_histories(histories, self.settings.top_items)
+        return score_histories(self.scorer, histories, self.settings.top_items)
 
     def fused_snapshot(
         self, uid: str, record: UserRecord, seq: tuple, prior: PopulationPrior | None = None
@@ -189,7 +210,7 @@ class StreamScorer:
         The online side is smoothed toward ``prior`` when given, as in ``evaluate``'s fused row.
         """
         self._refresh_fusion()
-        dist, scored_at, version = seq
+        dist, scored_at, version, *rest = seq
         cfg = self.pipeline.cfg
         user = record.interest
         online = published_estimate(user, prior, cfg)
@@ -200,6 +221,9 @@ class StreamScorer:
             "sequence": {"weight": weights["sequence"], "version": version, "age_s": age},
             "fused": {"method": self._fusion.method, "fitted": self._fusion.n_events > 0},
         }
-        return build_snapshot(
+        snapshot = build_snapshot(
             uid, record, cfg, fused=fused, sources=sources, sequence_version=version, prior=prior
         )
+        if rest and rest[0]:  # INTEREST_TOP_ITEMS: the item head's most probable next items
+            snapshot["top_items"] = [{"item_id": i, "p": p} for i, p in rest[0]]
+        return snapshot

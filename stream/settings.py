@@ -33,6 +33,7 @@
 | ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
 | ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
 | ``INTEREST_SNAPSHOT_FORMAT`` | ``msgpack`` | snapshot encoding: ``msgpack`` or ``json`` |
+| ``INTEREST_TOP_ITEMS`` | ``0`` | next items predicted in a snapshot (0 = off) |
 | ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
 | ``INTEREST_SESSION_TIMEOUT_S`` | ``6`` | group session: a dead worker's partitions move after it |
 | ``INTEREST_HEARTBEAT_S`` | ``1`` | heartbeat interval (below the session timeout) |
@@ -189,6 +190,16 @@ def _snapshot_format(text: str) -> str:
     return fmt
 
 
+def _non_negative(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name}: must be 0 or more, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about the stream side, from the environment."""
@@ -228,6 +239,7 @@ class Settings:
     rebalance_timeout_s: float = 10.0
     standby_replicas: int = 1
     group_instance_id: str | None = None
+    top_items: int = 0
     interest: InterestConfig = field(default_factory=InterestConfig)
     security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
     pseudonymise_key: str | None = field(default=None, repr=False)
@@ -334,6 +346,7 @@ class Settings:
             rebalance_timeout_s=float(e("INTEREST_REBALANCE_TIMEOUT_S", "10")),
             standby_replicas=int(e("INTEREST_STANDBY_REPLICAS", "1")),
             group_instance_id=env.get("INTEREST_GROUP_INSTANCE_ID") or None,
+            top_items=_non_negative("INTEREST_TOP_ITEMS", e("INTEREST_TOP_ITEMS", "0")),
             security=KafkaSecurity.from_env(env),
             pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
             interest=interest,

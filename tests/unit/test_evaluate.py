@@ -323,7 +323,8 @@ def test_hr_ndcg_and_masking_hand_computed():
 
 def test_item_level_on_movielens_popularity(ml_events):
     report = evaluate_items(ml_events, "ml-latest-small")
-    (row,) = report.rows
+    row, transition = report.rows
+    assert (row.name, transition.name) == ("popularity", "transition")
     assert row.users == 610
     assert 0.0 < row.ndcg < row.hr < 0.2
     assert report.notes == ["transformer: omitted (no --checkpoint given)"]

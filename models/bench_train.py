@@ -1,0 +1,126 @@
+"""Training throughput of the item recipe on a MovieLens-1M-shaped synthetic log.
+
+``python -m models.bench_train [--config small] [--steps 40]`` builds 6,040 users and 3,416
+items with ML-1M-like history lengths (about 1M events, log-normal lengths, at least 5 each)
+and Zipf-like item popularity, runs that many optimisation steps of ``train --objective item
+--split leave-last-out`` with its default recipe, and prints tokens/s (wall clock and per
+CPU-second of this process), the time one epoch takes and how many epochs fit in a budget.
+Only shapes matter here, not what is learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.sequence import SequenceConfig, SequenceModel, collate
+from models.train import RECIPES, TrainConfig, _batches, _compiled_step, _prepare_data
+
+ML1M_USERS, ML1M_ITEMS, ML1M_EVENTS = 6040, 3416, 1_000_209
+
+
+def ml1m_shaped(seed: int = 0, scale: float = 1.0) -> list[dict]:
+    """Events of ML-1M's shape: ``scale`` × 6,040 users, 3,416 items, ~``scale`` × 1M events."""
+    rng = np.random.default_rng(seed)
+    n_users = max(1, int(ML1M_USERS * scale))
+    lengths = np.maximum(5, rng.lognormal(mean=4.55, sigma=1.05, size=n_users)).astype(int)
+    lengths = np.minimum(lengths, 2314)
+    ranks = np.arange(1, ML1M_ITEMS + 1)
+    pop = 1.0 / ranks**0.8
+    pop /= pop.sum()
+    events, ts = [], 0.0
+    for u, n in enumerate(lengths.tolist()):
+        items = rng.choice(ML1M_ITEMS, size=n, p=pop)
+        for it in items.tolist():
+            ts += 1.0
+            events.append(
+                {
+                    "user_id": str(u),
+                    "item_id": str(it),
+                    "categories": [f"g{it % 18}"],
+                    "event_type": "rate",
+                    "ts": ts,
+                }
+            )
+    return events
+
+
+def run(config: str = "small", steps: int = 40, seed: int = 0, budget_s: float = 2400.0) -> dict:
+    """Time ``steps`` training steps of the item recipe; returns the measured figures."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    events = ml1m_shaped(seed)
+    recipe = RECIPES["item"]
+    cfg = SequenceConfig.for_objective(config, "item", max_len=recipe["max_len"])
+    tc = TrainConfig(
+        batch_size=recipe["batch_size"],
+        lr=recipe["lr"],
+        split="leave-last-out",
+        stride=int(recipe["max_len"] * recipe["stride"]),
+    )
+    data = _prepare_data(events, cfg, tc)
+    model = SequenceModel(data.config)
+    device = torch.device("cpu")
+    step = _compiled_step(model, device)
+    optim = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    batches = _batches(data.train, tc.batch_size, random.Random(seed), tc.length_buckets)
+    epoch_tokens = sum(len(s) for s in data.train)
+    tokens, wall, cpu = 0, 0.0, 0.0
+    for i, batch in enumerate(batches[: steps + 2]):
+        t0, c0 = time.perf_counter(), time.process_time()
+        x, y = collate(batch, device=device)
+        loss = step(x, y)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        if i >= 2:  # the first steps warm allocators up
+            wall += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            tokens += sum(len(s) for s in batch)
+    tps = tokens / wall
+    out = {
+        "config": config,
+        "n_parameters": model.num_parameters(),
+        "events": len(events),
+        "train_windows": len(data.train),
+        "tokens_per_epoch": epoch_tokens,
+        "threads": torch.get_num_threads(),
+        "tokens_per_s": tps,
+        "tokens_per_cpu_s": tokens / cpu,
+        "epoch_s": epoch_tokens / tps,
+        "epochs_in_budget": math.floor(budget_s / (epoch_tokens / tps)),
+        "budget_s": budget_s,
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="small", choices=("tiny", "small", "base", "large"))
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--budget-s", type=float, default=2400.0)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    r = run(args.config, args.steps, budget_s=args.budget_s)
+    print(
+        f"{r['config']}: {r['n_parameters']:,} parameters, {r['events']:,} events, "
+        f"{r['tokens_per_epoch']:,} tokens/epoch, {r['threads']} threads: "
+        f"{r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-second), "
+        f"{r['epoch_s']:.0f} s/epoch, {r['epochs_in_budget']} epochs in {r['budget_s']:.0f} s"
+    )
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

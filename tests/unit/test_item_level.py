@@ -1,0 +1,321 @@
+"""Item level: item vocabulary, leave-last-out split, full-ranking metrics, item → category
+mapping, and training the item objective on a planted next-item rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.item_eval import (
+    ItemSplit,
+    evaluate_items,
+    hr_ndcg,
+    mrr,
+    popularity_ranks,
+    rank_dense,
+    transition_row,
+    transition_scorer,
+)
+from models.scorer import SequenceScorer, item_category_probs
+from models.sequence import (
+    OOV,
+    PAD,
+    SequenceConfig,
+    SequenceEncoder,
+    SequenceModel,
+    collate,
+    load_checkpoint,
+    save_checkpoint,
+    softmax_cross_entropy,
+)
+from models.train import TrainConfig, build_leave_last_out_samples, leave_last_out, train
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests share 2 cores with other work: one torch thread avoids spin-wait stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def ev(user, item, cats, ts):
+    return {"user_id": user, "item_id": item, "categories": cats, "event_type": "rate", "ts": ts}
+
+
+def planted(n_users=120, n_items=40, length=16, seed=0):
+    """Every user walks the permutation ``next = (7 * item + 3) % n_items`` from a random start;
+    a user's last items are spread over the whole catalog, so popularity cannot find them."""
+    rng = random.Random(seed)
+    events, t = [], 0.0
+    for u in range(n_users):
+        item = rng.randrange(n_items)
+        for _ in range(length):
+            t += 1.0
+            events.append(ev(f"u{u}", f"i{item}", [f"c{item % 4}"], t))
+            item = (7 * item + 3) % n_items
+    events.sort(key=lambda e: e["ts"])
+    return events
+
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+def test_item_vocabulary_keeps_frequent_items_and_shares_one_oov_row(tmp_path):
+    events = [ev("u", i, ["a"], float(k)) for k, i in enumerate(["x", "y", "x", "z", "x", "y"])]
+    cfg = SequenceConfig.tiny(max_len=8)
+    enc = SequenceEncoder.from_events(events, cfg, min_item_count=2)
+    assert enc.items == ["x", "y"] and enc.n_item_buckets == 4  # pad, OOV, x, y
+    assert [enc.item_index(i) for i in ("x", "y", "z", "never")] == [2, 3, OOV, OOV]
+    assert enc.encode(events).items == [2, 3, 2, OOV, 2, 3]
+    model = SequenceModel(replace(cfg, n_categories=enc.n_categories, n_item_buckets=4))
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, enc)
+    ck = load_checkpoint(path)
+    assert ck.encoder.items == ["x", "y"] and ck.encoder.item_index("z") == OOV
+    assert ck.encoder.fingerprint == enc.fingerprint
+    assert ck.model.item_emb.weight.shape[0] == 4
+    # the item table is tied to the output layer: one matrix for both
+    x, _ = collate([enc.encode(events)])
+    with torch.no_grad():
+        logits = ck.model.eval()(x)[0]["item"][0, -1]
+        h = ck.model._trunk(x)[0][0, -1]
+    want = h @ ck.model.item_emb.weight.T + ck.model.item_bias
+    torch.testing.assert_close(logits[1:], want[1:])
+
+
+def test_catalog_above_the_limit_falls_back_to_hashing():
+    events = [ev("u", i, ["a"], float(i)) for i in range(20)]
+    cfg = SequenceConfig.tiny(max_len=8, n_item_buckets=64)
+    enc = SequenceEncoder.from_events(events, cfg, min_item_count=1, max_item_vocab=10)
+    assert enc.hashed_items and enc.n_item_buckets == 64
+    assert 1 <= enc.item_index("3") < 64
+
+
+def test_old_checkpoint_format_is_refused_with_a_clear_error(tmp_path):
+    enc = SequenceEncoder(["a"], 16, 4)
+    model = SequenceModel(SequenceConfig.tiny(n_item_buckets=16, max_len=4).with_vocab(3))
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, model, enc)
+    ck = torch.load(path, weights_only=True)
+    ck["format_version"] = 1
+    torch.save(ck, path)
+    with pytest.raises(ValueError, match="older than this code.*retrain"):
+        load_checkpoint(path)
+
+
+def test_chunked_full_softmax_matches_plain_cross_entropy_and_its_gradients():
+    torch.manual_seed(0)
+    h = torch.randn(37, 8, requires_grad=True)
+    w = torch.randn(11, 8, requires_grad=True)
+    b = torch.randn(11, requires_grad=True)
+    t = torch.randint(0, 11, (37,))
+    chunked = softmax_cross_entropy(h, w, b, t, chunk=5)
+    plain = F.cross_entropy(h @ w.T + b, t)
+    torch.testing.assert_close(chunked, plain)
+    for g1, g2 in zip(
+        torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
+    ):
+        torch.testing.assert_close(g1, g2)
+
+
+# ----------------------------------------------------------------------------- split
+
+
+def test_leave_last_out_never_shows_the_test_item_and_validates_on_the_one_before():
+    events = []
+    rng = random.Random(1)
+    for u in range(6):
+        for k in range(rng.randint(1, 30)):  # unique item per event: traceable
+            events.append(ev(f"u{u}", f"u{u}-{k}", ["a"], rng.random()))
+    events.sort(key=lambda e: e["ts"])
+    splits = leave_last_out(events)
+    enc = SequenceEncoder.from_events(events, SequenceConfig.tiny(max_len=8), min_item_count=1)
+    train_s, val_s = build_leave_last_out_samples(events, enc, stride=4, splits=splits)
+    test_items = {enc.item_index(events[t]["item_id"]) for _, _, t in splits.values() if t >= 0}
+    val_items = {enc.item_index(events[v]["item_id"]) for _, v, _ in splits.values() if v >= 0}
+    train_targets = {t for s in train_s for t in s.target_items}
+    seen_train = {i for s in train_s for i in s.items} | train_targets
+    assert not seen_train & test_items  # the test item is nowhere in training
+    assert not train_targets & val_items  # nor are validation targets trained on
+    assert not {i for s in val_s for i in s.items} & (test_items | val_items)
+    assert sorted(s.target_items[-1] for s in val_s) == sorted(val_items)
+    assert all(not any(s.target_items[:-1]) for s in val_s)  # one target per validation window
+    for user, (tr, v, t) in splits.items():
+        idx = [i for i, e in enumerate(events) if e["user_id"] == user]
+        assert t == (idx[-1] if len(idx) >= 2 else -1)
+        assert v == (idx[-2] if len(idx) >= 3 else -1)
+        assert tr == idx[: len(idx) - (t >= 0) - (v >= 0)]
+    # every training target is used once: positions 1.. of each user's training events
+    n_targets = sum(1 for s in train_s for t in s.target_items if t)
+    assert n_targets == sum(max(0, len(tr) - 1) for tr, _, _ in splits.values())
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_full_ranking_metrics_match_hand_computed_ranks():
+    scores = np.array([[0.9, 0.5, 0.7, 0.1], [0.2, 0.2, 0.2, 0.9], [0.0, 1.0, 0.5, 0.5]])
+    targets = np.array([1, 2, 3])
+    hist = [np.array([0]), np.array([3]), np.array([])]
+    # row 0: item 0 masked, 2 ahead -> rank 1; row 1: 3 masked, 0 and 1 tie ahead by id -> 2;
+    # row 2: 1 ahead, 2 ties and sorts first -> 2
+    ranks = rank_dense(scores, targets, [h.astype(np.int64) for h in hist])
+    assert ranks.tolist() == [1, 2, 2]
+    hr, ndcg = hr_ndcg(ranks, k=2)
+    assert hr == pytest.approx(1 / 3) and ndcg == pytest.approx((1 / np.log2(3)) / 3)
+    assert mrr(ranks) == pytest.approx((1 / 2 + 1 / 3 + 1 / 3) / 3)
+
+
+def test_transition_row_follows_the_last_item_where_popularity_does_not():
+    seqs = {f"u{k}": "pab" for k in range(4)}  # after a comes b (seen once, in h's history)
+    seqs |= {f"k{k}": "qxy" for k in range(5)}  # q is popular
+    seqs["h"] = "abqr"
+    events = [
+        ev(u, i, ["c"], float(t))
+        for t, (u, s) in enumerate((u, s) for u, s in seqs.items())
+        for i in s
+    ]
+    events = [dict(e, ts=float(n)) for n, e in enumerate(events)]
+    split = ItemSplit.build(events)
+    u_rows = [r for r, u in enumerate(split.users) if u.startswith("u")]
+    b = split.items.index("b")
+    assert all(split.targets[r] == b for r in u_rows)
+    assert (popularity_ranks(split)[u_rows] > 0).all()  # q (and x) are more popular than b
+    row = transition_row(split)
+    score = transition_scorer(split)
+    ranks = rank_dense(
+        score([split.items.index("a")] * len(u_rows)),
+        split.targets[u_rows],
+        [split.histories[r] for r in u_rows],
+    )
+    assert (ranks == 0).all()
+    assert row.name == "transition" and row.users == len(seqs)
+    # k: nothing ever followed x, y (popularity 0) ties with r, which sorts first: rank 4;
+    # h: after q comes x, then p by popularity, then r: rank 2
+    assert row.mrr == pytest.approx((4 * 1.0 + 5 * (1 / 5) + 1 / 3) / 10)
+
+
+# ----------------------------------------------------------------------------- item -> category
+
+
+def test_item_implied_category_distribution_sums_to_one():
+    enc = SequenceEncoder(
+        ["a", "b", "c"], 0, 8, items=["x", "y", "z"], item_categories=[[2], [2, 3], [OOV]]
+    )
+    w = enc.item_category_weights().to_dense()
+    assert w.shape == (enc.n_item_buckets, enc.n_categories)
+    torch.testing.assert_close(w[1:].sum(1), torch.ones(enc.n_item_buckets - 1))
+    assert w[PAD].sum() == 0 and w[3].tolist() == [0.0, 0.0, 0.5, 0.5, 0.0]
+    logits = torch.randn(5, enc.n_item_buckets)
+    logits[:, PAD] = float("-inf")
+    p = item_category_probs(logits, enc.item_category_weights())
+    torch.testing.assert_close(p.sum(1), torch.ones(5))
+    p_items = torch.softmax(logits, -1)
+    assert p[0, 2] == pytest.approx(float(p_items[0, 2] + p_items[0, 3] / 2 + p_items[0, 1] / 3))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_item_objective_learns_a_planted_next_item_rule_popularity_cannot(tmp_path):
+    events = planted()
+    cfg = SequenceConfig.for_objective("tiny", "item", max_len=16, n_embd=32)
+    tc = TrainConfig(
+        epochs=30,
+        batch_size=32,
+        lr=1e-2,
+        weight_decay=0.0,
+        warmup_steps=5,
+        patience=30,
+        split="leave-last-out",
+        seed=0,
+    )
+    out = tmp_path / "item.pt"
+    res = train(events, cfg, tc, device="cpu", out=out, progress=False)
+    assert res.metadata["objective"] == "item" and res.metadata["n_items"] == 40
+    rows = {r.name: r for r in evaluate_items(events, "planted", out).rows}
+    assert rows["transformer"].ndcg > 0.8
+    assert rows["popularity"].ndcg < 0.2
+    # the checkpoint serves categories from its items: each row a distribution
+    scorer = SequenceScorer.from_checkpoint(out, device="cpu", num_threads=1)
+    probs = scorer.score_array([events[:5], []])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # and the top predicted next items: the rule's successor first
+    hist = [ev("n", f"i{i}", ["c0"], float(k)) for k, i in enumerate([5, 38, 29])]
+    top = scorer.top_items([hist, []], 3)
+    assert top[0][0][0] == f"i{(7 * 29 + 3) % 40}" and len(top[0]) == 3 and top[1] == []
+    assert top[0][0][1] > top[0][1][1] > 0
+
+
+def test_joint_objective_mixes_the_item_implied_categories_and_sampled_softmax_trains():
+    events = planted(n_users=60, length=12)
+    cfg = SequenceConfig.for_objective("tiny", "joint", max_len=12)
+    tc = TrainConfig(
+        epochs=3, batch_size=16, seed=0, full_softmax_max_items=10, sampled_negatives=16
+    )
+    res = train(events, cfg, tc, device="cpu", progress=False)
+    assert res.model.config.item_negatives == 16  # 40 items > 10: sampled softmax
+    assert 0.0 <= res.extra["item_category_mix"] <= 1.0
+    first, last = res.metadata["history"][0], res.metadata["history"][-1]
+    assert last["val_item"] < first["val_item"]  # the sampled item loss does teach the head
+    scorer = SequenceScorer(
+        res.model,
+        res.encoder,
+        device="cpu",
+        num_threads=1,
+        extra=res.extra,
+        prior=res.extra["category_prior"],
+    )
+    np.testing.assert_allclose(scorer.score_array([events[:6]]).sum(1), 1.0, atol=1e-5)
+
+
+def test_top_items_setting_defaults_off_and_rejects_negatives():
+    from stream.settings import Settings
+
+    assert Settings.from_env({}).top_items == 0
+    assert Settings.from_env({"INTEREST_TOP_ITEMS": "5"}).top_items == 5
+    with pytest.raises(ValueError, match="INTEREST_TOP_ITEMS"):
+        Settings.from_env({"INTEREST_TOP_ITEMS": "-1"})
+
+
+def _cli(argv: list[str]) -> int:
+    from stream import cli_evaluate, cli_train
+
+    parser = argparse.ArgumentParser(prog="interest-tracker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_train.add_parser(sub)
+    cli_evaluate.add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_item_recipe_trains_and_evaluates_to_json(tmp_path, capsys):
+    from models.data import write_generic
+
+    data = tmp_path / "planted.csv"
+    write_generic(planted(n_users=40, length=10), data)
+    ck, js = tmp_path / "ck.pt", tmp_path / "item.json"
+    argv = ["train", "--data", str(data), "--objective", "item", "--split", "leave-last-out"]
+    argv += ["--out", str(ck), "--config", "tiny", "--epochs", "2", "--max-len", "8"]
+    assert _cli([*argv, "--device", "cpu", "--quiet"]) == 0
+    assert "item objective, leave-last-out split" in capsys.readouterr().out
+    rc = _cli(
+        ["evaluate", "--item-level", "--data", str(data), "--checkpoint", str(ck)]
+        + ["--json", str(js), "--no-progress"]
+    )
+    assert rc == 0
+    rows = {r["name"]: r for r in json.loads(js.read_text())["rows"]}
+    assert set(rows) == {"popularity", "transition", "transformer"}
+    assert all({"hr@10", "ndcg@10", "mrr"} <= set(r) for r in rows.values())
+    assert _cli([*argv, "--min-item-count", "0"]) == 2

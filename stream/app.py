@@ -495,8 +495,15 @@ class Pipeline:
     def _release_held(self) -> None:
         """Publish the held snapshots once caught up (or after ``CATCH_UP_TIMEOUT_S``)."""
         waited = time.monotonic() - self._catching_up_since
-        if waited < CATCH_UP_TIMEOUT_S and not self._caught_up():
+        caught_up = self._caught_up()
+        if waited < CATCH_UP_TIMEOUT_S and not caught_up:
             return
+        log.info(
+            "publishing %d held snapshots %.1f s after recovery (%s)",
+            len(self._held),
+            waited,
+            "caught up" if caught_up else "catch-up timeout",
+        )
         now = time.monotonic()
         for uid in self._held:
             self.pending[uid] = now

@@ -429,16 +429,23 @@ class Pipeline:
         return self.scorer.fused_snapshot(uid, record, seq, prior)
 
     def prior(self, partition: int | None) -> PopulationPrior | None:
-        """The partition's population prior as written to the table at most ``PRIOR_REFRESH_S``
-        ago (snapshots name the state they used); None before the partition has any."""
-        state = self.population.get(f"p{partition}") if partition is not None else None
-        if not state:
+        """The partition's population prior, rebuilt from its live state at most every
+        ``PRIOR_REFRESH_S`` (snapshots name the state they used: ``n_events``, ``ts``); None
+        before the partition has seen an event."""
+        if partition is None:
+            return None
+        pop = self.populations.get(partition)
+        if pop is None:
+            state = self.population.get(f"p{partition}")
+            if not state:
+                return None
+            pop = PopulationInterest.from_state(state, self.cfg.interest)
+        if pop.n_events == 0:
             return None
         built, prior = self.priors.get(partition, (0.0, None))
         now = time.monotonic()
-        moved = prior is None or (prior.n_events, prior.ts) != (state.get("n", 0), state["t"])
+        moved = prior is None or (prior.n_events, prior.ts) != (pop.n_events, pop.last_ts)
         if moved and (prior is None or now - built >= PRIOR_REFRESH_S):
-            pop = PopulationInterest.from_state(state, self.cfg.interest)
             prior = PopulationPrior.from_population(pop, prior_depth(self.cfg))
             self.priors[partition] = (now, prior)
         return prior

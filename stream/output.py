@@ -30,6 +30,9 @@ class Output:
         self._full: list[tuple[str, int, Any, int]] = []
         self._inflight: set[asyncio.Future] = set()
         self._callbacks: dict[str, Sent] = {}
+        # Batches must reach the producer in the order they were filled (a user's newer
+        # snapshot or record after the older one): one send at a time.
+        self._sending = asyncio.Lock()
         self.records = 0
 
     def _producer(self) -> Any:
@@ -79,16 +82,17 @@ class Output:
 
     async def send(self) -> None:
         """Hand every queued batch to the producer (delivery goes on in the background)."""
-        if not self._open and not self._full:
-            return
-        batches = self._full + [(t, p, b, n) for (t, p), (b, n) in self._open.items()]
-        self._full, self._open = [], {}
-        producer = self._producer()
-        for topic, partition, builder, n in batches:
-            builder.close()
-            fut = await producer.send_batch(builder, topic, partition=partition)
-            self._inflight.add(fut)
-            fut.add_done_callback(self._done(topic, partition, n))
+        async with self._sending:
+            if not self._open and not self._full:
+                return
+            batches = self._full + [(t, p, b, n) for (t, p), (b, n) in self._open.items()]
+            self._full, self._open = [], {}
+            producer = self._producer()
+            for topic, partition, builder, n in batches:
+                builder.close()
+                fut = await producer.send_batch(builder, topic, partition=partition)
+                self._inflight.add(fut)
+                fut.add_done_callback(self._done(topic, partition, n))
 
     def _done(self, topic: str, partition: int, n: int) -> Callable[[asyncio.Future], None]:
         def done(fut: asyncio.Future) -> None:

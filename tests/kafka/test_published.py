@@ -129,7 +129,12 @@ def test_subscriber_scores_snapshots_as_evaluate_and_beats_the_histogram(
         for u, d in published.items()
         if d.keys() != offline[u].keys() or any(abs(d[c] - offline[u][c]) > 1e-9 for c in d)
     ]
-    assert wrong == [], f"{len(wrong)} published snapshots differ from the offline estimator's"
+    assert wrong == [], (
+        f"{len(wrong)} published snapshots differ from the offline estimator's; e.g. "
+        f"{wrong[0]}: {finals[wrong[0]]} vs {offline[wrong[0]]}"
+        if wrong
+        else ""
+    )
 
     pop, n_cats = population["distribution"], population["n_categories"]
     got = score_snapshots(published, pop, n_cats, later)

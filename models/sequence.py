@@ -141,18 +141,8 @@ class SequenceConfig:
 
     @classmethod
     def large(cls, **overrides: Any) -> SequenceConfig:
-        """4 layers, 256 dimensions, 4 heads, FFN 4x with GELU: for a GPU."""
-        base = dict(
-            n_layer=4,
-            n_head=4,
-            n_embd=256,
-            ffn_mult=4,
-            activation="gelu",
-            bias=True,
-            n_item_buckets=131072,
-            dropout=0.2,
-        )
-        return cls(**{**base, **overrides})
+        """``base`` at 256 dimensions: for a GPU."""
+        return cls.base(**{"n_embd": 256, **overrides})
 
     @classmethod
     def named(cls, name: str, **overrides: Any) -> SequenceConfig:

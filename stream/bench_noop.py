@@ -23,6 +23,7 @@ app = faust.App(
     web_port=int(os.environ.get("INTEREST_WEB_PORT", "6066")),
     autodiscover=False,
     broker_commit_interval=1.0,
+    datadir=os.environ.get("INTEREST_STATE_DIR", "."),
 )
 events = app.topic(
     os.environ.get("INTEREST_EVENTS_TOPIC", "interest.events"),

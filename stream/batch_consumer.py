@@ -28,6 +28,8 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from stream.clients import FETCH_MAX_WAIT_MS
+
 log = logging.getLogger(__name__)
 
 SCHEME = "batchkafka"
@@ -71,6 +73,15 @@ class _ChangelogEvent:
         self.value = record.value
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust's 1,500 ms let a fetch for idle partitions (the catalog, standby changelogs)
+        # keep the events partitions waiting: batches came 1.1-1.5 s apart.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a bulk path for the topics of a ``BatchSink``."""
 
@@ -79,6 +90,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_topics: dict[str, BatchSink] = {}
         self._bulk_acked: dict[TP, int] = {}
         self._bulk_tables: dict[str, Any] = {}
+
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def register_batch_topic(self, topic: str, sink: BatchSink) -> None:
         self._batch_topics[topic] = sink

@@ -2,10 +2,12 @@
 
 Everything runs in one process tree on this machine, in one run, so the ratios are fair:
 
-1. pre-produce ``--users × --events-per-user`` events (users in three waves: 10k, 100k, 200k
-   distinct users) to one topic;
+1. pre-produce the events of each workload to one topic;
 2. a bare aiokafka consumer reads and decodes the whole topic (the limit);
-3. a real worker process consumes the same topic; its RSS is read as the waves complete;
+3. a real worker process consumes the same topic; for the memory rows the users arrive in four
+   waves and the worker's RSS is read as each wave completes: the growth from the second wave
+   to the last, per user added, is the marginal cost of a tracked user (bounded caches and
+   client buffers, full by then, do not count in it);
 4. the worker is restarted and the time to recover its table is measured;
 5. a fresh worker gets events at half the measured maximum rate, stamped with the wall clock;
    a subscriber measures event-to-snapshot latency;
@@ -34,6 +36,7 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
 from stream.localrun import (
     WorkerProcess,
@@ -48,11 +51,13 @@ from stream.topics import ensure_topics
 EVENT_TYPES = ("view", "view", "view", "click", "cart", "fav", "purchase")
 
 
-def make_events(first_user: int, last_user: int, per_user: int, seed: int) -> list[bytes]:
+def make_events(
+    first_user: int, last_user: int, per_user: int, seed: int, start_ts: float = 1_760_000_000.0
+) -> list[bytes]:
     """``per_user`` msgpack events for each user in [first, last), interleaved by time."""
     rng = random.Random(seed)
     out = []
-    ts = 1_760_000_000.0
+    ts = start_ts
     for round_ in range(per_user):
         for u in range(first_user, last_user):
             ts += 0.01
@@ -231,6 +236,7 @@ def latency_phase(
             auto_offset_reset="latest",
             group_id=None,
             consumer_timeout_ms=500,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         while not stop.is_set():
             for msg in consumer:
@@ -350,11 +356,31 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(Settings.from_env(env))
         return env
 
-    def prepared(name: str, users: int, per_user: int, partitions: int = 4) -> tuple[dict, int]:
+    def prepared(
+        name: str, users: int, per_user: int, partitions: int = 4, waves: int = 1
+    ) -> tuple[dict, int]:
+        """A topic of ``per_user`` events for each of ``users``, who arrive in ``waves``."""
         env = env_for(name, partitions)
-        events = make_events(0, users, per_user, seed=len(name))
+        events: list = []
+        for w in range(waves):
+            first, last = users * w // waves, users * (w + 1) // waves
+            events += make_events(first, last, per_user, len(name), 1_760_000_000.0 + w * 1e5)
         produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         return env, len(events)
+
+    def memory_run(env: dict, name: str, users: int, total: int) -> dict:
+        """Consume a four-wave topic; RSS as the waves complete, per user and marginal."""
+        waves = [(users * k // 4, total * k // 4) for k in (1, 2, 3, 4)]
+        run = consume_phase(bootstrap, env, workdir / name, total, waves)
+        at = run["rss_at"]
+        return {
+            "users": users,
+            "idle_rss": run["idle_rss"],
+            "rss_at_users": at,
+            "bytes_per_user": (run["end_rss"] - run["idle_rss"]) / users,
+            "marginal_bytes_per_user": (at[waves[3][0]] - at[waves[1][0]])
+            / (waves[3][0] - waves[1][0]),
+        }
 
     def reuse(env: dict, name: str, **extra: str) -> dict:
         """A new group (and state) on the topic ``env`` points to."""
@@ -417,27 +443,17 @@ def main(argv: list[str] | None = None) -> int:
 
         stores = ["memory://"] + ([] if args.skip_rocksdb else ["rocksdb://"])
         users = max(1000, int(200_000 * args.scale))
-        mem_env, total = prepared("mem", users, 3)
-        waves = [(users * k // 4, total * k // 4) for k in (1, 2, 3, 4)]
+        mem_env, total = prepared("mem", users, 3, waves=4)
         for store in stores:
             print(f"memory and recovery, {users:,} users, {store} …", flush=True)
             env = reuse(mem_env, f"mem-{store[:4]}", INTEREST_STORE=store)
-            run = consume_phase(bootstrap, env, workdir / f"mem-{store[:4]}", total, waves)
-            rec = recovery_phase(env, workdir / f"recover-{store[:4]}.log")
-            results.setdefault("memory", {})[store] = {
-                "users": users,
-                "idle_rss": run["idle_rss"],
-                "rss_at_users": run["rss_at"],
-                "bytes_per_user": (run["end_rss"] - run["idle_rss"]) / users,
-                "recovery": rec,
-            }
-        users = max(500, int(10_000 * args.scale))
-        hist_env, total = prepared("hist", users, 50)
-        run = consume_phase(bootstrap, reuse(hist_env, "hist-w"), workdir / "hist", total)
-        results["memory_history"] = {
-            "users": users,
-            "bytes_per_user": (run["end_rss"] - run["idle_rss"]) / users,
-        }
+            mem = memory_run(env, f"mem-{store[:4]}", users, total)
+            mem["recovery"] = recovery_phase(env, workdir / f"recover-{store[:4]}.log")
+            results.setdefault("memory", {})[store] = mem
+        users = max(2_000, int(8_000 * args.scale))
+        print(f"memory, {users:,} users with a 50-event history …", flush=True)
+        hist_env, total = prepared("hist", users, 50, waves=4)
+        results["memory_history"] = memory_run(reuse(hist_env, "hist-w"), "hist", users, total)
 
         print("scale-out: two workers, one group, 8 partitions …", flush=True)
         users, per_user = WORKLOADS[1][1:]
@@ -498,7 +514,10 @@ def print_table(r: dict) -> None:
     for store, m in r.get("memory", {}).items():
         waves = ", ".join(f"{u:,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
         print(f"| {store} RSS (MiB) as users grow ({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |")
-        print(f"| {store} RSS per user, 3 events each | {m['bytes_per_user']:,.0f} B |")
+        print(
+            f"| {store} RSS per user, 3 events each: (end − idle) / users; marginal | "
+            f"{m['bytes_per_user']:,.0f} B; {m['marginal_bytes_per_user']:,.0f} B |"
+        )
         rec = m["recovery"]
         seconds = f"{rec['recovery_s']:.1f} s" if rec["recovery_s"] is not None else "?"
         print(
@@ -508,8 +527,8 @@ def print_table(r: dict) -> None:
     if "memory_history" in r:
         h = r["memory_history"]
         print(
-            f"| RSS per user, 50-event history ({h['users']:,} users) | "
-            f"{h['bytes_per_user']:,.0f} B |"
+            f"| RSS per user, 50-event history ({h['users']:,} users): (end − idle) / users; "
+            f"marginal | {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
         )
     if "scale_out" in r:
         s = r["scale_out"]

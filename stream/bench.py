@@ -22,15 +22,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import random
 import re
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -219,6 +220,28 @@ def recovery_phase(env: dict, log_path: Path) -> dict:
     }
 
 
+def subscribe_latencies(bootstrap: str, topic: str, out: Path, ready: Any, stop: Any) -> None:
+    """Until ``stop``: each snapshot's delay from its latest event (``ts``) to its arrival."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        group_id=None,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    latencies = []
+    consumer.poll(timeout_ms=1000)  # joined: positioned at the end
+    ready.set()
+    while not stop.is_set():
+        for records in consumer.poll(timeout_ms=200).values():
+            arrived = time.time()
+            for msg in records:
+                if not msg.key.startswith(b"__"):
+                    latencies.append(arrived - decode_snapshot(msg.value)["ts"])
+    consumer.close()
+    out.write_text(json.dumps(latencies))
+
+
 def latency_phase(
     bootstrap: str, env: dict, workdir: Path, rate: float, seconds: float, users: int
 ) -> dict:
@@ -226,29 +249,16 @@ def latency_phase(
     settings = Settings.from_env(env)
     ensure_topics(settings)
     worker = WorkerProcess(env, workdir / "worker-latency.log", loglevel="info").start()
-    latencies: list[float] = []
-    stop = threading.Event()
-
-    def subscribe():
-        consumer = KafkaConsumer(
-            settings.snapshots_topic,
-            bootstrap_servers=bootstrap,
-            auto_offset_reset="latest",
-            group_id=None,
-            consumer_timeout_ms=500,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        )
-        while not stop.is_set():
-            for msg in consumer:
-                if msg.key.startswith(b"__"):
-                    continue
-                snap = decode_snapshot(msg.value)
-                latencies.append(time.time() - snap["ts"])
-        consumer.close()
-
-    sub = threading.Thread(target=subscribe, daemon=True)
+    # The subscriber is a process of its own, as a real one is: in this process it would
+    # share the GIL with the producer's loop and add its own waits to the figures.
+    stop, ready = multiprocessing.Event(), multiprocessing.Event()
+    out = workdir / "latencies.json"
+    sub = multiprocessing.Process(
+        target=subscribe_latencies, args=(bootstrap, settings.snapshots_topic, out, ready, stop)
+    )
     sub.start()
-    time.sleep(3)  # let the subscriber join at the end of the topic
+    ready.wait(30)
+    time.sleep(1)  # the subscriber's first fetch is at the end of the topic
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
     rng = random.Random(5)
     n = int(rate * seconds)
@@ -276,9 +286,9 @@ def latency_phase(
     producer.close()
     time.sleep(3)
     stop.set()
-    sub.join(5)
+    sub.join(30)
     worker.stop()
-    lat = sorted(latencies)
+    lat = sorted(json.loads(out.read_text()))
 
     def q(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
@@ -327,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench-results/bench.json")
     parser.add_argument("--skip-scorer", action="store_true")
     parser.add_argument("--skip-rocksdb", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true", help="no memory/recovery rows")
+    parser.add_argument("--skip-scale", action="store_true", help="no two-worker row")
     args = parser.parse_args(argv)
 
     env0 = dict(os.environ)
@@ -404,8 +416,12 @@ def main(argv: list[str] | None = None) -> int:
                 module="stream.bench_noop",
             )
             print(f"  agent {noop['rate']:,.0f}/s; full worker …", flush=True)
+            default_policy = str(Settings.from_env({}).min_interval_s)
             worker = consume_phase(
-                bootstrap, reuse(env, f"full{name}"), workdir / f"w{name}", total
+                bootstrap,
+                reuse(env, f"full{name}", INTEREST_MIN_INTERVAL_S=default_policy),
+                workdir / f"w{name}",
+                total,
             )
             row = {
                 "users": users,
@@ -416,13 +432,24 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_vs_bare": worker["rate"] / bare,
                 "rss_per_user": (worker["end_rss"] - worker["idle_rss"]) / users,
             }
-            print(f"  worker {worker['rate']:,.0f}/s", flush=True)
+            print(f"  worker {worker['rate']:,.0f}/s; with a snapshot per change …", flush=True)
+            every = consume_phase(
+                bootstrap,
+                reuse(env, f"mi0{name}", INTEREST_MIN_INTERVAL_S="0"),
+                workdir / f"mi0{name}",
+                total,
+            )
+            row["worker_min_interval_0_per_s"] = every["rate"]
             if not args.skip_scorer and per_user == 3:
                 ckpt = write_checkpoint(workdir / "bench-model.pt")
                 scored = consume_phase(
                     bootstrap,
                     reuse(
-                        env, f"scored{name}", INTEREST_CHECKPOINT=str(ckpt), INTEREST_SCORER_MS="1"
+                        env,
+                        f"scored{name}",
+                        INTEREST_CHECKPOINT=str(ckpt),
+                        INTEREST_SCORER_MS="1",
+                        INTEREST_MIN_INTERVAL_S=default_policy,
                     ),
                     workdir / f"scored{name}",
                     total,
@@ -433,36 +460,45 @@ def main(argv: list[str] | None = None) -> int:
             results["workloads"][label] = row
 
         label = WORKLOADS[1][0]
-        half = results["workloads"][label]["worker_per_s"] / 2
-        for policy, extra in (("min-interval 0", "0"), ("default policy", "1.0")):
+        row = results["workloads"][label]
+        for policy, extra, key in (
+            ("min-interval 0", "0", "worker_min_interval_0_per_s"),
+            ("default policy", str(Settings.from_env({}).min_interval_s), "worker_per_s"),
+        ):
+            half = row[key] / 2  # half the maximum rate of the same emission policy
             print(f"latency at {half:,.0f} events/s, {policy} …", flush=True)
             lat_env = env_for(f"lat{extra}", INTEREST_MIN_INTERVAL_S=extra)
             results.setdefault("latency", {})[policy] = latency_phase(
                 bootstrap, lat_env, workdir, half, args.latency_seconds, users=2_000
             )
 
-        stores = ["memory://"] + ([] if args.skip_rocksdb else ["rocksdb://"])
-        users = max(1000, int(200_000 * args.scale))
-        mem_env, total = prepared("mem", users, 3, waves=4)
-        for store in stores:
-            print(f"memory and recovery, {users:,} users, {store} …", flush=True)
-            env = reuse(mem_env, f"mem-{store[:4]}", INTEREST_STORE=store)
-            mem = memory_run(env, f"mem-{store[:4]}", users, total)
-            mem["recovery"] = recovery_phase(env, workdir / f"recover-{store[:4]}.log")
-            results.setdefault("memory", {})[store] = mem
-        users = max(2_000, int(8_000 * args.scale))
-        print(f"memory, {users:,} users with a 50-event history …", flush=True)
-        hist_env, total = prepared("hist", users, 50, waves=4)
-        results["memory_history"] = memory_run(reuse(hist_env, "hist-w"), "hist", users, total)
+        if not args.skip_memory:
+            stores = ["memory://"] + ([] if args.skip_rocksdb else ["rocksdb://"])
+            users = max(1000, int(200_000 * args.scale))
+            mem_env, total = prepared("mem", users, 3, waves=4)
+            for store in stores:
+                print(f"memory and recovery, {users:,} users, {store} …", flush=True)
+                env = reuse(mem_env, f"mem-{store[:4]}", INTEREST_STORE=store)
+                mem = memory_run(env, f"mem-{store[:4]}", users, total)
+                mem["recovery"] = recovery_phase(env, workdir / f"recover-{store[:4]}.log")
+                results.setdefault("memory", {})[store] = mem
+            users = max(2_000, int(8_000 * args.scale))
+            print(f"memory, {users:,} users with a 50-event history …", flush=True)
+            hist_env, total = prepared("hist", users, 50, waves=4)
+            results["memory_history"] = memory_run(reuse(hist_env, "hist-w"), "hist", users, total)
 
-        print("scale-out: two workers, one group, 8 partitions …", flush=True)
-        users, per_user = WORKLOADS[1][1:]
-        out_env, total = prepared("scale", max(100, int(users * args.scale)), per_user, 8)
-        one = consume_phase(bootstrap, reuse(out_env, "scale1"), workdir / "scale1", total)
-        two = consume_phase(
-            bootstrap, reuse(out_env, "scale2"), workdir / "scale2", total, workers=2
-        )
-        results["scale_out"] = {"one_worker_per_s": one["rate"], "two_workers_per_s": two["rate"]}
+        if not args.skip_scale:
+            print("scale-out: two workers, one group, 8 partitions …", flush=True)
+            users, per_user = WORKLOADS[1][1:]
+            out_env, total = prepared("scale", max(100, int(users * args.scale)), per_user, 8)
+            one = consume_phase(bootstrap, reuse(out_env, "scale1"), workdir / "scale1", total)
+            two = consume_phase(
+                bootstrap, reuse(out_env, "scale2"), workdir / "scale2", total, workers=2
+            )
+            results["scale_out"] = {
+                "one_worker_per_s": one["rate"],
+                "two_workers_per_s": two["rate"],
+            }
 
         if not args.skip_scorer:
             print("scorer benchmark …", flush=True)
@@ -495,6 +531,11 @@ def print_table(r: dict) -> None:
             "{:,.0f} ev/s",
         ),
         ("worker / bare consumer", "worker_vs_bare", "{:.1%}"),
+        (
+            "worker, a snapshot per change (min-interval 0)",
+            "worker_min_interval_0_per_s",
+            "{:,.0f} ev/s",
+        ),
         ("worker with the scorer flat out", "worker_with_scorer_per_s", "{:,.0f} ev/s"),
         ("with the scorer / without", "scorer_ratio", "{:.0%}"),
         ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),

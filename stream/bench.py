@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from stream.catalog import encode_item
 from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
 from stream.localrun import (
@@ -52,31 +53,44 @@ from stream.topics import ensure_topics
 EVENT_TYPES = ("view", "view", "view", "click", "cart", "fav", "purchase")
 
 
+CATALOG_ITEMS = 100_000
+
+
 def make_events(
-    first_user: int, last_user: int, per_user: int, seed: int, start_ts: float = 1_760_000_000.0
-) -> list[bytes]:
-    """``per_user`` msgpack events for each user in [first, last), interleaved by time."""
+    first_user: int,
+    last_user: int,
+    per_user: int,
+    seed: int,
+    start_ts: float = 1_760_000_000.0,
+    categories: str = "user",
+) -> list[tuple[str, bytes]]:
+    """``per_user`` msgpack events for each user in [first, last), interleaved by time.
+
+    ``categories``: ``user`` (a few per user), ``item`` (the item's, see ``catalog_entries``)
+    or ``catalog`` (none: the worker finds the item's in the catalog)."""
     rng = random.Random(seed)
     out = []
     ts = start_ts
     for round_ in range(per_user):
         for u in range(first_user, last_user):
             ts += 0.01
-            out.append(
-                (
-                    f"user-{u}",
-                    pack(
-                        {
-                            "user_id": f"user-{u}",
-                            "item_id": f"item-{rng.randrange(100_000)}",
-                            "categories": [f"cat-{(u * 7 + rng.randrange(6)) % 500}"],
-                            "event_type": rng.choice(EVENT_TYPES),
-                            "ts": ts + round_,
-                        }
-                    ),
-                )
-            )
+            item = rng.randrange(CATALOG_ITEMS)
+            event = {"user_id": f"user-{u}", "item_id": f"item-{item}"}
+            if categories == "user":
+                event["categories"] = [f"cat-{(u * 7 + rng.randrange(6)) % 500}"]
+            elif categories == "item":
+                event["categories"] = [f"cat-{item % 500}"]
+            event["event_type"] = rng.choice(EVENT_TYPES)
+            event["ts"] = ts + round_
+            out.append((f"user-{u}", pack(event)))
     return out
+
+
+def catalog_entries() -> list[tuple[str, bytes]]:
+    """The items of ``make_events`` with their categories, as records of the items topic."""
+    return [
+        (f"item-{i}", encode_item({"categories": [f"cat-{i % 500}"]})) for i in range(CATALOG_ITEMS)
+    ]
 
 
 def produce(bootstrap: str, topic: str, events) -> float:
@@ -339,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-rocksdb", action="store_true")
     parser.add_argument("--skip-memory", action="store_true", help="no memory/recovery rows")
     parser.add_argument("--skip-scale", action="store_true", help="no two-worker row")
+    parser.add_argument("--skip-catalog", action="store_true", help="no catalog-join rows")
     args = parser.parse_args(argv)
 
     env0 = dict(os.environ)
@@ -380,6 +395,25 @@ def main(argv: list[str] | None = None) -> int:
         produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         return env, len(events)
 
+    def catalog_rows(users: int) -> dict:
+        """The worker on the same events with their categories and through the catalog."""
+        rates = {}
+        for mode in ("item", "catalog"):
+            print(f"catalog join: {users:,} users × 50 events, categories: {mode} …", flush=True)
+            env = env_for(f"cat{mode}", INTEREST_MIN_INTERVAL_S=default_policy)
+            events = make_events(0, users, 50, seed=11, categories=mode)
+            if mode == "catalog":
+                produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
+            produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
+            rates[mode] = consume_phase(bootstrap, env, workdir / f"cat{mode}", len(events))["rate"]
+        return {
+            "users": users,
+            "items": CATALOG_ITEMS,
+            "with_categories_per_s": rates["item"],
+            "through_catalog_per_s": rates["catalog"],
+            "added_cost": rates["item"] / rates["catalog"] - 1,
+        }
+
     def memory_run(env: dict, name: str, users: int, total: int) -> dict:
         """Consume a four-wave topic; RSS as the waves complete, per user and marginal."""
         waves = [(users * k // 4, total * k // 4) for k in (1, 2, 3, 4)]
@@ -400,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         other["INTEREST_EVENTS_TOPIC"] = env["INTEREST_EVENTS_TOPIC"]
         return other
 
+    default_policy = str(Settings.from_env({}).min_interval_s)
     try:
         for label, users, per_user in WORKLOADS:
             users = max(100, int(users * args.scale))
@@ -416,7 +451,6 @@ def main(argv: list[str] | None = None) -> int:
                 module="stream.bench_noop",
             )
             print(f"  agent {noop['rate']:,.0f}/s; full worker …", flush=True)
-            default_policy = str(Settings.from_env({}).min_interval_s)
             worker = consume_phase(
                 bootstrap,
                 reuse(env, f"full{name}", INTEREST_MIN_INTERVAL_S=default_policy),
@@ -459,11 +493,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  with the scorer flat out {scored['rate']:,.0f}/s", flush=True)
             results["workloads"][label] = row
 
+        if not args.skip_catalog:
+            results["catalog"] = catalog_rows(max(100, int(2_000 * args.scale)))
+
         label = WORKLOADS[1][0]
         row = results["workloads"][label]
         for policy, extra, key in (
             ("min-interval 0", "0", "worker_min_interval_0_per_s"),
-            ("default policy", str(Settings.from_env({}).min_interval_s), "worker_per_s"),
+            ("default policy", default_policy, "worker_per_s"),
         ):
             half = row[key] / 2  # half the maximum rate of the same emission policy
             print(f"latency at {half:,.0f} events/s, {policy} …", flush=True)
@@ -570,6 +607,14 @@ def print_table(r: dict) -> None:
         print(
             f"| RSS per user, 50-event history ({h['users']:,} users): (end − idle) / users; "
             f"marginal | {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
+        )
+    if "catalog" in r:
+        c = r["catalog"]
+        print(
+            f"| worker, {c['users']:,} users × 50: categories in the events / through a "
+            f"{c['items']:,}-item catalog (per-event cost added) | "
+            f"{c['with_categories_per_s']:,.0f} / {c['through_catalog_per_s']:,.0f} ev/s "
+            f"({c['added_cost']:+.0%}) |"
         )
     if "scale_out" in r:
         s = r["scale_out"]

@@ -36,7 +36,7 @@ def _docker_engine_answers() -> bool:
 
 
 def _local_broker() -> Iterator[str]:
-    from stream.localrun import BrokerError, start_local_broker, stop_local_broker
+    from stream.dev.localrun import BrokerError, start_local_broker, stop_local_broker
 
     try:
         address, started = start_local_broker()

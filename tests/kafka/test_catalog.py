@@ -12,7 +12,7 @@ from kafka import KafkaConsumer
 from stream.cli import main as cli_main
 from stream.clients import Producer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.kafka.readback import dead_letters

@@ -19,7 +19,7 @@ import pytest
 
 from stream.cli import main as cli_main
 from stream.clients import Producer
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 

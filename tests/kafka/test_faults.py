@@ -13,8 +13,8 @@ import pytest
 
 from models.data import load_events
 from stream.clients import Producer
-from stream.failover import SnapshotWatch
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.failover import SnapshotWatch
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.kafka.readback import wait_for_final_snapshots

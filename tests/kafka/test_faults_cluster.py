@@ -12,7 +12,7 @@ import pytest
 
 from models.data import load_events
 from stream.clients import Producer
-from stream.localrun import KAFKA_SH, WorkerProcess, worker_env
+from stream.dev.localrun import KAFKA_SH, WorkerProcess, worker_env
 from stream.settings import Settings, local_broker_address
 from stream.topics import ensure_topics
 from tests.kafka.readback import wait_for_final_snapshots

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.data import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.schemas import load_schema
 from stream.settings import REPO_ROOT, Settings
 from stream.topics import ensure_topics

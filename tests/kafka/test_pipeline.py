@@ -13,7 +13,7 @@ from models.data import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
 from stream.clients import Producer
 from stream.codec import pack
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.kafka.readback import dead_letters, wait_for_final_snapshots

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stream.clients import Producer
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.kafka.readback import read_topic, wait_for_final_snapshots

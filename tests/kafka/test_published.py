@@ -27,7 +27,7 @@ from models.schema import POPULATION_PREFIX
 from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay, top_k
 from stream.clients import Producer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 

@@ -16,7 +16,7 @@ from models.sequence import SequenceConfig
 from models.train import TrainConfig, train
 from stream.clients import Producer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 

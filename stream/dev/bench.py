@@ -35,7 +35,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
-from stream.localrun import (
+from stream.dev.localrun import (
     WorkerProcess,
     free_port,
     start_local_broker,
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                 reuse(env, f"noop{name}"),
                 workdir / f"noop{name}",
                 total,
-                module="stream.bench_noop",
+                module="stream.dev.bench_noop",
             )
             print(f"  agent {noop['rate']:,.0f}/s; full worker …", flush=True)
             worker = consume_phase(

@@ -1,6 +1,6 @@
 """``make stream-demo``: broker, worker, a paced replay of real events and a live terminal view.
 
-The view (``stream.demo_view``) shows the replay's progress and rate, the most active users
+The view (``stream.dev.demo_view``) shows the replay's progress and rate, the most active users
 with their top interests as bars, the users whose interests just shifted, the dead letters
 and the dashboard's URL. ``--plain`` (or a stdout that is not a terminal) prints one line per
 snapshot instead, for logs and CI, and ends when the replay is over. Every run uses its own
@@ -21,8 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stream.demo_view import DemoState, parse_metrics, render
-from stream.localrun import (
+from stream.dev.demo_view import DemoState, parse_metrics, render
+from stream.dev.localrun import (
     BrokerError,
     WorkerProcess,
     free_port,

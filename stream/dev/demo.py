@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         state = DemoState(total=len(events), label=f"{path.name} ({fmt})", url=url)
         on_snapshot = None
         if plain:
-            from stream.cli import format_snapshot
+            from stream.cli.subscribe import format_snapshot
 
             def on_snapshot(snap):
                 print(format_snapshot(snap), flush=True)

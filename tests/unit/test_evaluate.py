@@ -29,7 +29,7 @@ from models.item_eval import (
     scorer_ranks,
 )
 from models.metrics import Vocabulary
-from stream import cli_evaluate
+from stream.cli import evaluate as cli_evaluate
 
 pytestmark = pytest.mark.unit
 

@@ -290,7 +290,8 @@ def test_top_items_setting_defaults_off_and_rejects_negatives():
 
 
 def _cli(argv: list[str]) -> int:
-    from stream import cli_evaluate, cli_train
+    from stream.cli import evaluate as cli_evaluate
+    from stream.cli import train as cli_train
 
     parser = argparse.ArgumentParser(prog="interest-tracker")
     sub = parser.add_subparsers(dest="command", required=True)

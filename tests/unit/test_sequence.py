@@ -341,7 +341,7 @@ def test_train_writes_a_loadable_checkpoint(tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    from stream import cli_train
+    from stream.cli import train as cli_train
 
     parser = argparse.ArgumentParser(prog="interest-tracker")
     cli_train.add_parser(parser.add_subparsers(dest="command", required=True))

@@ -372,7 +372,7 @@ def test_the_page_and_its_assets_are_served_from_the_package(http):
 
 # -- interest-tracker plot -----------------------------------------------------------------------
 def test_plot_draws_a_user_and_the_population(tmp_path):
-    from stream.cli_plot import render_population, render_user
+    from stream.cli.plot import render_population, render_user
     from stream.settings import Settings as S
 
     cfg = create_app(S(bootstrap="127.0.0.1:1", app_id="plot-test"))[1].cfg

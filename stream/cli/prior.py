@@ -6,13 +6,15 @@ import argparse
 import math
 from pathlib import Path
 
-PROG = "interest-tracker prior"
+from stream.cli.common import CommandError, add_command
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``prior`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "prior",
+        run,
         help="train the collaborative prior (category co-occurrence + fitted weight)",
         description=(
             "Replay the first 80%% of FILE by time (as evaluate's warm-up): learn category "
@@ -25,7 +27,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--format", choices=("taobao", "movielens", "generic"), default="generic")
     p.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (default: beside --data)")
     p.add_argument("--out", metavar="OUT", required=True, help="where to write the prior (JSON)")
-    p.set_defaults(func=run)
     return p
 
 
@@ -34,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from models.data import load_events
     from models.evaluate import CollaborativePredictor
     from models.metrics import Vocabulary
-    from stream.cli import CommandError
 
     if not Path(args.data).is_file():
         raise CommandError(f"event file not found: {args.data}")

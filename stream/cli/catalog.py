@@ -14,14 +14,16 @@ from stream.catalog import (
     read_entries,
     validate_item,
 )
-
-PROG = "interest-tracker catalog"
+from stream.cli.common import CommandError, add_command, check_broker
+from stream.settings import Settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``catalog`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "catalog",
+        run,
         help="publish an item catalog (item id -> categories, title, text, tags)",
         description=(
             "Publish every item of FILE to the compacted items topic ($INTEREST_ITEMS_TOPIC), "
@@ -44,15 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("tfidf", "embeddings"),
         help="give items without categories those of their nearest neighbours by text",
     )
-    p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
-    from stream.cli import CommandError, check_broker
-    from stream.settings import Settings
     from stream.topics import ensure_topics
 
     if not Path(args.data).is_file():

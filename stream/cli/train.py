@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stream.cli.common import CommandError, add_command, positive
+
 CONFIGS = ("tiny", "small", "base", "large")
 OBJECTIVES = ("category", "item", "joint")
 SPLITS = ("time", "leave-last-out")
@@ -22,8 +24,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``train`` on an ``argparse`` subparsers object; ``func(args) -> int``."""
     from models.data import FORMATS
 
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "train",
+        run,
         help="train the sequence model (Transformer) on an event file",
         description=(
             "Train the SASRec-style sequence model and write one checkpoint (config, "
@@ -57,45 +61,48 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--split", choices=SPLITS, default="time", help="training/validation split (default: time)"
     )
     p.add_argument(
-        "--epochs", type=int, default=None, help="maximum epochs (default: 10; item: 200)"
+        "--epochs", type=positive(int), default=None, help="maximum epochs (default: 10; item: 200)"
     )
     p.add_argument(
-        "--max-len", type=int, default=None, metavar="L", help="events of history (50; item: 200)"
+        "--max-len",
+        type=positive(int),
+        default=None,
+        metavar="L",
+        help="events of history (50; item: 200)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)"
     )
-    p.add_argument("--batch-size", type=int, default=None, help="windows per step (default: 64)")
     p.add_argument(
-        "--lr", type=float, default=None, help="peak learning rate (default: 2e-3; item: 1e-3)"
+        "--batch-size", type=positive(int), default=None, help="windows per step (default: 64)"
+    )
+    p.add_argument(
+        "--lr",
+        type=positive(float),
+        default=None,
+        help="peak learning rate (default: 2e-3; item: 1e-3)",
     )
     p.add_argument(
         "--min-item-count",
-        type=int,
+        type=positive(int),
         default=1,
         help="items seen fewer times in the training data share the OOV row (default: 1)",
     )
     p.add_argument(
         "--max-item-vocab",
-        type=int,
+        type=positive(int),
         default=1_000_000,
         help="hash item ids into buckets when the catalog has more items (default: 1000000)",
     )
     p.add_argument(
         "--max-seconds",
-        type=float,
+        type=positive(float),
         default=None,
         help="stop after the epoch that crosses this time budget (default: 2400)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    p.set_defaults(func=run)
     return p
-
-
-def _fail(message: str) -> int:
-    print(f"interest-tracker train: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -107,24 +114,16 @@ def _check(args: argparse.Namespace) -> str | None:
     movies_beside = data.with_name("movies.csv").is_file()
     if args.format == "movielens" and args.items is None and not movies_beside:
         return "--format movielens needs --items (no movies.csv beside the ratings)"
-    for name in ("epochs", "max_len", "batch_size", "min_item_count", "max_item_vocab"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            return f"--{name.replace('_', '-')} must be at least 1"
-    if args.lr is not None and args.lr <= 0:
-        return "--lr must be positive"
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        return "--max-seconds must be positive"
     if Path(args.out).is_dir():
         return f"--out is a directory: {args.out}"
     return None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate the arguments, train, save; 0 on success, 2 with a one-line reason otherwise."""
+    """Check the inputs, train, save; 0 on success, else :class:`CommandError` (exit 1)."""
     problem = _check(args)
     if problem is not None:
-        return _fail(problem)
+        raise CommandError(problem)
     data, out = Path(args.data), Path(args.out)
 
     import torch
@@ -136,13 +135,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         device = torch.device(args.device) if args.device else None
     except RuntimeError as exc:
-        return _fail(f"bad --device {args.device!r}: {exc}")
+        raise CommandError(f"bad --device {args.device!r}: {exc}") from None
     if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-        return _fail("--device cuda requested but no CUDA device is available")
+        raise CommandError("--device cuda requested but no CUDA device is available")
     try:
         events = load_events(data, args.format, args.items)
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
-        return _fail(f"cannot read {data} as {args.format}: {exc}")
+        raise CommandError(f"cannot read {data} as {args.format}: {exc}") from None
     recipe = RECIPES[args.objective]
 
     def pick(name: str) -> Any:
@@ -170,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
             events, config, train_config, device=device, out=out, progress=not args.quiet, log=log
         )
     except ValueError as exc:
-        return _fail(str(exc))
+        raise CommandError(str(exc)) from None
     except OSError as exc:
-        return _fail(f"cannot write {out}: {exc}")
+        raise CommandError(f"cannot write {out}: {exc}") from None
     m = result.metadata
     best = m["best_val_loss"]
     what = "validation NDCG@10" if best < 0 else "validation loss"

@@ -1,0 +1,133 @@
+"""What every ``interest-tracker`` sub-command shares: the error policy, the one argument
+check, the broker check and how a command is registered.
+
+The error policy, one line on stderr in every case (``<prog>: error: <reason>``):
+
+- exit 2: the command line is wrong and nothing ran (argparse's convention: unknown command
+  or option, a missing or malformed argument, a number that must be > 0 and is not);
+- exit 1: the command ran and failed (a missing or unreadable file, an unreachable broker,
+  refused credentials, bad data, a training error): :class:`CommandError`;
+- exit 130: interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import socket
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from stream.settings import Settings
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A reason to stop the command: printed on one line, exit status 1."""
+
+
+def fail(prog: str, message: str) -> int:
+    """Print ``message`` as ``prog``'s one-line error; the exit status of a failed run."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def positive(kind: Callable[[str], float] = float) -> Callable[[str], float]:
+    """An argparse ``type`` accepting numbers > 0 of ``kind`` (``float`` or ``int``).
+
+    >>> positive(int)("3"), positive()("0.5")
+    (3, 0.5)
+    >>> positive(int)("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: expected a whole number > 0, got '0'
+    """
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser`` report a bad command line on one line with exit status 2."""
+
+    def error(message: str) -> NoReturn:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def reporting(run: Command, prog: str) -> Command:
+    """``run`` with :class:`CommandError` and an unreachable broker turned into exit 1."""
+
+    @functools.wraps(run)
+    def command(args: argparse.Namespace) -> int:
+        try:
+            return int(run(args) or 0)
+        except CommandError as exc:
+            return fail(prog, str(exc))
+        except Exception as exc:  # broker errors: one line, not a traceback
+            from stream.clients import BrokerUnavailable
+
+            if isinstance(exc, BrokerUnavailable):
+                return fail(prog, str(exc))
+            raise
+
+    return command
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    run: Command,
+    *,
+    error_prog: str | None = None,
+    **kwargs: str,
+) -> argparse.ArgumentParser:
+    """Register sub-command ``name`` running ``run``, under the error policy above.
+
+    Failures are reported as ``error_prog`` (default: the sub-command's own prog).
+    """
+    parser = one_line_usage_errors(subparsers.add_parser(name, **kwargs))
+    parser.set_defaults(func=reporting(run, error_prog or parser.prog))
+    return parser
+
+
+def check_broker(settings: Settings, timeout: float = 5.0) -> None:
+    """Fail fast (one line) if no bootstrap server accepts a TCP connection, or if the first
+    that does refuses our TLS trust or SASL credentials."""
+    from stream.brokercheck import SecurityCheckFailed, check_security
+
+    if not settings.bootstrap:
+        raise CommandError(
+            "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or start the local one with "
+            "`make kafka-up`"
+        )
+    for server in settings.bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+                pass
+        except (OSError, ValueError):
+            continue
+        try:
+            check_security(settings.security, host or "127.0.0.1", int(port), timeout)
+        except SecurityCheckFailed as exc:
+            raise CommandError(str(exc)) from None
+        return
+    raise CommandError(f"Kafka broker unreachable at {settings.bootstrap}")

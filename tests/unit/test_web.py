@@ -19,7 +19,7 @@ from models.tracker import build_snapshot, replay
 from stream.app import create_app
 from stream.codec import encode_record, encode_snapshot
 from stream.settings import Settings
-from stream.web import STATIC_DIR, page_weight
+from stream.web.page import STATIC_DIR, page_weight
 
 pytestmark = pytest.mark.unit
 

@@ -1,46 +1,10 @@
 """One settings object, read from the environment; every setting has a laptop default.
 
-| variable | default | meaning |
-|---|---|---|
-| ``KAFKA_BOOTSTRAP_SERVERS`` | the broker ``make kafka-up`` started | Kafka cluster |
-| ``INTEREST_EVENTS_TOPIC`` | ``interest.events`` | input events |
-| ``INTEREST_SNAPSHOTS_TOPIC`` | ``interest.snapshots`` | output snapshots (compacted) |
-| ``INTEREST_DLQ_TOPIC`` | ``interest.events.dlq`` | rejected events + reason |
-| ``INTEREST_ITEMS_TOPIC`` | ``interest.items`` | item catalog (compacted, key = item id) |
-| ``INTEREST_PARTITIONS`` | ``4`` | partitions of the events topic and tables |
-| ``INTEREST_APP_ID`` | ``interest-tracker`` | Faust app id = consumer group |
-| ``INTEREST_STATE_DIR`` | ``.interest-state`` | Faust table data dir |
-| ``INTEREST_STORE`` | ``memory://`` | Faust table store |
-| ``INTEREST_WEB_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``6066`` | dashboard and endpoints |
-| ``INTEREST_WEIGHTS`` | ``view=1,click=1,cart=2,fav=2,purchase=2,rate=1`` | event weights |
-| ``INTEREST_SHORT_HALF_LIFE_S`` / ``_LONG_`` | ``3600`` / ``7776000`` | decay half-lives |
-| ``INTEREST_PRIOR_STRENGTH`` | ``5.0`` | Dirichlet pseudo-count of the prior |
-| ``INTEREST_MAX_CATEGORIES`` | ``24`` | tracked categories per user and horizon |
-| ``INTEREST_HISTORY`` | ``50`` | last events kept per user (sequence model input) |
-| ``INTEREST_TOP_K`` | ``10`` | categories listed in a snapshot |
-| ``INTEREST_MIN_INTERVAL_S`` | ``1.0`` | at most one snapshot per user per interval |
-| ``INTEREST_TV_THRESHOLD`` | ``0.2`` | emit at once when the distribution moved more |
-| ``INTEREST_LATENESS_S`` | ``86400`` | events older than a user's latest by more go to the DLQ |
-| ``INTEREST_MAX_FUTURE_S`` | ``300`` | allowed clock skew into the future |
-| ``INTEREST_MAX_PAYLOAD`` | ``65536`` | bytes; larger messages go to the DLQ |
-| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``2000`` / ``50`` | records per fetch / wait |
-| ``INTEREST_COMMIT_INTERVAL_S`` | ``1.0`` | commit window: changed records written, then offsets |
-| ``INTEREST_CACHE_USERS`` | ``4096`` | live user records kept between windows (the record cache) |
-| ``INTEREST_DASHBOARD_FEED_MAX_PER_S`` | ``1000`` | snapshots/s the dashboard samples at most |
-| ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
-| ``INTEREST_COLLAB_PRIOR`` | unset | collaborative prior file (``interest-tracker prior``) |
-| ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
-| ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
-| ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
-| ``INTEREST_SNAPSHOT_FORMAT`` | ``msgpack`` | snapshot encoding: ``msgpack`` or ``json`` |
-| ``INTEREST_TOP_ITEMS`` | ``0`` | next items predicted in a snapshot (0 = off) |
-| ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
-| ``INTEREST_SESSION_TIMEOUT_S`` | ``6`` | group session: a dead worker's partitions move after it |
-| ``INTEREST_HEARTBEAT_S`` | ``1`` | heartbeat interval (below the session timeout) |
-| ``INTEREST_REBALANCE_TIMEOUT_S`` | ``10`` | a rebalance waits this long for members |
-| ``INTEREST_STANDBY_REPLICAS`` | ``1`` | warm table copies on other workers |
-| ``INTEREST_GROUP_INSTANCE_ID`` | unset | static membership: a restart skips the rebalance |
-| ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
+Each setting is declared once, as a field of :class:`Settings` (or of :class:`KafkaSecurity`,
+or in ``INTEREST_VARIABLES`` for the estimator's :class:`~models.online.InterestConfig`) with its
+variable, default and help (``stream.envvars``); ``Settings.from_env`` reads them, the class
+docstring lists them and the README's configuration table is checked against them
+(``python -m stream.dev.settings_table`` rewrites it).
 """
 
 from __future__ import annotations
@@ -48,12 +12,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 from models.online import InterestConfig
 from models.schema import DEFAULT_EVENT_WEIGHTS
+from stream.envvars import (
+    EnvVar,
+    choice,
+    docstring_list,
+    flag,
+    from_environ,
+    nested,
+    non_negative_whole,
+    number,
+    optional_text,
+    setting,
+    text,
+    upper_text,
+    whole_number,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,25 +64,44 @@ class KafkaSecurity:
     (False, 'secret')
     """
 
-    protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
+    protocol: str = setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "`SSL`, `SASL_PLAINTEXT`, `SASL_SSL`: passed to every Kafka client",
+        parse=upper_text,
+    )
+    sasl_mechanism: str = setting(
+        "KAFKA_SASL_MECHANISM",
+        "PLAIN",
+        "SASL PLAIN or SCRAM-SHA-256/512",
+        parse=upper_text,
+    )
+    sasl_username: str | None = setting(
+        "KAFKA_SASL_USERNAME", None, "SASL user name", parse=optional_text
+    )
+    sasl_password: str | None = setting(
+        "KAFKA_SASL_PASSWORD",
+        None,
+        "SASL password (never in a repr or a log)",
+        parse=optional_text,
+        repr=False,
+    )
+    ssl_cafile: str | None = setting(
+        "KAFKA_SSL_CAFILE",
+        None,
+        "CA certificates the broker's is checked against",
+        parse=optional_text,
+    )
+    ssl_certfile: str | None = setting(
+        "KAFKA_SSL_CERTFILE", None, "client certificate (mutual TLS)", parse=optional_text
+    )
+    ssl_keyfile: str | None = setting(
+        "KAFKA_SSL_KEYFILE", None, "client certificate's private key", parse=optional_text
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
-        return cls(
-            protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "PLAIN").upper(),
-            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
-            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
-            ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
-            ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
-            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
-        )
+        return from_environ(cls, env)
 
     @property
     def uses_sasl(self) -> bool:
@@ -112,9 +111,7 @@ class KafkaSecurity:
     def uses_ssl(self) -> bool:
         return self.protocol.endswith("SSL")
 
-    def ssl_context(self):
-        import ssl
-
+    def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.ssl_cafile)
         if self.ssl_certfile:
             ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
@@ -178,73 +175,235 @@ def parse_weights(text: str) -> dict[str, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
         if not value:
-            raise ValueError(f"INTEREST_WEIGHTS: expected name=value, got {part!r}")
+            raise ValueError(f"must be name=value pairs, got {part!r}")
         weights[name.strip()] = float(value)
     return weights
 
 
-def _snapshot_format(text: str) -> str:
-    fmt = text.strip().lower()
-    if fmt not in ("msgpack", "json"):
-        raise ValueError(f"INTEREST_SNAPSHOT_FORMAT must be msgpack or json, got {text!r}")
-    return fmt
-
-
-def _non_negative(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name}: expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"{name}: must be 0 or more, got {value}")
-    return value
+# The estimator's settings: their defaults are InterestConfig's own.
+INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
+    (
+        "event_weights",
+        EnvVar(
+            "INTEREST_WEIGHTS",
+            parse_weights,
+            "event-type weights (`name=value,...`, on top of the defaults)",
+            shown="`" + ",".join(f"{k}={v:g}" for k, v in DEFAULT_EVENT_WEIGHTS.items()) + "`",
+        ),
+    ),
+    (
+        "short_half_life",
+        EnvVar("INTEREST_SHORT_HALF_LIFE_S", number, "short-term decay half-life (s, event time)"),
+    ),
+    (
+        "long_half_life",
+        EnvVar("INTEREST_LONG_HALF_LIFE_S", number, "long-term decay half-life (s, event time)"),
+    ),
+    (
+        "prior_strength",
+        EnvVar("INTEREST_PRIOR_STRENGTH", number, "Dirichlet pseudo-count toward the population"),
+    ),
+    (
+        "max_categories",
+        EnvVar(
+            "INTEREST_MAX_CATEGORIES",
+            whole_number,
+            "tracked categories per user and horizon (the rest is a residual)",
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything configurable about the stream side, from the environment."""
+    """Everything configurable about the stream side, from the environment.
 
-    bootstrap: str | None
-    events_topic: str = "interest.events"
-    snapshots_topic: str = "interest.snapshots"
-    dlq_topic: str = "interest.events.dlq"
-    items_topic: str = "interest.items"
-    partitions: int = 4
-    app_id: str = "interest-tracker"
-    state_dir: str = ".interest-state"
-    store: str = "memory://"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    top_k: int = 10
-    history: int = 50
-    min_interval_s: float = 1.0
-    tv_threshold: float = 0.2
-    lateness_s: float = 86400.0
-    max_future_s: float = 300.0
-    max_payload: int = 65536
-    batch: int = 2000
-    batch_ms: float = 50.0
-    commit_interval_s: float = 1.0
-    cache_users: int = 4096
-    dashboard_feed_max_per_s: int = 1000
-    checkpoint: str | None = None
-    collab_prior: str | None = None
-    scorer_batch: int = 256
-    scorer_ms: float = 200.0
-    scorer_int8: bool = False
-    scorer_process: bool = True
-    snapshot_format: str = "msgpack"
-    session_timeout_s: float = 6.0
-    heartbeat_s: float = 1.0
-    rebalance_timeout_s: float = 10.0
-    standby_replicas: int = 1
-    group_instance_id: str | None = None
-    top_items: int = 0
-    interest: InterestConfig = field(default_factory=InterestConfig)
-    security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
-    pseudonymise_key: str | None = field(default=None, repr=False)
+        Variables (``Settings.from_env``):
+
+        {table}
+    """
+
+    bootstrap: str | None = setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        MISSING,
+        "Kafka cluster (`host:port,...`)",
+        parse=optional_text,
+        shown="the broker `make kafka-up` started",
+    )
+    events_topic: str = setting(
+        "INTEREST_EVENTS_TOPIC", "interest.events", "input events", parse=text
+    )
+    snapshots_topic: str = setting(
+        "INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots", "output snapshots (compacted)", parse=text
+    )
+    dlq_topic: str = setting(
+        "INTEREST_DLQ_TOPIC", "interest.events.dlq", "rejected events and their reason", parse=text
+    )
+    items_topic: str = setting(
+        "INTEREST_ITEMS_TOPIC",
+        "interest.items",
+        "the item catalog (compacted, one partition, key = item id)",
+        parse=text,
+    )
+    partitions: int = setting(
+        "INTEREST_PARTITIONS", 4, "partitions of the topics and tables", parse=whole_number
+    )
+    app_id: str = setting(
+        "INTEREST_APP_ID", "interest-tracker", "Faust app id = consumer group", parse=text
+    )
+    state_dir: str = setting(
+        "INTEREST_STATE_DIR", ".interest-state", "Faust table data dir", parse=text
+    )
+    store: str = setting("INTEREST_STORE", "memory://", "Faust table store", parse=text)
+    web_host: str = setting(
+        "INTEREST_WEB_HOST", "127.0.0.1", "the worker's web server: host", parse=text
+    )
+    web_port: int = setting(
+        "INTEREST_WEB_PORT", 6066, "the worker's web server: port", parse=whole_number
+    )
+    web_token: str | None = setting(
+        "INTEREST_WEB_TOKEN",
+        None,
+        "token required by the dashboard and endpoints (not `/health`)",
+        parse=optional_text,
+        repr=False,
+    )
+    pseudonymise_key: str | None = setting(
+        "INTEREST_PSEUDONYMISE_KEY",
+        None,
+        "store and publish users as `p-` + HMAC-SHA256(key, id)[:32]",
+        parse=optional_text,
+        repr=False,
+    )
+    security: KafkaSecurity = nested(KafkaSecurity)
+    interest: InterestConfig = nested(InterestConfig, INTEREST_VARIABLES)
+    history: int = setting(
+        "INTEREST_HISTORY",
+        50,
+        "last events kept per user (sequence-model input, `explain`)",
+        parse=whole_number,
+    )
+    top_k: int = setting(
+        "INTEREST_TOP_K", 10, "categories listed in a snapshot", parse=whole_number
+    )
+    min_interval_s: float = setting(
+        "INTEREST_MIN_INTERVAL_S", 1.0, "at most one snapshot per user per interval", parse=number
+    )
+    tv_threshold: float = setting(
+        "INTEREST_TV_THRESHOLD",
+        0.2,
+        "emit at once when the distribution moved more (total variation)",
+        parse=number,
+    )
+    lateness_s: float = setting(
+        "INTEREST_LATENESS_S",
+        86400.0,
+        "events older than a user's latest by more go to the DLQ",
+        parse=number,
+    )
+    max_future_s: float = setting(
+        "INTEREST_MAX_FUTURE_S", 300.0, "allowed clock skew into the future", parse=number
+    )
+    max_payload: int = setting(
+        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ", parse=whole_number
+    )
+    batch: int = setting(
+        "INTEREST_BATCH", 2000, "records per fetch (the ingest batch)", parse=whole_number
+    )
+    batch_ms: float = setting(
+        "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)", parse=number
+    )
+    commit_interval_s: float = setting(
+        "INTEREST_COMMIT_INTERVAL_S",
+        1.0,
+        "the commit window: changed user records are written to the table and its changelog, "
+        "then the offsets they cover are committed",
+        parse=number,
+    )
+    cache_users: int = setting(
+        "INTEREST_CACHE_USERS",
+        4096,
+        "live user records kept in the record cache between windows (the rest live as compact "
+        "bytes in the table)",
+        parse=whole_number,
+    )
+    dashboard_feed_max_per_s: int = setting(
+        "INTEREST_DASHBOARD_FEED_MAX_PER_S",
+        1000,
+        "snapshots a second the dashboard's feed reads at most; beyond that it samples (skips "
+        "to the end)",
+        parse=whole_number,
+    )
+    checkpoint: str | None = setting(
+        "INTEREST_CHECKPOINT",
+        None,
+        "sequence-model checkpoint (scoring off when unset)",
+        parse=optional_text,
+    )
+    collab_prior: str | None = setting(
+        "INTEREST_COLLAB_PRIOR",
+        None,
+        "collaborative prior file from `interest-tracker prior` (reloaded when it changes)",
+        parse=optional_text,
+    )
+    scorer_batch: int = setting(
+        "INTEREST_SCORER_BATCH", 256, "scorer micro-batch (users)", parse=whole_number
+    )
+    scorer_ms: float = setting("INTEREST_SCORER_MS", 200.0, "scorer period (ms)", parse=number)
+    scorer_int8: bool = setting(
+        "INTEREST_SCORER_INT8", False, "int8 dynamic quantisation on CPU", parse=flag
+    )
+    scorer_process: bool = setting(
+        "INTEREST_SCORER_PROCESS",
+        True,
+        "run the scorer in its own process (`0`: a thread of the worker)",
+        parse=flag,
+    )
+    snapshot_format: str = setting(
+        "INTEREST_SNAPSHOT_FORMAT",
+        "msgpack",
+        "snapshot encoding: `msgpack`, or `json` (UTF-8 JSON, same fields)",
+        parse=choice("msgpack", "json"),
+    )
+    top_items: int = setting(
+        "INTEREST_TOP_ITEMS",
+        0,
+        "predicted next items in a snapshot (`top_items`; item-vocabulary checkpoints; 0 = off)",
+        parse=non_negative_whole,
+    )
+    session_timeout_s: float = setting(
+        "INTEREST_SESSION_TIMEOUT_S",
+        6.0,
+        "consumer-group session: a dead worker's partitions move after it (see Failover)",
+        parse=number,
+    )
+    heartbeat_s: float = setting(
+        "INTEREST_HEARTBEAT_S", 1.0, "heartbeat interval (below the session timeout)", parse=number
+    )
+    rebalance_timeout_s: float = setting(
+        "INTEREST_REBALANCE_TIMEOUT_S",
+        10.0,
+        "how long a rebalance waits for the live members to rejoin",
+        parse=number,
+    )
+    standby_replicas: int = setting(
+        "INTEREST_STANDBY_REPLICAS",
+        1,
+        "warm copies of each table partition on other workers",
+        parse=whole_number,
+    )
+    group_instance_id: str | None = setting(
+        "INTEREST_GROUP_INSTANCE_ID",
+        None,
+        "static group membership (one distinct id per worker)",
+        parse=optional_text,
+    )
 
     def __post_init__(self) -> None:
+        if self.web_token is None and os.environ.get("INTEREST_WEB_TOKEN"):
+            # Settings built in code still honour an operator's token: never serve open by
+            # accident.
+            object.__setattr__(self, "web_token", os.environ["INTEREST_WEB_TOKEN"])
         if not 0 < self.heartbeat_s < self.session_timeout_s:
             raise ValueError(
                 "INTEREST_HEARTBEAT_S must be > 0 and below INTEREST_SESSION_TIMEOUT_S, got "
@@ -299,55 +458,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``environ`` (default ``os.environ``)."""
         env = os.environ if environ is None else environ
+        return from_environ(cls, env, fallbacks={"bootstrap": local_broker_address})
 
-        def e(name: str, default: str) -> str:
-            return env.get(name, default)
 
-        interest = InterestConfig(
-            event_weights=parse_weights(e("INTEREST_WEIGHTS", "")),
-            short_half_life=float(e("INTEREST_SHORT_HALF_LIFE_S", "3600")),
-            long_half_life=float(e("INTEREST_LONG_HALF_LIFE_S", "7776000")),
-            prior_strength=float(e("INTEREST_PRIOR_STRENGTH", "5.0")),
-            max_categories=int(e("INTEREST_MAX_CATEGORIES", "24")),
-        )
-        return cls(
-            bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or local_broker_address(),
-            events_topic=e("INTEREST_EVENTS_TOPIC", "interest.events"),
-            snapshots_topic=e("INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots"),
-            dlq_topic=e("INTEREST_DLQ_TOPIC", "interest.events.dlq"),
-            items_topic=e("INTEREST_ITEMS_TOPIC", "interest.items"),
-            partitions=int(e("INTEREST_PARTITIONS", "4")),
-            app_id=e("INTEREST_APP_ID", "interest-tracker"),
-            state_dir=e("INTEREST_STATE_DIR", ".interest-state"),
-            store=e("INTEREST_STORE", "memory://"),
-            web_host=e("INTEREST_WEB_HOST", "127.0.0.1"),
-            web_port=int(e("INTEREST_WEB_PORT", "6066")),
-            top_k=int(e("INTEREST_TOP_K", "10")),
-            history=int(e("INTEREST_HISTORY", "50")),
-            min_interval_s=float(e("INTEREST_MIN_INTERVAL_S", "1.0")),
-            tv_threshold=float(e("INTEREST_TV_THRESHOLD", "0.2")),
-            lateness_s=float(e("INTEREST_LATENESS_S", "86400")),
-            max_future_s=float(e("INTEREST_MAX_FUTURE_S", "300")),
-            max_payload=int(e("INTEREST_MAX_PAYLOAD", "65536")),
-            batch=int(e("INTEREST_BATCH", "2000")),
-            batch_ms=float(e("INTEREST_BATCH_MS", "50")),
-            commit_interval_s=float(e("INTEREST_COMMIT_INTERVAL_S", "1.0")),
-            cache_users=int(e("INTEREST_CACHE_USERS", "4096")),
-            dashboard_feed_max_per_s=int(e("INTEREST_DASHBOARD_FEED_MAX_PER_S", "1000")),
-            checkpoint=env.get("INTEREST_CHECKPOINT") or None,
-            collab_prior=env.get("INTEREST_COLLAB_PRIOR") or None,
-            scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
-            scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
-            scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
-            scorer_process=e("INTEREST_SCORER_PROCESS", "1") in ("1", "true", "yes"),
-            snapshot_format=_snapshot_format(e("INTEREST_SNAPSHOT_FORMAT", "msgpack")),
-            session_timeout_s=float(e("INTEREST_SESSION_TIMEOUT_S", "6")),
-            heartbeat_s=float(e("INTEREST_HEARTBEAT_S", "1")),
-            rebalance_timeout_s=float(e("INTEREST_REBALANCE_TIMEOUT_S", "10")),
-            standby_replicas=int(e("INTEREST_STANDBY_REPLICAS", "1")),
-            group_instance_id=env.get("INTEREST_GROUP_INSTANCE_ID") or None,
-            top_items=_non_negative("INTEREST_TOP_ITEMS", e("INTEREST_TOP_ITEMS", "0")),
-            security=KafkaSecurity.from_env(env),
-            pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
-            interest=interest,
-        )
+Settings.__doc__ = (Settings.__doc__ or "").format(table=docstring_list(Settings))

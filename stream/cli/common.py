@@ -5,6 +5,7 @@ The error policy, one line on stderr in every case (``<prog>: error: <reason>``)
 
 - exit 2: the command line is wrong and nothing ran (argparse's convention: unknown command
   or option, a missing or malformed argument, a number that must be > 0 and is not);
+  :class:`UsageError` when a command finds it after parsing;
 - exit 1: the command ran and failed (a missing or unreadable file, an unreachable broker,
   refused credentials, bad data, a training error): :class:`CommandError`;
 - exit 130: interrupted (Ctrl-C).
@@ -30,6 +31,10 @@ Command = Callable[[argparse.Namespace], int]
 
 class CommandError(Exception):
     """A reason to stop the command: printed on one line, exit status 1."""
+
+
+class UsageError(CommandError):
+    """Arguments that parsed but are out of range: printed on one line, exit status 2."""
 
 
 def fail(prog: str, message: str) -> int:
@@ -61,6 +66,21 @@ def positive(kind: Callable[[str], float] = float) -> Callable[[str], float]:
     return parse
 
 
+def require_positive(
+    args: argparse.Namespace, *names: str, kind: Callable[[str], float] = int
+) -> None:
+    """:class:`UsageError` unless each option ``names`` of ``args`` is unset or > 0."""
+    for name in names:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        try:
+            positive(kind)(str(value))
+        except argparse.ArgumentTypeError as exc:
+            option = "--" + name.replace("_", "-")
+            raise UsageError(f"argument {option}: {exc}") from None
+
+
 def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Make ``parser`` report a bad command line on one line with exit status 2."""
 
@@ -79,6 +99,9 @@ def reporting(run: Command, prog: str) -> Command:
     def command(args: argparse.Namespace) -> int:
         try:
             return int(run(args) or 0)
+        except UsageError as exc:
+            fail(prog, str(exc))
+            return EXIT_USAGE
         except CommandError as exc:
             return fail(prog, str(exc))
         except Exception as exc:  # broker errors: one line, not a traceback

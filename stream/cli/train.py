@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream.cli.common import CommandError, add_command, positive
+from stream.cli.common import CommandError, add_command, require_positive
 
 CONFIGS = ("tiny", "small", "base", "large")
 OBJECTIVES = ("category", "item", "joint")
@@ -61,11 +61,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--split", choices=SPLITS, default="time", help="training/validation split (default: time)"
     )
     p.add_argument(
-        "--epochs", type=positive(int), default=None, help="maximum epochs (default: 10; item: 200)"
+        "--epochs", type=int, default=None, help="maximum epochs (default: 10; item: 200)"
     )
     p.add_argument(
         "--max-len",
-        type=positive(int),
+        type=int,
         default=None,
         metavar="L",
         help="events of history (50; item: 200)",
@@ -74,30 +74,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)"
     )
-    p.add_argument(
-        "--batch-size", type=positive(int), default=None, help="windows per step (default: 64)"
-    )
+    p.add_argument("--batch-size", type=int, default=None, help="windows per step (default: 64)")
     p.add_argument(
         "--lr",
-        type=positive(float),
+        type=float,
         default=None,
         help="peak learning rate (default: 2e-3; item: 1e-3)",
     )
     p.add_argument(
         "--min-item-count",
-        type=positive(int),
+        type=int,
         default=1,
         help="items seen fewer times in the training data share the OOV row (default: 1)",
     )
     p.add_argument(
         "--max-item-vocab",
-        type=positive(int),
+        type=int,
         default=1_000_000,
         help="hash item ids into buckets when the catalog has more items (default: 1000000)",
     )
     p.add_argument(
         "--max-seconds",
-        type=positive(float),
+        type=float,
         default=None,
         help="stop after the epoch that crosses this time budget (default: 2400)",
     )
@@ -120,7 +118,9 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the inputs, train, save; 0 on success, else :class:`CommandError` (exit 1)."""
+    """Check the arguments and inputs, train, save; 0 on success (errors: ``stream.cli.common``)."""
+    require_positive(args, "epochs", "max_len", "batch_size", "min_item_count", "max_item_vocab")
+    require_positive(args, "lr", "max_seconds", kind=float)
     problem = _check(args)
     if problem is not None:
         raise CommandError(problem)

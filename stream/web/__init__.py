@@ -20,9 +20,8 @@ consumer group, from the latest offsets less a small backfill), which also keeps
 snapshots of each user for the heatmap and feeds the live channel. All of it hangs off the
 :class:`Dashboard` that ``register_web`` creates: nothing is module-level.
 
-**Token.** When ``INTEREST_WEB_TOKEN`` is set (or ``Settings.web_token``, if the settings
-have one), every path except ``/health`` needs it, as ``Authorization: Bearer <token>``, as
-``?token=<token>`` (open ``http://host:6066/?token=...`` once: the page then keeps it in an
-HTTP-only, same-site cookie) or as that cookie. Faust's own ``/table`` and ``/router`` views
-are covered too.
+**Token.** When ``INTEREST_WEB_TOKEN`` (``Settings.web_token``) is set, every path except
+``/health`` needs it, as ``Authorization: Bearer <token>``, as ``?token=<token>`` (open
+``http://host:6066/?token=...`` once: the page then keeps it in an HTTP-only, same-site cookie)
+or as that cookie. Faust's own ``/table`` and ``/router`` views are covered too.
 """

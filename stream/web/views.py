@@ -7,7 +7,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import faust
 from aiohttp import web as aioweb
 
-from stream.settings import Settings
 from stream.web.dashboard import Dashboard
 from stream.web.feed import SnapshotFeed
 from stream.web.page import STATIC_DIR
@@ -23,7 +21,6 @@ from stream.web.pipeline_view import PipelineView
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "INTEREST_WEB_TOKEN"
 TOKEN_COOKIE = "interest_web_token"
 
 
@@ -35,10 +32,6 @@ def _sse(event: str, data: Any) -> bytes:
         log.warning("live channel: %s event left out (not valid JSON)", event)
         return b""
     return f"event: {event}\ndata: {body}\n\n".encode()
-
-
-def _token_from(settings: Settings) -> str | None:
-    return getattr(settings, "web_token", None) or os.environ.get(TOKEN_ENV) or None
 
 
 def authorized(
@@ -168,9 +161,9 @@ def register_web(app: faust.App, pipeline: PipelineView, **options: Any) -> Dash
     """Add the dashboard, ``/health``, ``/metrics`` and the JSON endpoints to ``app``.
 
     Returns the :class:`Dashboard` (also set as ``pipeline.dashboard``); ``options`` go to
-    its constructor (``token`` defaults to ``INTEREST_WEB_TOKEN``).
+    its constructor (``token`` defaults to ``Settings.web_token``, ``INTEREST_WEB_TOKEN``).
     """
-    options.setdefault("token", _token_from(pipeline.settings))
+    options.setdefault("token", pipeline.settings.web_token)
     dash = Dashboard(app, pipeline, **options)
     _views(app, dash)
     web = app.web

@@ -51,6 +51,27 @@ def setting(
     return dataclasses.field(default=default, metadata=meta, **field_options)
 
 
+def env_text(env: str, default: str, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=text, **field_options)
+
+
+def env_int(env: str, default: int, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=whole_number, **field_options)
+
+
+def env_float(env: str, default: float, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=number, **field_options)
+
+
+def env_flag(env: str, default: bool, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=flag, **field_options)
+
+
+def env_optional(env: str, help: str, **field_options: Any) -> Any:
+    """A setting that is unset (None) unless its variable holds text."""
+    return setting(env, None, help, parse=optional_text, **field_options)
+
+
 def nested(cls: type, variables: tuple[tuple[str, EnvVar], ...] = (), **field_options: Any) -> Any:
     """A dataclass field holding a ``cls`` built from ``variables`` ((attribute, variable)
     pairs), or from ``cls``'s own :func:`setting` fields when none are given."""
@@ -162,11 +183,15 @@ def upper_text(value: str) -> str:
     return value.upper()
 
 
-def whole_number(value: str) -> int:
+def _converted(kind: Callable[[str], Any], what: str, value: str) -> Any:
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise ValueError(f"must be a whole number, got {value!r}") from None
+        raise ValueError(f"must be {what}, got {value!r}") from None
+
+
+def whole_number(value: str) -> int:
+    return _converted(int, "a whole number", value)
 
 
 def non_negative_whole(value: str) -> int:
@@ -177,10 +202,7 @@ def non_negative_whole(value: str) -> int:
 
 
 def number(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"must be a number, got {value!r}") from None
+    return _converted(float, "a number", value)
 
 
 def flag(value: str) -> bool:

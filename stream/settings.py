@@ -23,14 +23,17 @@ from stream.envvars import (
     EnvVar,
     choice,
     docstring_list,
-    flag,
+    env_flag,
+    env_float,
+    env_int,
+    env_optional,
+    env_text,
     from_environ,
     nested,
     non_negative_whole,
     number,
     optional_text,
     setting,
-    text,
     upper_text,
     whole_number,
 )
@@ -76,28 +79,15 @@ class KafkaSecurity:
         "SASL PLAIN or SCRAM-SHA-256/512",
         parse=upper_text,
     )
-    sasl_username: str | None = setting(
-        "KAFKA_SASL_USERNAME", None, "SASL user name", parse=optional_text
+    sasl_username: str | None = env_optional("KAFKA_SASL_USERNAME", "SASL user name")
+    sasl_password: str | None = env_optional(
+        "KAFKA_SASL_PASSWORD", "SASL password (never in a repr or a log)", repr=False
     )
-    sasl_password: str | None = setting(
-        "KAFKA_SASL_PASSWORD",
-        None,
-        "SASL password (never in a repr or a log)",
-        parse=optional_text,
-        repr=False,
+    ssl_cafile: str | None = env_optional(
+        "KAFKA_SSL_CAFILE", "CA certificates the broker's is checked against"
     )
-    ssl_cafile: str | None = setting(
-        "KAFKA_SSL_CAFILE",
-        None,
-        "CA certificates the broker's is checked against",
-        parse=optional_text,
-    )
-    ssl_certfile: str | None = setting(
-        "KAFKA_SSL_CERTFILE", None, "client certificate (mutual TLS)", parse=optional_text
-    )
-    ssl_keyfile: str | None = setting(
-        "KAFKA_SSL_KEYFILE", None, "client certificate's private key", parse=optional_text
-    )
+    ssl_certfile: str | None = env_optional("KAFKA_SSL_CERTFILE", "client certificate (mutual TLS)")
+    ssl_keyfile: str | None = env_optional("KAFKA_SSL_KEYFILE", "client certificate's private key")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
@@ -218,9 +208,9 @@ INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
 class Settings:
     """Everything configurable about the stream side, from the environment.
 
-        Variables (``Settings.from_env``):
+    Variables (``Settings.from_env``):
 
-        {table}
+    {table}
     """
 
     bootstrap: str | None = setting(
@@ -230,134 +220,93 @@ class Settings:
         parse=optional_text,
         shown="the broker `make kafka-up` started",
     )
-    events_topic: str = setting(
-        "INTEREST_EVENTS_TOPIC", "interest.events", "input events", parse=text
+    events_topic: str = env_text("INTEREST_EVENTS_TOPIC", "interest.events", "input events")
+    snapshots_topic: str = env_text(
+        "INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots", "output snapshots (compacted)"
     )
-    snapshots_topic: str = setting(
-        "INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots", "output snapshots (compacted)", parse=text
+    dlq_topic: str = env_text(
+        "INTEREST_DLQ_TOPIC", "interest.events.dlq", "rejected events and their reason"
     )
-    dlq_topic: str = setting(
-        "INTEREST_DLQ_TOPIC", "interest.events.dlq", "rejected events and their reason", parse=text
-    )
-    items_topic: str = setting(
+    items_topic: str = env_text(
         "INTEREST_ITEMS_TOPIC",
         "interest.items",
         "the item catalog (compacted, one partition, key = item id)",
-        parse=text,
     )
-    partitions: int = setting(
-        "INTEREST_PARTITIONS", 4, "partitions of the topics and tables", parse=whole_number
-    )
-    app_id: str = setting(
-        "INTEREST_APP_ID", "interest-tracker", "Faust app id = consumer group", parse=text
-    )
-    state_dir: str = setting(
-        "INTEREST_STATE_DIR", ".interest-state", "Faust table data dir", parse=text
-    )
-    store: str = setting("INTEREST_STORE", "memory://", "Faust table store", parse=text)
-    web_host: str = setting(
-        "INTEREST_WEB_HOST", "127.0.0.1", "the worker's web server: host", parse=text
-    )
-    web_port: int = setting(
-        "INTEREST_WEB_PORT", 6066, "the worker's web server: port", parse=whole_number
-    )
-    web_token: str | None = setting(
+    partitions: int = env_int("INTEREST_PARTITIONS", 4, "partitions of the topics and tables")
+    app_id: str = env_text("INTEREST_APP_ID", "interest-tracker", "Faust app id = consumer group")
+    state_dir: str = env_text("INTEREST_STATE_DIR", ".interest-state", "Faust table data dir")
+    store: str = env_text("INTEREST_STORE", "memory://", "Faust table store")
+    web_host: str = env_text("INTEREST_WEB_HOST", "127.0.0.1", "the worker's web server: host")
+    web_port: int = env_int("INTEREST_WEB_PORT", 6066, "the worker's web server: port")
+    web_token: str | None = env_optional(
         "INTEREST_WEB_TOKEN",
-        None,
         "token required by the dashboard and endpoints (not `/health`)",
-        parse=optional_text,
         repr=False,
     )
-    pseudonymise_key: str | None = setting(
+    pseudonymise_key: str | None = env_optional(
         "INTEREST_PSEUDONYMISE_KEY",
-        None,
         "store and publish users as `p-` + HMAC-SHA256(key, id)[:32]",
-        parse=optional_text,
         repr=False,
     )
     security: KafkaSecurity = nested(KafkaSecurity)
     interest: InterestConfig = nested(InterestConfig, INTEREST_VARIABLES)
-    history: int = setting(
-        "INTEREST_HISTORY",
-        50,
-        "last events kept per user (sequence-model input, `explain`)",
-        parse=whole_number,
+    history: int = env_int(
+        "INTEREST_HISTORY", 50, "last events kept per user (sequence-model input, `explain`)"
     )
-    top_k: int = setting(
-        "INTEREST_TOP_K", 10, "categories listed in a snapshot", parse=whole_number
+    top_k: int = env_int("INTEREST_TOP_K", 10, "categories listed in a snapshot")
+    min_interval_s: float = env_float(
+        "INTEREST_MIN_INTERVAL_S", 1.0, "at most one snapshot per user per interval"
     )
-    min_interval_s: float = setting(
-        "INTEREST_MIN_INTERVAL_S", 1.0, "at most one snapshot per user per interval", parse=number
-    )
-    tv_threshold: float = setting(
+    tv_threshold: float = env_float(
         "INTEREST_TV_THRESHOLD",
         0.2,
         "emit at once when the distribution moved more (total variation)",
-        parse=number,
     )
-    lateness_s: float = setting(
-        "INTEREST_LATENESS_S",
-        86400.0,
-        "events older than a user's latest by more go to the DLQ",
-        parse=number,
+    lateness_s: float = env_float(
+        "INTEREST_LATENESS_S", 86400.0, "events older than a user's latest by more go to the DLQ"
     )
-    max_future_s: float = setting(
-        "INTEREST_MAX_FUTURE_S", 300.0, "allowed clock skew into the future", parse=number
+    max_future_s: float = env_float(
+        "INTEREST_MAX_FUTURE_S", 300.0, "allowed clock skew into the future"
     )
-    max_payload: int = setting(
-        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ", parse=whole_number
+    max_payload: int = env_int(
+        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ"
     )
-    batch: int = setting(
-        "INTEREST_BATCH", 2000, "records per fetch (the ingest batch)", parse=whole_number
+    batch: int = env_int("INTEREST_BATCH", 2000, "records per fetch (the ingest batch)")
+    batch_ms: float = env_float(
+        "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)"
     )
-    batch_ms: float = setting(
-        "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)", parse=number
-    )
-    commit_interval_s: float = setting(
+    commit_interval_s: float = env_float(
         "INTEREST_COMMIT_INTERVAL_S",
         1.0,
         "the commit window: changed user records are written to the table and its changelog, "
         "then the offsets they cover are committed",
-        parse=number,
     )
-    cache_users: int = setting(
+    cache_users: int = env_int(
         "INTEREST_CACHE_USERS",
         4096,
         "live user records kept in the record cache between windows (the rest live as compact "
         "bytes in the table)",
-        parse=whole_number,
     )
-    dashboard_feed_max_per_s: int = setting(
+    dashboard_feed_max_per_s: int = env_int(
         "INTEREST_DASHBOARD_FEED_MAX_PER_S",
         1000,
         "snapshots a second the dashboard's feed reads at most; beyond that it samples (skips "
         "to the end)",
-        parse=whole_number,
     )
-    checkpoint: str | None = setting(
-        "INTEREST_CHECKPOINT",
-        None,
-        "sequence-model checkpoint (scoring off when unset)",
-        parse=optional_text,
+    checkpoint: str | None = env_optional(
+        "INTEREST_CHECKPOINT", "sequence-model checkpoint (scoring off when unset)"
     )
-    collab_prior: str | None = setting(
+    collab_prior: str | None = env_optional(
         "INTEREST_COLLAB_PRIOR",
-        None,
         "collaborative prior file from `interest-tracker prior` (reloaded when it changes)",
-        parse=optional_text,
     )
-    scorer_batch: int = setting(
-        "INTEREST_SCORER_BATCH", 256, "scorer micro-batch (users)", parse=whole_number
-    )
-    scorer_ms: float = setting("INTEREST_SCORER_MS", 200.0, "scorer period (ms)", parse=number)
-    scorer_int8: bool = setting(
-        "INTEREST_SCORER_INT8", False, "int8 dynamic quantisation on CPU", parse=flag
-    )
-    scorer_process: bool = setting(
+    scorer_batch: int = env_int("INTEREST_SCORER_BATCH", 256, "scorer micro-batch (users)")
+    scorer_ms: float = env_float("INTEREST_SCORER_MS", 200.0, "scorer period (ms)")
+    scorer_int8: bool = env_flag("INTEREST_SCORER_INT8", False, "int8 dynamic quantisation on CPU")
+    scorer_process: bool = env_flag(
         "INTEREST_SCORER_PROCESS",
         True,
         "run the scorer in its own process (`0`: a thread of the worker)",
-        parse=flag,
     )
     snapshot_format: str = setting(
         "INTEREST_SNAPSHOT_FORMAT",
@@ -371,32 +320,24 @@ class Settings:
         "predicted next items in a snapshot (`top_items`; item-vocabulary checkpoints; 0 = off)",
         parse=non_negative_whole,
     )
-    session_timeout_s: float = setting(
+    session_timeout_s: float = env_float(
         "INTEREST_SESSION_TIMEOUT_S",
         6.0,
         "consumer-group session: a dead worker's partitions move after it (see Failover)",
-        parse=number,
     )
-    heartbeat_s: float = setting(
-        "INTEREST_HEARTBEAT_S", 1.0, "heartbeat interval (below the session timeout)", parse=number
+    heartbeat_s: float = env_float(
+        "INTEREST_HEARTBEAT_S", 1.0, "heartbeat interval (below the session timeout)"
     )
-    rebalance_timeout_s: float = setting(
+    rebalance_timeout_s: float = env_float(
         "INTEREST_REBALANCE_TIMEOUT_S",
         10.0,
         "how long a rebalance waits for the live members to rejoin",
-        parse=number,
     )
-    standby_replicas: int = setting(
-        "INTEREST_STANDBY_REPLICAS",
-        1,
-        "warm copies of each table partition on other workers",
-        parse=whole_number,
+    standby_replicas: int = env_int(
+        "INTEREST_STANDBY_REPLICAS", 1, "warm copies of each table partition on other workers"
     )
-    group_instance_id: str | None = setting(
-        "INTEREST_GROUP_INSTANCE_ID",
-        None,
-        "static group membership (one distinct id per worker)",
-        parse=optional_text,
+    group_instance_id: str | None = env_optional(
+        "INTEREST_GROUP_INSTANCE_ID", "static group membership (one distinct id per worker)"
     )
 
     def __post_init__(self) -> None:

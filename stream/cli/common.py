@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 from stream.settings import Settings
@@ -64,6 +67,19 @@ def positive(kind: Callable[[str], float] = float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def check_event_files(args: argparse.Namespace) -> None:
+    """:class:`CommandError` unless ``args.data`` is a file, and so is its item file where
+    one is needed (``args.items``, or ``movies.csv`` beside MovieLens ratings)."""
+    data = Path(args.data)
+    if not data.is_file():
+        raise CommandError(f"data file not found: {data}")
+    if args.items is not None and not Path(args.items).is_file():
+        raise CommandError(f"items file not found: {args.items}")
+    beside = data.with_name("movies.csv")
+    if args.format == "movielens" and args.items is None and not beside.is_file():
+        raise CommandError(f"no --items given and no movies.csv beside {data}")
 
 
 def require_positive(
@@ -115,19 +131,22 @@ def reporting(run: Command, prog: str) -> Command:
 
 
 def add_command(
-    subparsers: argparse._SubParsersAction,
-    name: str,
-    run: Command,
-    *,
-    error_prog: str | None = None,
-    **kwargs: str,
+    subparsers: argparse._SubParsersAction, command: ModuleType
 ) -> argparse.ArgumentParser:
-    """Register sub-command ``name`` running ``run``, under the error policy above.
+    """Register the sub-command that module ``command`` describes, under the error policy.
 
-    Failures are reported as ``error_prog`` (default: the sub-command's own prog).
+    The module gives ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``,
+    optionally ``REPORTS_AS``, the prog its failures are reported as (default: the
+    sub-command's own, ``interest-tracker NAME``); the second paragraph of its docstring, if
+    any, is the description ``--help`` shows.
     """
-    parser = one_line_usage_errors(subparsers.add_parser(name, **kwargs))
-    parser.set_defaults(func=reporting(run, error_prog or parser.prog))
+    paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+    description = paragraphs[1].replace("\n", " ") if len(paragraphs) > 1 else None
+    parser = subparsers.add_parser(command.NAME, help=command.HELP, description=description)
+    one_line_usage_errors(parser)
+    command.add_arguments(parser)
+    reports_as = getattr(command, "REPORTS_AS", None) or parser.prog
+    parser.set_defaults(func=reporting(command.run, reports_as))
     return parser
 
 

@@ -16,7 +16,7 @@ from stream.cli import (
     train,
     worker,
 )
-from stream.cli.common import EXIT_INTERRUPTED, one_line_usage_errors
+from stream.cli.common import EXIT_INTERRUPTED, add_command, one_line_usage_errors
 
 COMMANDS = (worker, produce, subscribe, forget, evaluate, train, plot, catalog, prior)
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
-        module.add_parser(sub)
+        add_command(sub, module)
     return parser
 
 

@@ -1,5 +1,10 @@
 """``interest-tracker evaluate``: the offline evaluation tables (DESIGN.md §Evaluation).
 
+Replay events in time order: the first 80% warm up, every later event is predicted, scored,
+then learned. Rows: popularity, markov-1, user-histogram, river-classifier, online,
+collaborative, and transformer / fused with --checkpoint. With --item-level: leave-last-out
+full-ranking HR@10 / NDCG@10 instead.
+
 Registered on the main parser by :func:`add_parser`; imports ``models`` and the CLI's common
 module only (no Kafka, Faust or msgpack). Prints a Markdown table on stdout, notes on rows
 left out below it, and writes the JSON report with ``--json``. Bad arguments and unreadable
@@ -12,26 +17,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from stream.cli.common import CommandError, add_command, positive
+from stream.cli.common import CommandError, check_event_files, positive
 
 FORMATS = ("taobao", "movielens", "generic")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``evaluate`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = add_command(
-        subparsers,
-        "evaluate",
-        run,
-        help="replay an event log: next-category metrics of every estimator (Markdown/JSON)",
-        description=(
-            "Replay events in time order: the first 80% warm up, every later event is "
-            "predicted, scored, then learned. Rows: popularity, markov-1, user-histogram, "
-            "river-classifier, online, collaborative, and transformer / fused with "
-            "--checkpoint. With "
-            "--item-level: leave-last-out full-ranking HR@10 / NDCG@10 instead."
-        ),
-    )
+NAME = "evaluate"
+HELP = "replay an event log: next-category metrics of every estimator (Markdown/JSON)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``evaluate``."""
     p.add_argument("--data", metavar="FILE", required=True, help="event file to replay")
     p.add_argument(
         "--format", choices=FORMATS, default="generic", help="file format (default generic)"
@@ -61,7 +57,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="progress bars and row timings on stderr (default: when stderr is a terminal)",
     )
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress")
-    return p
 
 
 def dataset_name(path: Path, fmt: str) -> str:
@@ -80,15 +75,7 @@ def dataset_name(path: Path, fmt: str) -> str:
 
 
 def _check_inputs(args: argparse.Namespace) -> str | None:
-    data = Path(args.data)
-    if not data.is_file():
-        return f"data file not found: {data}"
-    if args.items is not None and not Path(args.items).is_file():
-        return f"items file not found: {args.items}"
-    if args.format == "movielens" and args.items is None:
-        beside = data.with_name("movies.csv")
-        if not beside.is_file():
-            return f"no --items given and no movies.csv beside {data}"
+    check_event_files(args)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         return f"checkpoint not found: {args.checkpoint}"
     if args.json is not None and Path(args.json).is_dir():

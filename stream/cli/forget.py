@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from stream.cli.common import add_command, check_broker
+from stream.cli.common import check_broker
 from stream.settings import Settings
 
+NAME = "forget"
+REPORTS_AS = "interest-tracker"
+HELP = "erase a user's state and snapshots (GDPR-style erasure)"
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``forget`` on ``subparsers``."""
-    f = add_command(
-        subparsers,
-        "forget",
-        run,
-        error_prog="interest-tracker",
-        help="erase a user's state and snapshots (GDPR-style erasure)",
-    )
-    f.add_argument("--user", required=True, help="the user id, as produced")
-    return f
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``forget``."""
+    p.add_argument("--user", required=True, help="the user id, as produced")
 
 
 def run(args: argparse.Namespace) -> int:

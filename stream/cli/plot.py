@@ -1,5 +1,9 @@
 """``interest-tracker plot``: the dashboard's charts as an image file, for reports.
 
+Draw a user's interest (bars, radar, short vs long term, heatmap of recent snapshots) or the
+population's (donut, bars, partitions heatmap) from the snapshot topic, read from its beginning
+until idle for --timeout seconds.
+
 ``plot --user ID --out FILE.png`` draws the user's current distribution (bars and radar), the
 short-term vs long-term horizons and a heatmap of the user's recent snapshots (drift marked);
 ``plot --population --out FILE.png`` draws the population distribution (donut and bars) and a
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from models.schema import OTHER, POPULATION_PREFIX
-from stream.cli.common import CommandError, add_command, check_broker, positive
+from stream.cli.common import CommandError, check_broker, positive
 from stream.settings import Settings
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -295,19 +299,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``plot`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = add_command(
-        subparsers,
-        "plot",
-        run,
-        help="draw a user's or the population's interest charts to an image (matplotlib)",
-        description=(
-            "Draw a user's interest (bars, radar, short vs long term, heatmap of recent "
-            "snapshots) or the population's (donut, bars, partitions heatmap) from the "
-            "snapshot topic, read from its beginning until idle for --timeout seconds."
-        ),
-    )
+NAME = "plot"
+HELP = "draw a user's or the population's interest charts to an image (matplotlib)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``plot``."""
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--user", metavar="ID", help="the user to draw")
     which.add_argument("--population", action="store_true", help="draw the population instead")
@@ -325,4 +322,3 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-seconds", type=positive(float), default=60.0, help="stop reading after N s (60)"
     )
     p.add_argument("--topic", help="snapshot topic (default $INTEREST_SNAPSHOTS_TOPIC)")
-    return p

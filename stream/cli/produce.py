@@ -8,19 +8,16 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from stream.cli.common import CommandError, add_command, check_broker, positive
+from stream.cli.common import CommandError, check_broker, positive
 from stream.settings import Settings
 
+NAME = "produce"
+REPORTS_AS = "interest-tracker"
+HELP = "publish events from a file or a synthetic generator"
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``produce`` on ``subparsers``."""
-    p = add_command(
-        subparsers,
-        "produce",
-        run,
-        error_prog="interest-tracker",
-        help="publish events from a file or a synthetic generator",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``produce``."""
     src = p.add_argument_group("source")
     src.add_argument("--data", metavar="FILE", help="event file to replay in event-time order")
     src.add_argument("--format", choices=("taobao", "movielens", "generic"), default="generic")
@@ -37,7 +34,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--restamp", action="store_true", help="set ts to the wall clock at send")
     p.add_argument("--topic", help="events topic (default $INTEREST_EVENTS_TOPIC)")
     p.add_argument("--progress", type=int, default=0, help="print progress every N events")
-    return p
 
 
 def paced(events: Iterable[dict], rate: float | None, speedup: float | None) -> Iterable[dict]:

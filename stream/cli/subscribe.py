@@ -6,26 +6,22 @@ import argparse
 import json
 
 from models.schema import OTHER
-from stream.cli.common import add_command, check_broker, positive
+from stream.cli.common import check_broker, positive
 from stream.settings import Settings
 
+NAME = "subscribe"
+REPORTS_AS = "interest-tracker"
+HELP = "follow the snapshot topic and print top categories"
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``subscribe`` on ``subparsers``."""
-    s = add_command(
-        subparsers,
-        "subscribe",
-        run,
-        error_prog="interest-tracker",
-        help="follow the snapshot topic and print top categories",
-    )
-    s.add_argument("--user", help="only this user id")
-    s.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    s.add_argument("--latest", action="store_true", help="only new snapshots (not from start)")
-    s.add_argument("--timeout", type=positive(float), help="stop after N s without a snapshot")
-    s.add_argument("--limit", type=int, help="stop after N snapshots")
-    s.add_argument("--topic", help="snapshot topic (default $INTEREST_SNAPSHOTS_TOPIC)")
-    return s
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``subscribe``."""
+    p.add_argument("--user", help="only this user id")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.add_argument("--latest", action="store_true", help="only new snapshots (not from start)")
+    p.add_argument("--timeout", type=positive(float), help="stop after N s without a snapshot")
+    p.add_argument("--limit", type=int, help="stop after N snapshots")
+    p.add_argument("--topic", help="snapshot topic (default $INTEREST_SNAPSHOTS_TOPIC)")
 
 
 def format_snapshot(snap: dict, width: int = 5) -> str:

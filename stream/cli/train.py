@@ -1,9 +1,11 @@
 """``interest-tracker train``: fit the sequence model on an event file, write one checkpoint.
 
-Two splits: ``time`` reads only the first 80% of the events (by time), the last ~10% of those
-being the validation tail for early stopping and the fusion weights; ``leave-last-out`` never
-reads each user's last event and validates on the one before it. Defaults that are not given
-come from ``models.train.RECIPES`` for the chosen objective.
+Train the SASRec-style sequence model and write one checkpoint (config, vocabularies, weights,
+fitted fusion weights). --split time: the first 80% of the events in time order, early stopping
+on the last 10% of that period. --split leave-last-out: every user's last event is never read,
+the one before it validates (the SASRec / BERT4Rec / HSTU protocol).
+
+Defaults that are not given come from ``models.train.RECIPES`` for the chosen objective.
 """
 
 from __future__ import annotations
@@ -13,30 +15,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream.cli.common import CommandError, add_command, require_positive
+from stream.cli.common import CommandError, check_event_files, require_positive
 
 CONFIGS = ("tiny", "small", "base", "large")
 OBJECTIVES = ("category", "item", "joint")
 SPLITS = ("time", "leave-last-out")
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``train`` on an ``argparse`` subparsers object; ``func(args) -> int``."""
+NAME = "train"
+HELP = "train the sequence model (Transformer) on an event file"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``train``."""
     from models.data import FORMATS
 
-    p = add_command(
-        subparsers,
-        "train",
-        run,
-        help="train the sequence model (Transformer) on an event file",
-        description=(
-            "Train the SASRec-style sequence model and write one checkpoint (config, "
-            "vocabularies, weights, fitted fusion weights). --split time: the first 80%% of "
-            "the events in time order, early stopping on the last 10%% of that period. "
-            "--split leave-last-out: every user's last event is never read, the one before "
-            "it validates (the SASRec / BERT4Rec / HSTU protocol)."
-        ),
-    )
     p.add_argument("--data", required=True, metavar="FILE", help="event file to train on")
     p.add_argument(
         "--format",
@@ -100,30 +93,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="stop after the epoch that crosses this time budget (default: 2400)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    return p
 
 
-def _check(args: argparse.Namespace) -> str | None:
-    data = Path(args.data)
-    if not data.is_file():
-        return f"data file not found: {data}"
-    if args.items is not None and not Path(args.items).is_file():
-        return f"items file not found: {args.items}"
-    movies_beside = data.with_name("movies.csv").is_file()
-    if args.format == "movielens" and args.items is None and not movies_beside:
-        return "--format movielens needs --items (no movies.csv beside the ratings)"
+def _check(args: argparse.Namespace) -> None:
+    check_event_files(args)
     if Path(args.out).is_dir():
-        return f"--out is a directory: {args.out}"
-    return None
+        raise CommandError(f"--out is a directory: {args.out}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the arguments and inputs, train, save; 0 on success (errors: ``stream.cli.common``)."""
     require_positive(args, "epochs", "max_len", "batch_size", "min_item_count", "max_item_vocab")
     require_positive(args, "lr", "max_seconds", kind=float)
-    problem = _check(args)
-    if problem is not None:
-        raise CommandError(problem)
+    _check(args)
     data, out = Path(args.data), Path(args.out)
 
     import torch

@@ -5,22 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stream.cli.common import add_command, check_broker
+from stream.cli.common import check_broker
 from stream.settings import Settings
 
+NAME = "worker"
+REPORTS_AS = "interest-tracker"
+HELP = "run a Faust worker (Faust's worker options pass through)"
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``worker`` on ``subparsers``."""
-    w = add_command(
-        subparsers,
-        "worker",
-        run,
-        error_prog="interest-tracker",
-        help="run a Faust worker (Faust's worker options pass through)",
-    )
-    w.add_argument("--loglevel", "-l", default="info", help="log level (default info)")
-    w.add_argument("faust_args", nargs=argparse.REMAINDER, help="options for Faust's worker")
-    return w
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``worker``."""
+    p.add_argument("--loglevel", "-l", default="info", help="log level (default info)")
+    p.add_argument("faust_args", nargs=argparse.REMAINDER, help="options for Faust's worker")
 
 
 def run(args: argparse.Namespace) -> int:

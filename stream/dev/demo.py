@@ -26,6 +26,7 @@ from stream.dev.localrun import (
     BrokerError,
     WorkerProcess,
     free_port,
+    isolated_env,
     start_local_broker,
     stop_local_broker,
 )
@@ -173,15 +174,7 @@ def run_plain(state: DemoState, url: str, token: str | None, stop, give_up_s: fl
 
 def demo_env(bootstrap: str) -> tuple[str, dict[str, str]]:
     run = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        INTEREST_EVENTS_TOPIC=f"{run}.events",
-        INTEREST_SNAPSHOTS_TOPIC=f"{run}.snapshots",
-        INTEREST_DLQ_TOPIC=f"{run}.dlq",
-        INTEREST_APP_ID=run,
-        INTEREST_STATE_DIR=str(REPO_ROOT / ".interest-state" / run),
-    )
+    env = isolated_env(bootstrap, run, REPO_ROOT / ".interest-state" / run)
     if "INTEREST_WEB_PORT" not in env and not port_free(Settings.web_port):
         env["INTEREST_WEB_PORT"] = str(free_port())  # another worker has the default port
     return run, env

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 
@@ -119,24 +119,24 @@ class KafkaSecurity:
 
     def kafka_python(self) -> dict:
         """Options for kafka-python's producers, consumers and admin client."""
-        if self.protocol == "PLAINTEXT":
-            return {}
-        out = self._sasl()
-        if self.uses_ssl:
-            out.update(
-                ssl_cafile=self.ssl_cafile,
-                ssl_certfile=self.ssl_certfile,
-                ssl_keyfile=self.ssl_keyfile,
-            )
-        return out
+        return self._client_options(
+            lambda: {
+                "ssl_cafile": self.ssl_cafile,
+                "ssl_certfile": self.ssl_certfile,
+                "ssl_keyfile": self.ssl_keyfile,
+            }
+        )
 
     def aiokafka(self) -> dict:
         """Options for aiokafka clients (TLS as an ``ssl_context``)."""
+        return self._client_options(lambda: {"ssl_context": self.ssl_context()})
+
+    def _client_options(self, tls: Callable[[], dict]) -> dict:
         if self.protocol == "PLAINTEXT":
             return {}
         out = self._sasl()
         if self.uses_ssl:
-            out["ssl_context"] = self.ssl_context()
+            out.update(tls())
         return out
 
     def faust_credentials(self):
@@ -271,10 +271,10 @@ class Settings:
     max_payload: int = env_int(
         "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ"
     )
-    batch: int = env_int("INTEREST_BATCH", 2000, "records per fetch (the ingest batch)")
     batch_ms: float = env_float(
         "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)"
     )
+    batch: int = env_int("INTEREST_BATCH", 2000, "records per fetch (the ingest batch)")
     commit_interval_s: float = env_float(
         "INTEREST_COMMIT_INTERVAL_S",
         1.0,

@@ -28,7 +28,6 @@ HELP = "publish an item catalog (item id -> categories, title, text, tags)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``catalog``."""
     p.add_argument("--data", metavar="FILE", required=True, help="catalog file")
     p.add_argument("--format", choices=FORMATS, default="generic", help="default generic")
     p.add_argument("--topic", help="items topic (default $INTEREST_ITEMS_TOPIC)")

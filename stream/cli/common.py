@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
+from models.data import FORMATS
 from stream.settings import Settings
 
 EXIT_FAILURE = 1
@@ -67,6 +68,18 @@ def positive(kind: Callable[[str], float] = float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def add_event_file_arguments(p: argparse.ArgumentParser, purpose: str) -> None:
+    """``--data FILE`` (required), ``--format`` and ``--items``: the event log to read."""
+    p.add_argument("--data", metavar="FILE", required=True, help=f"event file {purpose}")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="generic",
+        help="file format (default: generic, a CSV/Parquet with user_id,item_id,category,...)",
+    )
+    p.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (default: beside --data)")
 
 
 def check_event_files(args: argparse.Namespace) -> None:

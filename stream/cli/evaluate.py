@@ -17,22 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from stream.cli.common import CommandError, check_event_files, positive
-
-FORMATS = ("taobao", "movielens", "generic")
-
+from stream.cli.common import CommandError, add_event_file_arguments, check_event_files, positive
 
 NAME = "evaluate"
 HELP = "replay an event log: next-category metrics of every estimator (Markdown/JSON)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``evaluate``."""
-    p.add_argument("--data", metavar="FILE", required=True, help="event file to replay")
-    p.add_argument(
-        "--format", choices=FORMATS, default="generic", help="file format (default generic)"
-    )
-    p.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (default: beside --data)")
+    add_event_file_arguments(p, "to replay")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     p.add_argument(
         "--checkpoint", metavar="FILE", help="sequence model checkpoint: transformer, fused rows"

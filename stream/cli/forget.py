@@ -13,7 +13,6 @@ HELP = "erase a user's state and snapshots (GDPR-style erasure)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``forget``."""
     p.add_argument("--user", required=True, help="the user id, as produced")
 
 

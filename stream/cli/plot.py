@@ -304,7 +304,6 @@ HELP = "draw a user's or the population's interest charts to an image (matplotli
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``plot``."""
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--user", metavar="ID", help="the user to draw")
     which.add_argument("--population", action="store_true", help="draw the population instead")

@@ -12,17 +12,14 @@ import argparse
 import math
 from pathlib import Path
 
-from stream.cli.common import CommandError
+from stream.cli.common import CommandError, add_event_file_arguments
 
 NAME = "prior"
 HELP = "train the collaborative prior (category co-occurrence + fitted weight)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``prior``."""
-    p.add_argument("--data", metavar="FILE", required=True, help="event file")
-    p.add_argument("--format", choices=("taobao", "movielens", "generic"), default="generic")
-    p.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (default: beside --data)")
+    add_event_file_arguments(p, "to learn from")
     p.add_argument("--out", metavar="OUT", required=True, help="where to write the prior (JSON)")
 
 

@@ -17,7 +17,6 @@ HELP = "publish events from a file or a synthetic generator"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``produce``."""
     src = p.add_argument_group("source")
     src.add_argument("--data", metavar="FILE", help="event file to replay in event-time order")
     src.add_argument("--format", choices=("taobao", "movielens", "generic"), default="generic")

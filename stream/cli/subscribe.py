@@ -15,7 +15,6 @@ HELP = "follow the snapshot topic and print top categories"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``subscribe``."""
     p.add_argument("--user", help="only this user id")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.add_argument("--latest", action="store_true", help="only new snapshots (not from start)")

@@ -15,7 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream.cli.common import CommandError, check_event_files, require_positive
+from stream.cli.common import (
+    CommandError,
+    add_event_file_arguments,
+    check_event_files,
+    require_positive,
+)
 
 CONFIGS = ("tiny", "small", "base", "large")
 OBJECTIVES = ("category", "item", "joint")
@@ -27,21 +32,7 @@ HELP = "train the sequence model (Transformer) on an event file"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``train``."""
-    from models.data import FORMATS
-
-    p.add_argument("--data", required=True, metavar="FILE", help="event file to train on")
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="generic",
-        help="file format (default: generic CSV/Parquet with user_id,item_id,category,...)",
-    )
-    p.add_argument(
-        "--items",
-        metavar="FILE",
-        help="item file for --format movielens (default: movies.csv beside the ratings)",
-    )
+    add_event_file_arguments(p, "to train on")
     p.add_argument("--out", required=True, metavar="CHECKPOINT", help="checkpoint file to write")
     p.add_argument("--config", choices=CONFIGS, default="small", help="model size (default: small)")
     p.add_argument(

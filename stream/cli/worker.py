@@ -14,7 +14,6 @@ HELP = "run a Faust worker (Faust's worker options pass through)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``worker``."""
     p.add_argument("--loglevel", "-l", default="info", help="log level (default info)")
     p.add_argument("faust_args", nargs=argparse.REMAINDER, help="options for Faust's worker")
 

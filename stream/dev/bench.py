@@ -35,6 +35,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
+from stream.dev.events import interleaved_events
 from stream.dev.localrun import (
     WorkerProcess,
     free_port,
@@ -45,32 +46,11 @@ from stream.dev.localrun import (
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
-EVENT_TYPES = ("view", "view", "view", "click", "cart", "fav", "purchase")
-
 
 def make_events(first_user: int, last_user: int, per_user: int, seed: int) -> list[bytes]:
     """``per_user`` msgpack events for each user in [first, last), interleaved by time."""
-    rng = random.Random(seed)
-    out = []
-    ts = 1_760_000_000.0
-    for round_ in range(per_user):
-        for u in range(first_user, last_user):
-            ts += 0.01
-            out.append(
-                (
-                    f"user-{u}",
-                    pack(
-                        {
-                            "user_id": f"user-{u}",
-                            "item_id": f"item-{rng.randrange(100_000)}",
-                            "categories": [f"cat-{(u * 7 + rng.randrange(6)) % 500}"],
-                            "event_type": rng.choice(EVENT_TYPES),
-                            "ts": ts + round_,
-                        }
-                    ),
-                )
-            )
-    return out
+    events = interleaved_events(first_user, last_user, per_user, seed)
+    return [(e["user_id"], pack(e)) for e in events]
 
 
 def produce(bootstrap: str, topic: str, events) -> float:

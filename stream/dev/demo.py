@@ -94,18 +94,10 @@ def replay(events, settings, state: DemoState, rate: float, bad_every: int, stop
 
 def follow_snapshots(settings: Settings, state: DemoState, stop, on_snapshot=None) -> None:
     """The subscriber thread: every snapshot into ``state`` (and ``on_snapshot``)."""
-    from kafka import KafkaConsumer
-
+    from stream.clients import snapshot_consumer
     from stream.codec import decode_snapshot
 
-    consumer = KafkaConsumer(
-        settings.snapshots_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        **settings.kafka_client_config(),
-    )
+    consumer = snapshot_consumer(settings)
     try:
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=200).values():

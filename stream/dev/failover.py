@@ -29,10 +29,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from models.schema import POPULATION_PREFIX
-from stream.clients import Producer
+from stream.clients import Producer, snapshot_consumer
 from stream.codec import decode_snapshot
 from stream.dev.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
 from stream.dev.soak import Offsets
@@ -97,15 +95,8 @@ class SnapshotWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        consumer = KafkaConsumer(
-            self.settings.snapshots_topic,
-            bootstrap_servers=self.settings.bootstrap,
-            auto_offset_reset="earliest",  # the topic is the run's own; filtered by time
-            enable_auto_commit=False,
-            group_id=None,
-            consumer_timeout_ms=200,
-            **self.settings.kafka_client_config(),
-        )
+        # From the beginning: the topic is the run's own; snapshots are filtered by time.
+        consumer = snapshot_consumer(self.settings, timeout_s=0.2)
         try:
             while not self._stop.is_set():
                 for msg in consumer:

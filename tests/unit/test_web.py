@@ -18,6 +18,7 @@ from models.online import PopulationInterest
 from models.tracker import build_snapshot, replay
 from stream.app import create_app
 from stream.codec import encode_record, encode_snapshot
+from stream.dev.events import user_events
 from stream.settings import Settings
 from stream.web.page import STATIC_DIR, page_weight
 
@@ -40,10 +41,7 @@ SNAPSHOT_FIELDS = {
 
 
 def events(uid: str, cats: list[str], t0: float = 1_700_000_000.0) -> list[dict]:
-    return [
-        {"user_id": uid, "item_id": f"i{i}", "categories": [c], "event_type": "view", "ts": t0 + i}
-        for i, c in enumerate(cats)
-    ]
+    return user_events(uid, cats, t0)
 
 
 def make(token: str | None = None, bootstrap: str = "127.0.0.1:1", **options):

@@ -41,10 +41,10 @@ class UsageError(CommandError):
     """Arguments that parsed but are out of range: printed on one line, exit status 2."""
 
 
-def fail(prog: str, message: str) -> int:
-    """Print ``message`` as ``prog``'s one-line error; the exit status of a failed run."""
+def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:
+    """Print ``message`` as ``prog``'s one-line error; return the exit ``status``."""
     print(f"{prog}: error: {message}", file=sys.stderr)
-    return EXIT_FAILURE
+    return status
 
 
 def positive(kind: Callable[[str], float] = float) -> Callable[[str], float]:
@@ -129,8 +129,7 @@ def reporting(run: Command, prog: str) -> Command:
         try:
             return int(run(args) or 0)
         except UsageError as exc:
-            fail(prog, str(exc))
-            return EXIT_USAGE
+            return fail(prog, str(exc), EXIT_USAGE)
         except CommandError as exc:
             return fail(prog, str(exc))
         except Exception as exc:  # broker errors: one line, not a traceback

@@ -62,17 +62,17 @@ worker: $(STAMP) ## run a worker against the configured (or local) broker
 	$(VENV)/bin/interest-tracker worker
 
 stream-demo: $(STAMP) ## the pipeline live in the terminal (DATA=taobao|movielens; PLAIN=1 for line output)
-	@$(PY) -m stream.demo --dataset $(DATA) --data-dir $(DATA_DIR) $(if $(PLAIN),--plain)
+	@$(PY) -m stream.dev.demo --dataset $(DATA) --data-dir $(DATA_DIR) $(if $(PLAIN),--plain)
 
 bench: $(STAMP) ## throughput, latency, memory and scorer benchmarks (prints a table, writes JSON)
-	$(PY) -m stream.bench --out bench-results/bench.json
+	$(PY) -m stream.dev.bench --out bench-results/bench.json
 
 failover: $(STAMP) ## stall after kill -9 / SIGTERM restart / one of two workers killed, changelog replayed
-	$(PY) -m stream.failover --out bench-results/failover.json
+	$(PY) -m stream.dev.failover --out bench-results/failover.json
 
 SOAK_S ?= 1200
 soak: $(STAMP) ## one worker for SOAK_S s (1200) at half its maximum rate: RSS growth, max lag, DLQ
-	SOAK_S=$(SOAK_S) $(PY) -m stream.soak
+	SOAK_S=$(SOAK_S) $(PY) -m stream.dev.soak
 
 bench-train: $(STAMP) ## CPU training tokens/s of the item recipe on an ML-1M-shaped synthetic log
 	$(PY) -m models.bench_train --json bench-results/bench-train.json

@@ -38,7 +38,7 @@ def get(url: str) -> bytes:
 def main(bootstrap: str) -> None:
     import stream
     from stream.schemas import load_schema
-    from stream.web import STATIC_DIR
+    from stream.web.page import STATIC_DIR
 
     venv = Path(sys.prefix).resolve()
     check(Path(stream.__file__).resolve().is_relative_to(venv), f"stream imported from {venv}")

@@ -53,6 +53,8 @@ from stream.codec import (
 from stream.output import Output
 from stream.settings import Settings
 from stream.topics import TABLES
+from stream.web.dashboard import Dashboard
+from stream.web.views import register_web
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,7 @@ class Pipeline:
         self.sequence: dict[str, tuple] = {}
         self._held: set[str] = set()  # snapshots held while a replay catches up
         self._catching_up_since: float | None = None
-        self.dashboard: Any = None
+        self.dashboard: Dashboard | None = None
         self.priors: dict[int, tuple[float, PopulationPrior]] = {}  # per partition: built at
         self.collab: CollaborativePrior | None = None
         self._collab_mtime = 0.0
@@ -600,7 +602,5 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
     pipeline = Pipeline(app, settings)
     if hasattr(app.consumer, "register_batch_topic"):
         pipeline.attach(app.consumer)
-    from stream.web import register_web
-
     register_web(app, pipeline)
     return app, pipeline

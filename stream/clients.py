@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
@@ -67,6 +68,7 @@ class Producer:
         except KafkaError as exc:
             raise BrokerUnavailable(f"no broker answered at {self.settings.bootstrap}") from exc
         self.sent = 0
+        self.closed = False
 
     def send(self, event: Mapping, raw: bytes | None = None, headers=None) -> None:
         """Send one event (or ``raw`` bytes keyed by the event's user id)."""
@@ -85,14 +87,39 @@ class Producer:
         self._producer.flush(timeout)
 
     def close(self) -> None:
+        """Send what is buffered and close; closing again does nothing."""
+        if self.closed:
+            return
         self._producer.flush()
         self._producer.close()
+        self.closed = True
 
     def __enter__(self) -> Producer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def snapshot_consumer(
+    settings: Settings,
+    topic: str | None = None,
+    from_beginning: bool = True,
+    timeout_s: float | None = None,
+    **kafka: Any,
+) -> KafkaConsumer:
+    """A kafka-python consumer of the snapshot topic outside any group (nothing committed),
+    with the settings' security; iteration stops after ``timeout_s`` without a message."""
+    options = dict(
+        bootstrap_servers=_bootstrap(settings),
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(timeout_s * 1000) if timeout_s else float("inf"),
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        **settings.kafka_client_config(),
+    )
+    return KafkaConsumer(topic or settings.snapshots_topic, **{**options, **kafka})
 
 
 def iterate_snapshots(
@@ -107,16 +134,7 @@ def iterate_snapshots(
     ``{"user_id": ..., "deleted": True}``). Stops after ``timeout_s`` without a message."""
     settings = settings or Settings.from_env()
     try:
-        consumer = KafkaConsumer(
-            topic or settings.snapshots_topic,
-            bootstrap_servers=_bootstrap(settings),
-            auto_offset_reset="earliest" if from_beginning else "latest",
-            enable_auto_commit=False,
-            group_id=None,
-            consumer_timeout_ms=int(timeout_s * 1000) if timeout_s else float("inf"),
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            **settings.kafka_client_config(),
-        )
+        consumer = snapshot_consumer(settings, topic, from_beginning, timeout_s)
     except KafkaError as exc:
         raise BrokerUnavailable(f"no broker answered at {settings.bootstrap}") from exc
     want = settings.user_key(user).encode() if user is not None else None

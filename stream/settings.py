@@ -1,46 +1,10 @@
 """One settings object, read from the environment; every setting has a laptop default.
 
-| variable | default | meaning |
-|---|---|---|
-| ``KAFKA_BOOTSTRAP_SERVERS`` | the broker ``make kafka-up`` started | Kafka cluster |
-| ``INTEREST_EVENTS_TOPIC`` | ``interest.events`` | input events |
-| ``INTEREST_SNAPSHOTS_TOPIC`` | ``interest.snapshots`` | output snapshots (compacted) |
-| ``INTEREST_DLQ_TOPIC`` | ``interest.events.dlq`` | rejected events + reason |
-| ``INTEREST_ITEMS_TOPIC`` | ``interest.items`` | item catalog (compacted, key = item id) |
-| ``INTEREST_PARTITIONS`` | ``4`` | partitions of the events topic and tables |
-| ``INTEREST_APP_ID`` | ``interest-tracker`` | Faust app id = consumer group |
-| ``INTEREST_STATE_DIR`` | ``.interest-state`` | Faust table data dir |
-| ``INTEREST_STORE`` | ``memory://`` | Faust table store |
-| ``INTEREST_WEB_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``6066`` | dashboard and endpoints |
-| ``INTEREST_WEIGHTS`` | ``view=1,click=1,cart=2,fav=2,purchase=2,rate=1`` | event weights |
-| ``INTEREST_SHORT_HALF_LIFE_S`` / ``_LONG_`` | ``3600`` / ``7776000`` | decay half-lives |
-| ``INTEREST_PRIOR_STRENGTH`` | ``5.0`` | Dirichlet pseudo-count of the prior |
-| ``INTEREST_MAX_CATEGORIES`` | ``24`` | tracked categories per user and horizon |
-| ``INTEREST_HISTORY`` | ``50`` | last events kept per user (sequence model input) |
-| ``INTEREST_TOP_K`` | ``10`` | categories listed in a snapshot |
-| ``INTEREST_MIN_INTERVAL_S`` | ``1.0`` | at most one snapshot per user per interval |
-| ``INTEREST_TV_THRESHOLD`` | ``0.2`` | emit at once when the distribution moved more |
-| ``INTEREST_LATENESS_S`` | ``86400`` | events older than a user's latest by more go to the DLQ |
-| ``INTEREST_MAX_FUTURE_S`` | ``300`` | allowed clock skew into the future |
-| ``INTEREST_MAX_PAYLOAD`` | ``65536`` | bytes; larger messages go to the DLQ |
-| ``INTEREST_BATCH`` / ``INTEREST_BATCH_MS`` | ``2000`` / ``50`` | records per fetch / wait |
-| ``INTEREST_COMMIT_INTERVAL_S`` | ``1.0`` | commit window: changed records written, then offsets |
-| ``INTEREST_CACHE_USERS`` | ``4096`` | live user records kept between windows (the record cache) |
-| ``INTEREST_DASHBOARD_FEED_MAX_PER_S`` | ``1000`` | snapshots/s the dashboard samples at most |
-| ``INTEREST_CHECKPOINT`` | unset | sequence model checkpoint (scoring off when unset) |
-| ``INTEREST_COLLAB_PRIOR`` | unset | collaborative prior file (``interest-tracker prior``) |
-| ``INTEREST_SCORER_BATCH`` / ``INTEREST_SCORER_MS`` | ``256`` / ``200`` | micro-batch / period |
-| ``INTEREST_SCORER_INT8`` | ``0`` | int8 dynamic quantisation on CPU |
-| ``INTEREST_SCORER_PROCESS`` | ``1`` | run the scorer in its own process (``0``: a thread) |
-| ``INTEREST_SNAPSHOT_FORMAT`` | ``msgpack`` | snapshot encoding: ``msgpack`` or ``json`` |
-| ``INTEREST_TOP_ITEMS`` | ``0`` | next items predicted in a snapshot (0 = off) |
-| ``INTEREST_PSEUDONYMISE_KEY`` | unset | store and publish users under a keyed hash of their id |
-| ``INTEREST_SESSION_TIMEOUT_S`` | ``6`` | group session: a dead worker's partitions move after it |
-| ``INTEREST_HEARTBEAT_S`` | ``1`` | heartbeat interval (below the session timeout) |
-| ``INTEREST_REBALANCE_TIMEOUT_S`` | ``10`` | a rebalance waits this long for members |
-| ``INTEREST_STANDBY_REPLICAS`` | ``1`` | warm table copies on other workers |
-| ``INTEREST_GROUP_INSTANCE_ID`` | unset | static membership: a restart skips the rebalance |
-| ``KAFKA_SECURITY_PROTOCOL`` etc. | ``PLAINTEXT`` | see ``KafkaSecurity`` (SASL, SSL) |
+Each setting is declared once, as a field of :class:`Settings` (or of :class:`KafkaSecurity`,
+or in ``INTEREST_VARIABLES`` for the estimator's :class:`~models.online.InterestConfig`) with its
+variable, default and help (``stream.envvars``); ``Settings.from_env`` reads them, the class
+docstring lists them and the README's configuration table is checked against them
+(``python -m stream.dev.settings_table`` rewrites it).
 """
 
 from __future__ import annotations
@@ -48,12 +12,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 from models.online import InterestConfig
 from models.schema import DEFAULT_EVENT_WEIGHTS
+from stream.envvars import (
+    EnvVar,
+    choice,
+    docstring_list,
+    env_flag,
+    env_float,
+    env_int,
+    env_optional,
+    env_text,
+    from_environ,
+    nested,
+    non_negative_whole,
+    number,
+    optional_text,
+    setting,
+    upper_text,
+    whole_number,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,25 +67,31 @@ class KafkaSecurity:
     (False, 'secret')
     """
 
-    protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
+    protocol: str = setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "`SSL`, `SASL_PLAINTEXT`, `SASL_SSL`: passed to every Kafka client",
+        parse=upper_text,
+    )
+    sasl_mechanism: str = setting(
+        "KAFKA_SASL_MECHANISM",
+        "PLAIN",
+        "SASL PLAIN or SCRAM-SHA-256/512",
+        parse=upper_text,
+    )
+    sasl_username: str | None = env_optional("KAFKA_SASL_USERNAME", "SASL user name")
+    sasl_password: str | None = env_optional(
+        "KAFKA_SASL_PASSWORD", "SASL password (never in a repr or a log)", repr=False
+    )
+    ssl_cafile: str | None = env_optional(
+        "KAFKA_SSL_CAFILE", "CA certificates the broker's is checked against"
+    )
+    ssl_certfile: str | None = env_optional("KAFKA_SSL_CERTFILE", "client certificate (mutual TLS)")
+    ssl_keyfile: str | None = env_optional("KAFKA_SSL_KEYFILE", "client certificate's private key")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
-        return cls(
-            protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "PLAIN").upper(),
-            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
-            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
-            ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
-            ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
-            ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
-        )
+        return from_environ(cls, env)
 
     @property
     def uses_sasl(self) -> bool:
@@ -112,9 +101,7 @@ class KafkaSecurity:
     def uses_ssl(self) -> bool:
         return self.protocol.endswith("SSL")
 
-    def ssl_context(self):
-        import ssl
-
+    def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.ssl_cafile)
         if self.ssl_certfile:
             ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
@@ -132,24 +119,24 @@ class KafkaSecurity:
 
     def kafka_python(self) -> dict:
         """Options for kafka-python's producers, consumers and admin client."""
-        if self.protocol == "PLAINTEXT":
-            return {}
-        out = self._sasl()
-        if self.uses_ssl:
-            out.update(
-                ssl_cafile=self.ssl_cafile,
-                ssl_certfile=self.ssl_certfile,
-                ssl_keyfile=self.ssl_keyfile,
-            )
-        return out
+        return self._client_options(
+            lambda: {
+                "ssl_cafile": self.ssl_cafile,
+                "ssl_certfile": self.ssl_certfile,
+                "ssl_keyfile": self.ssl_keyfile,
+            }
+        )
 
     def aiokafka(self) -> dict:
         """Options for aiokafka clients (TLS as an ``ssl_context``)."""
+        return self._client_options(lambda: {"ssl_context": self.ssl_context()})
+
+    def _client_options(self, tls: Callable[[], dict]) -> dict:
         if self.protocol == "PLAINTEXT":
             return {}
         out = self._sasl()
         if self.uses_ssl:
-            out["ssl_context"] = self.ssl_context()
+            out.update(tls())
         return out
 
     def faust_credentials(self):
@@ -178,73 +165,186 @@ def parse_weights(text: str) -> dict[str, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
         if not value:
-            raise ValueError(f"INTEREST_WEIGHTS: expected name=value, got {part!r}")
+            raise ValueError(f"must be name=value pairs, got {part!r}")
         weights[name.strip()] = float(value)
     return weights
 
 
-def _snapshot_format(text: str) -> str:
-    fmt = text.strip().lower()
-    if fmt not in ("msgpack", "json"):
-        raise ValueError(f"INTEREST_SNAPSHOT_FORMAT must be msgpack or json, got {text!r}")
-    return fmt
-
-
-def _non_negative(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name}: expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"{name}: must be 0 or more, got {value}")
-    return value
+# The estimator's settings: their defaults are InterestConfig's own.
+INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
+    (
+        "event_weights",
+        EnvVar(
+            "INTEREST_WEIGHTS",
+            parse_weights,
+            "event-type weights (`name=value,...`, on top of the defaults)",
+            shown="`" + ",".join(f"{k}={v:g}" for k, v in DEFAULT_EVENT_WEIGHTS.items()) + "`",
+        ),
+    ),
+    (
+        "short_half_life",
+        EnvVar("INTEREST_SHORT_HALF_LIFE_S", number, "short-term decay half-life (s, event time)"),
+    ),
+    (
+        "long_half_life",
+        EnvVar("INTEREST_LONG_HALF_LIFE_S", number, "long-term decay half-life (s, event time)"),
+    ),
+    (
+        "prior_strength",
+        EnvVar("INTEREST_PRIOR_STRENGTH", number, "Dirichlet pseudo-count toward the population"),
+    ),
+    (
+        "max_categories",
+        EnvVar(
+            "INTEREST_MAX_CATEGORIES",
+            whole_number,
+            "tracked categories per user and horizon (the rest is a residual)",
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything configurable about the stream side, from the environment."""
+    """Everything configurable about the stream side, from the environment.
 
-    bootstrap: str | None
-    events_topic: str = "interest.events"
-    snapshots_topic: str = "interest.snapshots"
-    dlq_topic: str = "interest.events.dlq"
-    items_topic: str = "interest.items"
-    partitions: int = 4
-    app_id: str = "interest-tracker"
-    state_dir: str = ".interest-state"
-    store: str = "memory://"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    top_k: int = 10
-    history: int = 50
-    min_interval_s: float = 1.0
-    tv_threshold: float = 0.2
-    lateness_s: float = 86400.0
-    max_future_s: float = 300.0
-    max_payload: int = 65536
-    batch: int = 2000
-    batch_ms: float = 50.0
-    commit_interval_s: float = 1.0
-    cache_users: int = 4096
-    dashboard_feed_max_per_s: int = 1000
-    checkpoint: str | None = None
-    collab_prior: str | None = None
-    scorer_batch: int = 256
-    scorer_ms: float = 200.0
-    scorer_int8: bool = False
-    scorer_process: bool = True
-    snapshot_format: str = "msgpack"
-    session_timeout_s: float = 6.0
-    heartbeat_s: float = 1.0
-    rebalance_timeout_s: float = 10.0
-    standby_replicas: int = 1
-    group_instance_id: str | None = None
-    top_items: int = 0
-    interest: InterestConfig = field(default_factory=InterestConfig)
-    security: KafkaSecurity = field(default_factory=lambda: KafkaSecurity())
-    pseudonymise_key: str | None = field(default=None, repr=False)
+    Variables (``Settings.from_env``):
+
+    {table}
+    """
+
+    bootstrap: str | None = setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        MISSING,
+        "Kafka cluster (`host:port,...`)",
+        parse=optional_text,
+        shown="the broker `make kafka-up` started",
+    )
+    events_topic: str = env_text("INTEREST_EVENTS_TOPIC", "interest.events", "input events")
+    snapshots_topic: str = env_text(
+        "INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots", "output snapshots (compacted)"
+    )
+    dlq_topic: str = env_text(
+        "INTEREST_DLQ_TOPIC", "interest.events.dlq", "rejected events and their reason"
+    )
+    items_topic: str = env_text(
+        "INTEREST_ITEMS_TOPIC",
+        "interest.items",
+        "the item catalog (compacted, one partition, key = item id)",
+    )
+    partitions: int = env_int("INTEREST_PARTITIONS", 4, "partitions of the topics and tables")
+    app_id: str = env_text("INTEREST_APP_ID", "interest-tracker", "Faust app id = consumer group")
+    state_dir: str = env_text("INTEREST_STATE_DIR", ".interest-state", "Faust table data dir")
+    store: str = env_text("INTEREST_STORE", "memory://", "Faust table store")
+    web_host: str = env_text("INTEREST_WEB_HOST", "127.0.0.1", "the worker's web server: host")
+    web_port: int = env_int("INTEREST_WEB_PORT", 6066, "the worker's web server: port")
+    web_token: str | None = env_optional(
+        "INTEREST_WEB_TOKEN",
+        "token required by the dashboard and endpoints (not `/health`)",
+        repr=False,
+    )
+    pseudonymise_key: str | None = env_optional(
+        "INTEREST_PSEUDONYMISE_KEY",
+        "store and publish users as `p-` + HMAC-SHA256(key, id)[:32]",
+        repr=False,
+    )
+    security: KafkaSecurity = nested(KafkaSecurity)
+    interest: InterestConfig = nested(InterestConfig, INTEREST_VARIABLES)
+    history: int = env_int(
+        "INTEREST_HISTORY", 50, "last events kept per user (sequence-model input, `explain`)"
+    )
+    top_k: int = env_int("INTEREST_TOP_K", 10, "categories listed in a snapshot")
+    min_interval_s: float = env_float(
+        "INTEREST_MIN_INTERVAL_S", 1.0, "at most one snapshot per user per interval"
+    )
+    tv_threshold: float = env_float(
+        "INTEREST_TV_THRESHOLD",
+        0.2,
+        "emit at once when the distribution moved more (total variation)",
+    )
+    lateness_s: float = env_float(
+        "INTEREST_LATENESS_S", 86400.0, "events older than a user's latest by more go to the DLQ"
+    )
+    max_future_s: float = env_float(
+        "INTEREST_MAX_FUTURE_S", 300.0, "allowed clock skew into the future"
+    )
+    max_payload: int = env_int(
+        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ"
+    )
+    batch_ms: float = env_float(
+        "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)"
+    )
+    batch: int = env_int("INTEREST_BATCH", 2000, "records per fetch (the ingest batch)")
+    commit_interval_s: float = env_float(
+        "INTEREST_COMMIT_INTERVAL_S",
+        1.0,
+        "the commit window: changed user records are written to the table and its changelog, "
+        "then the offsets they cover are committed",
+    )
+    cache_users: int = env_int(
+        "INTEREST_CACHE_USERS",
+        4096,
+        "live user records kept in the record cache between windows (the rest live as compact "
+        "bytes in the table)",
+    )
+    dashboard_feed_max_per_s: int = env_int(
+        "INTEREST_DASHBOARD_FEED_MAX_PER_S",
+        1000,
+        "snapshots a second the dashboard's feed reads at most; beyond that it samples (skips "
+        "to the end)",
+    )
+    checkpoint: str | None = env_optional(
+        "INTEREST_CHECKPOINT", "sequence-model checkpoint (scoring off when unset)"
+    )
+    collab_prior: str | None = env_optional(
+        "INTEREST_COLLAB_PRIOR",
+        "collaborative prior file from `interest-tracker prior` (reloaded when it changes)",
+    )
+    scorer_batch: int = env_int("INTEREST_SCORER_BATCH", 256, "scorer micro-batch (users)")
+    scorer_ms: float = env_float("INTEREST_SCORER_MS", 200.0, "scorer period (ms)")
+    scorer_int8: bool = env_flag("INTEREST_SCORER_INT8", False, "int8 dynamic quantisation on CPU")
+    scorer_process: bool = env_flag(
+        "INTEREST_SCORER_PROCESS",
+        True,
+        "run the scorer in its own process (`0`: a thread of the worker)",
+    )
+    snapshot_format: str = setting(
+        "INTEREST_SNAPSHOT_FORMAT",
+        "msgpack",
+        "snapshot encoding: `msgpack`, or `json` (UTF-8 JSON, same fields)",
+        parse=choice("msgpack", "json"),
+    )
+    top_items: int = setting(
+        "INTEREST_TOP_ITEMS",
+        0,
+        "predicted next items in a snapshot (`top_items`; item-vocabulary checkpoints; 0 = off)",
+        parse=non_negative_whole,
+    )
+    session_timeout_s: float = env_float(
+        "INTEREST_SESSION_TIMEOUT_S",
+        6.0,
+        "consumer-group session: a dead worker's partitions move after it (see Failover)",
+    )
+    heartbeat_s: float = env_float(
+        "INTEREST_HEARTBEAT_S", 1.0, "heartbeat interval (below the session timeout)"
+    )
+    rebalance_timeout_s: float = env_float(
+        "INTEREST_REBALANCE_TIMEOUT_S",
+        10.0,
+        "how long a rebalance waits for the live members to rejoin",
+    )
+    standby_replicas: int = env_int(
+        "INTEREST_STANDBY_REPLICAS", 1, "warm copies of each table partition on other workers"
+    )
+    group_instance_id: str | None = env_optional(
+        "INTEREST_GROUP_INSTANCE_ID", "static group membership (one distinct id per worker)"
+    )
 
     def __post_init__(self) -> None:
+        if self.web_token is None and os.environ.get("INTEREST_WEB_TOKEN"):
+            # Settings built in code still honour an operator's token: never serve open by
+            # accident.
+            object.__setattr__(self, "web_token", os.environ["INTEREST_WEB_TOKEN"])
         if not 0 < self.heartbeat_s < self.session_timeout_s:
             raise ValueError(
                 "INTEREST_HEARTBEAT_S must be > 0 and below INTEREST_SESSION_TIMEOUT_S, got "
@@ -299,55 +399,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``environ`` (default ``os.environ``)."""
         env = os.environ if environ is None else environ
+        return from_environ(cls, env, fallbacks={"bootstrap": local_broker_address})
 
-        def e(name: str, default: str) -> str:
-            return env.get(name, default)
 
-        interest = InterestConfig(
-            event_weights=parse_weights(e("INTEREST_WEIGHTS", "")),
-            short_half_life=float(e("INTEREST_SHORT_HALF_LIFE_S", "3600")),
-            long_half_life=float(e("INTEREST_LONG_HALF_LIFE_S", "7776000")),
-            prior_strength=float(e("INTEREST_PRIOR_STRENGTH", "5.0")),
-            max_categories=int(e("INTEREST_MAX_CATEGORIES", "24")),
-        )
-        return cls(
-            bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or local_broker_address(),
-            events_topic=e("INTEREST_EVENTS_TOPIC", "interest.events"),
-            snapshots_topic=e("INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots"),
-            dlq_topic=e("INTEREST_DLQ_TOPIC", "interest.events.dlq"),
-            items_topic=e("INTEREST_ITEMS_TOPIC", "interest.items"),
-            partitions=int(e("INTEREST_PARTITIONS", "4")),
-            app_id=e("INTEREST_APP_ID", "interest-tracker"),
-            state_dir=e("INTEREST_STATE_DIR", ".interest-state"),
-            store=e("INTEREST_STORE", "memory://"),
-            web_host=e("INTEREST_WEB_HOST", "127.0.0.1"),
-            web_port=int(e("INTEREST_WEB_PORT", "6066")),
-            top_k=int(e("INTEREST_TOP_K", "10")),
-            history=int(e("INTEREST_HISTORY", "50")),
-            min_interval_s=float(e("INTEREST_MIN_INTERVAL_S", "1.0")),
-            tv_threshold=float(e("INTEREST_TV_THRESHOLD", "0.2")),
-            lateness_s=float(e("INTEREST_LATENESS_S", "86400")),
-            max_future_s=float(e("INTEREST_MAX_FUTURE_S", "300")),
-            max_payload=int(e("INTEREST_MAX_PAYLOAD", "65536")),
-            batch=int(e("INTEREST_BATCH", "2000")),
-            batch_ms=float(e("INTEREST_BATCH_MS", "50")),
-            commit_interval_s=float(e("INTEREST_COMMIT_INTERVAL_S", "1.0")),
-            cache_users=int(e("INTEREST_CACHE_USERS", "4096")),
-            dashboard_feed_max_per_s=int(e("INTEREST_DASHBOARD_FEED_MAX_PER_S", "1000")),
-            checkpoint=env.get("INTEREST_CHECKPOINT") or None,
-            collab_prior=env.get("INTEREST_COLLAB_PRIOR") or None,
-            scorer_batch=int(e("INTEREST_SCORER_BATCH", "256")),
-            scorer_ms=float(e("INTEREST_SCORER_MS", "200")),
-            scorer_int8=e("INTEREST_SCORER_INT8", "0") in ("1", "true", "yes"),
-            scorer_process=e("INTEREST_SCORER_PROCESS", "1") in ("1", "true", "yes"),
-            snapshot_format=_snapshot_format(e("INTEREST_SNAPSHOT_FORMAT", "msgpack")),
-            session_timeout_s=float(e("INTEREST_SESSION_TIMEOUT_S", "6")),
-            heartbeat_s=float(e("INTEREST_HEARTBEAT_S", "1")),
-            rebalance_timeout_s=float(e("INTEREST_REBALANCE_TIMEOUT_S", "10")),
-            standby_replicas=int(e("INTEREST_STANDBY_REPLICAS", "1")),
-            group_instance_id=env.get("INTEREST_GROUP_INSTANCE_ID") or None,
-            top_items=_non_negative("INTEREST_TOP_ITEMS", e("INTEREST_TOP_ITEMS", "0")),
-            security=KafkaSecurity.from_env(env),
-            pseudonymise_key=env.get("INTEREST_PSEUDONYMISE_KEY") or None,
-            interest=interest,
-        )
+Settings.__doc__ = (Settings.__doc__ or "").format(table=docstring_list(Settings))

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 
+from stream.clients import snapshot_consumer
 from stream.codec import decode_snapshot, unpack
 from stream.settings import Settings
 
@@ -37,14 +38,7 @@ def wait_for_final_snapshots(
     settings: Settings, expected_counts: dict[str, int], timeout: float = 180
 ) -> dict[str, dict]:
     """Follow the snapshot topic until every user's latest snapshot covers all their events."""
-    consumer = KafkaConsumer(
-        settings.snapshots_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=1000,
-    )
+    consumer = snapshot_consumer(settings, timeout_s=1.0)
     latest: dict[str, dict] = {}
     done = set()
     deadline = time.monotonic() + timeout

@@ -7,14 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 
 from stream.cli import main as cli_main
-from stream.clients import Producer
+from stream.clients import snapshot_consumer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
-from stream.topics import ensure_topics
 from tests.kafka.readback import dead_letters
 
 pytestmark = pytest.mark.kafka
@@ -37,13 +34,7 @@ def publish(path: Path, rows: list[str], env: dict, monkeypatch) -> None:
 
 def snapshots_until(settings: Settings, done, timeout: float = 60) -> dict[str, dict]:
     """Each user's latest snapshot, read until ``done(latest)`` holds."""
-    consumer = KafkaConsumer(
-        settings.snapshots_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-        consumer_timeout_ms=500,
-    )
+    consumer = snapshot_consumer(settings, timeout_s=0.5)
     latest: dict[str, dict] = {}
     deadline = time.monotonic() + timeout
     try:
@@ -62,13 +53,11 @@ def categories_seen(snap: dict) -> set[str]:
 
 
 def test_events_without_categories_are_resolved_through_the_catalog(
-    kafka_bootstrap, unique_name, tmp_path, monkeypatch
+    kafka_bootstrap, tmp_path, monkeypatch, make_settings, make_worker, make_producer
 ):
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings()
     publish(tmp_path / "items.csv", ["i1,shoes,Runner", "i2,bags|hats,Tote"], env, monkeypatch)
-    with WorkerProcess(env, tmp_path / "worker.log"), Producer(settings) as producer:
+    with make_worker(env), make_producer(settings) as producer:
         producer.send(event("u1", "i1", 0))
         producer.send(event("u1", "i2", 1))
         producer.send(event("u2", "i9", 2))  # not in the catalog: DLQ

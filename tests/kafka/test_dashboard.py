@@ -18,10 +18,7 @@ from pathlib import Path
 import pytest
 
 from stream.cli import main as cli_main
-from stream.clients import Producer
-from stream.localrun import WorkerProcess, worker_env
-from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.dev.events import user_events
 
 pytestmark = pytest.mark.kafka
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
@@ -68,16 +65,7 @@ def browser(tmp_path: Path) -> Iterator:
 
 
 def _events(uid: str, category: str, n: int, event_type: str, t0: float) -> list[dict]:
-    return [
-        {
-            "user_id": uid,
-            "item_id": f"{category}-{i}",
-            "categories": [category],
-            "event_type": event_type,
-            "ts": t0 + i * 0.01,
-        }
-        for i in range(n)
-    ]
+    return user_events(uid, [category] * n, t0, 0.01, event_type, item_prefix=f"{category}-")
 
 
 def _wait(driver, seconds: float, condition, message: str):
@@ -93,22 +81,27 @@ def _text(driver, element_id: str) -> str:
 
 
 def test_dashboard_follows_a_user_live_in_headless_chromium(
-    kafka_bootstrap, unique_name, tmp_path, browser, monkeypatch
+    kafka_bootstrap,
+    unique_name,
+    tmp_path,
+    browser,
+    monkeypatch,
+    make_settings,
+    make_worker,
+    make_producer,
 ):
     from selenium.webdriver.common.by import By
 
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings()
     base = f"http://127.0.0.1:{env['INTEREST_WEB_PORT']}/"
     uid = f"user-{unique_name[-8:]}"
-    with WorkerProcess(env, tmp_path / "worker.log"):
+    with make_worker(env):
         browser.get(base + "#/population")
         _wait(browser, 15, lambda d: _text(d, "status") == "live", "the page never went live")
 
         # 1. Events for a user: the user view shows the top category within 5 s.
         now = time.time()
-        with Producer(settings) as producer:
+        with make_producer(settings) as producer:
             producer.send_many(_events(uid, "shoes", 12, "view", now - 30))
             producer.send_many(_events(uid, "socks", 3, "view", now - 20))
         produced = time.monotonic()
@@ -121,7 +114,7 @@ def test_dashboard_follows_a_user_live_in_headless_chromium(
         # 2. A burst in another category changes the charts without a reload.
         browser.execute_script("window.__sameDocument = true")
         bars_before = browser.find_element(By.ID, "bar-chart").get_attribute("innerHTML")
-        with Producer(settings) as producer:
+        with make_producer(settings) as producer:
             producer.send_many(_events(uid, "hats", 10, "purchase", now))
         _wait(browser, 10, lambda d: _text(d, "user-top") == "hats", "the chart did not change")
         assert browser.execute_script("return window.__sameDocument === true"), "page reloaded"

@@ -12,11 +12,8 @@ from pathlib import Path
 import pytest
 
 from models.data import load_events
-from stream.clients import Producer
-from stream.failover import SnapshotWatch
-from stream.localrun import WorkerProcess, worker_env
-from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.dev.failover import SnapshotWatch
+from stream.dev.localrun import WorkerProcess
 from tests.kafka.readback import wait_for_final_snapshots
 from tests.kafka.test_pipeline import assert_finals_match, expected_distributions
 
@@ -26,17 +23,15 @@ KILLS = 5
 
 
 def test_fault_kill9_five_times_loses_and_duplicates_nothing(
-    kafka_bootstrap, unique_name, tmp_path: Path, shared_data: Path
+    tmp_path: Path, shared_data: Path, make_settings, make_producer
 ):
     events = load_events(shared_data / "taobao-head" / "UserBehavior.csv", "taobao")[:N_EVENTS]
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings()
     rng = random.Random(42)
     produced = threading.Event()
 
     def replay() -> None:
-        with Producer(settings) as producer:
+        with make_producer(settings) as producer:
             for i in range(0, N_EVENTS, 500):
                 producer.send_many(events[i : i + 500])
                 time.sleep(0.1)  # ~5,000 events/s: the kills land mid-stream

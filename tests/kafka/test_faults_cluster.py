@@ -12,7 +12,7 @@ import pytest
 
 from models.data import load_events
 from stream.clients import Producer
-from stream.localrun import KAFKA_SH, WorkerProcess, worker_env
+from stream.dev.localrun import KAFKA_SH, WorkerProcess, worker_env
 from stream.settings import Settings, local_broker_address
 from stream.topics import ensure_topics
 from tests.kafka.readback import wait_for_final_snapshots
@@ -79,14 +79,14 @@ def test_fault_rebalance_second_worker_joins_then_first_leaves(
     assert "interest-users-changelog" in log_b  # the second worker recovered table partitions
 
 
-def test_fault_broker_stopped_for_10s_mid_stream(kafka_bootstrap, unique_name, tmp_path, events):
+def test_fault_broker_stopped_for_10s_mid_stream(
+    kafka_bootstrap, events, make_settings, make_worker
+):
     if local_broker_address() != kafka_bootstrap:
         pytest.skip("the broker is not this project's local one: not ours to stop")
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings()
     done = threading.Event()
-    with WorkerProcess(env, tmp_path / "worker.log"):
+    with make_worker(env):
         sender = _paced_replay(settings, events, done, per_tick=250)
         time.sleep(3)
         subprocess.run([str(KAFKA_SH), "down"], check=True, capture_output=True, timeout=120)
@@ -101,15 +101,13 @@ def test_fault_broker_stopped_for_10s_mid_stream(kafka_bootstrap, unique_name, t
 
 
 def test_fault_a_slow_snapshot_consumer_does_not_hold_up_ingestion(
-    kafka_bootstrap, unique_name, tmp_path, events
+    kafka_bootstrap, unique_name, events, make_settings, make_worker, make_producer
 ):
     """Kafka decouples them: the worker finishes while a slow subscriber is still far behind."""
     from kafka import KafkaConsumer
     from kafka.admin import KafkaAdminClient
 
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings()
     read = 0
     stop = threading.Event()
 
@@ -135,7 +133,7 @@ def test_fault_a_slow_snapshot_consumer_does_not_hold_up_ingestion(
     slow.start()
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
-        with WorkerProcess(env, tmp_path / "worker.log"), Producer(settings) as producer:
+        with make_worker(env), make_producer(settings) as producer:
             producer.send_many(events)
             producer.flush()
             deadline = time.monotonic() + 180

@@ -16,10 +16,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.data import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
-from stream.localrun import WorkerProcess, worker_env
 from stream.schemas import load_schema
-from stream.settings import REPO_ROOT, Settings
-from stream.topics import ensure_topics
+from stream.settings import REPO_ROOT
 from tests.kafka.readback import dead_letters, wait_for_final_snapshots
 
 pytestmark = pytest.mark.kafka
@@ -68,16 +66,12 @@ def console_lines(events: list[dict]) -> str:
 
 
 def test_java_console_producer_and_consumer_speak_json_with_the_worker(
-    kafka_bootstrap, unique_name, tmp_path: Path, shared_data: Path
+    kafka_bootstrap, shared_data: Path, make_settings, make_worker
 ):
     events = load_events(shared_data / "taobao-head" / "UserBehavior.csv", "taobao")[:N_EVENTS]
     counts = Counter(e["user_id"] for e in events)
-    env = worker_env(
-        kafka_bootstrap, unique_name, tmp_path / "state", INTEREST_SNAPSHOT_FORMAT="json"
-    )
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
-    with WorkerProcess(env, tmp_path / "worker.log"):
+    env, settings = make_settings(INTEREST_SNAPSHOT_FORMAT="json")
+    with make_worker(env):
         java(
             PRODUCER,
             "--bootstrap-server", kafka_bootstrap,

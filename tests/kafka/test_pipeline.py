@@ -13,7 +13,7 @@ from models.data import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
 from stream.clients import Producer
 from stream.codec import pack
-from stream.localrun import WorkerProcess, worker_env
+from stream.dev.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 from tests.kafka.readback import dead_letters, wait_for_final_snapshots
@@ -127,19 +127,17 @@ def test_malformed_events_go_to_the_dlq_and_change_nothing(
 
 
 def test_rocksdb_store_with_a_restart_midway_equals_offline_replay(
-    kafka_bootstrap, unique_name, tmp_path, taobao_events
+    tmp_path, taobao_events, make_settings, make_producer
 ):
     """RocksDB state: half the events, a clean restart on the same state directory (which
     reads its local store and only the changelog's tail), the other half."""
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state", INTEREST_STORE="rocksdb://")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings(INTEREST_STORE="rocksdb://")
     half = len(taobao_events) // 2
     counts: dict[str, int] = defaultdict(int)
     logs = []
     for part, chunk in enumerate((taobao_events[:half], taobao_events[half:])):
         logs.append(tmp_path / f"worker-{part}.log")
-        with WorkerProcess(env, logs[-1]), Producer(settings) as producer:
+        with WorkerProcess(env, logs[-1]), make_producer(settings) as producer:
             for e in chunk:
                 producer.send(e)
                 counts[e["user_id"]] += 1

@@ -5,30 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from stream.clients import Producer
-from stream.localrun import WorkerProcess, worker_env
-from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.dev.events import user_events
 from tests.kafka.readback import read_topic, wait_for_final_snapshots
 
 pytestmark = pytest.mark.kafka
 
 
 def events(user: str, n: int, t0: float, category: str) -> list[dict]:
-    return [
-        {
-            "user_id": user,
-            "item_id": f"i{i}",
-            "categories": [category],
-            "event_type": "view",
-            "ts": t0 + i,
-        }
-        for i in range(n)
-    ]
+    return user_events(user, [category] * n, t0)
 
 
 def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
@@ -39,18 +26,14 @@ def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
 
 
 def test_forget_erases_a_user_everywhere_also_across_a_restart(
-    kafka_bootstrap, unique_name, tmp_path: Path
+    kafka_bootstrap, make_settings, make_worker, make_producer
 ):
-    env = worker_env(
-        kafka_bootstrap, unique_name, tmp_path / "state", INTEREST_PSEUDONYMISE_KEY="test-secret"
-    )
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings(INTEREST_PSEUDONYMISE_KEY="test-secret")
     alice, bob = settings.user_key("alice"), settings.user_key("bob")
     assert alice.startswith("p-") and alice != "alice"
     t0 = time.time() - 3600
 
-    with WorkerProcess(env, tmp_path / "worker.log"), Producer(settings) as producer:
+    with make_worker(env), make_producer(settings) as producer:
         producer.send_many(events("alice", 5, t0, "shoes") + events("bob", 4, t0, "hats"))
         producer.flush()
         finals = wait_for_final_snapshots(settings, {alice: 5, bob: 4}, timeout=60)
@@ -70,7 +53,7 @@ def test_forget_erases_a_user_everywhere_also_across_a_restart(
         assert latest_by_key(kafka_bootstrap, settings.snapshots_topic)[alice.encode()] is None
 
     # After a restart (tables recovered from their changelogs) alice starts from nothing.
-    with WorkerProcess(env, tmp_path / "worker2.log"), Producer(settings) as producer:
+    with make_worker(env, "worker2.log"), make_producer(settings) as producer:
         producer.send_many(
             events("alice", 1, t0 + 100, "bags") + events("bob", 1, t0 + 100, "hats")
         )

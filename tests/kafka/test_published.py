@@ -25,45 +25,32 @@ from models.online import PopulationInterest
 from models.prior import PopulationPrior, score_snapshots
 from models.schema import POPULATION_PREFIX
 from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay, top_k
-from stream.clients import Producer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, worker_env
-from stream.settings import Settings
-from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.kafka
 
 
-def read_finals(settings: Settings, counts: dict[str, int], n_total: int, timeout: float = 420):
+def read_finals(
+    consumer: KafkaConsumer, counts: dict[str, int], n_total: int, timeout: float = 420
+):
     """Each user's latest snapshot once it covers all their events, and the population snapshot
-    once it covers all events."""
-    consumer = KafkaConsumer(
-        settings.snapshots_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=1000,
-    )
+    once it covers all events, from ``consumer`` (of the snapshot topic)."""
     latest: dict[str, dict] = {}
     done: set[str] = set()
     population: dict | None = None
     deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for msg in consumer:
-                snap = decode_snapshot(msg.value)
-                if msg.key.decode().startswith(POPULATION_PREFIX):
-                    if snap.get("n_events") == n_total:
-                        population = snap
-                    continue
-                latest[snap["user_id"]] = snap
-                if snap["n_events"] == counts[snap["user_id"]]:
-                    done.add(snap["user_id"])
-            if population is not None and len(done) == len(counts):
-                break
-    finally:
-        consumer.close()
+    while time.monotonic() < deadline:
+        for msg in consumer:
+            snap = decode_snapshot(msg.value)
+            if msg.key.decode().startswith(POPULATION_PREFIX):
+                if snap.get("n_events") == n_total:
+                    population = snap
+                continue
+            latest[snap["user_id"]] = snap
+            if snap["n_events"] == counts[snap["user_id"]]:
+                done.add(snap["user_id"])
+        if population is not None and len(done) == len(counts):
+            break
     assert population is not None, "no population snapshot covering every event"
     assert len(done) == len(counts), f"{len(counts) - len(done)} users without a final snapshot"
     return latest, population
@@ -105,7 +92,7 @@ def histogram_snapshots(events: list[dict], head: list[dict], k: int) -> dict[st
 
 
 def test_subscriber_scores_snapshots_as_evaluate_and_beats_the_histogram(
-    kafka_bootstrap, unique_name, tmp_path: Path, shared_data: Path
+    shared_data: Path, make_settings, make_worker, make_producer, make_consumer
 ):
     events = load_events(shared_data / "taobao-head" / "UserBehavior.csv", "taobao")
     split = math.floor(0.8 * len(events))
@@ -113,14 +100,13 @@ def test_subscriber_scores_snapshots_as_evaluate_and_beats_the_histogram(
     counts: dict[str, int] = defaultdict(int)
     for e in head:
         counts[e["user_id"]] += 1
-    env = worker_env(kafka_bootstrap, unique_name, tmp_path / "state", INTEREST_PARTITIONS="1")
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
-    with WorkerProcess(env, tmp_path / "worker.log"):
-        with Producer(settings) as producer:
+    env, settings = make_settings(INTEREST_PARTITIONS="1")
+    with make_worker(env):
+        with make_producer(settings) as producer:
             for e in head:
                 producer.send(e)
-        finals, population = read_finals(settings, counts, len(head))
+        consumer = make_consumer(settings, timeout_s=1.0)
+        finals, population = read_finals(consumer, counts, len(head))
     cfg = TrackerConfig(interest=settings.interest, top_k=settings.top_k)
     published = {u: s["distribution"] for u, s in finals.items()}
     offline = offline_snapshots(head, finals, cfg)

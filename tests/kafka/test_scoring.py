@@ -9,16 +9,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 
 from models.data import load_events
 from models.sequence import SequenceConfig
 from models.train import TrainConfig, train
-from stream.clients import Producer
+from stream.clients import snapshot_consumer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, worker_env
 from stream.settings import Settings
-from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.kafka
 N_EVENTS = 3000
@@ -37,13 +34,7 @@ def _tiny_checkpoint(events: list[dict], path: Path, seed: int) -> str:
 
 
 def _snapshots_until(settings: Settings, done, timeout: float = 120) -> list[dict]:
-    consumer = KafkaConsumer(
-        settings.snapshots_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-        consumer_timeout_ms=1000,
-    )
+    consumer = snapshot_consumer(settings, timeout_s=1.0)
     seen: list[dict] = []
     deadline = time.monotonic() + timeout
     try:
@@ -59,7 +50,7 @@ def _snapshots_until(settings: Settings, done, timeout: float = 120) -> list[dic
 
 
 def test_worker_fuses_the_sequence_model_and_swaps_checkpoints_without_losing_events(
-    kafka_bootstrap, unique_name, tmp_path, shared_data
+    tmp_path, shared_data, make_settings, make_worker, make_producer
 ):
     events = load_events(shared_data / "taobao-head" / "UserBehavior.csv", "taobao")[:N_EVENTS]
     version_a = _tiny_checkpoint(events, tmp_path / "a.pt", seed=0)
@@ -68,21 +59,13 @@ def test_worker_fuses_the_sequence_model_and_swaps_checkpoints_without_losing_ev
     live = tmp_path / "live.pt"
     shutil.copy(tmp_path / "a.pt", live)
 
-    env = worker_env(
-        kafka_bootstrap,
-        unique_name,
-        tmp_path / "state",
-        INTEREST_CHECKPOINT=str(live),
-        INTEREST_SCORER_MS="100",
-    )
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
+    env, settings = make_settings(INTEREST_CHECKPOINT=str(live), INTEREST_SCORER_MS="100")
     half = N_EVENTS // 2
     counts: dict[str, int] = defaultdict(int)
     for e in events:
         counts[e["user_id"]] += 1
 
-    with WorkerProcess(env, tmp_path / "worker.log") as worker, Producer(settings) as producer:
+    with make_worker(env) as worker, make_producer(settings) as producer:
         producer.send_many(events[:half])
         producer.flush()
         first = _snapshots_until(

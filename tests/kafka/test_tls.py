@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.localrun import (
+from stream.dev.localrun import (
     BrokerError,
     WorkerProcess,
     start_local_broker,

@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from stream.app import create_app
-from stream.demo import main, parse_args, source
-from stream.demo_view import DemoState, parse_metrics, render
+from stream.dev.demo import main, parse_args, source
+from stream.dev.demo_view import DemoState, parse_metrics, render
 from stream.settings import Settings
 
 pytestmark = pytest.mark.unit

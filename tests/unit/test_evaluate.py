@@ -29,7 +29,8 @@ from models.item_eval import (
     scorer_ranks,
 )
 from models.metrics import Vocabulary
-from stream import cli_evaluate
+from stream.cli import evaluate as cli_evaluate
+from stream.cli.common import add_command
 
 pytestmark = pytest.mark.unit
 
@@ -333,7 +334,7 @@ def test_item_level_on_movielens_popularity(ml_events):
 # -- the command -------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interest-tracker")
-    cli_evaluate.add_parser(p.add_subparsers(dest="command"))
+    add_command(p.add_subparsers(dest="command"), cli_evaluate)
     return p
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream.app import create_app
-from stream.failover import changelog_replayed
+from stream.dev.failover import changelog_replayed
 from stream.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -290,12 +290,14 @@ def test_top_items_setting_defaults_off_and_rejects_negatives():
 
 
 def _cli(argv: list[str]) -> int:
-    from stream import cli_evaluate, cli_train
+    from stream.cli import evaluate as cli_evaluate
+    from stream.cli import train as cli_train
+    from stream.cli.common import add_command
 
     parser = argparse.ArgumentParser(prog="interest-tracker")
     sub = parser.add_subparsers(dest="command", required=True)
-    cli_train.add_parser(sub)
-    cli_evaluate.add_parser(sub)
+    add_command(sub, cli_train)
+    add_command(sub, cli_evaluate)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -341,10 +341,11 @@ def test_train_writes_a_loadable_checkpoint(tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    from stream import cli_train
+    from stream.cli import train as cli_train
+    from stream.cli.common import add_command
 
     parser = argparse.ArgumentParser(prog="interest-tracker")
-    cli_train.add_parser(parser.add_subparsers(dest="command", required=True))
+    add_command(parser.add_subparsers(dest="command", required=True), cli_train)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -18,8 +18,9 @@ from models.online import PopulationInterest
 from models.tracker import build_snapshot, replay
 from stream.app import create_app
 from stream.codec import encode_record, encode_snapshot
+from stream.dev.events import user_events
 from stream.settings import Settings
-from stream.web import STATIC_DIR, page_weight
+from stream.web.page import STATIC_DIR, page_weight
 
 pytestmark = pytest.mark.unit
 
@@ -40,10 +41,7 @@ SNAPSHOT_FIELDS = {
 
 
 def events(uid: str, cats: list[str], t0: float = 1_700_000_000.0) -> list[dict]:
-    return [
-        {"user_id": uid, "item_id": f"i{i}", "categories": [c], "event_type": "view", "ts": t0 + i}
-        for i, c in enumerate(cats)
-    ]
+    return user_events(uid, cats, t0)
 
 
 def make(token: str | None = None, bootstrap: str = "127.0.0.1:1", **options):
@@ -372,7 +370,7 @@ def test_the_page_and_its_assets_are_served_from_the_package(http):
 
 # -- interest-tracker plot -----------------------------------------------------------------------
 def test_plot_draws_a_user_and_the_population(tmp_path):
-    from stream.cli_plot import render_population, render_user
+    from stream.cli.plot import render_population, render_user
     from stream.settings import Settings as S
 
     cfg = create_app(S(bootstrap="127.0.0.1:1", app_id="plot-test"))[1].cfg

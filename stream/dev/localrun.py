@@ -48,8 +48,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a worker and its clients: own topics, group, state dir and web port."""
+def isolated_env(bootstrap: str, name: str, state_dir: Path) -> dict[str, str]:
+    """This process's environment with topics, group and state dir of a run's own."""
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
@@ -59,6 +59,14 @@ def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict
         INTEREST_ITEMS_TOPIC=f"{name}.items",
         INTEREST_APP_ID=f"{name}.app",
         INTEREST_STATE_DIR=str(state_dir),
+    )
+    return env
+
+
+def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a worker and its clients: own topics, group, state dir and web port."""
+    env = isolated_env(bootstrap, name, state_dir)
+    env.update(
         INTEREST_WEB_PORT=str(free_port()),
         INTEREST_MIN_INTERVAL_S="0.5",
         PYTHONUNBUFFERED="1",

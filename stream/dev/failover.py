@@ -1,6 +1,6 @@
 """Failover measured: the snapshot stall after a worker is killed or restarted.
 
-``python -m stream.failover`` (``make failover``) starts the local broker, keeps a steady
+``python -m stream.dev.failover`` (``make failover``) starts the local broker, keeps a steady
 stream of events flowing to every partition, and for each case prints the stall, from the
 kill (or SIGTERM) to the first snapshot published for *every* partition afterwards, and the
 changelog records the new owner replayed:
@@ -29,14 +29,12 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from models.schema import POPULATION_PREFIX
-from stream.clients import Producer
+from stream.clients import Producer, snapshot_consumer
 from stream.codec import decode_snapshot
-from stream.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
+from stream.dev.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
+from stream.dev.soak import Offsets
 from stream.settings import Settings
-from stream.soak import Offsets
 from stream.topics import ensure_topics
 
 GOALS_S = {"kill -9, restart": 10.0, "SIGTERM, restart": 10.0, "2 workers, kill -9 one": 15.0}
@@ -97,15 +95,8 @@ class SnapshotWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        consumer = KafkaConsumer(
-            self.settings.snapshots_topic,
-            bootstrap_servers=self.settings.bootstrap,
-            auto_offset_reset="earliest",  # the topic is the run's own; filtered by time
-            enable_auto_commit=False,
-            group_id=None,
-            consumer_timeout_ms=200,
-            **self.settings.kafka_client_config(),
-        )
+        # From the beginning: the topic is the run's own; snapshots are filtered by time.
+        consumer = snapshot_consumer(self.settings, timeout_s=0.2)
         try:
             while not self._stop.is_set():
                 for msg in consumer:
@@ -306,7 +297,7 @@ def _row(r: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stream.failover", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stream.dev.failover", description=__doc__)
     parser.add_argument("--rate", type=float, default=50.0, help="steady events/s (50)")
     parser.add_argument("--preload", type=int, default=5_000, help="events sent first (5000)")
     parser.add_argument("--cases", default="kill,term,two", help="kill, term, two (all)")

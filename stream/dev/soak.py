@@ -1,6 +1,6 @@
 """Soak: one worker for a long run at half its measured maximum rate.
 
-``python -m stream.soak`` (``make soak``; ``SOAK_S`` seconds, default 1200) starts the local
+``python -m stream.dev.soak`` (``make soak``; ``SOAK_S`` seconds, default 1200) starts the local
 broker and a worker, measures the worker's maximum rate on a burst, then runs
 ``interest-tracker produce`` at half of it, ``interest-tracker subscribe`` following the
 snapshots, and polls the dashboard (``/``, ``/population``, ``/metrics``) every 2 s. It prints
@@ -32,7 +32,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from stream.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
+from stream.dev.localrun import WorkerProcess, start_local_broker, stop_local_broker, worker_env
 from stream.settings import Settings
 from stream.topics import ensure_topics
 

@@ -1,4 +1,10 @@
-"""``interest-tracker prior``: train the collaborative prior on an event log for the stream."""
+"""``interest-tracker prior``: train the collaborative prior on an event log for the stream.
+
+Replay the first 80% of FILE by time (as evaluate's warm-up): learn category co-occurrence
+across users and fit its fading weight on the last quarter of it; write both to OUT. A worker
+started with INTEREST_COLLAB_PRIOR=OUT mixes it into every snapshot and reloads the file when
+it changes.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,15 @@ import argparse
 import math
 from pathlib import Path
 
-PROG = "interest-tracker prior"
+from stream.cli.common import CommandError, add_event_file_arguments
+
+NAME = "prior"
+HELP = "train the collaborative prior (category co-occurrence + fitted weight)"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``prior`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = subparsers.add_parser(
-        "prior",
-        help="train the collaborative prior (category co-occurrence + fitted weight)",
-        description=(
-            "Replay the first 80%% of FILE by time (as evaluate's warm-up): learn category "
-            "co-occurrence across users and fit its fading weight on the last quarter of it; "
-            "write both to OUT. A worker started with INTEREST_COLLAB_PRIOR=OUT mixes it into "
-            "every snapshot and reloads the file when it changes."
-        ),
-    )
-    p.add_argument("--data", metavar="FILE", required=True, help="event file")
-    p.add_argument("--format", choices=("taobao", "movielens", "generic"), default="generic")
-    p.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (default: beside --data)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_event_file_arguments(p, "to learn from")
     p.add_argument("--out", metavar="OUT", required=True, help="where to write the prior (JSON)")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from models.data import load_events
     from models.evaluate import CollaborativePredictor
     from models.metrics import Vocabulary
-    from stream.cli import CommandError
 
     if not Path(args.data).is_file():
         raise CommandError(f"event file not found: {args.data}")

@@ -1,6 +1,6 @@
 """``make stream-demo``: broker, worker, a paced replay of real events and a live terminal view.
 
-The view (``stream.demo_view``) shows the replay's progress and rate, the most active users
+The view (``stream.dev.demo_view``) shows the replay's progress and rate, the most active users
 with their top interests as bars, the users whose interests just shifted, the dead letters
 and the dashboard's URL. ``--plain`` (or a stdout that is not a terminal) prints one line per
 snapshot instead, for logs and CI, and ends when the replay is over. Every run uses its own
@@ -21,11 +21,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stream.demo_view import DemoState, parse_metrics, render
-from stream.localrun import (
+from stream.dev.demo_view import DemoState, parse_metrics, render
+from stream.dev.localrun import (
     BrokerError,
     WorkerProcess,
     free_port,
+    isolated_env,
     start_local_broker,
     stop_local_broker,
 )
@@ -93,18 +94,10 @@ def replay(events, settings, state: DemoState, rate: float, bad_every: int, stop
 
 def follow_snapshots(settings: Settings, state: DemoState, stop, on_snapshot=None) -> None:
     """The subscriber thread: every snapshot into ``state`` (and ``on_snapshot``)."""
-    from kafka import KafkaConsumer
-
+    from stream.clients import snapshot_consumer
     from stream.codec import decode_snapshot
 
-    consumer = KafkaConsumer(
-        settings.snapshots_topic,
-        bootstrap_servers=settings.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        **settings.kafka_client_config(),
-    )
+    consumer = snapshot_consumer(settings)
     try:
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=200).values():
@@ -173,15 +166,7 @@ def run_plain(state: DemoState, url: str, token: str | None, stop, give_up_s: fl
 
 def demo_env(bootstrap: str) -> tuple[str, dict[str, str]]:
     run = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        INTEREST_EVENTS_TOPIC=f"{run}.events",
-        INTEREST_SNAPSHOTS_TOPIC=f"{run}.snapshots",
-        INTEREST_DLQ_TOPIC=f"{run}.dlq",
-        INTEREST_APP_ID=run,
-        INTEREST_STATE_DIR=str(REPO_ROOT / ".interest-state" / run),
-    )
+    env = isolated_env(bootstrap, run, REPO_ROOT / ".interest-state" / run)
     if "INTEREST_WEB_PORT" not in env and not port_free(Settings.web_port):
         env["INTEREST_WEB_PORT"] = str(free_port())  # another worker has the default port
     return run, env
@@ -231,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         state = DemoState(total=len(events), label=f"{path.name} ({fmt})", url=url)
         on_snapshot = None
         if plain:
-            from stream.cli import format_snapshot
+            from stream.cli.subscribe import format_snapshot
 
             def on_snapshot(snap):
                 print(format_snapshot(snap), flush=True)

@@ -1,6 +1,6 @@
 """A Faust agent that does nothing with its events: the per-event framework's own ceiling.
 
-``python -m stream.bench_noop worker`` with ``KAFKA_BOOTSTRAP_SERVERS``,
+``python -m stream.dev.bench_noop worker`` with ``KAFKA_BOOTSTRAP_SERVERS``,
 ``INTEREST_EVENTS_TOPIC`` and ``INTEREST_APP_ID`` set: it consumes the topic in
 ``take_events(1000)`` batches, acks them and nothing else. ``make bench`` times it on the same
 topic as the worker, so the ratio between the two is measured in one run.

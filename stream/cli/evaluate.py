@@ -1,9 +1,14 @@
 """``interest-tracker evaluate``: the offline evaluation tables (DESIGN.md §Evaluation).
 
-Registered on the main parser by :func:`add_parser`; imports ``models`` only (no Kafka, Faust
-or msgpack). Prints a Markdown table on stdout, notes on rows left out below it, and writes
-the JSON report with ``--json``. Bad arguments and unreadable files give a one-line error on
-stderr and a non-zero exit status.
+Replay events in time order: the first 80% warm up, every later event is predicted, scored,
+then learned. Rows: popularity, markov-1, user-histogram, river-classifier, online,
+collaborative, and transformer / fused with --checkpoint. With --item-level: leave-last-out
+full-ranking HR@10 / NDCG@10 instead.
+
+Registered on the main parser by :func:`add_parser`; imports ``models`` and the CLI's common
+module only (no Kafka, Faust or msgpack). Prints a Markdown table on stdout, notes on rows
+left out below it, and writes the JSON report with ``--json``. Bad arguments and unreadable
+files give a one-line error on stderr (exit 2 and 1, see :mod:`stream.cli.common`).
 """
 
 from __future__ import annotations
@@ -11,45 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-PROG = "interest-tracker evaluate"
-FORMATS = ("taobao", "movielens", "generic")
+from stream.cli.common import CommandError, add_event_file_arguments, check_event_files, positive
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+NAME = "evaluate"
+HELP = "replay an event log: next-category metrics of every estimator (Markdown/JSON)"
 
 
-def _one_line_error(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``evaluate`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = subparsers.add_parser(
-        "evaluate",
-        help="replay an event log: next-category metrics of every estimator (Markdown/JSON)",
-        description=(
-            "Replay events in time order: the first 80% warm up, every later event is "
-            "predicted, scored, then learned. Rows: popularity, markov-1, user-histogram, "
-            "river-classifier, online, collaborative, and transformer / fused with "
-            "--checkpoint. With "
-            "--item-level: leave-last-out full-ranking HR@10 / NDCG@10 instead."
-        ),
-    )
-    p.add_argument("--data", metavar="FILE", required=True, help="event file to replay")
-    p.add_argument(
-        "--format", choices=FORMATS, default="generic", help="file format (default generic)"
-    )
-    p.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (default: beside --data)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_event_file_arguments(p, "to replay")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     p.add_argument(
         "--checkpoint", metavar="FILE", help="sequence model checkpoint: transformer, fused rows"
@@ -60,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="leave-last-out item ranking (HR@10, NDCG@10) instead of next-category metrics",
     )
     p.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="only the first N events in time order"
+        "--limit", type=positive(int), metavar="N", help="only the first N events in time order"
     )
     p.add_argument(
         "--rows", metavar="NAMES", help="comma-separated subset of rows (default: all of them)"
@@ -74,9 +49,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="progress bars and row timings on stderr (default: when stderr is a terminal)",
     )
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress")
-    p.error = _one_line_error  # one line, not usage + message
-    p.set_defaults(func=run)
-    return p
 
 
 def dataset_name(path: Path, fmt: str) -> str:
@@ -95,15 +67,7 @@ def dataset_name(path: Path, fmt: str) -> str:
 
 
 def _check_inputs(args: argparse.Namespace) -> str | None:
-    data = Path(args.data)
-    if not data.is_file():
-        return f"data file not found: {data}"
-    if args.items is not None and not Path(args.items).is_file():
-        return f"items file not found: {args.items}"
-    if args.format == "movielens" and args.items is None:
-        beside = data.with_name("movies.csv")
-        if not beside.is_file():
-            return f"no --items given and no movies.csv beside {data}"
+    check_event_files(args)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         return f"checkpoint not found: {args.checkpoint}"
     if args.json is not None and Path(args.json).is_dir():
@@ -125,16 +89,14 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             problem = f"unknown rows {', '.join(unknown)}: choose from {', '.join(ROW_ORDER)}"
     if problem is not None:
-        print(f"{PROG}: error: {problem}", file=sys.stderr)
-        return 1
+        raise CommandError(problem)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     data = Path(args.data)
     try:
         events = load_events(data, args.format, args.items)
     except (OSError, ValueError, KeyError, IndexError) as exc:
         reason = f"missing column {exc}" if isinstance(exc, KeyError) else str(exc)
-        print(f"{PROG}: error: cannot read {data} as {args.format}: {reason}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot read {data} as {args.format}: {reason}") from None
     if args.limit is not None:
         events = events[: args.limit]
     name = dataset_name(data, args.format)
@@ -149,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             report = evaluate(events, name, args.checkpoint, rows, progress=progress, log=log)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from None
     sys.stdout.write(report.markdown())
     if report.notes:
         print()
@@ -160,6 +121,5 @@ def run(args: argparse.Namespace) -> int:
         try:
             report.write_json(args.json)
         except OSError as exc:
-            print(f"{PROG}: error: cannot write {args.json}: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(f"cannot write {args.json}: {exc}") from None
     return 0

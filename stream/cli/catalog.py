@@ -1,4 +1,10 @@
-"""``interest-tracker catalog``: publish an item catalog to the compacted items topic."""
+"""``interest-tracker catalog``: publish an item catalog to the compacted items topic.
+
+Publish every item of FILE to the compacted items topic ($INTEREST_ITEMS_TOPIC), key = item id.
+Events may then leave out categories for catalogued items. movielens: movies.csv
+(movieId,title,genres); generic: a CSV with header item_id,categories[,title,text,tags],
+categories and tags |-separated.
+"""
 
 from __future__ import annotations
 
@@ -14,22 +20,14 @@ from stream.catalog import (
     read_entries,
     validate_item,
 )
+from stream.cli.common import CommandError, check_broker
+from stream.settings import Settings
 
-PROG = "interest-tracker catalog"
+NAME = "catalog"
+HELP = "publish an item catalog (item id -> categories, title, text, tags)"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``catalog`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = subparsers.add_parser(
-        "catalog",
-        help="publish an item catalog (item id -> categories, title, text, tags)",
-        description=(
-            "Publish every item of FILE to the compacted items topic ($INTEREST_ITEMS_TOPIC), "
-            "key = item id. Events may then leave out categories for catalogued items. "
-            "movielens: movies.csv (movieId,title,genres); generic: a CSV with header "
-            "item_id,categories[,title,text,tags], categories and tags |-separated."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="FILE", required=True, help="catalog file")
     p.add_argument("--format", choices=FORMATS, default="generic", help="default generic")
     p.add_argument("--topic", help="items topic (default $INTEREST_ITEMS_TOPIC)")
@@ -44,15 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("tfidf", "embeddings"),
         help="give items without categories those of their nearest neighbours by text",
     )
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
-    from stream.cli import CommandError, check_broker
-    from stream.settings import Settings
     from stream.topics import ensure_topics
 
     if not Path(args.data).is_file():

@@ -1,5 +1,9 @@
 """``interest-tracker plot``: the dashboard's charts as an image file, for reports.
 
+Draw a user's interest (bars, radar, short vs long term, heatmap of recent snapshots) or the
+population's (donut, bars, partitions heatmap) from the snapshot topic, read from its beginning
+until idle for --timeout seconds.
+
 ``plot --user ID --out FILE.png`` draws the user's current distribution (bars and radar), the
 short-term vs long-term horizons and a heatmap of the user's recent snapshots (drift marked);
 ``plot --population --out FILE.png`` draws the population distribution (donut and bars) and a
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from models.schema import OTHER, POPULATION_PREFIX
-from stream.cli import CommandError, check_broker
+from stream.cli.common import CommandError, check_broker, positive
 from stream.settings import Settings
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -258,23 +262,6 @@ def render_population(partitions: Mapping[str, Mapping], out: Path, top: int = 8
 
 
 # -- the command -------------------------------------------------------------------------------
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _positive(text)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
-    return int(value)
-
-
 def _check_out(path: str) -> Path:
     out = Path(path)
     if not out.parent.is_dir():
@@ -290,18 +277,8 @@ def _check_out(path: str) -> Path:
     return out
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    """Run ``plot``: 0 on success, else 1 with a one-line reason on stderr."""
-    from stream.clients import BrokerUnavailable
-
-    try:
-        return _plot(args)
-    except (CommandError, BrokerUnavailable) as exc:
-        print(f"interest-tracker plot: error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _plot(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Draw the chart ``args`` ask for; 0 on success."""
     out = _check_out(args.out)
     settings = Settings.from_env()
     check_broker(settings)
@@ -322,33 +299,25 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``plot`` on ``subparsers``; its ``func(args)`` returns the exit status."""
-    p = subparsers.add_parser(
-        "plot",
-        help="draw a user's or the population's interest charts to an image (matplotlib)",
-        description=(
-            "Draw a user's interest (bars, radar, short vs long term, heatmap of recent "
-            "snapshots) or the population's (donut, bars, partitions heatmap) from the "
-            "snapshot topic, read from its beginning until idle for --timeout seconds."
-        ),
-    )
+NAME = "plot"
+HELP = "draw a user's or the population's interest charts to an image (matplotlib)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--user", metavar="ID", help="the user to draw")
     which.add_argument("--population", action="store_true", help="draw the population instead")
     p.add_argument("--out", metavar="FILE", required=True, help="image file (.png, .svg, .pdf)")
     p.add_argument(
-        "--top", type=_positive_int, default=10, help="categories shown before 'other' (10)"
+        "--top", type=positive(int), default=10, help="categories shown before 'other' (10)"
     )
     p.add_argument(
-        "--history", type=_positive_int, default=40, help="snapshots in the heatmap (40)"
+        "--history", type=positive(int), default=40, help="snapshots in the heatmap (40)"
     )
     p.add_argument(
-        "--timeout", type=_positive, default=3.0, help="stop after N s without a message (3)"
+        "--timeout", type=positive(float), default=3.0, help="stop after N s without a message (3)"
     )
     p.add_argument(
-        "--max-seconds", type=_positive, default=60.0, help="stop reading after N s (60)"
+        "--max-seconds", type=positive(float), default=60.0, help="stop reading after N s (60)"
     )
     p.add_argument("--topic", help="snapshot topic (default $INTEREST_SNAPSHOTS_TOPIC)")
-    p.set_defaults(func=cmd_plot)
-    return p

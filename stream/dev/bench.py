@@ -40,7 +40,8 @@ from kafka.admin import KafkaAdminClient
 from stream.catalog import encode_item
 from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
-from stream.localrun import (
+from stream.dev.events import ITEMS, interleaved_events, item_category
+from stream.dev.localrun import (
     WorkerProcess,
     free_port,
     start_local_broker,
@@ -49,11 +50,6 @@ from stream.localrun import (
 )
 from stream.settings import Settings
 from stream.topics import ensure_topics
-
-EVENT_TYPES = ("view", "view", "view", "click", "cart", "fav", "purchase")
-
-
-CATALOG_ITEMS = 100_000
 
 
 def make_events(
@@ -64,33 +60,15 @@ def make_events(
     start_ts: float = 1_760_000_000.0,
     categories: str = "user",
 ) -> list[tuple[str, bytes]]:
-    """``per_user`` msgpack events for each user in [first, last), interleaved by time.
-
-    ``categories``: ``user`` (a few per user), ``item`` (the item's, see ``catalog_entries``)
-    or ``catalog`` (none: the worker finds the item's in the catalog)."""
-    rng = random.Random(seed)
-    out = []
-    ts = start_ts
-    for round_ in range(per_user):
-        for u in range(first_user, last_user):
-            ts += 0.01
-            item = rng.randrange(CATALOG_ITEMS)
-            event = {"user_id": f"user-{u}", "item_id": f"item-{item}"}
-            if categories == "user":
-                event["categories"] = [f"cat-{(u * 7 + rng.randrange(6)) % 500}"]
-            elif categories == "item":
-                event["categories"] = [f"cat-{item % 500}"]
-            event["event_type"] = rng.choice(EVENT_TYPES)
-            event["ts"] = ts + round_
-            out.append((f"user-{u}", pack(event)))
-    return out
+    """``per_user`` msgpack events for each user in [first, last), interleaved by time
+    (``stream.dev.events.interleaved_events``), keyed by user."""
+    events = interleaved_events(first_user, last_user, per_user, seed, start_ts, categories)
+    return [(e["user_id"], pack(e)) for e in events]
 
 
 def catalog_entries() -> list[tuple[str, bytes]]:
     """The items of ``make_events`` with their categories, as records of the items topic."""
-    return [
-        (f"item-{i}", encode_item({"categories": [f"cat-{i % 500}"]})) for i in range(CATALOG_ITEMS)
-    ]
+    return [(f"item-{i}", encode_item({"categories": [item_category(i)]})) for i in range(ITEMS)]
 
 
 def produce(bootstrap: str, topic: str, events) -> float:
@@ -408,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             rates[mode] = consume_phase(bootstrap, env, workdir / f"cat{mode}", len(events))["rate"]
         return {
             "users": users,
-            "items": CATALOG_ITEMS,
+            "items": ITEMS,
             "with_categories_per_s": rates["item"],
             "through_catalog_per_s": rates["catalog"],
             "added_cost": rates["item"] / rates["catalog"] - 1,
@@ -448,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 reuse(env, f"noop{name}"),
                 workdir / f"noop{name}",
                 total,
-                module="stream.bench_noop",
+                module="stream.dev.bench_noop",
             )
             print(f"  agent {noop['rate']:,.0f}/s; full worker …", flush=True)
             worker = consume_phase(

@@ -1,0 +1,5 @@
+import sys
+
+from stream.cli.entry import main
+
+sys.exit(main())

@@ -1,0 +1,222 @@
+"""Settings declared once: a dataclass field carries its environment variable, its parser and
+its help; reading the environment and the documentation tables are derived from the fields.
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True)
+... class Demo:
+...     port: int = setting("DEMO_PORT", 80, "where to listen", parse=whole_number)
+>>> from_environ(Demo, {"DEMO_PORT": "8080"}).port, from_environ(Demo, {}).port
+(8080, 80)
+>>> rows(Demo)
+[('DEMO_PORT', '`80`', 'where to listen')]
+>>> from_environ(Demo, {"DEMO_PORT": "x"})
+Traceback (most recent call last):
+ValueError: DEMO_PORT must be a whole number, got 'x'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+UNSET = "unset"
+
+Declared = tuple[str, "EnvVar", Any]  # (attribute, variable, default)
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """How one setting is read: variable name, parser of its text, help, shown default."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    shown: str | None = None  # the default as documented, when the value itself does not say
+
+
+def setting(
+    env: str,
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any],
+    shown: str | None = None,
+    **field_options: Any,
+) -> Any:
+    """A dataclass field read from ``env`` with ``parse``; ``default`` when it is not set
+    (``dataclasses.MISSING``: the field must be given)."""
+    meta = {"env": EnvVar(env, parse, help, shown)}
+    return dataclasses.field(default=default, metadata=meta, **field_options)
+
+
+def env_text(env: str, default: str, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=text, **field_options)
+
+
+def env_int(env: str, default: int, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=whole_number, **field_options)
+
+
+def env_float(env: str, default: float, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=number, **field_options)
+
+
+def env_flag(env: str, default: bool, help: str, **field_options: Any) -> Any:
+    return setting(env, default, help, parse=flag, **field_options)
+
+
+def env_optional(env: str, help: str, **field_options: Any) -> Any:
+    """A setting that is unset (None) unless its variable holds text."""
+    return setting(env, None, help, parse=optional_text, **field_options)
+
+
+def nested(cls: type, variables: tuple[tuple[str, EnvVar], ...] = (), **field_options: Any) -> Any:
+    """A dataclass field holding a ``cls`` built from ``variables`` ((attribute, variable)
+    pairs), or from ``cls``'s own :func:`setting` fields when none are given."""
+    meta = {"nested": (cls, variables)}
+    return dataclasses.field(default_factory=cls, metadata=meta, **field_options)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _declared(f: dataclasses.Field) -> Iterator[Declared]:
+    """The settings one field stands for: itself, or those of the object it nests."""
+    if "env" in f.metadata:
+        yield f.name, f.metadata["env"], _default(f)
+    elif "nested" in f.metadata:
+        inner, variables = f.metadata["nested"]
+        if not variables:
+            for g in dataclasses.fields(inner):
+                yield from _declared(g)
+            return
+        base = inner()
+        for attr, var in variables:
+            yield attr, var, getattr(base, attr)
+
+
+def _read(declarations: Iterable[Declared], env: Mapping[str, str]) -> dict[str, Any]:
+    out = {}
+    for attr, var, _ in declarations:
+        if var.name in env:
+            try:
+                out[attr] = var.parse(env[var.name])
+            except ValueError as exc:
+                raise ValueError(f"{var.name} {exc}") from None
+    return out
+
+
+def from_environ(
+    cls: type, env: Mapping[str, str], fallbacks: Mapping[str, Callable[[], Any]] | None = None
+) -> Any:
+    """An instance of ``cls``: each setting from its variable when set, else its default;
+    ``fallbacks`` compute the value of a field that its variable leaves unset or empty."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if "env" in f.metadata:
+            kwargs.update(_read(_declared(f), env))
+        elif "nested" in f.metadata:
+            kwargs[f.name] = f.metadata["nested"][0](**_read(_declared(f), env))
+    for name, compute in (fallbacks or {}).items():
+        if kwargs.get(name) is None:
+            kwargs[name] = compute()
+    return cls(**kwargs)
+
+
+def shown_default(value: Any, var: EnvVar) -> str:
+    """The default as the documentation shows it: `` `4` ``, `` `1.5` ``, ``unset``."""
+    if var.shown is not None:
+        return var.shown
+    if value is None:
+        return UNSET
+    if isinstance(value, Mapping):
+        return "`" + ",".join(f"{k}={_number(v)}" for k, v in value.items()) + "`"
+    return f"`{_number(value) if isinstance(value, int | float) else value}`"
+
+
+def _number(value: float) -> str:
+    """``2`` for 2.0, ``0`` for False, ``0.2`` for 0.2."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def rows(cls: type) -> list[tuple[str, str, str]]:
+    """(variable, shown default, help) of every setting of ``cls``, nested ones included."""
+    return [
+        (var.name, shown_default(default, var), var.help)
+        for f in dataclasses.fields(cls)
+        for _, var, default in _declared(f)
+    ]
+
+
+def markdown_table(cls: type) -> str:
+    """The settings of ``cls`` as a Markdown table (variable, default, meaning)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {default} | {help} |" for name, default, help in rows(cls)]
+    return "\n".join(lines) + "\n"
+
+
+def docstring_list(cls: type, indent: str = "        ") -> str:
+    """The settings of ``cls`` as a list for a docstring (its first line not indented)."""
+    return f"\n{indent}".join(
+        f"- {name}: {help} (default {default})" for name, default, help in rows(cls)
+    )
+
+
+# -- parsers: each raises ValueError with a message that reads after the variable's name ----
+def text(value: str) -> str:
+    return value
+
+
+def optional_text(value: str) -> str | None:
+    """The text, or None when empty."""
+    return value or None
+
+
+def upper_text(value: str) -> str:
+    return value.upper()
+
+
+def _converted(kind: Callable[[str], Any], what: str, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"must be {what}, got {value!r}") from None
+
+
+def whole_number(value: str) -> int:
+    return _converted(int, "a whole number", value)
+
+
+def non_negative_whole(value: str) -> int:
+    count = whole_number(value)
+    if count < 0:
+        raise ValueError(f"must be 0 or more, got {count}")
+    return count
+
+
+def number(value: str) -> float:
+    return _converted(float, "a number", value)
+
+
+def flag(value: str) -> bool:
+    """``1``, ``true`` or ``yes`` is on; anything else is off."""
+    return value in ("1", "true", "yes")
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """A parser accepting one of ``allowed`` (any case, surrounding spaces ignored)."""
+
+    def parse(value: str) -> str:
+        picked = value.strip().lower()
+        if picked not in allowed:
+            raise ValueError(f"must be {' or '.join(allowed)}, got {value!r}")
+        return picked
+
+    return parse

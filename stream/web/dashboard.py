@@ -1,0 +1,373 @@
+"""The dashboard's state and payloads: what every web view reads, in one object per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from models.schema import OTHER, POPULATION_PREFIX
+from models.tracker import top_k, total_variation
+from stream.codec import REASONS, decode_snapshot
+from stream.web.cache import ChangeLog, SnapshotCache, compact
+from stream.web.feed import SnapshotFeed
+from stream.web.metrics import MetricsText, RateMeter, add_scorer_metrics, resident_memory_bytes
+from stream.web.pipeline_view import PipelineView
+
+
+class Dashboard:
+    """Everything the web views read: the pipeline, a snapshot cache, rates and listeners.
+
+    Parameters
+    ----------
+    app, pipeline
+        The Faust app and its pipeline (``stream.app.Pipeline``, seen through
+        :class:`~stream.web.pipeline_view.PipelineView`).
+    token
+        Bearer token every view but ``/health`` needs (None: open).
+    max_users, per_user
+        Bounds of the :class:`SnapshotCache`.
+    max_clients
+        Live (server-sent events) connections at once.
+    push_interval_s
+        Period of the population push and of the local-table check on the live channel.
+
+    Examples
+    --------
+    >>> from stream.app import create_app
+    >>> from stream.settings import Settings
+    >>> app, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc"))
+    >>> dash = pipeline.dashboard
+    >>> dash.user_interest("nobody")[1], dash.population()["distribution"]
+    (404, {})
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        pipeline: PipelineView,
+        token: str | None = None,
+        max_users: int = 2000,
+        per_user: int = 40,
+        max_clients: int = 64,
+        push_interval_s: float = 2.0,
+    ):
+        self.app = app
+        self.pipeline = pipeline
+        self.settings = pipeline.settings
+        self.token = token or None
+        self.cache = SnapshotCache(max_users, per_user)
+        self.changes = ChangeLog()
+        self.events_rate = RateMeter()
+        self.snapshots_rate = RateMeter()
+        self.feed_population: dict[str, tuple[float, dict]] = {}
+        self.feed_received = 0
+        self.feed_errors = 0
+        self.max_clients = max_clients
+        self.push_interval_s = push_interval_s
+        self.listeners: dict[str | None, set[asyncio.Queue]] = {}
+        self.clients = 0
+        self.closing = False
+        self.feed: SnapshotFeed | None = None
+        self._broker: tuple[float, bool] = (-math.inf, False)
+        self._memo: dict[str, tuple[float, Any]] = {}
+        self.started = time.time()
+
+    # -- snapshots in -----------------------------------------------------------------------
+    def ingest(self, key: bytes | None, value: bytes | None) -> None:
+        """One message of the snapshot topic."""
+        self.feed_received += 1
+        uid = key.decode("utf-8", errors="replace") if key is not None else None
+        try:
+            if uid is not None and uid.startswith(POPULATION_PREFIX):
+                if value is not None:
+                    pop = decode_snapshot(value)
+                    if uid in self.feed_population or len(self.feed_population) < 4096:
+                        self.feed_population[uid] = (time.time(), dict(pop["distribution"]))
+                return
+            if value is None:  # tombstone: the user was forgotten
+                if uid is not None:
+                    self.cache.forget(uid)
+                return
+            snap = decode_snapshot(value)
+            uid = str(snap["user_id"])
+            dist = snap["distribution"]
+        except Exception:
+            self.feed_errors += 1
+            return
+        previous = self.cache.add(snap)
+        if previous is not None:
+            moved = total_variation(previous.get("distribution") or {}, dist)
+        else:
+            moved = 1.0 if snap.get("n_events", 0) <= 1 else 0.0  # new user / first seen
+        self.changes.record(uid, moved)
+        for queue in list(self.listeners.get(uid, ())):
+            self._offer(queue, ("snapshot", snap))
+
+    @staticmethod
+    def _offer(queue: asyncio.Queue, item: Any) -> None:
+        if queue.full():  # a slow client gets the freshest items, not a backlog
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+        queue.put_nowait(item)
+
+    # -- live listeners ---------------------------------------------------------------------
+    def subscribe(self, uid: str | None) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=64)
+        self.listeners.setdefault(uid, set()).add(queue)
+        self.clients += 1
+        return queue
+
+    def unsubscribe(self, uid: str | None, queue: asyncio.Queue) -> None:
+        group = self.listeners.get(uid)
+        if group is not None:
+            group.discard(queue)
+            if not group:
+                del self.listeners[uid]
+        self.clients -= 1
+
+    def close(self) -> None:
+        """Ends every live connection (called when the web server shuts down)."""
+        self.closing = True
+        for group in self.listeners.values():
+            for queue in group:
+                self._offer(queue, None)
+
+    # -- payloads ---------------------------------------------------------------------------
+    def _memoised(self, name: str, ttl_s: float, compute: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._memo.get(name)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+        value = compute()
+        self._memo[name] = (now, value)
+        return value
+
+    def local_snapshot(self, uid: str) -> dict | None:
+        """The user's current snapshot from this worker's table (None if not here)."""
+        record = self.pipeline.user_record(uid)
+        if record is None:
+            return None
+        return self.pipeline.snapshot(uid, record)
+
+    def user_interest(self, uid: str, optional: bool = False) -> tuple[dict, int]:
+        """(payload, HTTP status) of ``GET /users/{uid}/interest``."""
+        history = self.cache.history(uid)
+        local = self.local_snapshot(uid)
+        cached = self.cache.latest(uid)
+        if local is not None and (cached is None or local["version"] >= cached["version"]):
+            snapshot, source = local, "table"
+            if not history or history[-1]["version"] != local["version"]:
+                history = [*history, compact(local)][-self.cache.per_user :]
+        elif cached is not None:
+            snapshot, source = cached, "cache"
+        else:
+            payload = {"user_id": uid, "found": False, "source": None, "snapshot": None}
+            payload.update(history=[], history_limit=self.cache.per_user)
+            if not optional:
+                payload["error"] = f"no snapshot of user {uid!r} on this worker yet"
+            return payload, 200 if optional else 404
+        payload = {"user_id": uid, "found": True, "source": source, "snapshot": snapshot}
+        payload.update(history=history, history_limit=self.cache.per_user)
+        return payload, 200
+
+    def population_distribution(self, k: int = 20) -> tuple[dict[str, float], list, str]:
+        """Population distribution merged over this worker's partitions (mass-weighted);
+        else over the per-partition snapshots the feed has seen. ``(top-k, partitions, source)``.
+        """
+        states = [(key, s) for key, s in list(self.pipeline.population.items()) if s]
+        if states:
+            # Stored masses are relative to each state's reference time ``ref``: the mass at
+            # time T is the stored one times 2**(-(T - ref) / half_life). Bring all to t_max.
+            half_life = self.pipeline.cfg.interest.population_half_life
+            t_max = max(s["t"] or 0.0 for _, s in states)
+            merged: Counter = Counter()
+            residual = 0.0
+            for _, s in states:
+                ref = s.get("ref", s["t"]) or 0.0
+                factor = 0.5 ** ((t_max - ref) / half_life)
+                for c, m in s["m"].items():
+                    merged[c] += m * factor
+                residual += s.get("r", 0.0) * factor
+            total = sum(merged.values()) + residual
+            if total > 0:
+                dist = {c: m / total for c, m in merged.items()}
+                return top_k(dist, k), sorted(key for key, _ in states), "table"
+        if self.feed_population:
+            merged = Counter()
+            for _, dist in self.feed_population.values():
+                for c, p in dist.items():
+                    merged[c] += p / len(self.feed_population)
+            parts = sorted(key[len(POPULATION_PREFIX) :] for key in self.feed_population)
+            return top_k(merged, k), parts, "topic"
+        return {}, [], "none"
+
+    def table_size(self) -> int:
+        return self._memoised("table_size", 1.0, lambda: len(self.pipeline.users.data))
+
+    def rates(self) -> tuple[float, float]:
+        events = self.events_rate.sample(self.pipeline.counters.events)
+        snaps = self.snapshots_rate.sample(self.feed_received)
+        return events, snaps
+
+    def population(self, k: int = 20) -> dict:
+        """Payload of ``GET /population`` (computed at most once a second)."""
+        return self._memoised(f"population:{k}", 1.0, lambda: self._population(k))
+
+    def _population(self, k: int) -> dict:
+        c = self.pipeline.counters
+        dist, parts, source = self.population_distribution(k)
+        events_s, snaps_s = self.rates()
+        most_changed = self.changes.top(10)
+        for row in most_changed:
+            latest = self.cache.latest(row["user_id"]) or {}
+            cats = [x for x in (latest.get("distribution") or {}) if x != OTHER]
+            row["top"] = cats[0] if cats else None
+        return {
+            "distribution": dist,
+            "partitions": parts,
+            "source": source,
+            "events_per_s": round(events_s, 3),
+            "snapshots_per_s": round(snaps_s, 3),
+            "active_users": self.changes.active(),
+            "table_users": self.table_size(),
+            "events": c.events,
+            "applied": c.applied,
+            "snapshots": c.snapshots,
+            "dlq": sum(c.dlq.values()),
+            "dlq_by_reason": dict(c.dlq),
+            "most_changed": most_changed,
+            "window_s": self.changes.window_s,
+            "uptime_s": round(time.time() - c.started, 3),
+        }
+
+    # -- operations -------------------------------------------------------------------------
+    async def broker_reachable(self, timeout: float = 1.0) -> bool:
+        """Whether a bootstrap server accepts a TCP connection (cached for 2 s)."""
+        checked, ok = self._broker
+        if time.monotonic() - checked < 2.0:
+            return ok
+        ok = False
+        for server in (self.settings.bootstrap or "").split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                conn = asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port))
+                _, writer = await asyncio.wait_for(conn, timeout)
+            except (OSError, ValueError, TimeoutError):
+                continue
+            writer.close()
+            ok = True
+            break
+        self._broker = (time.monotonic(), ok)
+        return ok
+
+    def consumer_lag(self) -> dict[int, int] | None:
+        """Events-topic partition -> messages not yet read by this worker (None: unknown)."""
+        app = self.app
+        if not app.started or app.should_stop:
+            return None
+        try:
+            consumer = app.consumer
+            read = app.monitor.tp_read_offsets
+            lag = {}
+            for tp in consumer.assignment():
+                if tp.topic != self.settings.events_topic:
+                    continue
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                last = read.get(tp)
+                lag[tp.partition] = max(0, high - (last + 1 if last is not None else 0))
+            return lag
+        except Exception:  # not started yet, rebalancing, ...
+            return None
+
+    def last_event_age(self) -> float | None:
+        last = self.pipeline.counters.last_event_wall
+        return None if last is None else max(0.0, time.time() - last)
+
+    async def health(self) -> tuple[dict, int]:
+        """(payload, HTTP status) of ``GET /health``: 503 when no broker answers."""
+        broker = await self.broker_reachable()
+        lag = self.consumer_lag()
+        age = self.last_event_age()
+        payload = {
+            "status": "ok" if broker else "unavailable",
+            "broker": {"reachable": broker, "bootstrap": self.settings.bootstrap},
+            "worker": self.app.state,
+            "consumer_lag": None if lag is None else sum(lag.values()),
+            "consumer_lag_by_partition": lag,
+            "last_event_age_s": None if age is None else round(age, 3),
+            "snapshot_feed": {
+                "connected": bool(self.feed and self.feed.connected),
+                "received": self.feed_received,
+            },
+            "uptime_s": round(time.time() - self.pipeline.counters.started, 3),
+        }
+        return payload, 200 if broker else 503
+
+    def metrics(self) -> str:
+        """``GET /metrics``: Prometheus text format."""
+        c = self.pipeline.counters
+        events_s, snaps_s = self.rates()
+        m = MetricsText()
+        m.add("interest_events_total", "counter", "Events read from the events topic.", c.events)
+        m.add("interest_events_applied_total", "counter", "Events applied to a user.", c.applied)
+        m.add("interest_events_per_second", "gauge", "Events read per second (10 s).", events_s)
+        m.add("interest_ingest_batches_total", "counter", "Ingest batches processed.", c.batches)
+        for reason in sorted(set(REASONS) | set(c.dlq)):
+            m.add(
+                "interest_dlq_total",
+                "counter",
+                "Events sent to the DLQ, by reason.",
+                c.dlq.get(reason, 0),
+                {"reason": reason},
+            )
+        m.add("interest_snapshots_total", "counter", "Snapshots this worker emitted.", c.snapshots)
+        m.add("interest_table_users", "gauge", "Users in this worker's table.", self.table_size())
+        m.add(
+            "interest_pending_users",
+            "gauge",
+            "Users with a deferred (trailing) snapshot.",
+            len(self.pipeline.pending),
+        )
+        age = self.last_event_age()
+        m.add("interest_last_event_age_seconds", "gauge", "Since the last applied event.", age)
+        lag = self.consumer_lag()
+        m.add("interest_consumer_lag", "gauge", "Events-topic messages not yet read.", None)
+        for partition, value in sorted((lag or {}).items()):
+            m.add("interest_consumer_lag", "gauge", "", value, {"partition": partition})
+        add_scorer_metrics(m, self.pipeline.scorer)
+        duplicates = getattr(c, "duplicates", None)
+        m.add("interest_duplicates_total", "counter", "Replayed events skipped.", duplicates)
+        m.add(
+            "interest_feed_snapshots_total",
+            "counter",
+            "Snapshot-topic messages the dashboard feed read (all workers).",
+            self.feed_received,
+        )
+        m.add("interest_feed_snapshots_per_second", "gauge", "Feed rate (10 s).", snaps_s)
+        m.add(
+            "interest_feed_cache_users", "gauge", "Users in the dashboard cache.", len(self.cache)
+        )
+        m.add("interest_web_live_clients", "gauge", "Open live connections.", self.clients)
+        m.add(
+            "interest_uptime_seconds", "gauge", "Since the worker started.", time.time() - c.started
+        )
+        m.add(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            resident_memory_bytes(),
+        )
+        return m.render()
+
+    async def tick(self) -> None:
+        """Once a second: keep the rate windows sampled between requests."""
+        self.rates()

@@ -84,8 +84,8 @@ def _paced(events: Iterable[dict], rate: float | None, speedup: float | None) ->
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from models.data import load_events
-    from models.synthetic import SyntheticConfig, synthetic_events
+    from models.data.loaders import load_events
+    from models.data.synthetic import SyntheticConfig, synthetic_events
     from stream.clients import Producer
 
     if bool(args.data) == bool(args.synthetic):

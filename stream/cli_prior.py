@@ -30,10 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.collaborative import CollaborativePrior
-    from models.data import load_events
-    from models.evaluate import CollaborativePredictor
-    from models.metrics import Vocabulary
+    from models.data.loaders import load_events
+    from models.evaluation.predictors import CollaborativePredictor
+    from models.evaluation.vocabulary import Vocabulary
+    from models.priors.collaborative import CollaborativePrior
     from stream.cli import CommandError
 
     if not Path(args.data).is_file():

@@ -3,7 +3,7 @@
 Two splits: ``time`` reads only the first 80% of the events (by time), the last ~10% of those
 being the validation tail for early stopping and the fusion weights; ``leave-last-out`` never
 reads each user's last event and validates on the one before it. Defaults that are not given
-come from ``models.train.RECIPES`` for the chosen objective.
+come from ``models.sequence.train.RECIPES`` for the chosen objective.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ SPLITS = ("time", "leave-last-out")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``train`` on an ``argparse`` subparsers object; ``func(args) -> int``."""
-    from models.data import FORMATS
+    from models.data.loaders import FORMATS
 
     p = subparsers.add_parser(
         "train",
@@ -129,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from models.data import load_events
+    from models.data.loaders import load_events
     from models.sequence import SequenceConfig
-    from models.train import DEFAULT_MAX_SECONDS, RECIPES, TrainConfig, train
+    from models.sequence.train import DEFAULT_MAX_SECONDS, RECIPES, TrainConfig, train
 
     try:
         device = torch.device(args.device) if args.device else None

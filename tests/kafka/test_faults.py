@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import load_events
+from models.data.loaders import load_events
 from stream.clients import Producer
 from stream.failover import SnapshotWatch
 from stream.localrun import WorkerProcess, worker_env

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from models.data import load_events
+from models.data.loaders import load_events
 from models.sequence import SequenceConfig
-from models.train import TrainConfig, train
+from models.sequence.train import TrainConfig, train
 from stream.clients import Producer
 from stream.codec import decode_snapshot
 from stream.localrun import WorkerProcess, worker_env

@@ -318,8 +318,8 @@ class RiverClassifier:
         self._recent: dict[object, deque] = {}
         self._last_type: dict = {}
 
-    def features(self, user) -> dict[str, float]:
-        """The term counts describing ``user``'s state before their next event."""
+    def features(self, user: object) -> dict[str, float]:
+        """The term counts describing the state of ``user`` (a user id) before their next event."""
         recent = self._recent.get(user)
         if not recent:
             return {"cold": 1.0}

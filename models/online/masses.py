@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from models.schema import OTHER
 
 
-def event_labels(x: Mapping, y) -> list:
+def event_labels(x: Mapping, y: str | Sequence[str] | None) -> list:
     """The categories an event counts for: ``y`` when given (one label or several), else x's."""
     if y is None:
         return list(x["categories"])

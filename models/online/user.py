@@ -204,7 +204,9 @@ class UserInterest(EventClock, base.Classifier):
             smoothed(self._long, self._long_res, a_long, prior),
         )
 
-    def predict_proba_one(self, x: dict | None = None, prior: Mapping[str, float] | None = None):
+    def predict_proba_one(
+        self, x: dict | None = None, prior: Mapping[str, float] | None = None
+    ) -> dict[str, float]:
         if prior is None:
             return dict(self.own_distribution())
         if self._n == 0:

@@ -67,7 +67,7 @@ def fit_fusion_on_tail(
     stale_fraction: float = 0.5,
     max_stale_events: int = 5,
     extra: Mapping[str, Any] | None = None,
-):
+) -> fusion.FusionParams:
     """Fit :class:`models.fusion.FusionParams` on the validation tail ``[n_fit, n_train)``.
 
     The online estimator (``models.online``, as the stream runs it) is replayed over the whole

@@ -22,7 +22,7 @@ VAL_FRACTION = 0.1
 
 def split_points(
     n: int, train_fraction: float = TRAIN_FRACTION, val_fraction: float = VAL_FRACTION
-):
+) -> tuple[int, int]:
     """``(n_fit, n_train)``: events ``[0, n_fit)`` are fitted, ``[n_fit, n_train)`` validate.
 
     Examples

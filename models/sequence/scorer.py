@@ -11,7 +11,7 @@ import dataclasses
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from models.schema import OTHER
 from models.sequence.checkpoint import load_checkpoint
 from models.sequence.config import OOV, PAD
 from models.sequence.device import autocast, pick_device
-from models.sequence.encoding import EncodedEvent, SequenceEncoder, collate
+from models.sequence.encoding import EncodedEvent, EncodedSequence, SequenceEncoder, collate
 from models.sequence.model import SequenceModel
 
 
@@ -232,7 +232,7 @@ class SequenceScorer:
             return True
 
     # ------------------------------------------------------------------ scoring
-    def encode(self, history: Sequence[Mapping[str, Any] | EncodedEvent]):
+    def encode(self, history: Sequence[Mapping[str, Any] | EncodedEvent]) -> EncodedSequence:
         """A history (event dicts or pre-encoded events, oldest first) → encoded last L."""
         return self._state.encoder.encode(history)
 
@@ -520,7 +520,7 @@ def item_scorer(
     checkpoint: str | Path,
     items: Sequence[Any],
     device: torch.device | str | None = None,
-):
+) -> Callable[[Sequence[Sequence[Mapping[str, Any]]]], np.ndarray]:
     """Hook for ``models.evaluation.item_eval``: ``score(histories) -> (batch, len(items))``
     logits."""
     scorer = SequenceScorer.from_checkpoint(checkpoint, device=device)

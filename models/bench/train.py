@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.sequence.config import SequenceConfig
+from models.sequence.config import CONFIG_NAMES, SequenceConfig
 from models.sequence.encoding import collate
 from models.sequence.model import SequenceModel
 from models.sequence.samples import shuffled_batches
@@ -105,8 +105,10 @@ def run(config: str = "small", steps: int = 40, seed: int = 0, budget_s: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="small", choices=("tiny", "small", "base", "large"))
+    p = argparse.ArgumentParser(
+        prog="python -m models.bench.train", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--config", default="small", choices=CONFIG_NAMES)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--budget-s", type=float, default=2400.0)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")

@@ -75,7 +75,7 @@ soak: $(STAMP) ## one worker for SOAK_S s (1200) at half its maximum rate: RSS g
 	SOAK_S=$(SOAK_S) $(PY) -m stream.dev.soak
 
 bench-train: $(STAMP) ## CPU training tokens/s of the item recipe on an ML-1M-shaped synthetic log
-	$(PY) -m models.bench_train --json bench-results/bench-train.json
+	$(PY) -m models.bench.train --json bench-results/bench-train.json
 
 evaluate: $(STAMP) ## evaluation tables on both shared datasets
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/taobao-head/UserBehavior.csv --format taobao

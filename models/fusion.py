@@ -382,5 +382,5 @@ class FusedPredictor:
 
 
 def evaluation_predictor(sequence: Any, online: Any, categories: Sequence[str]) -> FusedPredictor:
-    """Hook for ``models.evaluate``: the ``fused`` row's predictor."""
+    """Hook for ``models.evaluation.evaluate``: the ``fused`` row's predictor."""
     return FusedPredictor(sequence, online, categories)

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from models.collaborative import CollaborativePrior
 from models.online import InterestConfig, UserInterest
-from models.prior import PopulationPrior
+from models.priors.collaborative import CollaborativePrior
+from models.priors.population import PopulationPrior
+from models.records import RECORD_VERSION, HistoryField, RecordField, V1Key
 from models.schema import EVENT_TYPES, OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
@@ -32,15 +33,13 @@ class TrackerConfig:
     explain_top: int = 3
 
 
-RECORD_VERSION = 2
-
-
 class UserRecord:
     """One user's live record: the online estimator, the last events, and where it stands in
     the input (partition and offset of the last event applied, for exactly-once replays).
 
     ``to_state()`` is the compact, versioned form that goes to the table and its changelog
-    (a flat list); ``from_state`` reads it and the dict form of version 1.
+    (a flat list laid out as :class:`~models.records.RecordField`); ``from_state`` reads it and
+    the dict form of version 1 (:class:`~models.records.V1Key`).
 
     Examples
     --------
@@ -61,7 +60,7 @@ class UserRecord:
         self.cfg = cfg or TrackerConfig()
         self.interest: UserInterest | None = None
         self.topics: UserInterest | None = None  # over the items' content topics, if any
-        # (item_id, categories, event_type, ts, moved), oldest first, at most cfg.history
+        # models.records.HistoryField tuples, oldest first, at most cfg.history
         self.history: list[tuple] = []
         self.partition: int | None = None
         self.offset = -1
@@ -80,7 +79,7 @@ class UserRecord:
         if self.interest is None:
             self.interest = UserInterest(self.cfg.interest)
         after, moved = self.interest.learn_and_predict(event)
-        if event.get("topics"):  # the item's content topics (models.content), tracked alike
+        if event.get("topics"):  # the item's content topics (models.priors.content), tracked alike
             if self.topics is None:
                 self.topics = UserInterest(self.cfg.interest)
             self.topics.learn_one({**event, "categories": list(event["topics"])})
@@ -103,11 +102,10 @@ class UserRecord:
         return self.interest.own_distribution() if self.interest else {OTHER: 1.0}
 
     def to_state(self) -> list:
-        """``[version, partition, offset, interest, items, categories, types, times, moved,
-        topics]``:
-        history as columns; categories as indexes into the record's category table (a list
-        of indexes for a multi-category event); times as integer deltas where both ends are
-        whole seconds; moved in millionths."""
+        """The record as the flat list of :class:`~models.records.RecordField`: history as
+        columns; categories as indexes into the record's category table (a list of indexes for
+        a multi-category event); times as integer deltas where both ends are whole seconds;
+        moved in millionths."""
         table: dict[str, int] = {}
         cats, types, times, moved = [], [], [], []
         prev = None
@@ -122,35 +120,39 @@ class UserRecord:
                 times.append(float(ts) if not whole else [int(ts)])
             prev = int(ts) if whole else None
             moved.append(round(mv * 1e6))
-        return [
-            RECORD_VERSION,
-            self.partition,
-            self.offset,
-            self.interest.compact_state() if self.interest is not None else None,
-            [h[0] for h in self.history],
-            list(table),
-            cats,
-            types,
-            times,
-            moved,
-            self.topics.compact_state() if self.topics is not None else None,
-        ]
+        state: list = [None] * len(RecordField)
+        state[RecordField.VERSION] = RECORD_VERSION
+        state[RecordField.PARTITION] = self.partition
+        state[RecordField.OFFSET] = self.offset
+        if self.interest is not None:
+            state[RecordField.INTEREST] = self.interest.compact_state()
+        state[RecordField.ITEMS] = [h[HistoryField.ITEM_ID] for h in self.history]
+        state[RecordField.CATEGORY_TABLE] = list(table)
+        state[RecordField.CATEGORIES] = cats
+        state[RecordField.EVENT_TYPES] = types
+        state[RecordField.TIMES] = times
+        state[RecordField.MOVED] = moved
+        if self.topics is not None:
+            state[RecordField.TOPICS] = self.topics.compact_state()
+        return state
 
     @classmethod
     def from_state(cls, state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> UserRecord:
-        """A record from ``to_state()``, or from the version-1 dict (``u``, ``h``, ``p``,
-        ``o``) that changelogs written before version 2 hold."""
+        """A record from ``to_state()``, or from the version-1 dict that changelogs written
+        before version 2 hold (:mod:`models.records` has both layouts)."""
         r = cls(cfg)
         if isinstance(state, Mapping):
-            if state.get("u"):
-                r.interest = UserInterest.from_state(state["u"], r.cfg.interest)
-            if state.get("t"):
-                r.topics = UserInterest.from_state(state["t"], r.cfg.interest)
-            r.history = [(h[0], tuple(h[1]), h[2], h[3], h[4]) for h in state.get("h", [])]
-            r.partition, r.offset = state.get("p"), state.get("o", -1)
+            if state.get(V1Key.INTEREST):
+                r.interest = UserInterest.from_state(state[V1Key.INTEREST], r.cfg.interest)
+            if state.get(V1Key.TOPICS):
+                r.topics = UserInterest.from_state(state[V1Key.TOPICS], r.cfg.interest)
+            r.history = [
+                (h[0], tuple(h[1]), h[2], h[3], h[4]) for h in state.get(V1Key.HISTORY, [])
+            ]
+            r.partition, r.offset = state.get(V1Key.PARTITION), state.get(V1Key.OFFSET, -1)
             return r
-        if state[0] != RECORD_VERSION:
-            raise ValueError(f"unknown user record version {state[0]!r}")
+        if state[RecordField.VERSION] != RECORD_VERSION:
+            raise ValueError(f"unknown user record version {state[RecordField.VERSION]!r}")
         _, r.partition, r.offset, interest, items, table, cats, types, times, moved, topics = state
         if topics is not None:
             r.topics = UserInterest.from_compact_state(topics, r.cfg.interest)
@@ -173,10 +175,6 @@ class UserRecord:
 
 
 _TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
-
-
-def new_record(cfg: TrackerConfig | None = None) -> UserRecord:
-    return UserRecord(cfg)
 
 
 def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
@@ -211,20 +209,18 @@ def apply_event(record: UserRecord, event: Mapping, cfg: TrackerConfig) -> dict[
     return record.apply(event)
 
 
-def history_events(record: UserRecord) -> list[dict]:
-    """The record's last events as event dicts (oldest first), for the sequence model."""
-    return [
-        {"item_id": h[0], "categories": list(h[1]), "event_type": h[2], "ts": h[3]}
-        for h in record.history
-    ]
-
-
 def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     """The recent events that moved the distribution most (total variation), largest first."""
     recent = record.history[-cfg.explain_window :]
-    ranked = sorted(recent, key=itemgetter(4), reverse=True)[: cfg.explain_top]
+    ranked = sorted(recent, key=itemgetter(HistoryField.MOVED), reverse=True)[: cfg.explain_top]
     return [
-        {"item_id": h[0], "categories": list(h[1]), "event_type": h[2], "ts": h[3], "moved": h[4]}
+        {
+            "item_id": h[HistoryField.ITEM_ID],
+            "categories": list(h[HistoryField.CATEGORIES]),
+            "event_type": h[HistoryField.EVENT_TYPE],
+            "ts": h[HistoryField.TS],
+            "moved": h[HistoryField.MOVED],
+        }
         for h in ranked
     ]
 

@@ -32,9 +32,10 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP
 
-from models.collaborative import CollaborativePrior
 from models.online import PopulationInterest
-from models.prior import PopulationPrior
+from models.priors.collaborative import CollaborativePrior
+from models.priors.population import PopulationPrior
+from models.records import PopulationField
 from models.schema import POPULATION_KEY
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, top_k
 from models.tracker import total_variation as tv
@@ -545,7 +546,7 @@ class Pipeline:
             uid = f"{POPULATION_KEY}/{key}"
             snapshot = {
                 "user_id": uid,
-                "ts": state["t"],
+                "ts": state[PopulationField.LAST_TS],
                 **prior.population_snapshot(),
                 "emitted_at": time.time(),
             }

@@ -19,7 +19,7 @@ from pathlib import Path
 import faust
 from faust.tables import GlobalTable
 
-from models.content import (
+from models.priors.content import (
     ContentConfig,
     TopicModel,
     item_text,

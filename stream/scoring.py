@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.fusion import FusionParams
-from models.prior import PopulationPrior
-from models.scorer import SequenceScorer
+from models.priors.population import PopulationPrior
+from models.records import HistoryField
+from models.sequence.scorer import SequenceScorer
 from models.tracker import UserRecord, build_snapshot, published_estimate
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class StreamScorer:
             record = self.pipeline.user_record(uid)
             if record is not None and record.history:
                 users.append(uid)
-                histories.append([h[:4] for h in record.history])
+                histories.append([h[: HistoryField.MOVED] for h in record.history])
         if not users:
             return
         started = time.perf_counter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from models.content import ContentConfig
+from models.priors.content import ContentConfig
 from stream.catalog import (
     FORMATS,
     add_topics,

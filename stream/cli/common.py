@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from models.data import FORMATS
+from models.data.loaders import FORMATS
 from stream.settings import Settings
 
 EXIT_FAILURE = 1

@@ -77,9 +77,9 @@ def _check_inputs(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by ``args``; 0 on success, 1 with a one-line reason."""
-    from models.data import load_events
-    from models.evaluate import ROW_ORDER, evaluate
-    from models.item_eval import evaluate_items
+    from models.data.loaders import load_events
+    from models.evaluation.evaluate import ROW_ORDER, evaluate
+    from models.evaluation.item_eval import evaluate_items
 
     problem = _check_inputs(args)
     rows = None

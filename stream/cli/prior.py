@@ -24,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.collaborative import CollaborativePrior
-    from models.data import load_events
-    from models.evaluate import CollaborativePredictor
-    from models.metrics import Vocabulary
+    from models.data.loaders import load_events
+    from models.evaluation.predictors import CollaborativePredictor
+    from models.evaluation.vocabulary import Vocabulary
+    from models.priors.collaborative import CollaborativePrior
 
     if not Path(args.data).is_file():
         raise CommandError(f"event file not found: {args.data}")

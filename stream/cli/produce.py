@@ -54,8 +54,8 @@ def paced(events: Iterable[dict], rate: float | None, speedup: float | None) -> 
 
 
 def _events(args: argparse.Namespace) -> Iterable[dict]:
-    from models.data import load_events
-    from models.synthetic import SyntheticConfig, synthetic_events
+    from models.data.loaders import load_events
+    from models.data.synthetic import SyntheticConfig, synthetic_events
 
     if args.synthetic:
         cfg = SyntheticConfig(users=args.users, categories=args.categories, seed=args.seed)

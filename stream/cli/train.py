@@ -5,7 +5,7 @@ fitted fusion weights). --split time: the first 80% of the events in time order,
 on the last 10% of that period. --split leave-last-out: every user's last event is never read,
 the one before it validates (the SASRec / BERT4Rec / HSTU protocol).
 
-Defaults that are not given come from ``models.train.RECIPES`` for the chosen objective.
+Defaults that are not given come from ``models.sequence.train.RECIPES`` for the chosen objective.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from models.data import load_events
+    from models.data.loaders import load_events
     from models.sequence import SequenceConfig
-    from models.train import DEFAULT_MAX_SECONDS, RECIPES, TrainConfig, train
+    from models.sequence.train import DEFAULT_MAX_SECONDS, RECIPES, TrainConfig, train
 
     try:
         device = torch.device(args.device) if args.device else None

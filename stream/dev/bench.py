@@ -11,7 +11,7 @@ Everything runs in one process tree on this machine, in one run, so the ratios a
 4. the worker is restarted and the time to recover its table is measured;
 5. a fresh worker gets events at half the measured maximum rate, stamped with the wall clock;
    a subscriber measures event-to-snapshot latency;
-6. the Transformer scorer table (``models.bench_scorer``), when present.
+6. the Transformer scorer table (``models.bench.scorer``), when present.
 
 Prints a Markdown table and writes JSON (``--out``).
 """
@@ -296,8 +296,8 @@ def latency_phase(
 
 
 def scorer_rows() -> tuple[list[dict], str]:
-    """The Transformer scorer table (``models.bench_scorer``): rows and their Markdown."""
-    from models import bench_scorer
+    """The Transformer scorer table (``models.bench.scorer``): rows and their Markdown."""
+    from models.bench import scorer as bench_scorer
 
     rows = bench_scorer.run_benchmark(seconds=0.5, rounds=3)
     return rows, bench_scorer.markdown(rows)

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     for needed in filter(None, (path, items)):
         if not needed.is_file():
             return _fail(f"no such file: {needed}")
-    from models.data import load_events
+    from models.data.loaders import load_events
 
     events = load_events(path, fmt, items)[: args.limit or None]
     plain = args.plain or not sys.stdout.isatty()

@@ -1,4 +1,4 @@
-"""Synthetic events for the tests, the demo and the benchmarks (``models.synthetic`` is the
+"""Synthetic events for the tests, the demo and the benchmarks (``models.data.synthetic`` is the
 drifting-users generator behind ``interest-tracker produce --synthetic``)."""
 
 from __future__ import annotations

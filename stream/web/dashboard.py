@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from models.online.population import merged_distribution
 from models.schema import OTHER, POPULATION_PREFIX
 from models.tracker import top_k, total_variation
 from stream.codec import REASONS, decode_snapshot
@@ -182,25 +183,12 @@ class Dashboard:
         else over the per-partition snapshots the feed has seen. ``(top-k, partitions, source)``.
         """
         states = [(key, s) for key, s in list(self.pipeline.population.items()) if s]
-        if states:
-            # Stored masses are relative to each state's reference time ``ref``: the mass at
-            # time T is the stored one times 2**(-(T - ref) / half_life). Bring all to t_max.
-            half_life = self.pipeline.cfg.interest.population_half_life
-            t_max = max(s["t"] or 0.0 for _, s in states)
-            merged: Counter = Counter()
-            residual = 0.0
-            for _, s in states:
-                ref = s.get("ref", s["t"]) or 0.0
-                factor = 0.5 ** ((t_max - ref) / half_life)
-                for c, m in s["m"].items():
-                    merged[c] += m * factor
-                residual += s.get("r", 0.0) * factor
-            total = sum(merged.values()) + residual
-            if total > 0:
-                dist = {c: m / total for c, m in merged.items()}
-                return top_k(dist, k), sorted(key for key, _ in states), "table"
+        half_life = self.pipeline.cfg.interest.population_half_life
+        dist = merged_distribution((s for _, s in states), half_life)
+        if dist:
+            return top_k(dist, k), sorted(key for key, _ in states), "table"
         if self.feed_population:
-            merged = Counter()
+            merged: Counter = Counter()
             for _, dist in self.feed_population.values():
                 for c, p in dist.items():
                     merged[c] += p / len(self.feed_population)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import load_events
+from models.data.loaders import load_events
 from stream.dev.failover import SnapshotWatch
 from stream.dev.localrun import WorkerProcess
 from tests.kafka.readback import wait_for_final_snapshots

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import load_events
+from models.data.loaders import load_events
 from stream.clients import Producer
 from stream.dev.localrun import KAFKA_SH, WorkerProcess, worker_env
 from stream.settings import Settings, local_broker_address

@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from kafka import KafkaConsumer, TopicPartition
 
-from models.data import load_events
+from models.data.loaders import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
 from stream.schemas import load_schema
 from stream.settings import REPO_ROOT

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import load_events
+from models.data.loaders import load_events
 from models.tracker import TrackerConfig, build_snapshot, replay
 from stream.clients import Producer
 from stream.codec import pack

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from models.baselines import DecayedHistogram
-from models.data import load_events
-from models.metrics import Vocabulary
+from models.data.loaders import load_events
+from models.evaluation.baselines import DecayedHistogram
+from models.evaluation.vocabulary import Vocabulary
 from models.online import PopulationInterest
-from models.prior import PopulationPrior, score_snapshots
+from models.priors.population import PopulationPrior, score_snapshots
 from models.schema import POPULATION_PREFIX
 from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay, top_k
 from stream.codec import decode_snapshot

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from models.data import load_events
+from models.data.loaders import load_events
 from models.sequence import SequenceConfig
-from models.train import TrainConfig, train
+from models.sequence.train import TrainConfig, train
 from stream.clients import snapshot_consumer
 from stream.codec import decode_snapshot
 from stream.settings import Settings

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from river import naive_bayes
 
-from models.baselines import (
+from models.evaluation.baselines import (
     DecayedHistogram,
     DenseMultinomialNB,
     MarkovOne,
@@ -16,7 +16,7 @@ from models.baselines import (
     Predictor,
     RiverClassifier,
 )
-from models.metrics import Vocabulary
+from models.evaluation.vocabulary import Vocabulary
 
 pytestmark = pytest.mark.unit
 

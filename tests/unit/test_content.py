@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from models.content import ContentConfig, TopicModel, sentence_embeddings
+from models.priors.content import ContentConfig, TopicModel, sentence_embeddings
 from models.tracker import TrackerConfig, build_snapshot, replay
 from stream.catalog import add_topics, fill_categories, resolve_categories
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import models
-from models import evaluate as ev_mod
-from models.data import load_events
-from models.evaluate import JSON_KEYS, ReplayContext, evaluate, replay
-from models.item_eval import (
+from models.data.loaders import load_events
+from models.evaluation import evaluate as ev_mod
+from models.evaluation.evaluate import evaluate
+from models.evaluation.item_eval import (
     ItemSplit,
     evaluate_items,
     hr_ndcg,
@@ -28,7 +28,8 @@ from models.item_eval import (
     rank_dense,
     scorer_ranks,
 )
-from models.metrics import Vocabulary
+from models.evaluation.replay import JSON_KEYS, ReplayContext, replay
+from models.evaluation.vocabulary import Vocabulary
 from stream.cli import evaluate as cli_evaluate
 from stream.cli.common import add_command
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.item_eval import (
+from models.evaluation.item_eval import (
     ItemSplit,
     evaluate_items,
     hr_ndcg,
@@ -23,7 +23,6 @@ from models.item_eval import (
     transition_row,
     transition_scorer,
 )
-from models.scorer import SequenceScorer, item_category_probs
 from models.sequence import (
     OOV,
     PAD,
@@ -33,9 +32,11 @@ from models.sequence import (
     collate,
     load_checkpoint,
     save_checkpoint,
-    softmax_cross_entropy,
 )
-from models.train import TrainConfig, build_leave_last_out_samples, leave_last_out, train
+from models.sequence.losses import softmax_cross_entropy
+from models.sequence.samples import build_leave_last_out_samples, leave_last_out
+from models.sequence.scorer import SequenceScorer, item_category_probs
+from models.sequence.train import TrainConfig, train
 
 pytestmark = pytest.mark.unit
 
@@ -303,7 +304,7 @@ def _cli(argv: list[str]) -> int:
 
 
 def test_cli_item_recipe_trains_and_evaluates_to_json(tmp_path, capsys):
-    from models.data import write_generic
+    from models.data.loaders import write_generic
 
     data = tmp_path / "planted.csv"
     write_generic(planted(n_users=40, length=10), data)

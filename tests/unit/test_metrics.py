@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from models import metrics
-from models.metrics import Vocabulary
+from models.evaluation import metrics
+from models.evaluation.vocabulary import Vocabulary
 
 pytestmark = pytest.mark.unit
 

@@ -8,14 +8,14 @@ import random
 import pytest
 from river import checks
 
+from models.data.synthetic import SyntheticConfig, synthetic_events
 from models.online import (
-    OTHER,
     InterestConfig,
     NextCategoryClassifier,
     PopulationInterest,
     UserInterest,
 )
-from models.synthetic import SyntheticConfig, synthetic_events
+from models.schema import OTHER
 from models.tracker import (
     TrackerConfig,
     UserRecord,

@@ -9,16 +9,16 @@ import random
 import numpy as np
 import pytest
 
-from models.collaborative import (
+from models.data.synthetic import SyntheticConfig, synthetic_events
+from models.online import InterestConfig, PopulationInterest, UserInterest
+from models.priors.collaborative import (
     CategoryCoOccurrence,
     CollaborativeMixture,
     CollaborativePrior,
     CoOccurrenceConfig,
 )
-from models.online import InterestConfig, PopulationInterest, UserInterest
-from models.prior import PopulationPrior, SubscriberView, score_snapshots
+from models.priors.population import PopulationPrior, SubscriberView, score_snapshots
 from models.schema import OTHER
-from models.synthetic import SyntheticConfig, synthetic_events
 from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay, top_k
 
 pytestmark = pytest.mark.unit

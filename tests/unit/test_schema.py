@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from models.data import load_events
+from models.data.loaders import load_events
 from models.schema import EVENT_TYPE_ALIASES, EVENT_TYPES
 from models.sequence import event_type_index
 from models.tracker import TrackerConfig, replay

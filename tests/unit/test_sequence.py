@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from models.scorer import SequencePredictor, SequenceScorer, evaluation_predictor, item_scorer
 from models.sequence import (
     OOV,
     PAD,
@@ -22,7 +21,14 @@ from models.sequence import (
     load_checkpoint,
     save_checkpoint,
 )
-from models.train import TrainConfig, build_samples, split_points, train
+from models.sequence.samples import build_samples, split_points
+from models.sequence.scorer import (
+    SequencePredictor,
+    SequenceScorer,
+    evaluation_predictor,
+    item_scorer,
+)
+from models.sequence.train import TrainConfig, train
 
 pytestmark = pytest.mark.unit
 

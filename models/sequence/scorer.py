@@ -2,7 +2,7 @@
 
 :class:`SequenceScorer` is what the stream's executor thread calls with a micro-batch of dirty
 users' histories; :func:`evaluation_predictor` wraps it in the offline harness's predictor
-protocol (``models.evaluate``).
+protocol (``models.evaluation.evaluate``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import dataclasses
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,22 +21,11 @@ import torch
 from torch import nn
 
 from models.schema import OTHER
-from models.sequence import (
-    OOV,
-    PAD,
-    EncodedEvent,
-    SequenceEncoder,
-    SequenceModel,
-    collate,
-    load_checkpoint,
-)
-
-
-def pick_device(device: torch.device | str | None = None) -> torch.device:
-    """The caller's device, else ``cuda`` when available, else ``cpu``."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from models.sequence.checkpoint import load_checkpoint
+from models.sequence.config import OOV, PAD
+from models.sequence.device import autocast, pick_device
+from models.sequence.encoding import EncodedEvent, EncodedSequence, SequenceEncoder, collate
+from models.sequence.model import SequenceModel
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
@@ -244,7 +232,7 @@ class SequenceScorer:
             return True
 
     # ------------------------------------------------------------------ scoring
-    def encode(self, history: Sequence[Mapping[str, Any] | EncodedEvent]):
+    def encode(self, history: Sequence[Mapping[str, Any] | EncodedEvent]) -> EncodedSequence:
         """A history (event dicts or pre-encoded events, oldest first) → encoded last L."""
         return self._state.encoder.encode(history)
 
@@ -257,13 +245,6 @@ class SequenceScorer:
         checkpoint's category prior (uniform without one).
         """
         return self._score(histories, named=False)[0]
-
-    def score_named(
-        self, histories: Sequence[Sequence[Mapping[str, Any] | EncodedEvent]]
-    ) -> tuple[np.ndarray, list[dict[str, float]]]:
-        """Like :meth:`score_array`, but the mass the copy head put on out-of-vocabulary
-        categories of the history is taken out of the OOV column and returned by name."""
-        return self._score(histories, named=True)
 
     def _score(
         self, histories: Sequence[Sequence[Mapping[str, Any] | EncodedEvent]], named: bool
@@ -311,7 +292,7 @@ class SequenceScorer:
         inputs, _ = collate(seqs, device=self.device, pad_side="left")
         mix = state.mix
         heads = ("item",) if mix >= 1.0 else ("category", "item") if mix > 0 else ("category",)
-        with torch.inference_mode(), self._amp():
+        with torch.inference_mode(), autocast(self.device):
             out = state.model.predict_last(
                 inputs, heads, copy_weights=copy_weights and mix < 1.0, probs=True
             )
@@ -384,7 +365,7 @@ class SequenceScorer:
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
             inputs, _ = collate([encoded[i] for i in chunk], device=self.device, pad_side="left")
-            with torch.inference_mode(), self._amp():
+            with torch.inference_mode(), autocast(self.device):
                 logits = model.predict_last(inputs, ("item",))["item"]
                 out[chunk] = logits.float()[:, idx].cpu().numpy()
         return out
@@ -410,18 +391,13 @@ class SequenceScorer:
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
             inputs, _ = collate([encoded[i] for i in chunk], device=self.device, pad_side="left")
-            with torch.inference_mode(), self._amp():
+            with torch.inference_mode(), autocast(self.device):
                 logits = state.model.predict_last(inputs, ("item",))["item"].float()
             p = torch.softmax(logits, dim=-1).scatter(1, inputs["items"], 0.0)
             top_p, top = torch.topk(p[:, 2:], k, dim=1)  # vocabulary items: no padding, OOV
             for i, idx, ps in zip(chunk, top.tolist(), top_p.tolist(), strict=True):
                 out[i] = [(enc.items[j], float(q)) for j, q in zip(idx, ps, strict=True)]
         return out
-
-    def _amp(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
 
     def _vocab_map(
         self, state: _Loaded, categories: Sequence[str]
@@ -534,7 +510,8 @@ def evaluation_predictor(
     device: torch.device | str | None = None,
     quantize: bool = False,
 ) -> SequencePredictor:
-    """Hook for ``models.evaluate``: the Transformer row's predictor over ``categories``."""
+    """Hook for ``models.evaluation.evaluate``: the Transformer row's predictor over
+    ``categories``."""
     scorer = SequenceScorer.from_checkpoint(checkpoint, device=device, quantize=quantize)
     return SequencePredictor(scorer, categories)
 
@@ -543,8 +520,9 @@ def item_scorer(
     checkpoint: str | Path,
     items: Sequence[Any],
     device: torch.device | str | None = None,
-):
-    """Hook for ``models.item_eval``: ``score(histories) -> (batch, len(items))`` logits."""
+) -> Callable[[Sequence[Sequence[Mapping[str, Any]]]], np.ndarray]:
+    """Hook for ``models.evaluation.item_eval``: ``score(histories) -> (batch, len(items))``
+    logits."""
     scorer = SequenceScorer.from_checkpoint(checkpoint, device=device)
     items = list(items)
 

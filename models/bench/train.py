@@ -1,6 +1,6 @@
 """Training throughput of the item recipe on a MovieLens-1M-shaped synthetic log.
 
-``python -m models.bench_train [--config small] [--steps 40]`` builds 6,040 users and 3,416
+``python -m models.bench.train [--config small] [--steps 40]`` builds 6,040 users and 3,416
 items with ML-1M-like history lengths (about 1M events, log-normal lengths, at least 5 each)
 and Zipf-like item popularity, runs that many optimisation steps of ``train --objective item
 --split leave-last-out`` with its default recipe, and prints tokens/s (wall clock and per
@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.sequence import SequenceConfig, SequenceModel, collate
-from models.train import RECIPES, TrainConfig, _batches, _compiled_step, _prepare_data
+from models.sequence.config import CONFIG_NAMES, SequenceConfig
+from models.sequence.encoding import collate
+from models.sequence.model import SequenceModel
+from models.sequence.samples import shuffled_batches
+from models.sequence.train import RECIPES, TrainConfig, _compiled_step, _prepare_data
 
 ML1M_USERS, ML1M_ITEMS, ML1M_EVENTS = 6040, 3416, 1_000_209
 
@@ -70,7 +73,7 @@ def run(config: str = "small", steps: int = 40, seed: int = 0, budget_s: float =
     device = torch.device("cpu")
     step = _compiled_step(model, device)
     optim = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    batches = _batches(data.train, tc.batch_size, random.Random(seed), tc.length_buckets)
+    batches = shuffled_batches(data.train, tc.batch_size, random.Random(seed), tc.length_buckets)
     epoch_tokens = sum(len(s) for s in data.train)
     tokens, wall, cpu = 0, 0.0, 0.0
     for i, batch in enumerate(batches[: steps + 2]):
@@ -102,8 +105,10 @@ def run(config: str = "small", steps: int = 40, seed: int = 0, budget_s: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="small", choices=("tiny", "small", "base", "large"))
+    p = argparse.ArgumentParser(
+        prog="python -m models.bench.train", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--config", default="small", choices=CONFIG_NAMES)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--budget-s", type=float, default=2400.0)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")

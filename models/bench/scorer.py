@@ -10,7 +10,7 @@ the stream's executor thread pays per micro-batch: gap features, collate, model,
 Latencies are medians (and 95th percentiles) over repeated runs of one micro-batch, from the
 best of ``rounds`` rounds (the machine may be shared: slower rounds measure the neighbours).
 
-``python -m models.bench_scorer`` prints the Markdown table; :func:`run_benchmark` returns rows
+``python -m models.bench.scorer`` prints the Markdown table; :func:`run_benchmark` returns rows
 as dicts (``make bench`` calls it).
 """
 
@@ -27,8 +27,11 @@ from typing import Any
 
 import torch
 
-from models.scorer import SequenceScorer
-from models.sequence import SequenceConfig, SequenceEncoder, SequenceModel, collate
+from models.sequence.config import SequenceConfig
+from models.sequence.device import autocast, pick_device
+from models.sequence.encoding import SequenceEncoder, collate
+from models.sequence.model import SequenceModel
+from models.sequence.scorer import SequenceScorer
 
 LENGTHS = (50, 200)
 BATCH_SIZES = (1, 32, 256)
@@ -107,7 +110,7 @@ def run_benchmark(
     """
     torch.manual_seed(seed)
     threads = threads or os.cpu_count() or 1
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = pick_device(device)
     max_len = max(lengths)
     base = config or SequenceConfig.small()
     cfg = SequenceConfig.from_dict({**base.to_dict(), "max_len": max_len}).with_vocab(
@@ -132,11 +135,7 @@ def run_benchmark(
             for B in batch_sizes:
                 hists = pool[:B]
                 x, _ = collate([encoder.encode(h, max_len=L) for h in hists], device=dev)
-                amp = (
-                    torch.autocast("cuda", dtype=torch.bfloat16)
-                    if dev.type == "cuda"
-                    else torch.autocast("cpu", enabled=False)
-                )
+                amp = autocast(dev)
 
                 def run_model(net=net, x=x, amp=amp) -> None:
                     with torch.inference_mode(), amp:
@@ -207,8 +206,8 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m models.bench_scorer [--seconds S] [--device D] [--threads N]``."""
-    p = argparse.ArgumentParser(prog="python -m models.bench_scorer", description=__doc__)
+    """``python -m models.bench.scorer [--seconds S] [--device D] [--threads N]``."""
+    p = argparse.ArgumentParser(prog="python -m models.bench.scorer", description=__doc__)
     p.add_argument("--seconds", type=float, default=1.0, help="time per cell (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")

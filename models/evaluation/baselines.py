@@ -1,9 +1,10 @@
 """Baseline next-category predictors of the evaluation protocol (see ``shared/data/README.md``).
 
-Every predictor follows the small protocol the replay harness (``models.evaluate``) drives:
-``predict(event) -> np.ndarray`` (a probability vector over a :class:`~models.metrics.Vocabulary`,
-computed from earlier events only) and ``learn(event) -> None``. Every event counts with
-weight 1 and an item with ``k`` categories adds ``1/k`` to each.
+Every predictor follows the small protocol the replay harness
+(``models.evaluation.evaluate``) drives: ``predict(event) -> np.ndarray`` (a probability vector
+over a :class:`~models.evaluation.vocabulary.Vocabulary`, computed from earlier events only)
+and ``learn(event) -> None``. Every event counts with weight 1 and an item with ``k``
+categories adds ``1/k`` to each.
 
 - :class:`Popularity`: ``p = (n_c + 0.001) / (N + 0.001 C)`` over all earlier events.
 - :class:`MarkovOne`: counts ``t`` of the categories that followed the previous event's first
@@ -23,7 +24,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from river import naive_bayes
 
-from models.metrics import Vocabulary
+from models.evaluation.vocabulary import Vocabulary
 
 
 @runtime_checkable
@@ -317,8 +318,8 @@ class RiverClassifier:
         self._recent: dict[object, deque] = {}
         self._last_type: dict = {}
 
-    def features(self, user) -> dict[str, float]:
-        """The term counts describing ``user``'s state before their next event."""
+    def features(self, user: object) -> dict[str, float]:
+        """The term counts describing the state of ``user`` (a user id) before their next event."""
         recent = self._recent.get(user)
         if not recent:
             return {"cold": 1.0}

@@ -3,8 +3,7 @@
 ``split="time"`` (DESIGN.md §Evaluation): events in time order; only the first
 ``floor(0.8 n)`` are training data. The last ~10% of that training period is the validation
 tail: its events are targets for early stopping only (the model is fitted on the first 90%),
-and the fusion weights are fitted on it too (``models.fusion``) when the online estimator is
-importable. The last 20% is never read here.
+and the fusion weights are fitted on it too (``models.fusion``). The last 20% is never read here.
 
 ``split="leave-last-out"`` (the protocol of SASRec, BERT4Rec, HSTU): per user, the last event
 is the test item and is never read here, the second-to-last is the validation target (early
@@ -30,20 +29,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.sequence import (
-    OOV,
-    PAD,
-    EncodedSequence,
-    SequenceConfig,
-    SequenceEncoder,
-    SequenceModel,
-    collate,
-    event_categories,
-    save_checkpoint,
+from models.sequence.calibrate import fit_fusion_on_tail, fit_item_category_mix
+from models.sequence.checkpoint import save_checkpoint
+from models.sequence.config import PAD, SequenceConfig
+from models.sequence.device import autocast, pick_device
+from models.sequence.encoding import EncodedSequence, SequenceEncoder, collate
+from models.sequence.model import SequenceModel
+from models.sequence.samples import (
+    TRAIN_FRACTION,
+    VAL_FRACTION,
+    build_leave_last_out_samples,
+    build_samples,
+    category_prior,
+    leave_last_out,
+    shuffled_batches,
+    split_points,
 )
 
-TRAIN_FRACTION = 0.8
-VAL_FRACTION = 0.1
 SPLITS = ("time", "leave-last-out")
 
 
@@ -118,183 +120,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def split_points(
-    n: int, train_fraction: float = TRAIN_FRACTION, val_fraction: float = VAL_FRACTION
-):
-    """``(n_fit, n_train)``: events ``[0, n_fit)`` are fitted, ``[n_fit, n_train)`` validate.
-
-    Examples
-    --------
-    >>> split_points(1000)
-    (720, 800)
-    """
-    n_train = math.floor(train_fraction * n)
-    n_fit = n_train - math.floor(val_fraction * n_train)
-    return n_fit, n_train
-
-
-def _windows(n: int, max_len: int, stride: int) -> list[tuple[int, int, int]]:
-    """``(start, stop, own_from)`` windows covering ``n`` positions; targets before
-    ``start + own_from`` belong to an earlier window.
-
-    Examples
-    --------
-    >>> _windows(5, 4, 2)
-    [(0, 4, 0), (1, 5, 3)]
-    """
-    if n <= max_len:
-        return [(0, n, 0)]
-    starts = list(range(0, n - max_len + 1, stride))
-    if starts[-1] != n - max_len:
-        starts.append(n - max_len)
-    out, covered = [], 0
-    for s in starts:
-        out.append((s, s + max_len, max(0, covered - s)))
-        covered = s + max_len
-    return out
-
-
-def _blank_targets(seq: EncodedSequence, own_from: int, keep: Sequence[bool] | None = None):
-    """Targets before ``own_from`` (and where ``keep`` is False) removed."""
-    tc = list(seq.target_categories)
-    ti = list(seq.target_items)
-    for t in range(len(seq)):
-        if t < own_from or (keep is not None and not keep[t]):
-            tc[t] = ()
-            ti[t] = 0
-    return EncodedSequence(seq.items, seq.categories, seq.event_types, seq.gaps, tc, ti, seq.oov)
-
-
-def build_samples(
-    events: Sequence[Mapping[str, Any]],
-    encoder: SequenceEncoder,
-    n_fit: int,
-    n_train: int,
-    stride: int,
-) -> tuple[list[EncodedSequence], list[EncodedSequence]]:
-    """Training windows (targets in ``[0, n_fit)``) and validation windows (targets in
-    ``[n_fit, n_train)``, context from any earlier event)."""
-    by_user: dict[Any, list[int]] = {}
-    for i in range(n_train):
-        by_user.setdefault(events[i]["user_id"], []).append(i)
-    L = encoder.max_len
-    train, val = [], []
-    for idx in by_user.values():
-        seq = encoder.encode([events[i] for i in idx], targets=True)
-        # target of position t is event idx[t + 1]
-        is_fit = [t + 1 < len(idx) and idx[t + 1] < n_fit for t in range(len(idx))]
-        is_val = [t + 1 < len(idx) and idx[t + 1] >= n_fit for t in range(len(idx))]
-        n_fit_user = sum(1 for i in idx if i < n_fit)
-        if n_fit_user >= 2:
-            for s, e, own in _windows(n_fit_user, L, stride):
-                train.append(_blank_targets(seq.window(s, e), own, is_fit[s:e]))
-        if any(is_val):
-            first = is_val.index(True)
-            for s, e, own in _windows(len(idx), L, stride):
-                if e <= first:
-                    continue
-                w = _blank_targets(seq.window(s, e), own, is_val[s:e])
-                if any(w.target_items):
-                    val.append(w)
-    return train, val
-
-
-def leave_last_out(events: Sequence[Mapping[str, Any]]) -> dict[Any, tuple[list, int, int]]:
-    """Per user ``(train, val, test)``: positions in ``events`` of the training events, of the
-    validation event and of the test event (``-1`` where there is none).
-
-    A user's last event is the test item (users with 2 or more events, as
-    :class:`models.item_eval.ItemSplit` holds out), the one before it the validation item
-    (users with 3 or more), the rest training.
-
-    Examples
-    --------
-    >>> evs = [{"user_id": u} for u in "xxxxyyz"]
-    >>> leave_last_out(evs)
-    {'x': ([0, 1], 2, 3), 'y': ([4], -1, 5), 'z': ([6], -1, -1)}
-    """
-    by_user: dict[Any, list[int]] = {}
-    for i, e in enumerate(events):
-        by_user.setdefault(e["user_id"], []).append(i)
-    out = {}
-    for u, idx in by_user.items():
-        test = idx[-1] if len(idx) >= 2 else -1
-        val = idx[-2] if len(idx) >= 3 else -1
-        n_train = len(idx) - (test >= 0) - (val >= 0)
-        out[u] = (idx[:n_train], val, test)
-    return out
-
-
-def build_leave_last_out_samples(
-    events: Sequence[Mapping[str, Any]],
-    encoder: SequenceEncoder,
-    stride: int,
-    splits: Mapping[Any, tuple[list, int, int]] | None = None,
-) -> tuple[list[EncodedSequence], list[EncodedSequence]]:
-    """Training windows over each user's training events, and one validation window per user
-    (the last ``L`` training events, target = the validation item at the last position).
-    Test events are never encoded."""
-    splits = leave_last_out(events) if splits is None else splits
-    L = encoder.max_len
-    train, val = [], []
-    for tr, v, _ in splits.values():
-        prefix = tr + ([v] if v >= 0 else [])
-        if len(prefix) < 2:
-            continue
-        seq = encoder.encode([events[i] for i in prefix], targets=True)
-        n = len(tr)
-        if n >= 2:
-            for s, e, own in _windows(n, L, stride):
-                keep = [t + 1 < n for t in range(s, e)]
-                train.append(_blank_targets(seq.window(s, e), own, keep))
-        if v >= 0:
-            w = seq.window(max(0, n - L), n)
-            val.append(_blank_targets(w, len(w) - 1))
-    return train, val
-
-
-def category_prior(
-    events: Sequence[Mapping[str, Any]], encoder: SequenceEncoder, smoothing: float = 0.5
-) -> list[float]:
-    """Smoothed category frequencies over the model vocabulary (for empty histories)."""
-    counts = np.full(encoder.n_categories, smoothing)
-    counts[0] = 0.0
-    for e in events:
-        cats = event_categories(e)
-        for c in cats:
-            counts[encoder.category_index(c)] += 1.0 / len(cats)
-    return (counts / counts.sum()).tolist()
-
-
-def _batches(
-    samples: list, batch_size: int, rng: random.Random | None, by_length: bool = False
-) -> list[list]:
-    """Batches in shuffled order; ``by_length``: within shuffled chunks of 32 batches the
-    samples are sorted by length first, so a batch pads little and order stays random."""
-    order = list(range(len(samples)))
-    if rng is not None:
-        rng.shuffle(order)
-    if by_length:
-        chunk = 32 * batch_size
-        order = [
-            i
-            for c in range(0, len(order), chunk)
-            for i in sorted(order[c : c + chunk], key=lambda j: len(samples[j]))
-        ]
-    batches = [
-        [samples[i] for i in order[s : s + batch_size]] for s in range(0, len(order), batch_size)
-    ]
-    if by_length and rng is not None:
-        rng.shuffle(batches)
-    return batches
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
 @torch.no_grad()
 def evaluate_loss(
     model: SequenceModel,
@@ -306,9 +131,9 @@ def evaluate_loss(
     model.eval()
     tot = {"category": 0.0, "item": 0.0}
     n = 0
-    for batch in _batches(samples, batch_size, None):
+    for batch in shuffled_batches(samples, batch_size, None):
         x, y = collate(batch, device=device)
-        with _autocast(device):
+        with autocast(device):
             losses = model.losses(x, y)
         k = int((y["categories"] != 0).any(-1).sum())
         tot["category"] += float(losses["category"]) * k
@@ -326,13 +151,14 @@ def validation_ranking(
     k: int = 10,
 ) -> dict[str, float]:
     """Full-ranking ``ndcg@10`` / ``hr@10`` of each sample's LAST target item against every
-    item row (padding excluded; the sample's own items masked, as ``models.item_eval`` does)."""
+    item row (padding excluded; the sample's own items masked, as
+    ``models.evaluation.item_eval`` does)."""
     model.eval()
     ndcg = hits = 0.0
     n = 0
-    for batch in _batches(samples, batch_size, None):
+    for batch in shuffled_batches(samples, batch_size, None):
         x, _ = collate(batch, device=device, pad_side="left")
-        with _autocast(device):
+        with autocast(device):
             logits = model.predict_last(x, ("item",))["item"].float()  # (B, V)
         target = torch.tensor([s.target_items[-1] for s in batch], device=device)
         seen = x["items"].masked_fill(x["items"] == target[:, None], PAD)
@@ -394,7 +220,7 @@ def train(
     tc = train_config or TrainConfig()
     start_time = time.perf_counter()
     seed_everything(tc.seed)
-    device = torch.device(device) if device is not None else _default_device()
+    device = pick_device(device)
     events = list(events)
     if any(events[i]["ts"] > events[i + 1]["ts"] for i in range(len(events) - 1)):
         events.sort(key=lambda e: e["ts"])
@@ -431,7 +257,7 @@ def train(
     for epoch in range(1, tc.epochs + 1):
         model.train()
         epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
-        batches = _batches(train_samples, tc.batch_size, rng, tc.length_buckets)
+        batches = shuffled_batches(train_samples, tc.batch_size, rng, tc.length_buckets)
         bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
         running, n_seen, epoch_tokens = 0.0, 0, 0
         for batch in bar:
@@ -514,15 +340,11 @@ def train(
         fusion_note = "not fitted (leave-last-out split: no time tail)"
     elif tc.fit_fusion and data.n_val > 0:
         n_fit, n_train = data.n_fit, data.n_fit + data.n_val
-        try:
-            params = fit_fusion_on_tail(
-                model, encoder, events, n_fit, n_train, device, tc.seed, extra=extra
-            )
-        except ImportError as exc:  # models.online missing: leave fusion unfitted
-            fusion_note = f"not fitted: {exc}"
-        else:
-            extra["fusion"] = params.to_dict()
-            fusion_note = "fitted"
+        params = fit_fusion_on_tail(
+            model, encoder, events, n_fit, n_train, device, tc.seed, extra=extra
+        )
+        extra["fusion"] = params.to_dict()
+        fusion_note = "fitted"
     metadata["fusion"] = fusion_note
     metadata["seconds"] = time.perf_counter() - start_time
     version = None
@@ -585,7 +407,7 @@ def _compiled_step(model: SequenceModel, device: torch.device) -> Callable:
         fwd = torch.compile(model, dynamic=True)
 
     def step(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        with _autocast(device):
+        with autocast(device):
             return fwd(x, y)[1]
 
     return step
@@ -621,129 +443,3 @@ def _epoch_line(r: Mapping[str, float]) -> str:
         line += f", val NDCG@10 {r['val_ndcg']:.4f}, HR@10 {r['val_hr']:.4f}"
     line += f", {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f}/CPU-s)"
     return line + f", {r['seconds']:.0f}s"
-
-
-@torch.no_grad()
-def fit_item_category_mix(
-    model: SequenceModel,
-    encoder: SequenceEncoder,
-    samples: list[EncodedSequence],
-    device: torch.device,
-    batch_size: int = 128,
-) -> float:
-    """Weight ``a`` of the item-implied category distribution in
-    ``(1 - a) · category head + a · Σ_i p(i) · categories(i)``, by grid search of the category
-    NLL on the validation targets. ``1.0`` for the item objective (no category head)."""
-    if model.config.objective == "item":
-        return 1.0
-    if not samples:
-        return 0.0
-    from models.scorer import item_category_probs  # lazy: the scorer imports this module
-
-    grid = np.linspace(0.0, 1.0, 21)
-    nll = np.zeros(len(grid))
-    weights = encoder.item_category_weights().to(device)
-    model.eval()
-    for batch in _batches(samples, batch_size, None):
-        x, y = collate(batch, device=device)
-        h, ctx = model._trunk(x)
-        valid = (y["categories"] != PAD).any(-1)
-        p_head = model._category_probs(h, ctx, x) if model.config.copy_head else None
-        if p_head is None:
-            p_head = torch.softmax(model.heads(h, ("category",))["category"].float(), -1)
-        item_logits = model.heads(h[valid], ("item",))["item"].float()
-        p_items = item_category_probs(item_logits, weights)  # (N, V)
-        p_head = p_head[valid]
-        t = y["categories"][valid]  # (N, K)
-        share = (t != PAD).float() / (t != PAD).sum(-1, keepdim=True).clamp(min=1)
-        for g, a in enumerate(grid):
-            p = ((1 - a) * p_head + a * p_items).clamp(min=1e-9)
-            nll[g] += float(-(share * torch.log(p.gather(1, t))).sum())
-    return float(grid[int(np.argmin(nll))])
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def fit_fusion_on_tail(
-    model: SequenceModel,
-    encoder: SequenceEncoder,
-    events: Sequence[Mapping[str, Any]],
-    n_fit: int,
-    n_train: int,
-    device: torch.device,
-    seed: int = 0,
-    stale_fraction: float = 0.5,
-    max_stale_events: int = 5,
-    extra: Mapping[str, Any] | None = None,
-):
-    """Fit :class:`models.fusion.FusionParams` on the validation tail ``[n_fit, n_train)``.
-
-    The online estimator (``models.online``, as the stream runs it) is replayed over the whole
-    training period; at each tail event both estimates are taken before learning it. To teach
-    the staleness weight, a ``stale_fraction`` of tail events use the sequence estimate made
-    1..``max_stale_events`` events earlier for the same user, with its age in seconds.
-    ``extra`` (the checkpoint's) carries the item/category mix the scorer applies.
-    """
-    from models import fusion, online  # lazy: fusion fitting is optional
-    from models.scorer import SequenceScorer
-
-    scorer = SequenceScorer(
-        model,
-        encoder,
-        device=device,
-        num_threads=torch.get_num_threads(),
-        prior=(extra or {}).get("category_prior"),
-        extra=extra,
-    )
-    population = online.PopulationInterest()
-    users: dict[Any, Any] = {}
-    histories: dict[Any, list] = {}
-    counts: dict[Any, int] = {}
-    onl_probs, rows_hist, rows_ctx, rows_targets, rows_ts, rows_user = [], [], [], [], [], []
-    L = encoder.max_len
-    for i in range(n_train):
-        e = events[i]
-        u = e["user_id"]
-        if i >= n_fit:
-            prior = population.predict_proba_one()
-            est = users.get(u)
-            p_on = dict(prior) if est is None else est.predict_proba_one(e, prior=prior)
-            onl_probs.append([fusion.target_prob(p_on, c) for c in event_categories(e)])
-            rows_hist.append(counts.get(u, 0))
-            rows_ctx.append(list(histories.get(u, [])))
-            rows_targets.append(event_categories(e))
-            rows_ts.append(float(e["ts"]))
-            rows_user.append(u)
-        est = users.get(u)
-        if est is None:
-            est = users[u] = online.UserInterest()
-        est.learn_one(e)
-        population.learn_one(e)
-        h = histories.setdefault(u, [])
-        h.append(encoder.encode_event(e))
-        if len(h) > L + 1:
-            del h[0]
-        counts[u] = counts.get(u, 0) + 1
-    seq_arrays = scorer.score_array(rows_ctx)
-    n_known = len(encoder.vocab) - 2
-    n_oov = max(1, len({c for e in events[:n_train] for c in event_categories(e)}) - n_known)
-
-    def seq_target_probs(row: int, cats: list[str]) -> list[float]:
-        """The sequence estimate of ``row`` at the categories; OOV mass spread evenly."""
-        idx = [encoder.category_index(c) for c in cats]
-        return [float(seq_arrays[row, k]) / (n_oov if k == OOV else 1) for k in idx]
-
-    rng = random.Random(seed)
-    last_rows: dict[Any, list[int]] = {}
-    seq_used, ages = [], []
-    for j, u in enumerate(rows_user):
-        prev = last_rows.setdefault(u, [])
-        src = j
-        if prev and rng.random() < stale_fraction:
-            src = prev[-rng.randint(1, min(max_stale_events, len(prev)))]
-        seq_used.append(seq_target_probs(src, rows_targets[j]))
-        ages.append(max(0.0, rows_ts[j] - rows_ts[src]))
-        prev.append(j)
-    return fusion.fit_target_probs(onl_probs, seq_used, rows_hist, ages)

@@ -19,7 +19,6 @@ breaking ties) always; ``transformer`` through the lazily imported hook
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from models.evaluation.hooks import sequence_hook
+from models.evaluation.report import JsonReport
 
 K = 10
 ITEM_JSON_KEYS = ("hr@10", "ndcg@10", "mrr", "users", "seconds")
@@ -283,22 +285,13 @@ def transformer_item_rows(
     Contract: ``models.sequence.item_scorer(checkpoint, items) -> score`` where
     ``score(histories)`` takes a batch of histories (each a list of the user's training event
     dicts, oldest first) and returns scores ``[batch, len(items)]`` in the order of ``items``
-    (sorted id strings); see :func:`scorer_ranks`. Without a checkpoint, the module or the
-    function, the row is left out with a note in ``notes``.
+    (sorted id strings); see :func:`scorer_ranks`. Without a checkpoint or the hook, the row
+    is left out with a note in ``notes``.
     """
-    if checkpoint is None:
-        notes.append("transformer: omitted (no --checkpoint given)")
-        return []
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    try:
-        from models import sequence
-    except ImportError as exc:
-        notes.append(f"transformer: omitted (models.sequence unavailable: {exc})")
-        return []
-    make = getattr(sequence, "item_scorer", None)
+    make = sequence_hook(
+        checkpoint, "item_scorer", "item_scorer(checkpoint, items)", "transformer", notes
+    )
     if make is None:
-        notes.append("transformer: omitted (models.sequence has no item_scorer(checkpoint, items))")
         return []
     start = time.perf_counter()
     ranks = scorer_ranks(make(checkpoint, split.items), split, batch_size, progress=progress)
@@ -306,7 +299,7 @@ def transformer_item_rows(
 
 
 @dataclass
-class ItemReport:
+class ItemReport(JsonReport):
     """The item-level evaluation of one dataset."""
 
     dataset: str
@@ -321,11 +314,6 @@ class ItemReport:
             "protocol": "leave-last-out, full ranking",
             "rows": [r.to_json() for r in self.rows],
         }
-
-    def write_json(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
     def markdown(self) -> str:
         users = self.rows[0].users if self.rows else 0

@@ -1,0 +1,1 @@
+"""Event logs: loaders of the shared datasets' formats and a seeded synthetic generator."""

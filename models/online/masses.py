@@ -1,0 +1,77 @@
+"""Decayed category masses: the arithmetic the user and population estimators share.
+
+Masses are stored relative to a reference time r: an event of weight w at time t adds
+w * 2**((t - r) / half_life), so nothing needs decaying per event and late events need no
+special case. The real mass at time T is the stored one times 2**(-(T - r) / half_life).
+When the exponent grows large the masses are rebased to a new r (rare, O(categories)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from models.schema import OTHER
+
+
+def event_labels(x: Mapping, y: str | Sequence[str] | None) -> list:
+    """The categories an event counts for: ``y`` when given (one label or several), else x's."""
+    if y is None:
+        return list(x["categories"])
+    return list(y) if isinstance(y, list | tuple) else [y]
+
+
+REBASE_EXPONENT = 30.0
+
+
+def rescale(masses: dict[str, float], residual: float, factor: float) -> float:
+    for c in masses:
+        masses[c] *= factor
+    return residual * factor
+
+
+def add_mass(
+    masses: dict[str, float], residual: float, cats: Sequence[str], w: float, cap: int
+) -> float:
+    share = w / len(cats)
+    for c in cats:
+        masses[c] = masses.get(c, 0.0) + share
+    while len(masses) > cap:
+        smallest = min(masses, key=lambda k: (masses[k], k))
+        residual += masses.pop(smallest)
+    return residual
+
+
+def smoothed(
+    masses: Mapping[str, float], residual: float, alpha: float, prior: Mapping[str, float] | None
+) -> dict[str, float]:
+    """Dirichlet-smoothed distribution: tracked masses, residual and prior mass spread by prior.
+
+    Without a prior, the residual and the prior mass are returned under ``_other``.
+    """
+    total = sum(masses.values()) + residual + alpha
+    if prior is None:
+        out = {c: m / total for c, m in masses.items()}
+        out[OTHER] = (residual + alpha) / total
+        return out
+    untracked = 1.0 - sum(prior.get(c, 0.0) for c in masses)
+    spread = residual / untracked if untracked > 1e-12 else 0.0
+    out = {c: (alpha + spread) * p / total for c, p in prior.items() if c not in masses}
+    for c, m in masses.items():
+        out[c] = (m + alpha * prior.get(c, 0.0)) / total
+    return out
+
+
+class EventClock:
+    """``n_events`` and ``last_ts`` of an estimator that counts its events in ``_n`` and keeps
+    the latest event time in ``_t``."""
+
+    _n: int
+    _t: float | None
+
+    @property
+    def n_events(self) -> int:
+        return self._n
+
+    @property
+    def last_ts(self) -> float | None:
+        return self._t

@@ -1,0 +1,92 @@
+"""The layout of what the stream stores per user and per partition, in one table.
+
+A tracked user's record (:class:`~models.tracker.UserRecord`) goes to the Faust table and its
+changelog as ``to_state()``: a flat msgpack list whose position ``i`` holds
+``RecordField(i)``. Version 1, still read from old changelogs, was a dict with the letter keys
+of :data:`V1_KEYS`. The population table holds one :class:`~models.online.PopulationInterest`
+state per input partition, a dict with the keys of :class:`PopulationField`.
+
+==============  ===  ====  ===========================================================
+field           pos  v1    what it holds
+==============  ===  ====  ===========================================================
+VERSION         0    –     ``RECORD_VERSION``
+PARTITION       1    p     input partition of the last event applied
+OFFSET          2    o     its offset (``-1``: none yet), for exactly-once replays
+INTEREST        3    u     ``UserInterest.compact_state()`` (v1: ``state()``), or None
+ITEMS           4    h     history: item ids, oldest first
+CATEGORY_TABLE  5    h     history: the distinct category names the history uses
+CATEGORIES      6    h     history: per event an index into the table, or a list of them
+EVENT_TYPES     7    h     history: index into ``schema.EVENT_TYPES`` (or the raw name)
+TIMES           8    h     history: seconds since the previous event when both are
+                           whole (the first whole one as ``[ts]``), else the float ``ts``
+MOVED           9    h     history: how far each event moved the distribution, in
+                           millionths
+TOPICS          10   t     ``compact_state()`` of the estimator over content topics
+==============  ===  ====  ===========================================================
+
+In memory, and in version 1's ``h``, a history entry is the tuple of :class:`HistoryField`.
+
+>>> RecordField.TOPICS, len(RecordField), HistoryField.TS
+(<RecordField.TOPICS: 10>, 11, <HistoryField.TS: 3>)
+>>> V1_KEYS == tuple(v for k, v in vars(V1Key).items() if k.isupper())
+True
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+RECORD_VERSION = 2
+
+
+class RecordField(IntEnum):
+    """Positions in a version-2 record list (see the module's table)."""
+
+    VERSION = 0
+    PARTITION = 1
+    OFFSET = 2
+    INTEREST = 3
+    ITEMS = 4
+    CATEGORY_TABLE = 5
+    CATEGORIES = 6
+    EVENT_TYPES = 7
+    TIMES = 8
+    MOVED = 9
+    TOPICS = 10
+
+
+class HistoryField(IntEnum):
+    """Positions in one history entry ``(item_id, categories, event_type, ts, moved)``."""
+
+    ITEM_ID = 0
+    CATEGORIES = 1
+    EVENT_TYPE = 2
+    TS = 3
+    MOVED = 4
+
+
+class V1Key:
+    """Keys of a version-1 record (a dict); read, never written."""
+
+    INTEREST = "u"
+    TOPICS = "t"
+    HISTORY = "h"
+    PARTITION = "p"
+    OFFSET = "o"
+
+
+V1_KEYS = ("u", "t", "h", "p", "o")
+
+
+class PopulationField:
+    """Keys of ``PopulationInterest.state()``, one per input partition in the population table.
+
+    Masses are stored relative to the reference time ``REFERENCE``: the mass at time ``T`` is
+    the stored one times ``2 ** (-(T - REFERENCE) / population_half_life)``.
+    """
+
+    LAST_TS = "t"
+    REFERENCE = "ref"
+    MASSES = "m"
+    RESIDUAL = "r"
+    N_EVENTS = "n"

@@ -3,13 +3,11 @@ interest drift. Event time drives decay; every estimator's state is plain data."
 
 from models.online.config import InterestConfig
 from models.online.drift import SurpriseDrift
-from models.online.next_category import NextCategoryClassifier
 from models.online.population import PopulationInterest
 from models.online.user import UserInterest
 
 __all__ = [
     "InterestConfig",
-    "NextCategoryClassifier",
     "PopulationInterest",
     "SurpriseDrift",
     "UserInterest",

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from river import drift
+from river import base, stats
 
 
-class SurpriseDrift(drift.PageHinkley):
-    """Page-Hinkley test on a user's surprise, whose state is a small list of floats.
+class SurpriseDrift(base.DriftDetector):
+    """Page-Hinkley test for a rise in a user's surprise; its state is five floats.
+
+    The one-sided (``mode="up"``) test of River's ``drift.PageHinkley``, written here because
+    importing ``river.drift`` also imports River's datasets and, through them, scikit-learn
+    and SciPy: seconds of every worker's start, most of the stall after a restart.
+    ``tests/unit/test_drift.py`` checks it against River's on random streams.
 
     Examples
     --------
@@ -21,7 +26,27 @@ class SurpriseDrift(drift.PageHinkley):
     def __init__(
         self, min_instances: int = 8, delta: float = 0.5, threshold: float = 8.0, alpha: float = 1.0
     ):
-        super().__init__(min_instances, delta, threshold, alpha, mode="up")
+        super().__init__()
+        self.min_instances = min_instances
+        self.delta = delta
+        self.threshold = threshold
+        self.alpha = alpha
+        self._reset()
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._x_mean = stats.Mean()
+        self._sum_increase = 0.0
+        self._min_increase = float("inf")
+
+    def update(self, x: float) -> None:
+        if self.drift_detected:
+            self._reset()
+        self._x_mean.update(x)
+        self._sum_increase = self.alpha * self._sum_increase + x - self._x_mean.get() - self.delta
+        self._min_increase = min(self._min_increase, self._sum_increase)
+        if self._x_mean.n >= self.min_instances:
+            self._drift_detected = self._sum_increase - self._min_increase > self.threshold
 
     def get_state(self) -> list[float]:
         m = self._x_mean

@@ -11,7 +11,6 @@ from river import checks
 from models.data.synthetic import SyntheticConfig, synthetic_events
 from models.online import (
     InterestConfig,
-    NextCategoryClassifier,
     PopulationInterest,
     UserInterest,
 )
@@ -32,7 +31,7 @@ def ev(cat, ts, et="view", **kw):
     return {"categories": [cat] if isinstance(cat, str) else cat, "event_type": et, "ts": ts, **kw}
 
 
-@pytest.mark.parametrize("model", [UserInterest(), PopulationInterest(), NextCategoryClassifier()])
+@pytest.mark.parametrize("model", [UserInterest(), PopulationInterest()])
 def test_river_estimator_checks(model):
     checks.check_estimator(model)
 

@@ -145,17 +145,6 @@ class FusionParams:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def combine(
-    online: Mapping[str, float],
-    sequence: Mapping[str, float] | None,
-    n_history: int,
-    age_s: float = 0.0,
-    params: FusionParams | None = None,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """:meth:`FusionParams.combine` with ``params`` (unfitted defaults when omitted)."""
-    return (params or FusionParams()).combine(online, sequence, n_history, age_s)
-
-
 def target_prob(
     dist: Mapping[str, float], category: str, other_spread: float = DEFAULT_OTHER_SPREAD
 ) -> float:

@@ -64,9 +64,8 @@ CATCH_UP_TIMEOUT_S = 15.0
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
-# Per partition's RocksDB: Faust's defaults (3 × 64 MiB memtables, a 2 GiB block cache) let
-# resident memory grow with the users for gigabytes. Small memtables are flushed to disk
-# early and the cache is bounded, so memory stays flat as the state grows.
+# Per partition's RocksDB. Faust's defaults (3 × 64 MiB memtables, a 2 GiB block cache) let
+# resident memory grow with the state for gigabytes; these keep it flat.
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 4 << 20,
     "max_write_buffer_number": 2,
@@ -121,8 +120,7 @@ class Pipeline:
     """Topics, tables, the batch ingest path and the emission timers of one Faust app."""
 
     def __init__(self, app: faust.App, settings: Settings):
-        self.app = app
-        self.settings = settings
+        self.app, self.settings = app, settings
         self.cfg = TrackerConfig(
             interest=settings.interest, history=settings.history, top_k=settings.top_k
         )
@@ -200,7 +198,6 @@ class Pipeline:
         app.agent(self.events, name="interest-tracker-events")(self.process)
         app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
         app.timer(5.0, on_leader=False)(self.publish_population)
-        app.timer(settings.commit_interval_s, on_leader=False)(self.send_output)
         self.users.on_recover(self._on_recover)
         self.output.on_sent(self.users.changelog_topic.get_topic_name(), self._changelog_sent)
 
@@ -412,10 +409,6 @@ class Pipeline:
         # What Faust's own changelog callback does: a persistent store (RocksDB) remembers
         # the offset it holds, so a restart replays only the changelog's tail.
         self.users.data.set_persisted_offset(TP(topic, partition), offset + count - 1)
-
-    async def send_output(self) -> None:
-        """Hand queued output to the producer (also done after each batch)."""
-        await self.output.send()
 
     # -- emission -----------------------------------------------------------------------------
     def emit_or_defer(self, uid: str, online: Mapping[str, float], now: float) -> None:

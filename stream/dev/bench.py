@@ -22,25 +22,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import os
 import platform
-import random
 import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream.catalog import encode_item
-from stream.clients import FETCH_MAX_WAIT_MS
-from stream.codec import InvalidEvent, decode_event, decode_snapshot, pack
+from stream.codec import InvalidEvent, decode_event, pack
 from stream.dev.events import ITEMS, interleaved_events, item_category
+from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
     WorkerProcess,
     free_port,
@@ -209,89 +206,6 @@ def recovery_phase(env: dict, log_path: Path) -> dict:
         "process_to_ready_s": restarted.ready_after,
         "recovery_s": log_seconds_between(log, b"Highwater for active changelog", b"Worker ready"),
         "rss": rss,
-    }
-
-
-def subscribe_latencies(bootstrap: str, topic: str, out: Path, ready: Any, stop: Any) -> None:
-    """Until ``stop``: each snapshot's delay from its latest event (``ts``) to its arrival."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="latest",
-        group_id=None,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-    )
-    latencies = []
-    consumer.poll(timeout_ms=1000)  # joined: positioned at the end
-    ready.set()
-    while not stop.is_set():
-        for records in consumer.poll(timeout_ms=200).values():
-            arrived = time.time()
-            for msg in records:
-                if not msg.key.startswith(b"__"):
-                    latencies.append(arrived - decode_snapshot(msg.value)["ts"])
-    consumer.close()
-    out.write_text(json.dumps(latencies))
-
-
-def latency_phase(
-    bootstrap: str, env: dict, workdir: Path, rate: float, seconds: float, users: int
-) -> dict:
-    """Events stamped with the wall clock at ``rate``/s; snapshot latency seen by a subscriber."""
-    settings = Settings.from_env(env)
-    ensure_topics(settings)
-    worker = WorkerProcess(env, workdir / "worker-latency.log", loglevel="info").start()
-    # The subscriber is a process of its own, as a real one is: in this process it would
-    # share the GIL with the producer's loop and add its own waits to the figures.
-    stop, ready = multiprocessing.Event(), multiprocessing.Event()
-    out = workdir / "latencies.json"
-    sub = multiprocessing.Process(
-        target=subscribe_latencies, args=(bootstrap, settings.snapshots_topic, out, ready, stop)
-    )
-    sub.start()
-    ready.wait(30)
-    time.sleep(1)  # the subscriber's first fetch is at the end of the topic
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
-    rng = random.Random(5)
-    n = int(rate * seconds)
-    started = time.monotonic()
-    for i in range(n):
-        target = started + i / rate
-        delay = target - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        u = rng.randrange(users)
-        producer.send(
-            settings.events_topic,
-            key=f"user-{u}".encode(),
-            value=pack(
-                {
-                    "user_id": f"user-{u}",
-                    "item_id": f"i{i}",
-                    "categories": [f"cat-{u % 300}"],
-                    "event_type": "view",
-                    "ts": time.time(),
-                }
-            ),
-        )
-    producer.flush()
-    producer.close()
-    time.sleep(3)
-    stop.set()
-    sub.join(30)
-    worker.stop()
-    lat = sorted(json.loads(out.read_text()))
-
-    def q(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-
-    return {
-        "rate": rate,
-        "events": n,
-        "snapshots": len(lat),
-        "p50_ms": q(0.50),
-        "p95_ms": q(0.95),
-        "p99_ms": q(0.99),
     }
 
 

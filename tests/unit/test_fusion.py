@@ -9,7 +9,6 @@ from models.fusion import (
     OTHER,
     FusedPredictor,
     FusionParams,
-    combine,
     evaluation_predictor,
     fit,
     fit_target_probs,
@@ -95,7 +94,7 @@ def test_combine_sums_to_one_and_reports_weights():
     assert sum(dist.values()) == pytest.approx(1.0)
     assert w["online"] + w["sequence"] == pytest.approx(1.0)
     assert set(dist) == {"a", "b", "c", OTHER}
-    assert combine(online, None, 5) == (online, {"online": 1.0, "sequence": 0.0})
+    assert FusionParams().combine(online, None, 5) == (online, {"online": 1.0, "sequence": 0.0})
 
 
 def test_params_round_trip_dict_and_json(tmp_path):

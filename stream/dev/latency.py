@@ -1,0 +1,105 @@
+"""Event-to-snapshot latency through the real broker (a row of ``make bench``).
+
+Events stamped with the wall clock go to a worker at a fixed rate; a subscriber in a process
+of its own measures, for every snapshot, the time from its user's latest event to its arrival.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from stream.clients import FETCH_MAX_WAIT_MS
+from stream.codec import decode_snapshot, pack
+from stream.dev.localrun import WorkerProcess
+from stream.settings import Settings
+from stream.topics import ensure_topics
+
+
+def subscribe_latencies(bootstrap: str, topic: str, out: Path, ready: Any, stop: Any) -> None:
+    """Until ``stop``: each snapshot's delay from its latest event (``ts``) to its arrival."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        group_id=None,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    latencies = []
+    consumer.poll(timeout_ms=1000)  # joined: positioned at the end
+    ready.set()
+    while not stop.is_set():
+        for records in consumer.poll(timeout_ms=200).values():
+            arrived = time.time()
+            for msg in records:
+                if not msg.key.startswith(b"__"):
+                    latencies.append(arrived - decode_snapshot(msg.value)["ts"])
+    consumer.close()
+    out.write_text(json.dumps(latencies))
+
+
+def latency_phase(
+    bootstrap: str, env: dict, workdir: Path, rate: float, seconds: float, users: int
+) -> dict:
+    """Events stamped with the wall clock at ``rate``/s; snapshot latency seen by a subscriber."""
+    settings = Settings.from_env(env)
+    ensure_topics(settings)
+    worker = WorkerProcess(env, workdir / "worker-latency.log", loglevel="info").start()
+    # The subscriber is a process of its own, as a real one is: in this process it would
+    # share the GIL with the producer's loop and add its own waits to the figures.
+    stop, ready = multiprocessing.Event(), multiprocessing.Event()
+    out = workdir / "latencies.json"
+    sub = multiprocessing.Process(
+        target=subscribe_latencies, args=(bootstrap, settings.snapshots_topic, out, ready, stop)
+    )
+    sub.start()
+    ready.wait(30)
+    time.sleep(1)  # the subscriber's first fetch is at the end of the topic
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    rng = random.Random(5)
+    n = int(rate * seconds)
+    started = time.monotonic()
+    for i in range(n):
+        target = started + i / rate
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        u = rng.randrange(users)
+        producer.send(
+            settings.events_topic,
+            key=f"user-{u}".encode(),
+            value=pack(
+                {
+                    "user_id": f"user-{u}",
+                    "item_id": f"i{i}",
+                    "categories": [f"cat-{u % 300}"],
+                    "event_type": "view",
+                    "ts": time.time(),
+                }
+            ),
+        )
+    producer.flush()
+    producer.close()
+    time.sleep(3)
+    stop.set()
+    sub.join(30)
+    worker.stop()
+    lat = sorted(json.loads(out.read_text()))
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    return {
+        "rate": rate,
+        "events": n,
+        "snapshots": len(lat),
+        "p50_ms": q(0.50),
+        "p95_ms": q(0.95),
+        "p99_ms": q(0.99),
+    }

@@ -390,15 +390,16 @@ def main(argv: list[str] | None = None) -> int:
 
         label = WORKLOADS[1][0]
         row = results["workloads"][label]
-        for policy, extra, key in (
-            ("min-interval 0", "0", "worker_min_interval_0_per_s"),
-            ("default policy", default_policy, "worker_per_s"),
+        for policy, extra, key, share in (
+            ("min-interval 0", "0", "worker_min_interval_0_per_s", 2),
+            ("default policy", default_policy, "worker_per_s", 2),
+            ("min-interval 0, a quarter of the maximum", "0", "worker_min_interval_0_per_s", 4),
         ):
-            half = row[key] / 2  # half the maximum rate of the same emission policy
-            print(f"latency at {half:,.0f} events/s, {policy} …", flush=True)
-            lat_env = env_for(f"lat{extra}", INTEREST_MIN_INTERVAL_S=extra)
+            rate = row[key] / share  # a share of the maximum rate of the same emission policy
+            print(f"latency at {rate:,.0f} events/s, {policy} …", flush=True)
+            lat_env = env_for(f"lat{extra}-{share}", INTEREST_MIN_INTERVAL_S=extra)
             results.setdefault("latency", {})[policy] = latency_phase(
-                bootstrap, lat_env, workdir, half, args.latency_seconds, users=2_000
+                bootstrap, lat_env, workdir, rate, args.latency_seconds, users=2_000
             )
 
         if not args.skip_memory:

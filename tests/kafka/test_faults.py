@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.data.loaders import load_events
-from stream.dev.failover import SnapshotWatch
+from stream.dev.failover import GOALS_S, SnapshotWatch
 from stream.dev.localrun import WorkerProcess
 from tests.kafka.readback import wait_for_final_snapshots
 from tests.kafka.test_pipeline import assert_finals_match, expected_distributions
@@ -20,6 +20,7 @@ from tests.kafka.test_pipeline import assert_finals_match, expected_distribution
 pytestmark = pytest.mark.kafka
 N_EVENTS = 50_000
 KILLS = 5
+FIRST_SNAPSHOT_MARGIN_S = 30.0  # the old behaviour (waiting out the session) took ~60 s
 
 
 def test_fault_kill9_five_times_loses_and_duplicates_nothing(
@@ -61,10 +62,13 @@ def test_fault_kill9_five_times_loses_and_duplicates_nothing(
         worker.stop()
         watch.close()
     assert kills == KILLS
-    # Stall times are figures, not assertions (make failover measures them on a quiet machine):
-    # a replacement killed before its first snapshot is timed to the next worker's.
+    # Earlier replacements are killed 1-4 s after they start, often before their first
+    # snapshot, so only the last one (never killed) is held to the stall goal, with a margin
+    # for a loaded machine; make failover measures the stall itself.
     delays = [min(watch.first_after(t).values(), default=float("inf")) for t in killed_at]
     print("\nfirst snapshot after each kill -9: " + ", ".join(f"{d:.1f}s" for d in delays))
+    limit = GOALS_S["kill -9, restart"] + FIRST_SNAPSHOT_MARGIN_S
+    assert delays[-1] <= limit, f"the last replacement's first snapshot took {delays[-1]:.1f}s"
     assert_finals_match(finals, counts, expected_distributions(events))
     print(
         f"\nkills survived: {kills}, events replayed: {N_EVENTS}, users: {len(counts)}, "

@@ -113,6 +113,26 @@ class TrainResult:
     version: str | None = None
 
 
+def budgeted_epochs(
+    epochs: int, done: int, train_seconds: float, prep_seconds: float, max_seconds: float
+) -> int:
+    """How many epochs a run will have when it stops after the epoch that crosses
+    ``max_seconds``, judged from the ``done`` epochs so far (``train_seconds`` with their
+    validation, after ``prep_seconds`` of data preparation); at most ``epochs``.
+
+    The learning-rate schedule spans this many epochs, so that a run cut by its time budget
+    still ends its cosine decay instead of stopping near the peak rate.
+
+    >>> budgeted_epochs(200, 1, 150.0, 30.0, 2400.0)  # 150 s an epoch: 15 fit, the 16th crosses
+    16
+    >>> budgeted_epochs(10, 1, 5.0, 0.0, 2400.0)
+    10
+    """
+    per_epoch = train_seconds / max(1, done)
+    left = max(0.0, max_seconds - prep_seconds - train_seconds)
+    return min(epochs, done + math.floor(left / max(per_epoch, 1e-9)) + 1)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's generators."""
     random.seed(seed)
@@ -230,6 +250,7 @@ def train(
     if not train_samples:
         raise ValueError("no training windows: every user has fewer than 2 events")
 
+    prep_seconds = time.perf_counter() - start_time
     model = SequenceModel(config).to(device)
     if config.item_negatives > 0:
         model.item_log_q.copy_(item_log_q(data.fit_events, encoder, config.n_item_buckets))
@@ -241,17 +262,19 @@ def train(
     )
     step_fn = _compiled_step(model, device)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
-    total_steps = max(1, steps_per_epoch * tc.epochs)
+    schedule = {"steps": max(1, steps_per_epoch * tc.epochs)}  # re-fitted to a time budget
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
         if step < tc.warmup_steps:
             return tc.lr * (step + 1) / tc.warmup_steps
+        total_steps = schedule["steps"]
         frac = min(1.0, (step - tc.warmup_steps) / max(1, total_steps - tc.warmup_steps))
         return tc.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
     rank_val = config.objective == "item" and tc.split == "leave-last-out"
     rng = random.Random(tc.seed)
     best = {"loss": math.inf, "epoch": 0, "state": None, "item": math.inf}
+    best_val_loss = math.inf
     history: list[dict[str, float]] = []
     step, epoch, bad_epochs, tokens, train_seconds = 0, 0, 0, 0, 0.0
     for epoch in range(1, tc.epochs + 1):
@@ -293,16 +316,29 @@ def train(
         if log is not None:
             log(_epoch_line(record))
         score = _stop_score(record, config.objective, rank_val)
+        # Ranked validation (one held-out item per user) is noisy: an epoch counts against
+        # the patience only when neither its NDCG nor its validation loss improved, so the
+        # run does not stop on noise while the model is still learning.
+        loss_improved = rank_val and record["val_item"] < best_val_loss - 1e-4
+        best_val_loss = min(best_val_loss, record.get("val_item", math.inf))
         if not val_samples or score < best["loss"] - 1e-4:
             best.update(loss=score, epoch=epoch, item=record.get("val_item", math.nan))
             best["state"] = copy.deepcopy(model.state_dict())
+            bad_epochs = 0
+        elif loss_improved:
             bad_epochs = 0
         else:
             bad_epochs += 1
         if bad_epochs >= tc.patience:
             break
-        if tc.max_seconds is not None and time.perf_counter() - start_time > tc.max_seconds:
+        elapsed = time.perf_counter() - start_time
+        if tc.max_seconds is not None and elapsed > tc.max_seconds:
             break
+        if tc.max_seconds is not None:
+            fit = budgeted_epochs(
+                tc.epochs, epoch, elapsed - prep_seconds, prep_seconds, tc.max_seconds
+            )
+            schedule["steps"] = max(step + 1, steps_per_epoch * fit)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()

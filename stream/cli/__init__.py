@@ -2,9 +2,6 @@
 catalog, prior; one module a sub-command, the shared error policy in :mod:`stream.cli.common`.
 
 Every command documents itself with ``--help`` and exits non-zero with a one-line reason on
-bad arguments (2) or a failed run, such as an unreachable broker (1).
+bad arguments (2) or a failed run, such as an unreachable broker (1). The entry point is
+:func:`stream.cli.entry.main`.
 """
-
-from stream.cli.entry import main
-
-__all__ = ["main"]

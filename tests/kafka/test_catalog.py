@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import main as cli_main
+from stream.cli.entry import main as cli_main
 from stream.clients import snapshot_consumer
 from stream.codec import decode_snapshot
 from stream.settings import Settings

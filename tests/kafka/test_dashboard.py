@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import main as cli_main
+from stream.cli.entry import main as cli_main
 from stream.dev.events import user_events
 
 pytestmark = pytest.mark.kafka

@@ -147,7 +147,7 @@ def test_collaborative_weight_is_fitted_and_fades_with_the_users_evidence():
 
 
 def test_trained_prior_is_saved_loaded_and_mixed_into_the_snapshot(tmp_path, synthetic, capsys):
-    from stream.cli import main
+    from stream.cli.entry import main
 
     path = tmp_path / "events.csv"
     rows = ["user_id,item_id,category,event_type,ts"]

@@ -397,7 +397,7 @@ def test_plot_draws_a_user_and_the_population(tmp_path):
     ],
 )
 def test_plot_fails_on_one_line(argv, message, capsys, monkeypatch, tmp_path):
-    from stream.cli import main
+    from stream.cli.entry import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
@@ -407,7 +407,7 @@ def test_plot_fails_on_one_line(argv, message, capsys, monkeypatch, tmp_path):
 
 
 def test_plot_needs_a_user_or_the_population(capsys):
-    from stream.cli import main
+    from stream.cli.entry import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["plot", "--out", "x.png"])

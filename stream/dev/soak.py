@@ -18,13 +18,16 @@ the DLQ records (goal: 0, every event is valid); it exits 1 when a goal is misse
 "Warm" means every bounded structure is full: the users' 50-event histories, the dashboard's
 snapshot cache and its 60-second change log, the producer's and the fetcher's buffers. On this
 machine they settle within the second minute (the series the script prints shows it), so the
-first reading is taken after three. The RSS is also read every minute, and the growth over the
-second half of the run is printed: about 0 for a plateau, about half the total for a leak.
+warm reading starts after three. The RSS is read every minute; "once warm" is the median of
+the first three readings after the warm-up and "at end" the median of the last three (the
+allocator swings by a few percent from one minute to the next). The growth over the second
+half of the run is printed too: about 0 for a plateau, about half the total for a leak.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +121,24 @@ class Dashboard(threading.Thread):
                     self.failed += 1
 
 
+def warm_and_end(series: list[tuple[float, float]], warmup: float) -> tuple[float, float]:
+    """RSS once warm and at the end from ``(seconds, MiB)`` readings a minute apart: the
+    median of the first three readings after ``warmup`` and of the last three (one reading
+    each where the run is too short), so one swing of the allocator does not decide.
+
+    >>> series = [(60, 100.0), (120, 110.0), (180, 108.0), (240, 112.0), (300, 109.0),
+    ...           (360, 111.0), (420, 115.0), (480, 110.0)]
+    >>> warm_and_end(series, 120)
+    (110.0, 111.0)
+    >>> warm_and_end([(60, 100.0), (120, 104.0)], 60)
+    (100.0, 104.0)
+    """
+    warm = [mb for t, mb in series if t >= warmup] or [series[-1][1]]
+    if len(warm) < 6:
+        return warm[0], warm[-1]
+    return statistics.median(warm[:3]), statistics.median(warm[-3:])
+
+
 @dataclass
 class SoakResult:
     seconds: float
@@ -188,21 +209,18 @@ def soak(
         dashboard = Dashboard(int(env["INTEREST_WEB_PORT"]))
         dashboard.start()
         max_lag, t0 = 0, time.monotonic()
-        rss_warm = None
         series: list[tuple[float, float]] = []
         while time.monotonic() - t0 < seconds:
             time.sleep(5)
             max_lag = max(max_lag, offsets.lag())
             elapsed = time.monotonic() - t0
-            if rss_warm is None and elapsed >= warmup:
-                rss_warm = worker.rss_bytes()
-                print(f"RSS once warm: {rss_warm / 2**20:.1f} MiB", flush=True)
             if elapsed >= SERIES_EVERY_S * (len(series) + 1):
                 series.append((elapsed, worker.rss_bytes() / 2**20))
                 print(f"{elapsed:5.0f} s: RSS {series[-1][1]:.1f} MiB, lag {max_lag:,}", flush=True)
             if worker.proc.poll() is not None:
                 raise RuntimeError(f"the worker died:\n{worker.tail()}")
-        rss_end = worker.rss_bytes()
+        series.append((time.monotonic() - t0, worker.rss_bytes() / 2**20))
+        rss_warm, rss_end = warm_and_end(series, warmup)
         dashboard.stopping.set()
         procs[1].wait(60)
         deadline = time.monotonic() + 60
@@ -218,8 +236,8 @@ def soak(
             seconds=seconds,
             max_rate=max_rate,
             rate=rate,
-            rss_warm_mb=(rss_warm or rss_end) / 2**20,
-            rss_end_mb=rss_end / 2**20,
+            rss_warm_mb=rss_warm,
+            rss_end_mb=rss_end,
             rss_series=series,
             max_lag=max_lag,
             dlq=dlq,

@@ -219,7 +219,8 @@ def soak(
                 print(f"{elapsed:5.0f} s: RSS {series[-1][1]:.1f} MiB, lag {max_lag:,}", flush=True)
             if worker.proc.poll() is not None:
                 raise RuntimeError(f"the worker died:\n{worker.tail()}")
-        series.append((time.monotonic() - t0, worker.rss_bytes() / 2**20))
+        if not series or time.monotonic() - t0 - series[-1][0] > SERIES_EVERY_S / 2:
+            series.append((time.monotonic() - t0, worker.rss_bytes() / 2**20))
         rss_warm, rss_end = warm_and_end(series, warmup)
         dashboard.stopping.set()
         procs[1].wait(60)

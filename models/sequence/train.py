@@ -262,12 +262,11 @@ def train(
     )
     step_fn = _compiled_step(model, device)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
-    schedule = {"steps": max(1, steps_per_epoch * tc.epochs)}  # re-fitted to a time budget
+    total_steps = max(1, steps_per_epoch * tc.epochs)  # re-fitted below to a time budget
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
         if step < tc.warmup_steps:
             return tc.lr * (step + 1) / tc.warmup_steps
-        total_steps = schedule["steps"]
         frac = min(1.0, (step - tc.warmup_steps) / max(1, total_steps - tc.warmup_steps))
         return tc.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
@@ -338,7 +337,7 @@ def train(
             fit = budgeted_epochs(
                 tc.epochs, epoch, elapsed - prep_seconds, prep_seconds, tc.max_seconds
             )
-            schedule["steps"] = max(step + 1, steps_per_epoch * fit)
+            total_steps = max(step + 1, steps_per_epoch * fit)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()

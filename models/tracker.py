@@ -9,11 +9,12 @@ state exactly. The record holds the online estimator's state and the last ``hist
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
 from models.online import InterestConfig, UserInterest
+from models.online.masses import top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import RECORD_VERSION, HistoryField, RecordField, V1Key
@@ -37,8 +38,11 @@ class UserRecord:
     """One user's live record: the online estimator, the last events, and where it stands in
     the input (partition and offset of the last event applied, for exactly-once replays).
 
-    ``to_state()`` is the compact, versioned form that goes to the table and its changelog
-    (a flat list laid out as :class:`~models.records.RecordField`); ``from_state`` reads it and
+    The last events are held as the columns they are stored in (see
+    :class:`~models.records.RecordField`), kept up to date as events arrive, so ``to_state()``
+    (the compact, versioned form for the table and its changelog) copies lists instead of
+    encoding every event again; ``history`` reads them back as
+    :class:`~models.records.HistoryField` tuples. ``from_state`` reads ``to_state()`` and
     the dict form of version 1 (:class:`~models.records.V1Key`).
 
     Examples
@@ -50,20 +54,48 @@ class UserRecord:
     ...                  "ts": 10.0 * i})
     >>> r.n_events, [h[0] for h in r.history]
     (3, ['i1', 'i2'])
+    >>> r.to_state()[RecordField.TIMES]
+    [[10], 10]
     >>> UserRecord.from_state(r.to_state(), cfg).to_state() == r.to_state()
     True
     """
 
-    __slots__ = ("cfg", "interest", "topics", "history", "partition", "offset")
+    __slots__ = (
+        "cfg",
+        "interest",
+        "topics",
+        "partition",
+        "offset",
+        "_items",
+        "_table",
+        "_index",
+        "_refs",
+        "_stale",
+        "_cats",
+        "_types",
+        "_ts",
+        "_times",
+        "_moved",
+    )
 
     def __init__(self, cfg: TrackerConfig | None = None):
         self.cfg = cfg or TrackerConfig()
         self.interest: UserInterest | None = None
         self.topics: UserInterest | None = None  # over the items' content topics, if any
-        # models.records.HistoryField tuples, oldest first, at most cfg.history
-        self.history: list[tuple] = []
         self.partition: int | None = None
         self.offset = -1
+        # The history, oldest first, at most cfg.history events, as RecordField's columns;
+        # _ts holds each event's time as a float beside its stored form in _times.
+        self._items: list[str] = []
+        self._table: list[str] = []  # category names the history uses (a few may be stale)
+        self._index: dict[str, int] = {}
+        self._refs: list[int] = []  # per table entry: how many history events name it
+        self._stale = 0  # table entries no event names any more
+        self._cats: list = []
+        self._types: list = []
+        self._ts: list[float] = []
+        self._times: list = []
+        self._moved: list[int] = []
 
     @property
     def n_events(self) -> int:
@@ -83,19 +115,86 @@ class UserRecord:
             if self.topics is None:
                 self.topics = UserInterest(self.cfg.interest)
             self.topics.learn_one({**event, "categories": list(event["topics"])})
-        history = self.history
-        history.append(
-            (
-                event["item_id"],
-                tuple(event["categories"]),
-                event["event_type"],
-                event["ts"],
-                round(moved, 6),
-            )
-        )
-        if len(history) > self.cfg.history:
-            del history[: len(history) - self.cfg.history]
+        self._append(event["item_id"], event["categories"], event["event_type"], event["ts"], moved)
         return after
+
+    def _append(self, item: str, cats: Sequence[str], et: str, ts: float, moved: float) -> None:
+        self._items.append(sys.intern(item))
+        if len(cats) == 1:
+            self._cats.append(self._ref(cats[0]))
+        else:
+            self._cats.append([self._ref(c) for c in cats])
+        self._types.append(_TYPE_INDEX.get(et, et))
+        ts = float(ts)
+        if not ts.is_integer():
+            self._times.append(ts)
+        elif self._ts and self._ts[-1].is_integer():
+            self._times.append(int(ts) - int(self._ts[-1]))
+        else:
+            self._times.append([int(ts)])
+        self._ts.append(ts)
+        self._moved.append(round(moved * 1e6))
+        over = len(self._items) - self.cfg.history
+        if over > 0:
+            self._drop(over)
+
+    def _ref(self, category: str) -> int:
+        i = self._index.get(category)
+        if i is None:
+            i = self._index[category] = len(self._table)
+            self._table.append(sys.intern(category))
+            self._refs.append(0)
+        elif self._refs[i] == 0:
+            self._stale -= 1
+        self._refs[i] += 1
+        return i
+
+    def _drop(self, n: int) -> None:
+        """Forget the ``n`` oldest events of the history."""
+        refs = self._refs
+        for c in self._cats[:n]:
+            for i in (c,) if isinstance(c, int) else c:
+                refs[i] -= 1
+                if refs[i] == 0:
+                    self._stale += 1
+        for column in (self._items, self._cats, self._types, self._ts, self._times, self._moved):
+            del column[:n]
+        if self._times and isinstance(self._times[0], int):  # a delta: now the first
+            self._times[0] = [int(self._ts[0])]
+        if self._stale > STALE_CATEGORIES:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the category table from the events the history holds."""
+        table, cats = self._table, self._cats
+        self._table, self._index, self._refs, self._stale = [], {}, [], 0
+        self._cats = [
+            self._ref(table[c]) if isinstance(c, int) else [self._ref(table[i]) for i in c]
+            for c in cats
+        ]
+
+    @property
+    def history(self) -> list[tuple]:
+        """The last events, oldest first, as :class:`~models.records.HistoryField` tuples."""
+        return [self._entry(i) for i in range(len(self._items))]
+
+    def _entry(self, i: int) -> tuple:
+        table, c, et = self._table, self._cats[i], self._types[i]
+        return (
+            self._items[i],
+            (table[c],) if isinstance(c, int) else tuple(table[j] for j in c),
+            EVENT_TYPES[et] if isinstance(et, int) else et,
+            self._ts[i],
+            self._moved[i] / 1e6,
+        )
+
+    def most_moved(self, window: int, top: int) -> list[tuple]:
+        """Of the last ``window`` events, the ``top`` that moved the distribution most (largest
+        first, earlier first among equals), as history tuples."""
+        n = len(self._items)
+        recent = range(max(0, n - window), n)
+        ranked = sorted(recent, key=self._moved.__getitem__, reverse=True)[:top]
+        return [self._entry(i) for i in ranked]
 
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
@@ -106,35 +205,19 @@ class UserRecord:
         columns; categories as indexes into the record's category table (a list of indexes for
         a multi-category event); times as integer deltas where both ends are whole seconds;
         moved in millionths."""
-        table: dict[str, int] = {}
-        cats, types, times, moved = [], [], [], []
-        prev = None
-        for _, cs, et, ts, mv in self.history:
-            idx = [table.setdefault(c, len(table)) for c in cs]
-            cats.append(idx[0] if len(idx) == 1 else idx)
-            types.append(_TYPE_INDEX.get(et, et))
-            whole = isinstance(ts, int) or float(ts).is_integer()
-            if whole and prev is not None:
-                times.append(int(ts) - prev)
-            else:
-                times.append(float(ts) if not whole else [int(ts)])
-            prev = int(ts) if whole else None
-            moved.append(round(mv * 1e6))
-        state: list = [None] * len(RecordField)
-        state[RecordField.VERSION] = RECORD_VERSION
-        state[RecordField.PARTITION] = self.partition
-        state[RecordField.OFFSET] = self.offset
-        if self.interest is not None:
-            state[RecordField.INTEREST] = self.interest.compact_state()
-        state[RecordField.ITEMS] = [h[HistoryField.ITEM_ID] for h in self.history]
-        state[RecordField.CATEGORY_TABLE] = list(table)
-        state[RecordField.CATEGORIES] = cats
-        state[RecordField.EVENT_TYPES] = types
-        state[RecordField.TIMES] = times
-        state[RecordField.MOVED] = moved
-        if self.topics is not None:
-            state[RecordField.TOPICS] = self.topics.compact_state()
-        return state
+        return [
+            RECORD_VERSION,
+            self.partition,
+            self.offset,
+            self.interest.compact_state() if self.interest is not None else None,
+            self._items[:],
+            self._table[:],
+            self._cats[:],
+            self._types[:],
+            self._times[:],
+            self._moved[:],
+            self.topics.compact_state() if self.topics is not None else None,
+        ]
 
     @classmethod
     def from_state(cls, state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> UserRecord:
@@ -146,9 +229,8 @@ class UserRecord:
                 r.interest = UserInterest.from_state(state[V1Key.INTEREST], r.cfg.interest)
             if state.get(V1Key.TOPICS):
                 r.topics = UserInterest.from_state(state[V1Key.TOPICS], r.cfg.interest)
-            r.history = [
-                (h[0], tuple(h[1]), h[2], h[3], h[4]) for h in state.get(V1Key.HISTORY, [])
-            ]
+            for item, cats, et, ts, moved in state.get(V1Key.HISTORY, []):
+                r._append(item, cats, et, ts, moved)
             r.partition, r.offset = state.get(V1Key.PARTITION), state.get(V1Key.OFFSET, -1)
             return r
         if state[RecordField.VERSION] != RECORD_VERSION:
@@ -158,35 +240,37 @@ class UserRecord:
             r.topics = UserInterest.from_compact_state(topics, r.cfg.interest)
         if interest is not None:
             r.interest = UserInterest.from_compact_state(interest, r.cfg.interest)
-        history, prev = [], None
-        for item, c, et, t, mv in zip(items, cats, types, times, moved, strict=True):
+        if not len(items) == len(cats) == len(types) == len(times) == len(moved):
+            raise ValueError("a user record's history columns differ in length")
+        r._items = [sys.intern(i) for i in items]
+        r._table = [sys.intern(c) for c in table]
+        r._index = {c: i for i, c in enumerate(r._table)}
+        r._refs = [0] * len(table)
+        for c in cats:
+            for i in (c,) if isinstance(c, int) else c:
+                r._refs[i] += 1
+        r._stale = r._refs.count(0)
+        r._cats, r._types, r._times, r._moved = cats, types, times, moved
+        ts, prev = [], None
+        for t in times:
             if isinstance(t, list):
                 prev = t[0]
-                ts = float(prev)
+                ts.append(float(prev))
             elif isinstance(t, int) and prev is not None:
                 prev += t
-                ts = float(prev)
+                ts.append(float(prev))
             else:
-                ts, prev = t, None
-            cs = (table[c],) if isinstance(c, int) else tuple(table[i] for i in c)
-            history.append((item, cs, EVENT_TYPES[et] if isinstance(et, int) else et, ts, mv / 1e6))
-        r.history = history
+                ts.append(float(t))
+                prev = None
+        r._ts = ts
         return r
 
 
+# A record's category table may name this many categories its history no longer uses before
+# it is rebuilt (a few stale names cost a few bytes; rebuilding costs a pass over the history).
+STALE_CATEGORIES = 8
+
 _TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
-
-
-def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
-    """The ``k`` most probable categories plus ``_other`` holding the rest, summing to 1.
-
-    >>> top_k({"a": 0.5, "b": 0.3, "c": 0.2}, 2)
-    {'a': 0.5, 'b': 0.3, '_other': 0.2}
-    """
-    ranked = sorted([(-v, c) for c, v in p.items() if c != OTHER])[:k]
-    out = {c: -v for v, c in ranked}
-    out[OTHER] = max(0.0, 1.0 - sum(out.values()))
-    return out
 
 
 def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
@@ -211,8 +295,6 @@ def apply_event(record: UserRecord, event: Mapping, cfg: TrackerConfig) -> dict[
 
 def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     """The recent events that moved the distribution most (total variation), largest first."""
-    recent = record.history[-cfg.explain_window :]
-    ranked = sorted(recent, key=itemgetter(HistoryField.MOVED), reverse=True)[: cfg.explain_top]
     return [
         {
             "item_id": h[HistoryField.ITEM_ID],
@@ -221,7 +303,7 @@ def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
             "ts": h[HistoryField.TS],
             "moved": h[HistoryField.MOVED],
         }
-        for h in ranked
+        for h in record.most_moved(cfg.explain_window, cfg.explain_top)
     ]
 
 
@@ -243,9 +325,13 @@ def published_estimate(
     """
     if prior is None:
         return user.predict_proba_one({})
+    _check_depth(prior, cfg)
+    return user.predict_candidates(prior.probs, prior.ranked)
+
+
+def _check_depth(prior: PopulationPrior, cfg: TrackerConfig) -> None:
     if len(prior.ranked) < min(len(prior.probs), prior_depth(cfg)):
         raise ValueError("the prior ranks too few categories for this top k")
-    return user.predict_candidates(prior.probs, prior.ranked)
 
 
 def build_snapshot(
@@ -269,11 +355,17 @@ def build_snapshot(
     """
     user = record.interest
     own = user.own_distribution()
-    short, long_ = user.horizons()
-    estimate = fused if fused is not None else published_estimate(user, prior, cfg)
-    if collaborative is not None and fused is None:
-        estimate = collaborative.apply(estimate, own, user.n_events)
-    dist = top_k(estimate, cfg.top_k)
+    short, long_ = user.top_horizons(cfg.top_k)
+    if fused is not None:
+        dist = top_k(fused, cfg.top_k)
+    elif collaborative is not None:
+        estimate = published_estimate(user, prior, cfg)
+        dist = top_k(collaborative.apply(estimate, own, user.n_events), cfg.top_k)
+    elif prior is not None:  # the top k only: the prior's k most probable untracked suffice
+        _check_depth(prior, cfg)
+        dist = top_k(user.predict_candidates(prior.probs, prior.ranked, cfg.top_k), cfg.top_k)
+    else:
+        dist = top_k(user.own_distribution(), cfg.top_k)
     src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
     if prior is not None:
         src.setdefault("online", {})["prior"] = {"n_events": prior.n_events, "ts": prior.ts}
@@ -285,8 +377,8 @@ def build_snapshot(
         "distribution": dist,
         "own": top_k(own, cfg.top_k),
         "entropy": entropy(dist),
-        "short_term": top_k(short, cfg.top_k),
-        "long_term": top_k(long_, cfg.top_k),
+        "short_term": short,
+        "long_term": long_,
         "sources": src,
         "drift": user.drift_detected,
         "explain": explain(record, cfg),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import os
 import time
@@ -254,7 +255,7 @@ class Pipeline:
             event = decode_event(
                 rec.value, _header(headers, "content-type"), self.limits, now, catalog=True
             )
-            resolve_categories(event, self.catalog)
+            resolve_categories(event, self.catalog.data)  # the store: no Table hooks per event
             key = event["user_id"].encode()
             if rec.key is not None and rec.key != key:
                 # Keyed by something else: re-key so the user's state stays on one partition.
@@ -379,8 +380,8 @@ class Pipeline:
 
     def _evict(self) -> None:
         over = len(self.cache) - self.settings.cache_users
-        for uid in list(self.cache)[: max(0, over)]:
-            if uid not in self.dirty:
+        if over > 0:  # the least recently used first (the dirty ones are empty after a write)
+            for uid in [u for u in itertools.islice(self.cache, over) if u not in self.dirty]:
                 del self.cache[uid]
         cutoff = time.monotonic() - self.settings.min_interval_s
         for uid in [u for u, (at, _) in self.recent.items() if at <= cutoff]:

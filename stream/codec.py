@@ -64,7 +64,7 @@ def _id(event: Mapping, name: str) -> str:
     text = str(value)
     if not text:
         raise InvalidEvent("wrong-type", f"{name} is empty")
-    if len(text.encode()) > MAX_ID_BYTES:
+    if len(text) > MAX_ID_BYTES // 4 and len(text.encode()) > MAX_ID_BYTES:  # ≤ 4 B a char
         raise InvalidEvent("oversized-field", f"{name} is longer than {MAX_ID_BYTES} bytes")
     return text
 
@@ -91,7 +91,7 @@ def _categories(event: Mapping, optional: bool = False) -> list[str] | None:
         c = str(c)
         if not c:
             raise InvalidEvent("empty-categories", "a category is the empty string")
-        if len(c.encode()) > MAX_CATEGORY_BYTES:
+        if len(c) > MAX_CATEGORY_BYTES // 4 and len(c.encode()) > MAX_CATEGORY_BYTES:
             raise InvalidEvent("oversized-field", f"a category is over {MAX_CATEGORY_BYTES} bytes")
         out.append(c)
     return out

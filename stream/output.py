@@ -11,12 +11,47 @@ partitioner does (murmur2), as every other producer of these topics does.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 Sent = Callable[[str, int, int, int], None]  # (topic, partition, base offset, count)
+
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+_WORDS: dict[int, Callable] = {}  # key length in words -> its little-endian unpacker
+
+
+def murmur2(key: bytes) -> int:
+    """Kafka's murmur2 hash of ``key`` (as its default partitioner computes it, unsigned),
+    reading the key four bytes at a time (aiokafka's version goes byte by byte: ~3× slower).
+
+    >>> [murmur2(k) & 0x7FFFFFFF for k in (b"", b"a", b"user-1", b"21")]
+    [275646681, 584102524, 1404122828, 1173551340]
+    """
+    n = len(key)
+    h = (0x9747B28C ^ n) & _MASK
+    words = n >> 2
+    unpack = _WORDS.get(words)
+    if unpack is None:
+        unpack = _WORDS[words] = struct.Struct(f"<{words}I").unpack_from
+    for k in unpack(key):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = n & 3
+    if tail:
+        base = words << 2
+        if tail == 3:
+            h ^= key[base + 2] << 16
+        if tail >= 2:
+            h ^= key[base + 1] << 8
+        h = ((h ^ key[base]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 class Output:

@@ -274,7 +274,7 @@ class Settings:
     batch_ms: float = env_float(
         "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)"
     )
-    batch: int = env_int("INTEREST_BATCH", 2000, "records per fetch (the ingest batch)")
+    batch: int = env_int("INTEREST_BATCH", 5000, "records per fetch (the ingest batch)")
     commit_interval_s: float = env_float(
         "INTEREST_COMMIT_INTERVAL_S",
         1.0,
@@ -289,7 +289,7 @@ class Settings:
     )
     dashboard_feed_max_per_s: int = env_int(
         "INTEREST_DASHBOARD_FEED_MAX_PER_S",
-        1000,
+        250,
         "snapshots a second the dashboard's feed reads at most; beyond that it samples (skips "
         "to the end)",
     )

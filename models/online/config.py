@@ -53,9 +53,11 @@ class InterestConfig:
         w = event.get("weight")
         if w is not None:
             return float(w)
-        return float(
-            self.event_weights.get(canonical_event_type(event.get("event_type", "view")), 1.0)
-        )
+        et = event.get("event_type", "view")
+        w = self.event_weights.get(et)  # validated events carry the canonical name already
+        if w is None:
+            w = self.event_weights.get(canonical_event_type(et), 1.0)
+        return float(w)
 
     def to_dict(self) -> dict:
         d = asdict(self)

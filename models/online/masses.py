@@ -61,6 +61,35 @@ def smoothed(
     return out
 
 
+def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
+    """The ``k`` most probable categories plus ``_other`` holding the rest, summing to 1.
+
+    >>> top_k({"a": 0.5, "b": 0.3, "c": 0.2}, 2)
+    {'a': 0.5, 'b': 0.3, '_other': 0.2}
+    """
+    return _top([(-v, c) for c, v in p.items() if c != OTHER], k)
+
+
+def top_smoothed(
+    masses: Mapping[str, float], residual: float, alpha: float, k: int
+) -> dict[str, float]:
+    """``top_k(smoothed(masses, residual, alpha, None), k)``, without the residual's entry.
+
+    >>> top_smoothed({"a": 3.0, "b": 1.0, "c": 0.5}, 0.25, 0.25, 1)
+    {'a': 0.6, '_other': 0.4}
+    """
+    total = sum(masses.values()) + residual + alpha
+    return _top([(-(m / total), c) for c, m in masses.items() if c != OTHER], k)
+
+
+def _top(negated: list[tuple[float, str]], k: int) -> dict[str, float]:
+    """``(-p, category)`` pairs -> the k most probable (ties by name) and ``_other``."""
+    ranked = sorted(negated)[:k]
+    out = {c: -v for v, c in ranked}
+    out[OTHER] = max(0.0, 1.0 - sum(out.values()))
+    return out
+
+
 class EventClock:
     """``n_events`` and ``last_ts`` of an estimator that counts its events in ``_n`` and keeps
     the latest event time in ``_t``."""

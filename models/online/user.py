@@ -25,6 +25,7 @@ from models.online.masses import (
     event_labels,
     rescale,
     smoothed,
+    top_smoothed,
 )
 from models.schema import OTHER
 
@@ -113,12 +114,11 @@ class UserInterest(EventClock, base.Classifier):
         after = self.own_distribution()
         if before is None:
             return after, 1.0
-        moved = 0.0
-        for c, p in after.items():
-            moved += abs(p - before.get(c, 0.0))
-        for c, p in before.items():
-            if c not in after:
-                moved += p
+        get = before.get
+        moved = sum([abs(p - get(c, 0.0)) for c, p in after.items()])
+        gone = before.keys() - after.keys()  # categories the event pushed out of the top
+        if gone:
+            moved += sum([before[c] for c in gone])
         return after, 0.5 * moved
 
     def own_distribution(self) -> dict[str, float]:
@@ -135,9 +135,11 @@ class UserInterest(EventClock, base.Classifier):
         ws = self.short_weight()
         t_short = sum(self._short.values()) + self._short_res + a_short
         t_long = sum(self._long.values()) + self._long_res + a_long
-        out = {c: (1.0 - ws) * (m / t_long) for c, m in self._long.items()}
+        wl = 1.0 - ws
+        out = {c: wl * (m / t_long) for c, m in self._long.items()}
+        get = out.get
         for c, m in self._short.items():
-            out[c] = out.get(c, 0.0) + ws * (m / t_short)
+            out[c] = get(c, 0.0) + ws * (m / t_short)
         out[OTHER] = (1.0 - ws) * ((self._long_res + a_long) / t_long) + ws * (
             (self._short_res + a_short) / t_short
         )
@@ -260,14 +262,18 @@ class UserInterest(EventClock, base.Classifier):
         return out
 
     def predict_candidates(
-        self, prior: Mapping[str, float], candidates: Sequence[str] = ()
+        self,
+        prior: Mapping[str, float],
+        candidates: Sequence[str] = (),
+        limit: int | None = None,
     ) -> dict[str, float]:
         """``predict_proba_one({}, prior)`` on the tracked categories and ``candidates`` only.
 
         Every other category ``c`` would get the same multiple of ``prior[c]``; their mass
         is returned as ``_other``. So the top k of the full smoothed distribution are among the
         tracked categories and the k most probable of the prior, without a loop over the
-        whole prior.
+        whole prior. ``limit`` keeps only the first ``limit`` candidates that are not tracked:
+        with the prior's categories ranked and ``limit=k``, still every one of the top k.
 
         >>> u = UserInterest()
         >>> u.learn_one({"categories": ["b"], "event_type": "view", "ts": 0.0})
@@ -276,9 +282,12 @@ class UserInterest(EventClock, base.Classifier):
         >>> part = u.predict_candidates(prior, ["a"])
         >>> all(abs(part[c] - full[c]) < 1e-12 for c in "ab"), round(part["_other"] - full["c"], 12)
         (True, 0.0)
+        >>> sorted(u.predict_candidates(prior, ["b", "a", "c"], limit=1))
+        ['_other', 'a', 'b']
         """
         out: dict[str, float] = {}
         coef = 1.0
+        get = prior.get
         if self._n:
             ws = self.short_weight()
             a_short, a_long = self._alphas()
@@ -288,18 +297,32 @@ class UserInterest(EventClock, base.Classifier):
                 (1.0 - ws, self._long, self._long_res, a_long),
             ):
                 total = sum(masses.values()) + res + alpha
-                untracked = 1.0 - sum(prior.get(c, 0.0) for c in masses)
+                p_tracked = [get(c, 0.0) for c in masses]
+                untracked = 1.0 - sum(p_tracked)
                 spread = res / untracked if untracked > 1e-12 else 0.0
                 coef += weight * (alpha + spread) / total
-                for c, m in masses.items():
-                    out[c] = out.get(c, 0.0) + weight * (m - spread * prior.get(c, 0.0)) / total
+                for (c, m), p in zip(masses.items(), p_tracked, strict=True):
+                    out[c] = out.get(c, 0.0) + weight * (m - spread * p) / total
         for c in out:
-            out[c] += coef * prior.get(c, 0.0)
+            out[c] += coef * get(c, 0.0)
+        left = len(candidates) if limit is None else limit
         for c in candidates:
+            if left <= 0:
+                break
             if c not in out:
-                out[c] = coef * prior.get(c, 0.0)
+                out[c] = coef * get(c, 0.0)
+                left -= 1
         out[OTHER] = max(0.0, 1.0 - sum(out.values()))
         return out
+
+    def top_horizons(self, k: int) -> tuple[dict[str, float], dict[str, float]]:
+        """The ``k`` most probable categories of each of ``horizons()`` (no prior), the rest
+        as ``_other``, without building the whole distributions."""
+        a_short, a_long = self._alphas(False)
+        return (
+            top_smoothed(self._short, self._short_res, a_short, k),
+            top_smoothed(self._long, self._long_res, a_long, k),
+        )
 
     def state(self) -> dict:
         """The whole learned state as plain data (msgpack/JSON-able)."""

@@ -30,7 +30,7 @@ class SnapshotFeed(Service):
         settings: Settings,
         ingest: Callable[[bytes | None, bytes | None], None],
         backfill: int = 200,
-        max_per_s: int = 1000,
+        max_per_s: int = 250,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from models.tracker import TrackerConfig, UserRecord, build_snapshot, replay
+from models.records import RecordField
+from models.tracker import STALE_CATEGORIES, TrackerConfig, UserRecord, build_snapshot, replay
 from stream.codec import decode_record, encode_record, pack
 
 pytestmark = pytest.mark.unit
@@ -76,3 +77,29 @@ def test_records_are_compact():
     fifty = encode_record(replay(events(50), cfg))
     assert len(three) < 400, len(three)
     assert len(fifty) < 1400, len(fifty)
+
+
+@pytest.mark.parametrize("whole_seconds", [True, False])
+def test_history_columns_kept_as_events_arrive_read_back_as_the_events(whole_seconds):
+    cfg = TrackerConfig(history=10)
+    rng = random.Random(5)
+    evs = events(200, seed=3, whole_seconds=whole_seconds)
+    for e in evs:  # many categories: the table drops the ones that leave the history
+        e["categories"] = [f"k{rng.randrange(60)}" for _ in range(rng.choice([1, 1, 3]))]
+    record = UserRecord(cfg)
+    for i, e in enumerate(evs):
+        record.apply(e)
+        expected = [
+            (x["item_id"], tuple(x["categories"]), x["event_type"], x["ts"])
+            for x in evs[max(0, i + 1 - cfg.history) : i + 1]
+        ]
+        assert [h[:4] for h in record.history] == expected
+        state = record.to_state()
+        table, cats = state[RecordField.CATEGORY_TABLE], state[RecordField.CATEGORIES]
+        used = {c for e in expected for c in e[1]}
+        assert used <= set(table) and len(table) - len(used) <= STALE_CATEGORIES
+        assert [tuple(table[j] for j in ([c] if isinstance(c, int) else c)) for c in cats] == [
+            e[1] for e in expected
+        ]
+        restored = decode_record(encode_record(record), cfg)
+        assert restored.history == record.history and restored.to_state() == state

@@ -1,0 +1,177 @@
+"""Compare the worker of two (or more) source trees on the same pre-produced topic.
+
+For speed work: measure the baseline and the change in the same run, one worker after the
+other on the same events, and see where the CPU went. For each tree, a worker (started with
+that tree as its working directory, so ``python -m stream.cli`` imports that tree's code)
+consumes the whole topic with the default emission policy; the table gives its rate and the
+CPU seconds per event of its busiest thread and of the local broker. ``--profile DIR`` also
+records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker for 20 s.
+
+    git worktree add ../baseline HEAD~1
+    .venv/bin/python -m stream.dev.compare --tree base=../baseline --tree new=. \\
+        --users 100000 --per-user 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kafka.admin import KafkaAdminClient
+
+from stream.dev.bench import committed_total, make_events, produce
+from stream.dev.localrun import WorkerProcess, free_port, start_local_broker, worker_env
+from stream.settings import Settings
+from stream.topics import ensure_topics
+
+PROFILE_AFTER_S = 10.0
+PROFILE_FOR_S = 20
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, from ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def broker_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    return int(pids[0]) if pids else None
+
+
+def profile(pid: int, out: Path) -> threading.Thread:
+    """py-spy on ``pid`` for ``PROFILE_FOR_S`` seconds, after ``PROFILE_AFTER_S``."""
+    spy = Path(sys.executable).with_name("py-spy")
+
+    def run() -> None:
+        time.sleep(PROFILE_AFTER_S)
+        cmd = [str(spy), "record", "-r", "50", "-f", "raw", "-n", "-d", str(PROFILE_FOR_S)]
+        subprocess.run([*cmd, "-p", str(pid), "-o", str(out)], capture_output=True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+IDLE_FRAMES = ("epoll_wait", "select_epoll_poll", "pthread_cond_timedwait")
+
+
+def summarize(raw: Path, top: int = 25) -> list[tuple[str, float]]:
+    """The functions of a py-spy raw profile by inclusive share of the main thread's busy
+    samples (samples whose stack waits in epoll or on a condition are idle)."""
+    inclusive: dict[str, int] = {}
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "stream/cli" not in stack or any(f in stack for f in IDLE_FRAMES):
+            continue  # another thread, or the main thread waiting
+        n = int(count)
+        busy += n
+        for name in {frame.split(" (")[0] for frame in stack.split(";")}:
+            inclusive[name] = inclusive.get(name, 0) + n
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    return [(name, n / busy) for name, n in ranked if n < busy][:top]
+
+
+def run_tree(
+    bootstrap: str, env: dict, tree: Path, total: int, log: Path, profile_to: Path | None
+) -> dict[str, float]:
+    """One worker of ``tree`` consumes the topic of ``env``: its rate and CPU per event."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    here = Path.cwd()
+    os.chdir(tree)
+    try:
+        worker = WorkerProcess({**env, "INTEREST_WEB_PORT": str(free_port())}, log)
+        worker.start(timeout=300)
+    finally:
+        os.chdir(here)
+    broker = broker_pid()
+    cpu0 = thread_cpu_seconds(worker.pid())
+    broker0 = thread_cpu_seconds(broker) if broker else {}
+    started = time.monotonic()
+    spy = profile(worker.pid(), profile_to) if profile_to else None
+    try:
+        while committed_total(admin, env["INTEREST_APP_ID"], env["INTEREST_EVENTS_TOPIC"]) < total:
+            if time.monotonic() - started > 1200:
+                raise RuntimeError(f"the worker of {tree} did not finish within 20 minutes")
+            time.sleep(0.1)
+        seconds = time.monotonic() - started
+        cpu1 = thread_cpu_seconds(worker.pid())
+        broker1 = thread_cpu_seconds(broker) if broker else {}
+    finally:
+        worker.stop()
+        admin.close()
+    if spy is not None:
+        spy.join(PROFILE_AFTER_S + PROFILE_FOR_S + 30)
+    busiest = max(cpu1[t] - cpu0.get(t, 0.0) for t in cpu1)
+    return {
+        "rate": total / seconds,
+        "busiest_thread_us_per_event": busiest / total * 1e6,
+        "busiest_thread_share": busiest / seconds,
+        "process_us_per_event": sum(cpu1[t] - cpu0.get(t, 0.0) for t in cpu1) / total * 1e6,
+        "broker_share": (sum(broker1.values()) - sum(broker0.values())) / seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
+    parser.add_argument("--users", type=int, default=2_000)
+    parser.add_argument("--per-user", type=int, default=150)
+    parser.add_argument("--profile", help="directory for a py-spy profile of each worker")
+    args = parser.parse_args(argv)
+    trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
+
+    bootstrap, _ = start_local_broker()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    work = Path(f"bench-results/compare-{stamp}").resolve()
+    work.mkdir(parents=True)
+    env = worker_env(bootstrap, f"cmp-{stamp}", work / "topic-state")
+    ensure_topics(Settings.from_env(env))
+    total = args.users * args.per_user
+    produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], make_events(0, args.users, args.per_user, 7))
+    default_policy = str(Settings.from_env({}).min_interval_s)
+    print(f"{args.users:,} users × {args.per_user}: {total:,} events", flush=True)
+    print(
+        "| tree | events/s | busiest thread µs/event (share of a core) | process µs/event "
+        "| broker share of a core |\n|---|---:|---:|---:|---:|"
+    )
+    for name, tree in trees:
+        run_env = worker_env(
+            bootstrap, f"cmp-{stamp}-{name}", work / name, INTEREST_MIN_INTERVAL_S=default_policy
+        )
+        ensure_topics(Settings.from_env(run_env))
+        run_env["INTEREST_EVENTS_TOPIC"] = env["INTEREST_EVENTS_TOPIC"]
+        prof = Path(args.profile).resolve() / f"{name}.txt" if args.profile else None
+        if prof:
+            prof.parent.mkdir(parents=True, exist_ok=True)
+        r = run_tree(bootstrap, run_env, tree, total, work / f"{name}.log", prof)
+        print(
+            f"| {name} | {r['rate']:,.0f} | {r['busiest_thread_us_per_event']:.0f} "
+            f"({r['busiest_thread_share']:.0%}) | {r['process_us_per_event']:.0f} "
+            f"| {r['broker_share']:.0%} |",
+            flush=True,
+        )
+        if prof and prof.exists():
+            print(f"\nmain thread of {name}, inclusive share of its busy samples:")
+            for function, share in summarize(prof):
+                print(f"  {share:6.1%}  {function}")
+            print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

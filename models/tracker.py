@@ -363,7 +363,7 @@ def build_snapshot(
         dist = top_k(collaborative.apply(estimate, own, user.n_events), cfg.top_k)
     elif prior is not None:  # the top k only: the prior's k most probable untracked suffice
         _check_depth(prior, cfg)
-        dist = top_k(user.predict_candidates(prior.probs, prior.ranked, cfg.top_k), cfg.top_k)
+        dist = user.predict_top(prior.probs, prior.ranked, cfg.top_k)
     else:
         dist = top_k(user.own_distribution(), cfg.top_k)
     src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}

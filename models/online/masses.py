@@ -67,7 +67,7 @@ def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
     >>> top_k({"a": 0.5, "b": 0.3, "c": 0.2}, 2)
     {'a': 0.5, 'b': 0.3, '_other': 0.2}
     """
-    return _top([(-v, c) for c, v in p.items() if c != OTHER], k)
+    return rank_top([(-v, c) for c, v in p.items() if c != OTHER], k)
 
 
 def top_smoothed(
@@ -79,11 +79,15 @@ def top_smoothed(
     {'a': 0.6, '_other': 0.4}
     """
     total = sum(masses.values()) + residual + alpha
-    return _top([(-(m / total), c) for c, m in masses.items() if c != OTHER], k)
+    return rank_top([(-(m / total), c) for c, m in masses.items() if c != OTHER], k)
 
 
-def _top(negated: list[tuple[float, str]], k: int) -> dict[str, float]:
-    """``(-p, category)`` pairs -> the k most probable (ties by name) and ``_other``."""
+def rank_top(negated: list[tuple[float, str]], k: int) -> dict[str, float]:
+    """``(-p, category)`` pairs -> the k most probable (ties by name), ``_other`` the rest.
+
+    >>> rank_top([(-0.2, "b"), (-0.5, "a"), (-0.2, "a2")], 2)
+    {'a': 0.5, 'a2': 0.2, '_other': 0.30000000000000004}
+    """
     ranked = sorted(negated)[:k]
     out = {c: -v for v, c in ranked}
     out[OTHER] = max(0.0, 1.0 - sum(out.values()))

@@ -178,6 +178,7 @@ class Pipeline:
         self._processed: dict[TP, int] = {}  # next offset per partition, applied not yet written
         self._written: dict[TP, int] = {}  # ... and written, ready to commit
         self._flush_lock = asyncio.Lock()
+        self._sending_task: asyncio.Future | None = None  # the last batch's output hand-over
         # Emission bookkeeping (safe to lose): users emitted within the last min-interval
         # (when, what), users owed a trailing snapshot (when), sequence estimates.
         self.recent: dict[str, tuple[float, dict]] = {}
@@ -241,7 +242,16 @@ class Pipeline:
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
-        await self.output.send()
+        await self._send_behind()
+
+    async def _send_behind(self) -> None:
+        """Hand this batch's output to the producer while the next batch is applied: wait only
+        for the previous batch's hand-over (which waits on the broker when a partition's
+        earlier batch is still in flight). The output keeps its order (one send at a time)."""
+        previous = self._sending_task
+        if previous is not None:
+            await previous  # raises what it raised
+        self._sending_task = asyncio.ensure_future(self.output.send())
 
     def _apply(self, rec: Any, now: float, touched: dict, pop: PopulationInterest) -> None:
         self.counters.events += 1

@@ -5,7 +5,8 @@ other on the same events, and see where the CPU went. For each tree, a worker (s
 that tree as its working directory, so ``python -m stream.cli`` imports that tree's code)
 consumes the whole topic with the default emission policy; the table gives its rate and the
 CPU seconds per event of its busiest thread and of the local broker. ``--profile DIR`` also
-records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker for 20 s.
+records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker for 20 s. Everything
+printed also goes to ``bench-results/compare-<time>/compare.md``.
 
     git worktree add ../baseline HEAD~1
     .venv/bin/python -m stream.dev.compare --tree base=../baseline --tree new=. \\
@@ -99,17 +100,17 @@ def run_tree(
     finally:
         os.chdir(here)
     broker = broker_pid()
-    cpu0 = thread_cpu_seconds(worker.pid())
+    cpu0 = thread_cpu_seconds(worker.pid)
     broker0 = thread_cpu_seconds(broker) if broker else {}
     started = time.monotonic()
-    spy = profile(worker.pid(), profile_to) if profile_to else None
+    spy = profile(worker.pid, profile_to) if profile_to else None
     try:
         while committed_total(admin, env["INTEREST_APP_ID"], env["INTEREST_EVENTS_TOPIC"]) < total:
             if time.monotonic() - started > 1200:
                 raise RuntimeError(f"the worker of {tree} did not finish within 20 minutes")
             time.sleep(0.1)
         seconds = time.monotonic() - started
-        cpu1 = thread_cpu_seconds(worker.pid())
+        cpu1 = thread_cpu_seconds(worker.pid)
         broker1 = thread_cpu_seconds(broker) if broker else {}
     finally:
         worker.stop()
@@ -144,8 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     total = args.users * args.per_user
     produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], make_events(0, args.users, args.per_user, 7))
     default_policy = str(Settings.from_env({}).min_interval_s)
-    print(f"{args.users:,} users × {args.per_user}: {total:,} events", flush=True)
-    print(
+    report = work / "compare.md"
+
+    def out(line: str = "") -> None:
+        print(line, flush=True)
+        with report.open("a") as fh:
+            fh.write(line + "\n")
+
+    out(f"{args.users:,} users × {args.per_user}: {total:,} events")
+    out(
         "| tree | events/s | busiest thread µs/event (share of a core) | process µs/event "
         "| broker share of a core |\n|---|---:|---:|---:|---:|"
     )
@@ -159,17 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         if prof:
             prof.parent.mkdir(parents=True, exist_ok=True)
         r = run_tree(bootstrap, run_env, tree, total, work / f"{name}.log", prof)
-        print(
+        out(
             f"| {name} | {r['rate']:,.0f} | {r['busiest_thread_us_per_event']:.0f} "
             f"({r['busiest_thread_share']:.0%}) | {r['process_us_per_event']:.0f} "
-            f"| {r['broker_share']:.0%} |",
-            flush=True,
+            f"| {r['broker_share']:.0%} |"
         )
         if prof and prof.exists():
-            print(f"\nmain thread of {name}, inclusive share of its busy samples:")
+            out(f"\nmain thread of {name}, inclusive share of its busy samples:")
             for function, share in summarize(prof):
-                print(f"  {share:6.1%}  {function}")
-            print()
+                out(f"  {share:6.1%}  {function}")
+            out()
+    print(f"written to {report}")
     return 0
 
 

@@ -24,14 +24,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def format_snapshot(snap: dict, width: int = 5) -> str:
-    """One compact line: user, version, events, top categories with probabilities."""
+    """One compact line: user, version, events, top categories with probabilities.
+
+    A partition's population snapshot has no version:
+
+    >>> format_snapshot({"user_id": "__population__/p0", "n_events": 9, "distribution": {"a": 1.0}})
+    '__population__/p0 v-     n=9     a:1.00'
+    """
     if snap.get("deleted"):
         return f"{snap['user_id']:<16} (forgotten)"
     dist = snap["distribution"]
     top = [(c, p) for c, p in dist.items() if c != OTHER][:width]
     cats = "  ".join(f"{c}:{p:.2f}" for c, p in top)
     drift = " DRIFT" if snap.get("drift") else ""
-    return f"{snap['user_id']:<16} v{snap['version']:<5} n={snap['n_events']:<5} {cats}{drift}"
+    version, n = snap.get("version", "-"), snap.get("n_events", "-")
+    return f"{snap['user_id']:<16} v{version:<5} n={n:<5} {cats}{drift}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -355,6 +355,7 @@ def build_snapshot(
     """
     user = record.interest
     own = user.own_distribution()
+    own_top = top_k(own, cfg.top_k)
     short, long_ = user.top_horizons(cfg.top_k)
     if fused is not None:
         dist = top_k(fused, cfg.top_k)
@@ -365,7 +366,7 @@ def build_snapshot(
         _check_depth(prior, cfg)
         dist = user.predict_top(prior.probs, prior.ranked, cfg.top_k)
     else:
-        dist = top_k(user.own_distribution(), cfg.top_k)
+        dist = dict(own_top)  # its own dict: "own" and "distribution" are edited apart
     src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
     if prior is not None:
         src.setdefault("online", {})["prior"] = {"n_events": prior.n_events, "ts": prior.ts}
@@ -375,7 +376,7 @@ def build_snapshot(
         "version": user.n_events,
         "n_events": user.n_events,
         "distribution": dist,
-        "own": top_k(own, cfg.top_k),
+        "own": own_top,
         "entropy": entropy(dist),
         "short_term": short,
         "long_term": long_,

@@ -50,6 +50,7 @@ from stream.codec import (
     decode_record,
     encode_record,
     encode_snapshot,
+    header,
     register_codecs,
 )
 from stream.output import Output
@@ -105,16 +106,6 @@ def _in_partition(topic: str, partition: int) -> _Partition:
     ctx = _Partition(topic, partition)
     _current_event.set(weakref.ref(ctx))
     return ctx
-
-
-def _header(headers: Any, name: str) -> bytes | None:
-    if not headers:
-        return None
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    for k, v in items:
-        if k.lower() == name:
-            return v
-    return None
 
 
 class Pipeline:
@@ -178,7 +169,6 @@ class Pipeline:
         self._processed: dict[TP, int] = {}  # next offset per partition, applied not yet written
         self._written: dict[TP, int] = {}  # ... and written, ready to commit
         self._flush_lock = asyncio.Lock()
-        self._sending_task: asyncio.Future | None = None  # the last batch's output hand-over
         # Emission bookkeeping (safe to lose): users emitted within the last min-interval
         # (when, what), users owed a trailing snapshot (when), sequence estimates.
         self.recent: dict[str, tuple[float, dict]] = {}
@@ -242,28 +232,19 @@ class Pipeline:
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
-        await self._send_behind()
-
-    async def _send_behind(self) -> None:
-        """Hand this batch's output to the producer while the next batch is applied: wait only
-        for the previous batch's hand-over (which waits on the broker when a partition's
-        earlier batch is still in flight). The output keeps its order (one send at a time)."""
-        previous = self._sending_task
-        if previous is not None:
-            await previous  # raises what it raised
-        self._sending_task = asyncio.ensure_future(self.output.send())
+        await self.output.send_behind()  # handed over while the next batch is applied
 
     def _apply(self, rec: Any, now: float, touched: dict, pop: PopulationInterest) -> None:
         self.counters.events += 1
         headers = rec.headers
-        if headers and _header(headers, CONTROL_HEADER) == FORGET:
+        if headers and header(headers, CONTROL_HEADER) == FORGET:
             uid = self.settings.user_key((rec.key or b"").decode(errors="replace"))
             self.forget(uid, rec)
             touched.pop(uid, None)
             return
         try:
             event = decode_event(
-                rec.value, _header(headers, "content-type"), self.limits, now, catalog=True
+                rec.value, header(headers, "content-type"), self.limits, now, catalog=True
             )
             resolve_categories(event, self.catalog.data)  # the store: no Table hooks per event
             key = event["user_id"].encode()

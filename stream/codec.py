@@ -189,6 +189,21 @@ def decode_event(
     return validate_event(event, limits, now, catalog)
 
 
+def header(headers: Any, name: str) -> bytes | None:
+    """The value of a record header (``name`` in lower case; a list of pairs or a mapping).
+
+    >>> header([("Content-Type", b"application/json")], "content-type")
+    b'application/json'
+    """
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for k, v in items:
+        if k.lower() == name:
+            return v
+    return None
+
+
 def dead_letter(
     original: bytes | None, reason: str, detail: str, topic: str, partition: int, offset: int
 ) -> bytes:

@@ -25,7 +25,7 @@ _WORDS: dict[int, Callable] = {}  # key length in words -> its little-endian unp
 
 def murmur2(key: bytes) -> int:
     """Kafka's murmur2 hash of ``key`` (as its default partitioner computes it, unsigned),
-    reading the key four bytes at a time (aiokafka's version goes byte by byte: ~3× slower).
+    reading the key four bytes at a time (aiokafka's goes byte by byte: 4.7 against 2.7 µs).
 
     >>> [murmur2(k) & 0x7FFFFFFF for k in (b"", b"a", b"user-1", b"21")]
     [275646681, 584102524, 1404122828, 1173551340]
@@ -68,6 +68,7 @@ class Output:
         # Batches must reach the producer in the order they were filled (a user's newer
         # snapshot or record after the older one): one send at a time.
         self._sending = asyncio.Lock()
+        self._behind: asyncio.Future | None = None  # the last send_behind's hand-over
         self.records = 0
 
     def _producer(self) -> Any:
@@ -128,6 +129,15 @@ class Output:
                 fut = await producer.send_batch(builder, topic, partition=partition)
                 self._inflight.add(fut)
                 fut.add_done_callback(self._done(topic, partition, n))
+
+    async def send_behind(self) -> None:
+        """``send`` in the background, so the caller goes on while the producer takes the
+        batches (taking them waits on the broker while a partition's previous batch is in
+        flight); waits only for the previous ``send_behind``, and raises what it raised."""
+        previous = self._behind
+        if previous is not None:
+            await previous
+        self._behind = asyncio.ensure_future(self.send())
 
     def _done(self, topic: str, partition: int, n: int) -> Callable[[asyncio.Future], None]:
         def done(fut: asyncio.Future) -> None:

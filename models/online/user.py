@@ -263,18 +263,14 @@ class UserInterest(EventClock, base.Classifier):
         return out
 
     def predict_candidates(
-        self,
-        prior: Mapping[str, float],
-        candidates: Sequence[str] = (),
-        limit: int | None = None,
+        self, prior: Mapping[str, float], candidates: Sequence[str] = ()
     ) -> dict[str, float]:
         """``predict_proba_one({}, prior)`` on the tracked categories and ``candidates`` only.
 
         Every other category ``c`` would get the same multiple of ``prior[c]``; their mass
         is returned as ``_other``. So the top k of the full smoothed distribution are among the
         tracked categories and the k most probable of the prior, without a loop over the
-        whole prior. ``limit`` keeps only the first ``limit`` candidates that are not tracked:
-        with the prior's categories ranked and ``limit=k``, still every one of the top k.
+        whole prior.
 
         >>> u = UserInterest()
         >>> u.learn_one({"categories": ["b"], "event_type": "view", "ts": 0.0})
@@ -283,18 +279,11 @@ class UserInterest(EventClock, base.Classifier):
         >>> part = u.predict_candidates(prior, ["a"])
         >>> all(abs(part[c] - full[c]) < 1e-12 for c in "ab"), round(part["_other"] - full["c"], 12)
         (True, 0.0)
-        >>> sorted(u.predict_candidates(prior, ["b", "a", "c"], limit=1))
-        ['_other', 'a', 'b']
         """
         out, coef = self._smoothed_tracked(prior)
-        get = prior.get
-        left = len(candidates) if limit is None else limit
         for c in candidates:
-            if left <= 0:
-                break
             if c not in out:
-                out[c] = coef * get(c, 0.0)
-                left -= 1
+                out[c] = coef * prior.get(c, 0.0)
         out[OTHER] = max(0.0, 1.0 - sum(out.values()))
         return out
 
@@ -304,7 +293,7 @@ class UserInterest(EventClock, base.Classifier):
         """The ``k`` most probable categories of ``predict_proba_one({}, prior)``, the rest as
         ``_other`` (``ranked``: the prior's categories, most probable first, at least ``k``
         more than the tracked ones or all of them): ``top_k`` of ``predict_candidates(prior,
-        ranked, k)`` without building it.
+        ranked)`` without building it (only the first ``k`` untracked ones can rank).
 
         >>> u = UserInterest()
         >>> u.learn_one({"categories": ["b"], "event_type": "view", "ts": 0.0})

@@ -55,6 +55,9 @@ class RecordingOutput:
     async def send(self):
         pass
 
+    async def send_behind(self):
+        pass
+
     async def drain(self):
         pass
 

@@ -16,15 +16,24 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from models.sequence.config import CONFIG_NAMES, SequenceConfig
+from models.sequence.device import pick_device
 from models.sequence.encoding import collate
 from models.sequence.model import SequenceModel
 from models.sequence.samples import shuffled_batches
-from models.sequence.train import RECIPES, TrainConfig, _compiled_step, _prepare_data
+from models.sequence.train import (
+    TrainConfig,
+    _compiled_step,
+    _param_groups,
+    _prepare_data,
+    model_config,
+    recipe_configs,
+)
 
 ML1M_USERS, ML1M_ITEMS, ML1M_EVENTS = 6040, 3416, 1_000_209
 
@@ -55,53 +64,89 @@ def ml1m_shaped(seed: int = 0, scale: float = 1.0) -> list[dict]:
     return events
 
 
-def run(config: str = "small", steps: int = 40, seed: int = 0, budget_s: float = 2400.0) -> dict:
-    """Time ``steps`` training steps of the item recipe; returns the measured figures."""
+_PREPARED: dict[tuple[int, int], Any] = {}
+
+
+def _prepared(events: list[dict], cfg: SequenceConfig, tc: TrainConfig) -> Any:
+    """The windows of ``events`` for ``cfg.max_len``, built once per log and length (the
+    sizes share them)."""
+    key = (id(events), cfg.max_len)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = _prepare_data(events, cfg, tc)
+    return _PREPARED[key]
+
+
+def _precision(device: torch.device, compile: bool) -> str:
+    if device.type != "cuda":
+        return "fp32, eager"
+    return "bf16 autocast, " + ("torch.compile" if compile else "eager")
+
+
+def run(
+    config: str = "small",
+    steps: int = 40,
+    seed: int = 0,
+    budget_s: float = 2400.0,
+    device: str | None = "cpu",
+    events: list[dict] | None = None,
+    compile: bool = False,
+    warmup: int = 2,
+) -> dict:
+    """Time ``steps`` training steps of the item recipe; returns the measured figures.
+
+    ``device`` None picks CUDA when present (bf16 autocast there; ``compile``: also
+    ``torch.compile``). The first ``warmup`` steps (allocators, compilation) are timed apart.
+    """
     random.seed(seed)
     torch.manual_seed(seed)
-    events = ml1m_shaped(seed)
-    recipe = RECIPES["item"]
-    cfg = SequenceConfig.for_objective(config, "item", max_len=recipe["max_len"])
-    tc = TrainConfig(
-        batch_size=recipe["batch_size"],
-        lr=recipe["lr"],
-        split="leave-last-out",
-        stride=int(recipe["max_len"] * recipe["stride"]),
+    events = ml1m_shaped(seed) if events is None else events
+    cfg, tc = recipe_configs(
+        config, "item", split="leave-last-out", max_seconds=budget_s, compile=compile
     )
-    data = _prepare_data(events, cfg, tc)
-    model = SequenceModel(data.config)
-    device = torch.device("cpu")
-    step = _compiled_step(model, device)
-    optim = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    data = _prepared(events, cfg, tc)
+    dev = pick_device(device)
+    model = SequenceModel(model_config(cfg, data.encoder, tc)).to(dev)
+    step = _compiled_step(model, dev, tc.compile)
+    optim = torch.optim.AdamW(
+        _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(0.9, 0.98), fused=dev.type == "cuda"
+    )
     batches = shuffled_batches(data.train, tc.batch_size, random.Random(seed), tc.length_buckets)
     epoch_tokens = sum(len(s) for s in data.train)
-    tokens, wall, cpu = 0, 0.0, 0.0
-    for i, batch in enumerate(batches[: steps + 2]):
+    tokens, wall, cpu, warmup_s = 0, 0.0, 0.0, 0.0
+    for i, batch in enumerate(batches[: steps + warmup]):
         t0, c0 = time.perf_counter(), time.process_time()
-        x, y = collate(batch, device=device)
+        x, y = collate(batch, device=dev)
         loss = step(x, y)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        if i >= 2:  # the first steps warm allocators up
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
             wall += time.perf_counter() - t0
             cpu += time.process_time() - c0
             tokens += sum(len(s) for s in batch)
+        else:
+            warmup_s += time.perf_counter() - t0
     tps = tokens / wall
-    out = {
+    return {
         "config": config,
+        "device": str(dev),
+        "precision": _precision(dev, tc.compile),
         "n_parameters": model.num_parameters(),
         "events": len(events),
         "train_windows": len(data.train),
         "tokens_per_epoch": epoch_tokens,
         "threads": torch.get_num_threads(),
+        "warmup_steps": warmup,
+        "warmup_s": warmup_s,
         "tokens_per_s": tps,
         "tokens_per_cpu_s": tokens / cpu,
         "epoch_s": epoch_tokens / tps,
         "epochs_in_budget": math.floor(budget_s / (epoch_tokens / tps)),
         "budget_s": budget_s,
     }
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="small", choices=CONFIG_NAMES)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--budget-s", type=float, default=2400.0)
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
-    r = run(args.config, args.steps, budget_s=args.budget_s)
+    r = run(args.config, args.steps, budget_s=args.budget_s, device=args.device)
     print(
-        f"{r['config']}: {r['n_parameters']:,} parameters, {r['events']:,} events, "
+        f"{r['config']} on {r['device']}: {r['n_parameters']:,} parameters, "
+        f"{r['events']:,} events, "
         f"{r['tokens_per_epoch']:,} tokens/epoch, {r['threads']} threads: "
         f"{r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-second), "
         f"{r['epoch_s']:.0f} s/epoch, {r['epochs_in_budget']} epochs in {r['budget_s']:.0f} s"

@@ -79,6 +79,9 @@ class TrainConfig:
     full_softmax_max_items: int = 100_000  # above: sampled softmax with log-Q correction
     sampled_negatives: int = 2048  # negatives of that sampled softmax
     length_buckets: bool = True  # batch windows of similar length together (less padding)
+    # torch.compile on CUDA (never on the CPU). Off by default: on an H200 the model's
+    # data-dependent branches cost graph breaks and recompiles (docs/RESULTS.md)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -100,6 +103,42 @@ RECIPES: dict[str, dict[str, Any]] = {
     ),
 }  # stride: of the training windows, as a fraction of max_len
 DEFAULT_MAX_SECONDS = 2400.0  # the CLI's training budget: 40 minutes, then stop after the epoch
+
+
+def recipe_configs(
+    size: str,
+    objective: str,
+    *,
+    max_len: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    **train_overrides: Any,
+) -> tuple[SequenceConfig, TrainConfig]:
+    """The model and optimisation settings of ``train --config SIZE --objective OBJECTIVE``:
+    what is not given comes from :data:`RECIPES`.
+
+    >>> cfg, tc = recipe_configs("small", "item", split="leave-last-out")
+    >>> cfg.max_len, tc.stride, tc.batch_size, tc.lr, tc.patience, tc.max_seconds
+    (200, 200, 64, 0.001, 5, 2400.0)
+    >>> recipe_configs("tiny", "category", max_len=20)[1].stride
+    10
+    """
+    recipe = RECIPES[objective]
+    max_len = recipe["max_len"] if max_len is None else max_len
+    config = SequenceConfig.for_objective(size, objective, max_len=max_len)
+    train_config = TrainConfig(
+        stride=max(1, int(max_len * recipe["stride"])),
+        epochs=recipe["epochs"] if epochs is None else epochs,
+        batch_size=recipe["batch_size"] if batch_size is None else batch_size,
+        lr=recipe["lr"] if lr is None else lr,
+        patience=recipe["patience"],
+        weight_decay=recipe["weight_decay"],
+        max_seconds=max_seconds,
+        **train_overrides,
+    )
+    return config, train_config
 
 
 @dataclass
@@ -260,7 +299,7 @@ def train(
         betas=(0.9, 0.98),
         fused=device.type == "cuda",
     )
-    step_fn = _compiled_step(model, device)
+    step_fn = _compiled_step(model, device, tc.compile)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
     total_steps = max(1, steps_per_epoch * tc.epochs)  # re-fitted below to a time budget
 
@@ -422,10 +461,7 @@ def _prepare_data(events: list, config: SequenceConfig, tc: TrainConfig) -> _Dat
         min_item_count=tc.min_item_count,
         max_item_vocab=tc.max_item_vocab,
     )
-    config = config.with_vocab(encoder.n_categories)
-    config = replace(config, n_item_buckets=encoder.n_item_buckets)
-    if config.item_negatives == 0 and config.n_item_buckets > tc.full_softmax_max_items:
-        config = replace(config, item_negatives=tc.sampled_negatives)
+    config = model_config(config, encoder, tc)
     stride = tc.stride or max(1, config.max_len // 2)
     if tc.split == "time":
         train_s, val_s = build_samples(events, encoder, n_fit, n_train, stride)
@@ -434,11 +470,23 @@ def _prepare_data(events: list, config: SequenceConfig, tc: TrainConfig) -> _Dat
     return _Data(encoder, config, train_s, val_s, fit_events, n_fit, n_val)
 
 
-def _compiled_step(model: SequenceModel, device: torch.device) -> Callable:
+def model_config(
+    config: SequenceConfig, encoder: SequenceEncoder, tc: TrainConfig
+) -> SequenceConfig:
+    """``config`` sized to the encoder's vocabularies; sampled softmax above
+    ``tc.full_softmax_max_items`` items."""
+    config = config.with_vocab(encoder.n_categories)
+    config = replace(config, n_item_buckets=encoder.n_item_buckets)
+    if config.item_negatives == 0 and config.n_item_buckets > tc.full_softmax_max_items:
+        config = replace(config, item_negatives=tc.sampled_negatives)
+    return config
+
+
+def _compiled_step(model: SequenceModel, device: torch.device, compile: bool = True) -> Callable:
     """``step(x, y) -> loss``: bf16 autocast, and ``torch.compile`` of the model on CUDA
     (CPU training runs eager: compiling pays off only on accelerators)."""
     fwd = model
-    if device.type == "cuda":
+    if compile and device.type == "cuda":
         fwd = torch.compile(model, dynamic=True)
 
     def step(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor]) -> torch.Tensor:

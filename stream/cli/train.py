@@ -5,7 +5,8 @@ fitted fusion weights). --split time: the first 80% of the events in time order,
 on the last 10% of that period. --split leave-last-out: every user's last event is never read,
 the one before it validates (the SASRec / BERT4Rec / HSTU protocol).
 
-Defaults that are not given come from ``models.sequence.train.RECIPES`` for the chosen objective.
+Defaults that are not given come from ``models.sequence.train.recipe_configs`` for the chosen
+objective.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from stream.cli.common import (
     CommandError,
@@ -83,6 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="stop after the epoch that crosses this time budget (default: 2400)",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model on CUDA (default: eager; see docs/RESULTS.md)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
@@ -102,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models.data.loaders import load_events
-    from models.sequence import SequenceConfig
-    from models.sequence.train import DEFAULT_MAX_SECONDS, RECIPES, TrainConfig, train
+    from models.sequence.train import DEFAULT_MAX_SECONDS, recipe_configs, train
 
     try:
         device = torch.device(args.device) if args.device else None
@@ -115,26 +119,19 @@ def run(args: argparse.Namespace) -> int:
         events = load_events(data, args.format, args.items)
     except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
         raise CommandError(f"cannot read {data} as {args.format}: {exc}") from None
-    recipe = RECIPES[args.objective]
-
-    def pick(name: str) -> Any:
-        value = getattr(args, name)
-        return recipe[name] if value is None else value
-
-    max_len = pick("max_len")
-    config = SequenceConfig.for_objective(args.config, args.objective, max_len=max_len)
-    train_config = TrainConfig(
-        stride=max(1, int(max_len * recipe["stride"])),
-        epochs=pick("epochs"),
-        batch_size=pick("batch_size"),
-        lr=pick("lr"),
-        patience=recipe["patience"],
-        weight_decay=recipe["weight_decay"],
-        seed=args.seed,
+    config, train_config = recipe_configs(
+        args.config,
+        args.objective,
+        max_len=args.max_len,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
         max_seconds=DEFAULT_MAX_SECONDS if args.max_seconds is None else args.max_seconds,
+        seed=args.seed,
         split=args.split,
         min_item_count=args.min_item_count,
         max_item_vocab=args.max_item_vocab,
+        compile=args.compile,
     )
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:

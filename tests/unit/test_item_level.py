@@ -322,3 +322,28 @@ def test_cli_item_recipe_trains_and_evaluates_to_json(tmp_path, capsys):
     assert set(rows) == {"popularity", "transition", "transformer"}
     assert all({"hr@10", "ndcg@10", "mrr"} <= set(r) for r in rows.values())
     assert _cli([*argv, "--min-item-count", "0"]) == 2
+
+
+def test_gpu_check_script_measures_each_stage_and_keeps_figures_of_a_cut_run(tmp_path, capsys):
+    """``models.bench.gpu`` (one call on a lent GPU) runs on the CPU too: the quality stage
+    trains the item recipe and ranks it beside the baselines; a stage past the deadline is
+    reported as skipped, not lost silently."""
+    from models.bench import gpu
+    from models.data.loaders import write_generic
+
+    data = tmp_path / "planted.csv"
+    write_generic(planted(n_users=40, length=10), data)
+    out = tmp_path / "gpu"
+    argv = ["--data", str(data), "--out", str(out), "--device", "cpu", "--stages", "quality"]
+    assert gpu.main([*argv, "--quality-configs", "tiny", "--train-seconds", "20"]) == 0
+    result = json.loads((out / "gpu.json").read_text())
+    assert result["errors"] == {} and result["environment"]["device"] == "cpu"
+    q = result["quality"]
+    assert [r["name"] for r in q["rows"]] == ["popularity", "transition", "transformer tiny"]
+    assert q["runs"][0]["epochs"] >= 1 and q["runs"][0]["n_parameters"] > 0
+    assert (out / "item-tiny.pt").is_file()
+    assert "| transformer tiny |" in capsys.readouterr().out
+    assert gpu.main([*argv, "--deadline-s", "0"]) == 0
+    assert json.loads((out / "gpu.json").read_text())["errors"] == {
+        "quality": "skipped: past the deadline"
+    }

@@ -3,8 +3,10 @@
 A tracked user's record (:class:`~models.tracker.UserRecord`) goes to the Faust table and its
 changelog as ``to_state()``: a flat msgpack list whose position ``i`` holds
 ``RecordField(i)``. Version 1, still read from old changelogs, was a dict with the letter keys
-of :data:`V1_KEYS`. The population table holds one :class:`~models.online.PopulationInterest`
-state per input partition, a dict with the keys of :class:`PopulationField`.
+of :data:`V1_KEYS`; version 2 had the same list, but its TIMES held a float for each time with
+a fraction and whole-second deltas between whole ones (read, and rewritten as version 3).
+The population table holds one :class:`~models.online.PopulationInterest` state per input
+partition, a dict with the keys of :class:`PopulationField`.
 
 ==============  ===  ====  ===========================================================
 field           pos  v1    what it holds
@@ -17,8 +19,9 @@ ITEMS           4    h     history: item ids, oldest first
 CATEGORY_TABLE  5    h     history: the distinct category names the history uses
 CATEGORIES      6    h     history: per event an index into the table, or a list of them
 EVENT_TYPES     7    h     history: index into ``schema.EVENT_TYPES`` (or the raw name)
-TIMES           8    h     history: seconds since the previous event when both are
-                           whole (the first whole one as ``[ts]``), else the float ``ts``
+TIMES           8    h     history: the first time absolute, ``[ts]`` in seconds, or
+                           ``[ms, -3]`` in milliseconds once any time had a fraction
+                           (kept to the millisecond); then integer deltas in that unit
 MOVED           9    h     history: how far each event moved the distribution, in
                            millionths
 TOPICS          10   t     ``compact_state()`` of the estimator over content topics
@@ -36,11 +39,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 
 class RecordField(IntEnum):
-    """Positions in a version-2 record list (see the module's table)."""
+    """Positions in a record list, versions 2 and 3 (see the module's table)."""
 
     VERSION = 0
     PARTITION = 1

@@ -8,6 +8,7 @@ state exactly. The record holds the online estimator's state and the last ``hist
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,7 @@ class UserRecord:
         "_types",
         "_ts",
         "_times",
+        "_ms",
         "_moved",
     )
 
@@ -95,6 +97,7 @@ class UserRecord:
         self._types: list = []
         self._ts: list[float] = []
         self._times: list = []
+        self._ms = False  # _times in milliseconds (some time was not whole seconds)
         self._moved: list[int] = []
 
     @property
@@ -126,12 +129,15 @@ class UserRecord:
             self._cats.append([self._ref(c) for c in cats])
         self._types.append(_TYPE_INDEX.get(et, et))
         ts = float(ts)
-        if not ts.is_integer():
-            self._times.append(ts)
-        elif self._ts and self._ts[-1].is_integer():
-            self._times.append(int(ts) - int(self._ts[-1]))
+        if self._ms or not ts.is_integer():
+            if not self._ms:  # the first sub-second time: the whole column to milliseconds
+                self._times, self._ms = stored_times(self._ts, ms=True), True
+            t = round(ts * 1000)
+            ts = t / 1000
+            self._times.append(t - round(self._ts[-1] * 1000) if self._ts else [t, MS])
         else:
-            self._times.append([int(ts)])
+            t = int(ts)
+            self._times.append(t - int(self._ts[-1]) if self._ts else [t])
         self._ts.append(ts)
         self._moved.append(round(moved * 1e6))
         over = len(self._items) - self.cfg.history
@@ -159,8 +165,8 @@ class UserRecord:
                     self._stale += 1
         for column in (self._items, self._cats, self._types, self._ts, self._times, self._moved):
             del column[:n]
-        if self._times and isinstance(self._times[0], int):  # a delta: now the first
-            self._times[0] = [int(self._ts[0])]
+        if self._times:  # the new first time: absolute
+            self._times[0] = [round(self._ts[0] * 1000), MS] if self._ms else [int(self._ts[0])]
         if self._stale > STALE_CATEGORIES:
             self._compact()
 
@@ -203,8 +209,8 @@ class UserRecord:
     def to_state(self) -> list:
         """The record as the flat list of :class:`~models.records.RecordField`: history as
         columns; categories as indexes into the record's category table (a list of indexes for
-        a multi-category event); times as integer deltas where both ends are whole seconds;
-        moved in millionths."""
+        a multi-category event); times as integer deltas in seconds, or in milliseconds once
+        any time had a fraction; moved in millionths."""
         return [
             RECORD_VERSION,
             self.partition,
@@ -222,7 +228,8 @@ class UserRecord:
     @classmethod
     def from_state(cls, state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> UserRecord:
         """A record from ``to_state()``, or from the version-1 dict that changelogs written
-        before version 2 hold (:mod:`models.records` has both layouts)."""
+        before version 2 hold; a version-2 list is read and rewritten as version 3
+        (:mod:`models.records` has the layouts)."""
         r = cls(cfg)
         if isinstance(state, Mapping):
             if state.get(V1Key.INTEREST):
@@ -233,8 +240,9 @@ class UserRecord:
                 r._append(item, cats, et, ts, moved)
             r.partition, r.offset = state.get(V1Key.PARTITION), state.get(V1Key.OFFSET, -1)
             return r
-        if state[RecordField.VERSION] != RECORD_VERSION:
-            raise ValueError(f"unknown user record version {state[RecordField.VERSION]!r}")
+        version = state[RecordField.VERSION]
+        if version not in (2, RECORD_VERSION):
+            raise ValueError(f"unknown user record version {version!r}")
         _, r.partition, r.offset, interest, items, table, cats, types, times, moved, topics = state
         if topics is not None:
             r.topics = UserInterest.from_compact_state(topics, r.cfg.interest)
@@ -250,20 +258,68 @@ class UserRecord:
             for i in (c,) if isinstance(c, int) else c:
                 r._refs[i] += 1
         r._stale = r._refs.count(0)
-        r._cats, r._types, r._times, r._moved = cats, types, times, moved
-        ts, prev = [], None
-        for t in times:
-            if isinstance(t, list):
-                prev = t[0]
-                ts.append(float(prev))
-            elif isinstance(t, int) and prev is not None:
-                prev += t
-                ts.append(float(prev))
-            else:
-                ts.append(float(t))
-                prev = None
-        r._ts = ts
+        r._cats, r._types, r._moved = cats, types, moved
+        if version == 2:  # seconds, or floats where a time had a fraction: now milliseconds
+            ts = _v2_times(times)
+            r._ms = not all(t.is_integer() for t in ts)
+            r._ts = [round(t * 1000) / 1000 for t in ts] if r._ms else ts
+            r._times = stored_times(r._ts, r._ms)
+        else:
+            r._times = times
+            r._ms = bool(times) and len(times[0]) == 2
+            r._ts = _read_times(times)
         return r
+
+
+MS = -3  # the unit mark of a millisecond time column: its first entry is [t, MS]
+
+
+def stored_times(ts: Sequence[float], ms: bool) -> list:
+    """The TIMES column of event times ``ts``: the first absolute (``[t]`` in seconds, or
+    ``[t, MS]`` in milliseconds), then integer deltas in that unit.
+
+    >>> stored_times([100.0, 130.0, 131.0], ms=False)
+    [[100], 30, 1]
+    >>> stored_times([100.0, 100.25, 101.5], ms=True)
+    [[100000, -3], 250, 1250]
+    """
+    if ms:
+        ticks = [round(t * 1000) for t in ts]
+        head = [ticks[0], MS] if ticks else None
+    else:
+        ticks = [int(t) for t in ts]
+        head = [ticks[0]] if ticks else None
+    return [head, *(b - a for a, b in itertools.pairwise(ticks))] if ticks else []
+
+
+def _read_times(times: Sequence) -> list[float]:
+    """Event times from a version-3 TIMES column (the inverse of :func:`stored_times`)."""
+    if not times:
+        return []
+    t, scale = times[0][0], (1000 if len(times[0]) == 2 else 1)
+    out = [t / scale]
+    for d in times[1:]:
+        t += d
+        out.append(t / scale)
+    return out
+
+
+def _v2_times(times: Sequence) -> list[float]:
+    """Event times from a version-2 TIMES column: ``[t]`` starts a run of whole-second
+    deltas, a float stands alone."""
+    ts: list[float] = []
+    prev = None
+    for t in times:
+        if isinstance(t, list):
+            prev = t[0]
+            ts.append(float(prev))
+        elif isinstance(t, int) and prev is not None:
+            prev += t
+            ts.append(float(prev))
+        else:
+            ts.append(float(t))
+            prev = None
+    return ts
 
 
 # A record's category table may name this many categories its history no longer uses before

@@ -53,6 +53,7 @@ from stream.codec import (
     header,
     register_codecs,
 )
+from stream.memory import trim_heap
 from stream.output import Output
 from stream.settings import Settings
 from stream.topics import TABLES
@@ -190,6 +191,7 @@ class Pipeline:
         app.agent(self.events, name="interest-tracker-events")(self.process)
         app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
         app.timer(5.0, on_leader=False)(self.publish_population)
+        app.timer(5.0, on_leader=False)(self.trim_heap)
         self.users.on_recover(self._on_recover)
         self.output.on_sent(self.users.changelog_topic.get_topic_name(), self._changelog_sent)
 
@@ -328,6 +330,10 @@ class Pipeline:
         value = dead_letter(rec.value, err.reason, err.detail, rec.topic, rec.partition, rec.offset)
         partition = self.output.partition_for(topic, rec.key) if rec.key else rec.partition
         self.output.add(topic, rec.key, value, partition)
+
+    async def trim_heap(self) -> None:
+        """Every few seconds: freed record bytes back to the OS (``stream.memory``)."""
+        trim_heap()
 
     # -- the commit window --------------------------------------------------------------------
     async def before_commit(self) -> None:

@@ -291,7 +291,7 @@ class Settings:
         "INTEREST_DASHBOARD_FEED_MAX_PER_S",
         250,
         "snapshots a second the dashboard's feed reads at most; beyond that it samples (skips "
-        "to the end)",
+        "to the end); 0: no feed",
     )
     checkpoint: str | None = env_optional(
         "INTEREST_CHECKPOINT", "sequence-model checkpoint (scoring off when unset)"
@@ -353,6 +353,11 @@ class Settings:
         if self.rebalance_timeout_s <= 0 or self.standby_replicas < 0:
             raise ValueError(
                 "INTEREST_REBALANCE_TIMEOUT_S must be > 0 and INTEREST_STANDBY_REPLICAS >= 0"
+            )
+        if self.dashboard_feed_max_per_s < 0:
+            raise ValueError(
+                "INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0, got "
+                f"{self.dashboard_feed_max_per_s}"
             )
 
     def group_config(self) -> dict:

@@ -5,9 +5,10 @@ Everything runs in one process tree on this machine, in one run, so the ratios a
 1. pre-produce the events of each workload to one topic;
 2. a bare aiokafka consumer reads and decodes the whole topic (the limit);
 3. a real worker process consumes the same topic; for the memory rows the users arrive in four
-   waves and the worker's RSS is read as each wave completes: the growth from the second wave
-   to the last, per user added, is the marginal cost of a tracked user (bounded caches and
-   client buffers, full by then, do not count in it);
+   (eight for the 50-event history) waves, each produced once the worker has consumed,
+   committed and idled after the one before, and the worker's RSS is read then: the growth
+   over the second half of the waves, per user added, is the marginal cost of a tracked user
+   (bounded caches and client buffers, full by then, do not count in it);
 4. the worker is restarted and the time to recover its table is measured;
 5. a fresh worker gets events at half the measured maximum rate, stamped with the wall clock;
    a subscriber measures event-to-snapshot latency;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -124,6 +126,38 @@ def committed_total(admin: KafkaAdminClient, group: str, topic: str) -> int:
     return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
 
 
+SETTLE_S = 7.0  # after a wave: a commit window, a dashboard tick and a heap trim (5 s timers)
+
+
+def settled_waves(
+    bootstrap: str, env: dict, waves: list[list], log_path: Path
+) -> dict[str, object]:
+    """One worker; each wave of events is produced only after the previous one is consumed
+    and committed and the worker has idled ``SETTLE_S``: its RSS then holds the tracked users,
+    not the batches in flight. Returns the idle RSS and the RSS after each wave, keyed by the
+    cumulative event count."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    group, topic = env["INTEREST_APP_ID"], env["INTEREST_EVENTS_TOPIC"]
+    proc = WorkerProcess({**env, "INTEREST_WEB_PORT": str(free_port())}, log_path).start(300)
+    try:
+        time.sleep(SETTLE_S)
+        idle_rss, rss_at, done = proc.rss_bytes(), {}, 0
+        for events in waves:
+            produce(bootstrap, topic, events)
+            done += len(events)
+            deadline = time.monotonic() + 1200
+            while committed_total(admin, group, topic) < done:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the worker did not finish a wave within 20 minutes")
+                time.sleep(0.1)
+            time.sleep(SETTLE_S)
+            rss_at[done] = proc.rss_bytes()
+    finally:
+        proc.stop()
+        admin.close()
+    return {"idle_rss": idle_rss, "rss_at": rss_at}
+
+
 LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
 
 
@@ -150,12 +184,11 @@ def consume_phase(
     env: dict,
     log_path: Path,
     total: int,
-    waves: list[tuple[int, int]] = (),
     module: str = "stream.cli",
     workers: int = 1,
 ) -> dict:
     """Start ``workers`` processes in one group on a pre-produced topic; time them until the
-    group's committed offsets reach ``total``; read the first one's RSS at each wave."""
+    group's committed offsets reach ``total``; the first one's RSS when idle and at the end."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group = env["INTEREST_APP_ID"]
     procs = [
@@ -168,13 +201,9 @@ def consume_phase(
     ]
     idle_rss = procs[0].rss_bytes()
     started = time.monotonic()
-    rss_at: dict[int, int] = {}
-    pending = list(waves)
     try:
         while True:
             done = committed_total(admin, group, env["INTEREST_EVENTS_TOPIC"])
-            while pending and done >= pending[0][1]:
-                rss_at[pending.pop(0)[0]] = procs[0].rss_bytes()
             if done >= total:
                 break
             if time.monotonic() - started > 1200:
@@ -191,7 +220,6 @@ def consume_phase(
         "rate": total / seconds,
         "idle_rss": idle_rss,
         "end_rss": end_rss,
-        "rss_at": rss_at,
     }
 
 
@@ -275,15 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(Settings.from_env(env))
         return env
 
-    def prepared(
-        name: str, users: int, per_user: int, partitions: int = 4, waves: int = 1
-    ) -> tuple[dict, int]:
-        """A topic of ``per_user`` events for each of ``users``, who arrive in ``waves``."""
+    def prepared(name: str, users: int, per_user: int, partitions: int = 4) -> tuple[dict, int]:
+        """A topic of ``per_user`` events for each of ``users``."""
         env = env_for(name, partitions)
-        events: list = []
-        for w in range(waves):
-            first, last = users * w // waves, users * (w + 1) // waves
-            events += make_events(first, last, per_user, len(name), 1_760_000_000.0 + w * 1e5)
+        events = make_events(0, users, per_user, len(name), 1_760_000_000.0)
         produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         return env, len(events)
 
@@ -306,18 +329,29 @@ def main(argv: list[str] | None = None) -> int:
             "added_cost": rates["item"] / rates["catalog"] - 1,
         }
 
-    def memory_run(env: dict, name: str, users: int, total: int) -> dict:
-        """Consume a four-wave topic; RSS as the waves complete, per user and marginal."""
-        waves = [(users * k // 4, total * k // 4) for k in (1, 2, 3, 4)]
-        run = consume_phase(bootstrap, env, workdir / name, total, waves)
-        at = run["rss_at"]
-        return {
+    def memory_run(
+        name: str, users: int, per_user: int, n_waves: int = 4, **extra: str
+    ) -> tuple[dict, dict]:
+        """Users arrive in ``n_waves`` settled waves (``settled_waves``); RSS per user overall
+        and marginal over the second half of the waves (bounded caches and client buffers are
+        full by then). The dashboard's feed is off: its snapshot cache is bounded too (2,000
+        users × 40 snapshots, ~38 MiB) but takes minutes to fill at its sampling rate, which
+        would count it as users' memory."""
+        env = env_for(name, INTEREST_DASHBOARD_FEED_MAX_PER_S="0", **extra)
+        bounds = [users * k // n_waves for k in range(n_waves + 1)]
+        waves = [
+            make_events(a, b, per_user, len(name), 1_760_000_000.0 + w * 1e5)
+            for w, (a, b) in enumerate(itertools.pairwise(bounds))
+        ]
+        run = settled_waves(bootstrap, env, waves, workdir / f"{name}.log")
+        rss = list(run["rss_at"].values())  # after each wave
+        half = n_waves // 2
+        return env, {
             "users": users,
             "idle_rss": run["idle_rss"],
-            "rss_at_users": at,
-            "bytes_per_user": (run["end_rss"] - run["idle_rss"]) / users,
-            "marginal_bytes_per_user": (at[waves[3][0]] - at[waves[1][0]])
-            / (waves[3][0] - waves[1][0]),
+            "rss_at_users": dict(zip(bounds[1:], rss, strict=True)),
+            "bytes_per_user": (rss[-1] - run["idle_rss"]) / users,
+            "marginal_bytes_per_user": (rss[-1] - rss[half - 1]) / (bounds[-1] - bounds[half]),
         }
 
     def reuse(env: dict, name: str, **extra: str) -> dict:
@@ -405,17 +439,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_memory:
             stores = ["memory://"] + ([] if args.skip_rocksdb else ["rocksdb://"])
             users = max(1000, int(200_000 * args.scale))
-            mem_env, total = prepared("mem", users, 3, waves=4)
             for store in stores:
                 print(f"memory and recovery, {users:,} users, {store} …", flush=True)
-                env = reuse(mem_env, f"mem-{store[:4]}", INTEREST_STORE=store)
-                mem = memory_run(env, f"mem-{store[:4]}", users, total)
+                env, mem = memory_run(f"mem-{store[:4]}", users, 3, INTEREST_STORE=store)
                 mem["recovery"] = recovery_phase(env, workdir / f"recover-{store[:4]}.log")
                 results.setdefault("memory", {})[store] = mem
-            users = max(2_000, int(8_000 * args.scale))
+            users = max(2_000, int(24_000 * args.scale))
             print(f"memory, {users:,} users with a 50-event history …", flush=True)
-            hist_env, total = prepared("hist", users, 50, waves=4)
-            results["memory_history"] = memory_run(reuse(hist_env, "hist-w"), "hist", users, total)
+            results["memory_history"] = memory_run("hist", users, 50, n_waves=8)[1]
 
         if not args.skip_scale:
             print("scale-out: two workers, one group, 8 partitions …", flush=True)
@@ -484,9 +515,13 @@ def print_table(r: dict) -> None:
         )
     for store, m in r.get("memory", {}).items():
         waves = ", ".join(f"{u:,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
-        print(f"| {store} RSS (MiB) as users grow ({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |")
         print(
-            f"| {store} RSS per user, 3 events each: (end − idle) / users; marginal | "
+            f"| {store} RSS (MiB) as users grow, settled after each wave, dashboard feed off "
+            f"({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |"
+        )
+        print(
+            f"| {store} RSS per user, 3 events each: (end − idle) / users; marginal over the "
+            "second half | "
             f"{m['bytes_per_user']:,.0f} B; {m['marginal_bytes_per_user']:,.0f} B |"
         )
         rec = m["recovery"]
@@ -498,8 +533,9 @@ def print_table(r: dict) -> None:
     if "memory_history" in r:
         h = r["memory_history"]
         print(
-            f"| RSS per user, 50-event history ({h['users']:,} users): (end − idle) / users; "
-            f"marginal | {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
+            f"| RSS per user, 50-event history ({h['users']:,} users in 8 settled waves, dashboard "
+            "feed off): (end − idle) / users; marginal over the second half "
+            f"| {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
         )
     if "catalog" in r:
         c = r["catalog"]

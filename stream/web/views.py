@@ -178,7 +178,7 @@ def register_web(app: faust.App, pipeline: PipelineView, **options: Any) -> Dash
         web_app.on_shutdown.append(on_shutdown)
     elif dash.token:
         raise RuntimeError("the web token needs Faust's aiohttp web driver")
-    if pipeline.settings.bootstrap:
+    if pipeline.settings.bootstrap and pipeline.settings.dashboard_feed_max_per_s > 0:
         dash.feed = SnapshotFeed(
             pipeline.settings, dash.ingest, max_per_s=pipeline.settings.dashboard_feed_max_per_s
         )

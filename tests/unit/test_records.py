@@ -13,6 +13,10 @@ from stream.codec import decode_record, encode_record, pack
 pytestmark = pytest.mark.unit
 
 
+def _ms(ts: float) -> float:
+    return round(ts * 1000) / 1000
+
+
 def events(n: int, seed: int = 0, whole_seconds: bool = True) -> list[dict]:
     rng = random.Random(seed)
     ts = 1_700_000_000.0
@@ -79,18 +83,38 @@ def test_records_are_compact():
     assert len(fifty) < 1400, len(fifty)
 
 
-@pytest.mark.parametrize("whole_seconds", [True, False])
-def test_history_columns_kept_as_events_arrive_read_back_as_the_events(whole_seconds):
+def test_version_2_records_load_and_are_rewritten_with_millisecond_times():
+    cfg = TrackerConfig()
+    evs = events(30, whole_seconds=False)
+    live = replay(evs, cfg)
+    state = live.to_state()
+    state[RecordField.VERSION] = 2
+    state[RecordField.TIMES] = [e["ts"] for e in evs]  # version 2: a float per fractional time
+    loaded = decode_record(pack(state), cfg)
+    assert loaded.to_state() == live.to_state()
+    assert [h[3] for h in loaded.history] == [round(e["ts"] * 1000) / 1000 for e in evs]
+    whole = replay(events(5), cfg).to_state()
+    first = whole[RecordField.TIMES][0][0]
+    whole[RecordField.VERSION] = 2
+    assert decode_record(pack(whole), cfg).to_state()[RecordField.TIMES][0] == [first]
+
+
+@pytest.mark.parametrize("times", ["whole", "fractional", "whole, then fractional"])
+def test_history_columns_kept_as_events_arrive_read_back_as_the_events(times):
     cfg = TrackerConfig(history=10)
     rng = random.Random(5)
-    evs = events(200, seed=3, whole_seconds=whole_seconds)
+    evs = events(200, seed=3, whole_seconds=times == "whole")
+    if times == "whole, then fractional":
+        later = events(100, seed=4, whole_seconds=False)
+        evs = events(100, seed=3) + [{**e, "ts": e["ts"] + 1e5} for e in later]
     for e in evs:  # many categories: the table drops the ones that leave the history
         e["categories"] = [f"k{rng.randrange(60)}" for _ in range(rng.choice([1, 1, 3]))]
     record = UserRecord(cfg)
     for i, e in enumerate(evs):
         record.apply(e)
-        expected = [
-            (x["item_id"], tuple(x["categories"]), x["event_type"], x["ts"])
+        ms = times != "whole" and any(not x["ts"].is_integer() for x in evs[: i + 1])
+        expected = [  # history times are kept to the millisecond once one has a fraction
+            (x["item_id"], tuple(x["categories"]), x["event_type"], _ms(x["ts"]) if ms else x["ts"])
             for x in evs[max(0, i + 1 - cfg.history) : i + 1]
         ]
         assert [h[:4] for h in record.history] == expected

@@ -42,3 +42,11 @@ def test_every_declared_variable_is_read():
 def test_a_bad_value_names_its_variable():
     with pytest.raises(ValueError, match="INTEREST_PARTITIONS must be a whole number"):
         Settings.from_env({"INTEREST_PARTITIONS": "four"})
+
+
+def test_the_dashboard_feed_can_be_turned_off_but_not_below_zero():
+    assert (
+        Settings.from_env({"INTEREST_DASHBOARD_FEED_MAX_PER_S": "0"}).dashboard_feed_max_per_s == 0
+    )
+    with pytest.raises(ValueError, match="INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0"):
+        Settings.from_env({"INTEREST_DASHBOARD_FEED_MAX_PER_S": "-1"})

@@ -413,3 +413,10 @@ def test_plot_needs_a_user_or_the_population(capsys):
         main(["plot", "--out", "x.png"])
     assert exit_.value.code == 2
     assert "one of the arguments --user --population is required" in capsys.readouterr().err
+
+
+def test_a_worker_started_with_the_feed_at_zero_has_no_snapshot_feed():
+    settings = Settings(bootstrap="127.0.0.1:1", app_id="web-test", dashboard_feed_max_per_s=0)
+    _, pipe = create_app(settings, store="memory://")
+    assert pipe.dashboard.feed is None
+    assert make()[1].dashboard.feed is not None

@@ -132,12 +132,13 @@ class UserRecord:
         if self._ms or not ts.is_integer():
             if not self._ms:  # the first sub-second time: the whole column to milliseconds
                 self._times, self._ms = stored_times(self._ts, ms=True), True
-            t = round(ts * 1000)
-            ts = t / 1000
-            self._times.append(t - round(self._ts[-1] * 1000) if self._ts else [t, MS])
+            ts = round(ts * 1000) / 1000
+        if self._ts:  # inline: this runs for every event
+            prev = self._ts[-1]
+            step = round(ts * 1000) - round(prev * 1000) if self._ms else int(ts) - int(prev)
+            self._times.append(step)
         else:
-            t = int(ts)
-            self._times.append(t - int(self._ts[-1]) if self._ts else [t])
+            self._times.append(_head(ts, self._ms))
         self._ts.append(ts)
         self._moved.append(round(moved * 1e6))
         over = len(self._items) - self.cfg.history
@@ -166,7 +167,7 @@ class UserRecord:
         for column in (self._items, self._cats, self._types, self._ts, self._times, self._moved):
             del column[:n]
         if self._times:  # the new first time: absolute
-            self._times[0] = [round(self._ts[0] * 1000), MS] if self._ms else [int(self._ts[0])]
+            self._times[0] = _head(self._ts[0], self._ms)
         if self._stale > STALE_CATEGORIES:
             self._compact()
 
@@ -283,13 +284,20 @@ def stored_times(ts: Sequence[float], ms: bool) -> list:
     >>> stored_times([100.0, 100.25, 101.5], ms=True)
     [[100000, -3], 250, 1250]
     """
-    if ms:
-        ticks = [round(t * 1000) for t in ts]
-        head = [ticks[0], MS] if ticks else None
-    else:
-        ticks = [int(t) for t in ts]
-        head = [ticks[0]] if ticks else None
-    return [head, *(b - a for a, b in itertools.pairwise(ticks))] if ticks else []
+    if not ts:
+        return []
+    ticks = [_tick(t, ms) for t in ts]
+    return [_head(ts[0], ms), *(b - a for a, b in itertools.pairwise(ticks))]
+
+
+def _tick(ts: float, ms: bool) -> int:
+    """A history time in its column's unit."""
+    return round(ts * 1000) if ms else int(ts)
+
+
+def _head(ts: float, ms: bool) -> list[int]:
+    """The first entry of a TIMES column: the time, absolute, and the unit's mark."""
+    return [round(ts * 1000), MS] if ms else [int(ts)]
 
 
 def _read_times(times: Sequence) -> list[float]:

@@ -63,17 +63,12 @@ def throughput(
     second config (``base`` by default) under ``torch.compile``. ``warmup`` steps come before
     the timed ones: new lengths load kernels (and recompile) the first time they appear."""
     events = train_bench.ml1m_shaped(0)
-    rows = [
-        train_bench.run(c, steps, device=str(device), events=events, warmup=warmup) for c in configs
-    ]
+    shared = {"device": str(device), "events": events, "data": train_bench.prepare(events)}
+    rows = [train_bench.run(c, steps, warmup=warmup, **shared) for c in configs]
     if device.type == "cuda" and configs:
         c = configs[min(1, len(configs) - 1)]
         try:
-            rows.append(
-                train_bench.run(
-                    c, steps, device=str(device), events=events, compile=True, warmup=warmup
-                )
-            )
+            rows.append(train_bench.run(c, steps, compile=True, warmup=warmup, **shared))
         except Exception as exc:  # compilation is optional: report it, keep the other rows
             rows.append({"config": c, "compile_error": f"{type(exc).__name__}: {exc}"[:500]})
     return rows

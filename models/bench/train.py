@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.sequence.config import CONFIG_NAMES, SequenceConfig
+from models.sequence.config import CONFIG_NAMES
 from models.sequence.device import pick_device
 from models.sequence.encoding import collate
 from models.sequence.model import SequenceModel
 from models.sequence.samples import shuffled_batches
 from models.sequence.train import (
-    TrainConfig,
     _compiled_step,
     _param_groups,
     _prepare_data,
@@ -64,17 +63,10 @@ def ml1m_shaped(seed: int = 0, scale: float = 1.0) -> list[dict]:
     return events
 
 
-_PREPARED: dict[tuple[int, int], Any] = {}
-
-
-def _prepared(events: list[dict], cfg: SequenceConfig, tc: TrainConfig) -> Any:
-    """The windows of ``events`` for ``cfg.max_len``, built once per log and length (the
-    sizes share them)."""
-    key = (id(events), cfg.max_len)
-    if key not in _PREPARED:
-        _PREPARED.clear()
-        _PREPARED[key] = _prepare_data(events, cfg, tc)
-    return _PREPARED[key]
+def prepare(events: list[dict]) -> Any:
+    """The item recipe's training windows of ``events`` (the same for every size)."""
+    cfg, tc = recipe_configs("small", "item", split="leave-last-out")
+    return _prepare_data(events, cfg, tc)
 
 
 def _precision(device: torch.device, compile: bool) -> str:
@@ -90,6 +82,7 @@ def run(
     budget_s: float = 2400.0,
     device: str | None = "cpu",
     events: list[dict] | None = None,
+    data: Any = None,
     compile: bool = False,
     warmup: int = 2,
 ) -> dict:
@@ -97,6 +90,7 @@ def run(
 
     ``device`` None picks CUDA when present (bf16 autocast there; ``compile``: also
     ``torch.compile``). The first ``warmup`` steps (allocators, compilation) are timed apart.
+    ``data``: ``prepare(events)`` done once for several sizes.
     """
     random.seed(seed)
     torch.manual_seed(seed)
@@ -104,7 +98,7 @@ def run(
     cfg, tc = recipe_configs(
         config, "item", split="leave-last-out", max_seconds=budget_s, compile=compile
     )
-    data = _prepared(events, cfg, tc)
+    data = _prepare_data(events, cfg, tc) if data is None else data
     dev = pick_device(device)
     model = SequenceModel(model_config(cfg, data.encoder, tc)).to(dev)
     step = _compiled_step(model, dev, tc.compile)

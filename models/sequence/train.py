@@ -482,9 +482,9 @@ def model_config(
     return config
 
 
-def _compiled_step(model: SequenceModel, device: torch.device, compile: bool = True) -> Callable:
-    """``step(x, y) -> loss``: bf16 autocast, and ``torch.compile`` of the model on CUDA
-    (CPU training runs eager: compiling pays off only on accelerators)."""
+def _compiled_step(model: SequenceModel, device: torch.device, compile: bool) -> Callable:
+    """``step(x, y) -> loss``: bf16 autocast on CUDA, and with ``compile`` ``torch.compile``
+    of the model there (CPU training runs eager: compiling pays off only on accelerators)."""
     fwd = model
     if compile and device.type == "cuda":
         fwd = torch.compile(model, dynamic=True)

@@ -131,17 +131,16 @@ SETTLE_S = 7.0  # after a wave: a commit window, a dashboard tick and a heap tri
 
 def settled_waves(
     bootstrap: str, env: dict, waves: list[list], log_path: Path
-) -> dict[str, object]:
+) -> tuple[int, list[int]]:
     """One worker; each wave of events is produced only after the previous one is consumed
     and committed and the worker has idled ``SETTLE_S``: its RSS then holds the tracked users,
-    not the batches in flight. Returns the idle RSS and the RSS after each wave, keyed by the
-    cumulative event count."""
+    not the batches in flight. Returns the idle RSS and the RSS after each wave."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group, topic = env["INTEREST_APP_ID"], env["INTEREST_EVENTS_TOPIC"]
     proc = WorkerProcess({**env, "INTEREST_WEB_PORT": str(free_port())}, log_path).start(300)
     try:
         time.sleep(SETTLE_S)
-        idle_rss, rss_at, done = proc.rss_bytes(), {}, 0
+        idle_rss, rss, done = proc.rss_bytes(), [], 0
         for events in waves:
             produce(bootstrap, topic, events)
             done += len(events)
@@ -151,11 +150,11 @@ def settled_waves(
                     raise RuntimeError("the worker did not finish a wave within 20 minutes")
                 time.sleep(0.1)
             time.sleep(SETTLE_S)
-            rss_at[done] = proc.rss_bytes()
+            rss.append(proc.rss_bytes())
     finally:
         proc.stop()
         admin.close()
-    return {"idle_rss": idle_rss, "rss_at": rss_at}
+    return idle_rss, rss
 
 
 LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
@@ -343,14 +342,14 @@ def main(argv: list[str] | None = None) -> int:
             make_events(a, b, per_user, len(name), 1_760_000_000.0 + w * 1e5)
             for w, (a, b) in enumerate(itertools.pairwise(bounds))
         ]
-        run = settled_waves(bootstrap, env, waves, workdir / f"{name}.log")
-        rss = list(run["rss_at"].values())  # after each wave
+        idle_rss, rss = settled_waves(bootstrap, env, waves, workdir / f"{name}.log")
         half = n_waves // 2
         return env, {
             "users": users,
-            "idle_rss": run["idle_rss"],
+            "waves": n_waves,
+            "idle_rss": idle_rss,
             "rss_at_users": dict(zip(bounds[1:], rss, strict=True)),
-            "bytes_per_user": (rss[-1] - run["idle_rss"]) / users,
+            "bytes_per_user": (rss[-1] - idle_rss) / users,
             "marginal_bytes_per_user": (rss[-1] - rss[half - 1]) / (bounds[-1] - bounds[half]),
         }
 
@@ -533,8 +532,8 @@ def print_table(r: dict) -> None:
     if "memory_history" in r:
         h = r["memory_history"]
         print(
-            f"| RSS per user, 50-event history ({h['users']:,} users in 8 settled waves, dashboard "
-            "feed off): (end − idle) / users; marginal over the second half "
+            f"| RSS per user, 50-event history ({h['users']:,} users in {h['waves']} settled "
+            "waves, dashboard feed off): (end − idle) / users; marginal over the second half "
             f"| {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
         )
     if "catalog" in r:

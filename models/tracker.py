@@ -186,22 +186,14 @@ class UserRecord:
         return [self._entry(i) for i in range(len(self._items))]
 
     def _entry(self, i: int) -> tuple:
-        table, c, et = self._table, self._cats[i], self._types[i]
-        return (
-            self._items[i],
-            (table[c],) if isinstance(c, int) else tuple(table[j] for j in c),
-            EVENT_TYPES[et] if isinstance(et, int) else et,
-            self._ts[i],
-            self._moved[i] / 1e6,
+        return _history_entry(
+            self._items, self._table, self._cats, self._types, self._ts, self._moved, i
         )
 
     def most_moved(self, window: int, top: int) -> list[tuple]:
         """Of the last ``window`` events, the ``top`` that moved the distribution most (largest
         first, earlier first among equals), as history tuples."""
-        n = len(self._items)
-        recent = range(max(0, n - window), n)
-        ranked = sorted(recent, key=self._moved.__getitem__, reverse=True)[:top]
-        return [self._entry(i) for i in ranked]
+        return [self._entry(i) for i in _most_moved(self._moved, window, top)]
 
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
@@ -270,6 +262,51 @@ class UserRecord:
             r._ms = bool(times) and len(times[0]) == 2
             r._ts = _read_times(times)
         return r
+
+
+def _history_entry(
+    items: Sequence, table: Sequence, cats: Sequence, types: Sequence, ts: Sequence, moved, i: int
+) -> tuple:
+    """The ``i``-th event of history columns as a :class:`~models.records.HistoryField` tuple."""
+    c, et = cats[i], types[i]
+    return (
+        items[i],
+        (table[c],) if isinstance(c, int) else tuple(table[j] for j in c),
+        EVENT_TYPES[et] if isinstance(et, int) else et,
+        ts[i],
+        moved[i] / 1e6,
+    )
+
+
+def _most_moved(moved: Sequence[int], window: int, top: int) -> list[int]:
+    n = len(moved)
+    return sorted(range(max(0, n - window), n), key=moved.__getitem__, reverse=True)[:top]
+
+
+def snapshot_parts(
+    state: Sequence | Mapping, cfg: TrackerConfig
+) -> tuple[UserInterest | None, UserInterest | None, list[tuple]]:
+    """What a snapshot reads from a stored record (``UserRecord.to_state()``): its estimator,
+    its content-topic estimator and ``most_moved(explain_window, explain_top)``, without
+    rebuilding the record's history.
+
+    >>> cfg = TrackerConfig(explain_top=1)
+    >>> r = replay([{"item_id": "i", "categories": ["a"], "event_type": "view", "ts": 1.5}], cfg)
+    >>> user, topics, moved = snapshot_parts(r.to_state(), cfg)
+    >>> user.state() == r.interest.state(), topics, moved == r.most_moved(20, 1)
+    (True, None, True)
+    """
+    if isinstance(state, Mapping) or state[RecordField.VERSION] != RECORD_VERSION:
+        r = UserRecord.from_state(state, cfg)
+        return r.interest, r.topics, r.most_moved(cfg.explain_window, cfg.explain_top)
+    _, _, _, interest, items, table, cats, types, times, moved, topics = state
+    ranked = _most_moved(moved, cfg.explain_window, cfg.explain_top)
+    ts = _read_times(times) if ranked else []
+    return (
+        UserInterest.from_compact_state(interest, cfg.interest) if interest is not None else None,
+        UserInterest.from_compact_state(topics, cfg.interest) if topics is not None else None,
+        [_history_entry(items, table, cats, types, ts, moved, i) for i in ranked],
+    )
 
 
 MS = -3  # the unit mark of a millisecond time column: its first entry is [t, MS]
@@ -359,6 +396,11 @@ def apply_event(record: UserRecord, event: Mapping, cfg: TrackerConfig) -> dict[
 
 def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     """The recent events that moved the distribution most (total variation), largest first."""
+    return explained(record.most_moved(cfg.explain_window, cfg.explain_top))
+
+
+def explained(rows: Sequence[tuple]) -> list[dict]:
+    """History tuples (``UserRecord.most_moved``) as a snapshot's ``explain`` entries."""
     return [
         {
             "item_id": h[HistoryField.ITEM_ID],
@@ -367,7 +409,7 @@ def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
             "ts": h[HistoryField.TS],
             "moved": h[HistoryField.MOVED],
         }
-        for h in record.most_moved(cfg.explain_window, cfg.explain_top)
+        for h in rows
     ]
 
 
@@ -408,7 +450,36 @@ def build_snapshot(
     prior: PopulationPrior | None = None,
     collaborative: CollaborativePrior | None = None,
 ) -> dict:
-    """The published snapshot of a user (see the README's table).
+    """The published snapshot of a user (see the README's table): :func:`snapshot_of` the
+    record's estimators and its most moving recent events."""
+    return snapshot_of(
+        user_id,
+        record.interest,
+        record.topics,
+        explain(record, cfg),
+        cfg,
+        fused=fused,
+        sources=sources,
+        sequence_version=sequence_version,
+        prior=prior,
+        collaborative=collaborative,
+    )
+
+
+def snapshot_of(
+    user_id: str,
+    user: UserInterest,
+    topics: UserInterest | None,
+    explain_entries: list[dict],
+    cfg: TrackerConfig,
+    fused: Mapping[str, float] | None = None,
+    sources: Mapping[str, Mapping] | None = None,
+    sequence_version: str | None = None,
+    prior: PopulationPrior | None = None,
+    collaborative: CollaborativePrior | None = None,
+) -> dict:
+    """A snapshot from a user's estimator ``user``, content-topic estimator ``topics`` and
+    ``explain_entries`` (what :func:`build_snapshot` reads from a record).
 
     ``distribution`` is ``fused`` when given, else :func:`published_estimate` (smoothed toward
     ``prior`` when given); ``own`` is always the user's own distribution, prior mass as
@@ -417,7 +488,6 @@ def build_snapshot(
     ``fused``), the collaborative prior is mixed in with its fitted weight for the user's
     event count (as ``evaluate``'s ``collaborative`` row).
     """
-    user = record.interest
     own = user.own_distribution()
     own_top = top_k(own, cfg.top_k)
     short, long_ = user.top_horizons(cfg.top_k)
@@ -446,11 +516,11 @@ def build_snapshot(
         "long_term": long_,
         "sources": src,
         "drift": user.drift_detected,
-        "explain": explain(record, cfg),
+        "explain": explain_entries,
         "model": {"online": ONLINE_MODEL_VERSION, "sequence": sequence_version},
     }
-    if record.topics is not None:
-        snapshot["topics"] = top_k(record.topics.own_distribution(), cfg.top_k)
+    if topics is not None:
+        snapshot["topics"] = top_k(topics.own_distribution(), cfg.top_k)
     return snapshot
 
 

@@ -56,6 +56,7 @@ from stream.codec import (
 from stream.memory import trim_heap
 from stream.output import Output
 from stream.settings import Settings
+from stream.snapshot_builder import SnapshotBuilder
 from stream.topics import TABLES
 from stream.web.dashboard import Dashboard
 from stream.web.views import register_web
@@ -160,10 +161,23 @@ class Pipeline:
                 table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.output = Output(app, parts)
+        self.builder = SnapshotBuilder(
+            self.cfg,
+            settings.snapshot_format,
+            settings.snapshots_topic,
+            self.output,
+            settings.snapshot_processes,
+            settings.collab_prior,
+        )
+        if settings.snapshot_processes:
+            app.task(self.builder.start)
         # The record cache: live records of recently touched users (LRU order), and which of
         # them changed since the last window. Rows of the users table, in live form.
         self.cache: OrderedDict[str, UserRecord] = OrderedDict()
         self.dirty: set[str] = set()
+        # Encoded records of dirty users that a snapshot was built from and that have not
+        # changed since: the window's write reuses them.
+        self.encoded: dict[str, bytes] = {}
         self.deleted: dict[str, int] = {}  # forgotten users -> partition, until the window ends
         self.populations: dict[int, PopulationInterest] = {}
         self.dirty_populations: set[int] = set()
@@ -234,6 +248,7 @@ class Pipeline:
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
+        self.builder.submit()
         await self.output.send_behind()  # handed over while the next batch is applied
 
     def _apply(self, rec: Any, now: float, touched: dict, pop: PopulationInterest) -> None:
@@ -269,6 +284,8 @@ class Pipeline:
             touched[uid] = record.apply(event)
             record.partition, record.offset = rec.partition, rec.offset
             self.dirty.add(uid)
+            if self.encoded:
+                self.encoded.pop(uid, None)
             pop.learn_one(event)
             self.counters.applied += 1
         except InvalidEvent as err:
@@ -302,15 +319,14 @@ class Pipeline:
         """Remove a user everywhere: table (changelog tombstone), caches, snapshot topic."""
         self.cache.pop(uid, None)
         self.dirty.discard(uid)
+        self.encoded.pop(uid, None)
         self.deleted[uid] = rec.partition
         for cache in (self.recent, self.pending, self.sequence):
             cache.pop(uid, None)
         self._held.discard(uid)
         if self.scorer is not None:
             self.scorer.dirty.pop(uid, None)
-        topic = self.settings.snapshots_topic
-        key = uid.encode()
-        self.output.add(topic, key, None, self.output.partition_for(topic, key))
+        self.builder.ready(uid, None)  # after any snapshot of the user still being built
         self.counters.forgotten += 1
 
     def _population(self, partition: int) -> PopulationInterest:
@@ -337,9 +353,11 @@ class Pipeline:
 
     # -- the commit window --------------------------------------------------------------------
     async def before_commit(self) -> None:
-        """Write every changed record to the table and its changelog (the window's end)."""
+        """Write every changed record to the table and its changelog (the window's end),
+        and wait until the broker has them and the snapshots of the events they cover."""
         async with self._flush_lock:
             self._write_window()
+            await self.builder.drain()
             await self.output.drain()
 
     def _write_window(self) -> None:
@@ -355,14 +373,16 @@ class Pipeline:
             store.pop(uid, None)
             self.output.add(changelog, uid.encode(), None, partition)
         self.deleted.clear()
+        encoded = self.encoded
         for uid in self.dirty:
             record = self.cache[uid]
-            blob = encode_record(record)
+            blob = encoded.get(uid) or encode_record(record)
             _in_partition(events_topic, record.partition)
             store[uid] = blob
             self.output.add(changelog, uid.encode(), blob, record.partition)
         self.counters.records_written += len(self.dirty)
         self.dirty.clear()
+        encoded.clear()
         for partition in self.dirty_populations:
             if partition in self.populations:
                 _in_partition(events_topic, partition)
@@ -420,7 +440,7 @@ class Pipeline:
         if not due:
             due = tv(top_k(online, self.settings.top_k), last[1]) > self.settings.tv_threshold
         if due:
-            self.publish(uid, self.snapshot(uid, self.cache[uid]), now)
+            self.publish(uid, self.cache[uid], now)
         else:
             self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
 
@@ -453,13 +473,21 @@ class Pipeline:
             self.priors[partition] = (now, prior)
         return prior
 
-    def publish(self, uid: str, snapshot: dict, now: float) -> None:
-        snapshot["emitted_at"] = time.time()
-        topic, key = self.settings.snapshots_topic, uid.encode()
-        value = encode_snapshot(snapshot, self.settings.snapshot_format)
-        self.output.add(topic, key, value, self.output.partition_for(topic, key))
+    def publish(self, uid: str, record: UserRecord, now: float) -> None:
+        """Publish the user's snapshot: built off the ingest loop (``SnapshotBuilder``),
+        or here when the sequence model's estimate is fused in."""
+        prior = self.prior(record.partition)
+        seq = self.sequence.get(uid)
+        if seq is not None and self.scorer is not None:
+            snapshot = self.scorer.fused_snapshot(uid, record, seq, prior)
+            snapshot["emitted_at"] = time.time()
+            self.builder.ready(uid, encode_snapshot(snapshot, self.settings.snapshot_format))
+        else:
+            blob = self.builder.build(uid, record, prior)
+            if blob is not None and uid in self.dirty and self.cache.get(uid) is record:
+                self.encoded[uid] = blob
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
-            self.recent[uid] = (now, snapshot["own"])
+            self.recent[uid] = (now, top_k(record.distribution(), self.settings.top_k))
         self.pending.pop(uid, None)
         self.counters.snapshots += 1
 
@@ -474,9 +502,10 @@ class Pipeline:
             if record is None:
                 self.pending.pop(uid, None)
                 continue
-            self.publish(uid, self.snapshot(uid, record), now)
+            self.publish(uid, record, now)
             if i % 500 == 499:
-                await self.output.send()
+                self.builder.submit()
+        self.builder.submit()
         await self.output.send()
 
     async def _on_recover(self) -> None:
@@ -526,6 +555,7 @@ class Pipeline:
         if path and os.path.getmtime(path) != self._collab_mtime:
             self._collab_mtime = os.path.getmtime(path)
             self.collab = CollaborativePrior.load(path)
+            self.builder.collaborative(self.collab, self._collab_mtime)
             log.info("collaborative prior loaded from %s", path)
 
     async def publish_population(self) -> None:

@@ -26,6 +26,7 @@ from models.priors.population import PopulationPrior
 from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
 from models.tracker import UserRecord, build_snapshot, published_estimate
+from stream.processes import exit_with_parent
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
@@ -50,6 +51,7 @@ _CHILD: SequenceScorer | None = None
 
 def _child_init(options: dict) -> None:
     global _CHILD
+    exit_with_parent()
     _CHILD = SequenceScorer.from_checkpoint(**options)
 
 

@@ -308,6 +308,12 @@ class Settings:
         True,
         "run the scorer in its own process (`0`: a thread of the worker)",
     )
+    snapshot_processes: int = setting(
+        "INTEREST_SNAPSHOT_PROCESSES",
+        1,
+        "processes that build and encode snapshots off the ingest loop (`0`: in the worker)",
+        parse=non_negative_whole,
+    )
     snapshot_format: str = setting(
         "INTEREST_SNAPSHOT_FORMAT",
         "msgpack",

@@ -1,0 +1,221 @@
+"""The snapshot builder: snapshots from builder processes equal the worker's, in order, and a
+dead builder process loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from models.online import PopulationInterest
+from models.priors.population import PopulationPrior
+from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay
+from stream.codec import decode_snapshot
+from stream.snapshot_builder import SnapshotBuilder, snapshot_bytes
+
+TOPIC = "snapshots"
+CFG = TrackerConfig(history=5, top_k=3)
+
+
+class Sink:
+    """What ``Output`` offers the builder: records kept in the order they were added."""
+
+    def __init__(self):
+        self.records: list[tuple[str, bytes | None]] = []
+        self.sends = 0
+
+    def partition_for(self, topic, key):
+        return 0
+
+    def add(self, topic, key, value, partition, headers=None):
+        assert topic == TOPIC
+        self.records.append((key.decode(), value))
+
+    async def send(self):
+        self.sends += 1
+
+
+def users(n: int = 6) -> dict:
+    out = {}
+    for u in range(n):
+        events = [
+            {
+                "item_id": f"i{u}-{k}",
+                "categories": [f"c{(u + k) % 4}"] + ([f"c{k % 3}"] if k % 2 else []),
+                "event_type": ["view", "cart", "purchase"][k % 3],
+                "ts": 1_700_000_000.0 + 37.5 * k + u,
+            }
+            for k in range(3 + u)
+        ]
+        record = replay(events, CFG)
+        record.partition, record.offset = u % 2, 10 * u
+        out[f"user-{u}"] = record
+    return out
+
+
+def prior_of(records) -> PopulationPrior:
+    pop = PopulationInterest(CFG.interest)
+    for r in records:
+        for h in r.history:
+            pop.learn_one({"categories": list(h[1]), "event_type": h[2], "ts": h[3]})
+    return PopulationPrior.from_population(pop, prior_depth(CFG))
+
+
+def without_stamp(value: bytes) -> dict:
+    snapshot = decode_snapshot(value)
+    assert snapshot.pop("emitted_at") > 0
+    return snapshot
+
+
+@pytest.fixture(scope="module")
+def builder():
+    b = SnapshotBuilder(CFG, "msgpack", TOPIC, Sink(), processes=1)
+    yield b
+    b.close()
+
+
+def test_a_builder_process_publishes_what_the_worker_would_build(builder):
+    records = users()
+    prior = prior_of(records.values())
+
+    async def run():
+        builder.output = Sink()
+        await builder.start()
+        for uid, record in records.items():
+            builder.build(uid, record, prior if record.partition == 0 else None)
+        await builder.drain()
+        return builder.output.records
+
+    sent = asyncio.run(run())
+    assert [uid for uid, _ in sent] == list(records)
+    for uid, value in sent:
+        record = records[uid]
+        expected = build_snapshot(uid, record, CFG, prior=prior if record.partition == 0 else None)
+        assert without_stamp(value) == expected
+    assert builder.fallbacks == 0
+
+
+def test_tombstones_and_ready_snapshots_keep_their_place_in_order(builder):
+    records = users(3)
+
+    async def run():
+        builder.output = Sink()
+        builder.build("user-0", records["user-0"], None)
+        builder.ready("user-0", None)  # forgotten after its snapshot was asked for
+        builder.build("user-1", records["user-1"], None)
+        builder.submit()
+        builder.ready("user-2", b"built-here")  # a job is in flight: queued behind it
+        builder.build("user-1", records["user-2"], None)
+        await builder.drain()
+        assert builder.in_flight == 0
+        return builder.output.records
+
+    sent = asyncio.run(run())
+    assert [(uid, value is None) for uid, value in sent] == [
+        ("user-0", False),
+        ("user-0", True),
+        ("user-1", False),
+        ("user-2", False),
+        ("user-1", False),
+    ]
+    assert sent[3][1] == b"built-here"
+    assert without_stamp(sent[4][1])["n_events"] == records["user-2"].n_events
+
+
+def test_a_killed_builder_process_loses_no_snapshot(builder):
+    records = users(4)
+
+    async def run():
+        builder.output = Sink()
+        await builder.start()
+        pid = await asyncio.wrap_future(builder._executor(0).submit(os.getpid))
+        os.kill(pid, signal.SIGKILL)
+        for uid, record in records.items():
+            builder.build(uid, record, None)
+        await builder.drain()  # built in the worker: the process died under the job
+        first = list(builder.output.records)
+        builder.build("user-0", records["user-0"], None)
+        await builder.drain()  # a fresh process
+        again = await asyncio.wrap_future(builder._executor(0).submit(os.getpid))
+        return first, builder.output.records[-1], pid, again
+
+    first, last, pid, again = asyncio.run(run())
+    assert [uid for uid, _ in first] == list(records)
+    for uid, value in first:
+        assert without_stamp(value) == build_snapshot(uid, records[uid], CFG)
+    assert builder.fallbacks >= 1
+    assert again != pid
+    assert without_stamp(last[1]) == build_snapshot("user-0", records["user-0"], CFG)
+
+
+def test_without_processes_snapshots_are_built_at_once():
+    records = users(2)
+    sink = Sink()
+    b = SnapshotBuilder(CFG, "json", TOPIC, sink, processes=0)
+    b.build("user-1", records["user-1"], None)
+    assert len(sink.records) == 1
+    expected = snapshot_bytes("user-1", records["user-1"], CFG, "json")
+    assert without_stamp(sink.records[0][1]) == without_stamp(expected)
+
+
+def test_a_snapshot_that_cannot_be_built_fails_the_commit_instead_of_hanging(builder):
+    records = users(2)
+
+    async def run():
+        builder.output = Sink()
+        builder._entries.append(("user-x", b"\xc1", None))  # 0xc1: never valid msgpack
+        builder.build("user-1", records["user-1"], None)
+        with pytest.raises(ValueError):
+            await asyncio.wait_for(builder.drain(), 30)
+        builder.build("user-0", records["user-0"], None)
+        await asyncio.wait_for(builder.drain(), 30)  # the next window goes on
+        return builder.output.records
+
+    assert [uid for uid, _ in asyncio.run(run())] == ["user-0"]
+
+
+WORKER = """
+import asyncio, os, sys, time
+from models.tracker import TrackerConfig
+from stream.snapshot_builder import SnapshotBuilder, _child_ping
+
+async def main():
+    b = SnapshotBuilder(TrackerConfig(), "msgpack", "t", None, processes=1)
+    await b.start()
+    print(await asyncio.wrap_future(b._executor(0).submit(_child_ping)), flush=True)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_builder_processes_end_when_the_worker_is_killed(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        child = int(worker.stdout.readline())
+        os.kill(child, 0)  # alive
+    finally:
+        worker.kill()
+        worker.wait(10)
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(child), "the builder process outlived its worker"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has exited: it waits for init to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

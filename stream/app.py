@@ -166,10 +166,10 @@ class Pipeline:
             settings.snapshot_format,
             settings.snapshots_topic,
             self.output,
-            settings.snapshot_processes,
+            settings.snapshot_builders(),
             settings.collab_prior,
         )
-        if settings.snapshot_processes:
+        if self.builder.processes:
             app.task(self.builder.start)
         # The record cache: live records of recently touched users (LRU order), and which of
         # them changed since the last window. Rows of the users table, in live form.

@@ -9,10 +9,12 @@ import time
 PARENT_CHECK_S = 1.0
 
 
-def exit_with_parent() -> None:
-    """End this process within ``PARENT_CHECK_S`` of its parent's death (a ``kill -9`` of the
-    worker included: a pool's queues never report it to the process reading them)."""
-    parent = os.getppid()
+def exit_with_parent(parent: int) -> None:
+    """End this process within ``PARENT_CHECK_S`` of the death of ``parent`` (the worker's
+    pid, passed in: it may die before this runs), a ``kill -9`` included: a pool's queues
+    never report it to the process reading them."""
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -49,9 +49,9 @@ class ScorerStats:
 _CHILD: SequenceScorer | None = None
 
 
-def _child_init(options: dict) -> None:
+def _child_init(options: dict, parent: int) -> None:
     global _CHILD
-    exit_with_parent()
+    exit_with_parent(parent)
     _CHILD = SequenceScorer.from_checkpoint(**options)
 
 
@@ -93,7 +93,7 @@ class ScorerProcess:
     def __init__(self, options: dict):
         ctx = multiprocessing.get_context("spawn")
         self.executor: Executor = ProcessPoolExecutor(
-            1, mp_context=ctx, initializer=_child_init, initargs=(options,)
+            1, mp_context=ctx, initializer=_child_init, initargs=(options, os.getpid())
         )
         self.version, self.extra = self.executor.submit(_child_info).result()
 

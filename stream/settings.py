@@ -54,6 +54,16 @@ def local_broker_address() -> str | None:
     return None
 
 
+def count_or_auto(value: str) -> int | None:
+    """A count of 0 or more, or ``auto`` (None: the code decides)."""
+    return None if value.strip().lower() == "auto" else non_negative_whole(value)
+
+
+# A snapshot builder process needs a core of its own: with fewer than this many, the worker's
+# threads and a broker or load generator beside it leave none (docs/RESULTS.md, 18:06 run).
+BUILDER_MIN_CORES = 4
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """Kafka client security from ``KAFKA_SECURITY_PROTOCOL`` (``PLAINTEXT``, ``SSL``,
@@ -308,11 +318,13 @@ class Settings:
         True,
         "run the scorer in its own process (`0`: a thread of the worker)",
     )
-    snapshot_processes: int = setting(
+    snapshot_processes: int | None = setting(
         "INTEREST_SNAPSHOT_PROCESSES",
-        1,
-        "processes that build and encode snapshots off the ingest loop (`0`: in the worker)",
-        parse=non_negative_whole,
+        None,
+        "processes that build and encode snapshots off the ingest loop (`0`: in the worker; "
+        "`auto`: 1 on a machine of 4 or more cores, else 0)",
+        parse=count_or_auto,
+        shown="`auto`",
     )
     snapshot_format: str = setting(
         "INTEREST_SNAPSHOT_FORMAT",
@@ -365,6 +377,12 @@ class Settings:
                 "INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0, got "
                 f"{self.dashboard_feed_max_per_s}"
             )
+
+    def snapshot_builders(self) -> int:
+        """How many snapshot builder processes to run (``INTEREST_SNAPSHOT_PROCESSES``)."""
+        if self.snapshot_processes is None:
+            return 1 if (os.cpu_count() or 1) >= BUILDER_MIN_CORES else 0
+        return self.snapshot_processes
 
     def group_config(self) -> dict:
         """Faust options for the consumer group: failure detection, rebalances, standbys.

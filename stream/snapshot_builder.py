@@ -100,9 +100,9 @@ class _Context:
 _CHILD: _Context | None = None  # a builder process's context (set by _child_init)
 
 
-def _child_init(cfg: TrackerConfig, fmt: str, collab_path: str | None) -> None:
+def _child_init(cfg: TrackerConfig, fmt: str, collab_path: str | None, parent: int) -> None:
     global _CHILD
-    exit_with_parent()
+    exit_with_parent(parent)
     _CHILD = _Context(cfg, fmt, collab_path)
 
 
@@ -242,7 +242,7 @@ class SnapshotBuilder:
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_child_init,
-                initargs=(self.cfg, self.fmt, self._local.collab_path),
+                initargs=(self.cfg, self.fmt, self._local.collab_path, os.getpid()),
             )
             self._sent_priors[i], self._sent_collab[i] = {}, 0.0
         return executor

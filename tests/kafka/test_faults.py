@@ -27,7 +27,8 @@ def test_fault_kill9_five_times_loses_and_duplicates_nothing(
     tmp_path: Path, shared_data: Path, make_settings, make_producer
 ):
     events = load_events(shared_data / "taobao-head" / "UserBehavior.csv", "taobao")[:N_EVENTS]
-    env, settings = make_settings()
+    # snapshots from a builder process (the default on 4+ cores): kills land mid-job too
+    env, settings = make_settings(INTEREST_SNAPSHOT_PROCESSES="1")
     rng = random.Random(42)
     produced = threading.Event()
 

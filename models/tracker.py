@@ -13,6 +13,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from models.online import InterestConfig, UserInterest
 from models.online.masses import top_k
@@ -440,29 +441,12 @@ def _check_depth(prior: PopulationPrior, cfg: TrackerConfig) -> None:
         raise ValueError("the prior ranks too few categories for this top k")
 
 
-def build_snapshot(
-    user_id: str,
-    record: UserRecord,
-    cfg: TrackerConfig,
-    fused: Mapping[str, float] | None = None,
-    sources: Mapping[str, Mapping] | None = None,
-    sequence_version: str | None = None,
-    prior: PopulationPrior | None = None,
-    collaborative: CollaborativePrior | None = None,
-) -> dict:
+def build_snapshot(user_id: str, record: UserRecord, cfg: TrackerConfig, **options: Any) -> dict:
     """The published snapshot of a user (see the README's table): :func:`snapshot_of` the
-    record's estimators and its most moving recent events."""
+    record's estimators and its most moving recent events; ``options`` are its keywords
+    (``fused``, ``sources``, ``sequence_version``, ``prior``, ``collaborative``)."""
     return snapshot_of(
-        user_id,
-        record.interest,
-        record.topics,
-        explain(record, cfg),
-        cfg,
-        fused=fused,
-        sources=sources,
-        sequence_version=sequence_version,
-        prior=prior,
-        collaborative=collaborative,
+        user_id, record.interest, record.topics, explain(record, cfg), cfg, **options
     )
 
 
@@ -472,6 +456,7 @@ def snapshot_of(
     topics: UserInterest | None,
     explain_entries: list[dict],
     cfg: TrackerConfig,
+    *,
     fused: Mapping[str, float] | None = None,
     sources: Mapping[str, Mapping] | None = None,
     sequence_version: str | None = None,

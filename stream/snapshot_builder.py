@@ -7,9 +7,10 @@ GIL. ``SnapshotBuilder`` hands the users due a snapshot, as their encoded record
 they return to the worker's ``Output`` in the order they were asked for, tombstones of
 forgotten users and snapshots built in the worker (the fused ones) in the same order, so a
 subscriber never sees a user's older snapshot after a newer one or after its tombstone.
-``drain`` waits for every job, so a commit still covers the snapshots of the events it
-commits. With ``0`` processes, or when a builder process dies, snapshots are built in the
-worker from the same records: nothing is lost, only slower.
+``drain`` waits for the jobs asked for so far, so a commit still covers the snapshots of the
+events it commits. With ``0`` processes (the default below 4 cores: ``Settings.
+snapshot_builders``), when the builders are two jobs behind, or when one dies, snapshots are
+built in the worker: nothing is lost, only the ingest loop's time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ MAX_JOBS_IN_FLIGHT = 2
 
 # (user, its encoded record | None: a ready entry, the partition of its prior | None)
 Entry = tuple[str, bytes | None, int | None]
-Ready = tuple[str, bytes | None]  # (user, snapshot bytes | None: a tombstone)
 
 
 def snapshot_bytes(

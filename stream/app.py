@@ -23,10 +23,8 @@ import itertools
 import logging
 import os
 import time
-import weakref
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -53,10 +51,12 @@ from stream.codec import (
     header,
     register_codecs,
 )
+from stream.counters import Counters
 from stream.memory import trim_heap
 from stream.output import Output
 from stream.settings import Settings
 from stream.snapshot_builder import SnapshotBuilder
+from stream.table_partition import in_partition
 from stream.topics import TABLES
 from stream.web.dashboard import Dashboard
 from stream.web.views import register_web
@@ -75,39 +75,6 @@ ROCKSDB_OPTIONS = {
     "max_write_buffer_number": 2,
     "block_cache_size": 16 << 20,
 }
-
-
-@dataclass
-class Counters:
-    """Per-process counters for ``/metrics`` and the dashboard (not stream state)."""
-
-    started: float = field(default_factory=time.time)
-    events: int = 0
-    applied: int = 0
-    snapshots: int = 0
-    dlq: Counter = field(default_factory=Counter)
-    last_event_wall: float | None = None
-    batches: int = 0
-    duplicates: int = 0
-    forgotten: int = 0
-    flushes: int = 0
-    records_written: int = 0
-
-
-class _Partition:
-    """Stands in for the current event where Faust's tables and stores ask for its partition."""
-
-    __slots__ = ("message", "topic", "partition", "__weakref__")
-
-    def __init__(self, topic: str, partition: int):
-        self.message = self
-        self.topic, self.partition = topic, partition
-
-
-def _in_partition(topic: str, partition: int) -> _Partition:
-    ctx = _Partition(topic, partition)
-    _current_event.set(weakref.ref(ctx))
-    return ctx
 
 
 class Pipeline:
@@ -369,7 +336,7 @@ class Pipeline:
         for uid, partition in self.deleted.items():
             if uid in self.dirty:
                 continue  # events after the forget: their new record replaces the old one
-            _in_partition(events_topic, partition)
+            in_partition(events_topic, partition)
             store.pop(uid, None)
             self.output.add(changelog, uid.encode(), None, partition)
         self.deleted.clear()
@@ -377,7 +344,7 @@ class Pipeline:
         for uid in self.dirty:
             record = self.cache[uid]
             blob = encoded.get(uid) or encode_record(record)
-            _in_partition(events_topic, record.partition)
+            in_partition(events_topic, record.partition)
             store[uid] = blob
             self.output.add(changelog, uid.encode(), blob, record.partition)
         self.counters.records_written += len(self.dirty)
@@ -385,7 +352,7 @@ class Pipeline:
         encoded.clear()
         for partition in self.dirty_populations:
             if partition in self.populations:
-                _in_partition(events_topic, partition)
+                in_partition(events_topic, partition)
                 self.population[f"p{partition}"] = self.populations[partition].state()
         self.dirty_populations.clear()
         _current_event.set(None)

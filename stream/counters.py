@@ -1,0 +1,24 @@
+"""The worker's per-process counters (``/metrics``, the dashboard): not stream state."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Counters:
+    """Per-process counters for ``/metrics`` and the dashboard (not stream state)."""
+
+    started: float = field(default_factory=time.time)
+    events: int = 0
+    applied: int = 0
+    snapshots: int = 0
+    dlq: Counter = field(default_factory=Counter)
+    last_event_wall: float | None = None
+    batches: int = 0
+    duplicates: int = 0
+    forgotten: int = 0
+    flushes: int = 0
+    records_written: int = 0

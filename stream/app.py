@@ -39,7 +39,7 @@ from models.schema import POPULATION_KEY
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, top_k
 from models.tracker import total_variation as tv
 from stream.batch_consumer import SCHEME, register_transport
-from stream.catalog import catalog_table, resolve_categories
+from stream.catalog import catalog_table, decode_item, resolve_categories
 from stream.codec import (
     InvalidEvent,
     Limits,
@@ -180,6 +180,7 @@ class Pipeline:
         """Take the events topic's record batches from a ``BatchConsumer``."""
         consumer.register_batch_topic(self.settings.events_topic, self)
         consumer.register_bulk_changelog(self.users)
+        consumer.register_bulk_changelog(self.catalog, decode_item)
 
     # -- ingest -------------------------------------------------------------------------------
     async def process(self, stream: faust.StreamT) -> None:

@@ -11,17 +11,17 @@ acked in bulk just before each commit, after ``before_commit`` has written the s
 covers them. So an offset is committed only after its effect is in the changelog.
 
 Recovery works the same way for tables registered with ``register_bulk_changelog`` (their
-keys are UTF-8 strings, their values bytes): each fetch's changelog records go to the
-table's store in one ``apply_changelog_batch``, and Faust's recovery service is told how far
-each partition got, instead of one event, one queue slot and one wake-up per record. Records
-of every other topic take Faust's normal path.
+keys are UTF-8 strings, their values bytes or what the table's decoder makes of them): each
+fetch's changelog records go to the table's store in one ``apply_changelog_batch``, and
+Faust's recovery service is told how far each partition got, instead of one event, one queue
+slot and one wake-up per record. Records of every other topic take Faust's normal path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from faust.transport.drivers import TRANSPORTS
@@ -62,15 +62,20 @@ class _Message:
         self.offset, self.key, self.value = record.offset, record.key, record.value
 
 
+ValueDecoder = Callable[[bytes], Any]
+
+
 class _ChangelogEvent:
-    """A changelog record with its key decoded (UTF-8) and its value as bytes."""
+    """A changelog record with its key decoded (UTF-8) and its value as bytes, or as
+    ``decode`` reads them (a tombstone's value stays None)."""
 
     __slots__ = ("key", "value", "message")
 
-    def __init__(self, tp: TP, record: Any):
+    def __init__(self, tp: TP, record: Any, decode: ValueDecoder | None = None):
         self.message = _Message(tp, record)
         self.key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
-        self.value = record.value
+        value = record.value
+        self.value = decode(value) if decode is not None and value is not None else value
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -89,7 +94,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._batch_topics: dict[str, BatchSink] = {}
         self._bulk_acked: dict[TP, int] = {}
-        self._bulk_tables: dict[str, Any] = {}
+        self._bulk_tables: dict[str, tuple[Any, ValueDecoder | None]] = {}
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -97,11 +102,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def register_batch_topic(self, topic: str, sink: BatchSink) -> None:
         self._batch_topics[topic] = sink
 
-    def register_bulk_changelog(self, table: Any) -> None:
-        """Recover ``table`` (UTF-8 keys, bytes values) a fetch at a time."""
-        self._bulk_tables[table.changelog_topic.get_topic_name()] = table
+    def register_bulk_changelog(self, table: Any, decode: ValueDecoder | None = None) -> None:
+        """Recover and follow ``table`` (UTF-8 keys; values bytes, or what ``decode`` makes
+        of them) a fetch at a time."""
+        self._bulk_tables[table.changelog_topic.get_topic_name()] = (table, decode)
 
-    def _apply_changelog(self, table: Any, tp: TP, records: list) -> bool:
+    def _apply_changelog(
+        self, table: Any, tp: TP, records: list, decode: ValueDecoder | None = None
+    ) -> bool:
         """Apply one partition's fetched changelog records; False if recovery does not
         track the partition (they then take the normal path)."""
         recovery = self.app.tables.recovery
@@ -112,7 +120,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         else:
             return False
         seen = offsets.get(tp)
-        batch = [_ChangelogEvent(tp, r) for r in records if seen is None or r.offset > seen]
+        batch = [
+            _ChangelogEvent(tp, r, decode) for r in records if seen is None or r.offset > seen
+        ]
         if batch:
             table.apply_changelog_batch(batch)
             offsets[tp] = batch[-1].message.offset
@@ -207,8 +217,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     for tp, recs in by_tp.items():
                         read_offset[tp] = recs[-1].offset + 1
                 for tp, recs in others:
-                    table = self._bulk_tables.get(tp.topic)
-                    if table is not None and self._apply_changelog(table, tp, recs):
+                    bulk = self._bulk_tables.get(tp.topic)
+                    if bulk is not None and self._apply_changelog(bulk[0], tp, recs, bulk[1]):
                         read_offset[tp] = recs[-1].offset
                         continue
                     for record in recs:

@@ -13,6 +13,7 @@ the user's record: a later catalog update changes later events only.
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -27,7 +28,16 @@ from models.priors.content import (
     sentence_embeddings,
     tfidf_vectors,
 )
-from stream.codec import MAX_CATEGORIES, MAX_CATEGORY_BYTES, MAX_ID_BYTES, InvalidEvent, pack
+from stream.codec import (
+    MAX_CATEGORIES,
+    MAX_CATEGORY_BYTES,
+    MAX_ID_BYTES,
+    InvalidEvent,
+    pack,
+    unpack,
+)
+
+log = logging.getLogger(__name__)
 
 CATALOG_TABLE = "interest-items"
 FORMATS = ("movielens", "generic")
@@ -190,3 +200,23 @@ def fill_categories(entries: list[tuple[str, dict]], method: str, neighbours: in
 
 def encode_item(entry: Mapping) -> bytes:
     return pack(dict(entry))
+
+
+def decode_item(blob: bytes) -> dict | None:
+    """A catalog record's value as the catalog table holds it; None (the item counts as not
+    in the catalog) when it is not a msgpack map, which is logged.
+
+    >>> decode_item(encode_item({"categories": ["a"]}))
+    {'categories': ['a']}
+    >>> decode_item(b"not msgpack") is None
+    True
+    """
+    try:
+        entry = unpack(blob)
+    except Exception as exc:  # any undecodable producer's record: skip it, keep the rest
+        log.warning("catalog record is not msgpack (%s): ignored", type(exc).__name__)
+        return None
+    if not isinstance(entry, dict):
+        log.warning("catalog record is a %s, not a map: ignored", type(entry).__name__)
+        return None
+    return entry

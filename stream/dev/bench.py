@@ -219,6 +219,7 @@ def consume_phase(
         "rate": total / seconds,
         "idle_rss": idle_rss,
         "end_rss": end_rss,
+        "ready_s": procs[0].ready_after,
     }
 
 
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def catalog_rows(users: int) -> dict:
         """The worker on the same events with their categories and through the catalog."""
-        rates = {}
+        rates, ready = {}, {}
         for mode in ("item", "catalog"):
             print(f"catalog join: {users:,} users × 50 events, categories: {mode} …", flush=True)
             env = env_for(f"cat{mode}", INTEREST_MIN_INTERVAL_S=default_policy)
@@ -319,13 +320,16 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "catalog":
                 produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
             produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
-            rates[mode] = consume_phase(bootstrap, env, workdir / f"cat{mode}", len(events))["rate"]
+            run = consume_phase(bootstrap, env, workdir / f"cat{mode}", len(events))
+            rates[mode], ready[mode] = run["rate"], run["ready_s"]
         return {
             "users": users,
             "items": ITEMS,
             "with_categories_per_s": rates["item"],
             "through_catalog_per_s": rates["catalog"],
             "added_cost": rates["item"] / rates["catalog"] - 1,
+            "ready_s": ready["item"],
+            "ready_with_catalog_s": ready["catalog"],
         }
 
     def memory_run(
@@ -580,6 +584,10 @@ def print_table(r: dict) -> None:
             f"{c['items']:,}-item catalog (per-event cost added) | "
             f"{c['with_categories_per_s']:,.0f} / {c['through_catalog_per_s']:,.0f} ev/s "
             f"({c['added_cost']:+.0%}) |"
+        )
+        print(
+            f"| worker start → ready: no catalog / the {c['items']:,}-item catalog read first | "
+            f"{c['ready_s']:.1f} / {c['ready_with_catalog_s']:.1f} s |"
         )
     if "scale_out" in r:
         s = r["scale_out"]

@@ -120,9 +120,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         else:
             return False
         seen = offsets.get(tp)
-        batch = [
-            _ChangelogEvent(tp, r, decode) for r in records if seen is None or r.offset > seen
-        ]
+        batch = [_ChangelogEvent(tp, r, decode) for r in records if seen is None or r.offset > seen]
         if batch:
             table.apply_changelog_batch(batch)
             offsets[tp] = batch[-1].message.offset

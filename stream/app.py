@@ -231,7 +231,7 @@ class Pipeline:
             event = decode_event(
                 rec.value, header(headers, "content-type"), self.limits, now, catalog=True
             )
-            resolve_categories(event, self.catalog.data)  # the store: no Table hooks per event
+            resolve_categories(event, self._catalog_entries())
             key = event["user_id"].encode()
             if rec.key is not None and rec.key != key:
                 # Keyed by something else: re-key so the user's state stays on one partition.
@@ -263,6 +263,13 @@ class Pipeline:
             self.dead_letter(
                 rec, InvalidEvent("internal-error", f"{type(exc).__name__}: {exc}"[:200])
             )
+
+    def _catalog_entries(self) -> Mapping:
+        """The catalog's entries: the memory store's own dict (its Mapping methods are Python
+        calls per lookup), else the store; never the Table (its hooks run per access)."""
+        store = self.catalog.data
+        entries = getattr(store, "data", None)
+        return entries if type(entries) is dict else store
 
     def record(self, uid: str) -> UserRecord:
         """The user's live record: from the cache, else the table, else a new one."""

@@ -310,24 +310,35 @@ def main(argv: list[str] | None = None) -> int:
         produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         return env, len(events)
 
-    def catalog_rows(users: int) -> dict:
-        """The worker on the same events with their categories and through the catalog."""
-        rates, ready = {}, {}
-        for mode in ("item", "catalog"):
-            print(f"catalog join: {users:,} users × 50 events, categories: {mode} …", flush=True)
-            env = env_for(f"cat{mode}", INTEREST_MIN_INTERVAL_S=default_policy)
-            events = make_events(0, users, 50, seed=11, categories=mode)
-            if mode == "catalog":
-                produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
-            produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
-            run = consume_phase(bootstrap, env, workdir / f"cat{mode}", len(events))
-            rates[mode], ready[mode] = run["rate"], run["ready_s"]
+    def catalog_rows(users: int, rounds: int = 2) -> dict:
+        """The worker on the same events with their categories and through the catalog:
+        the two in turn ``rounds`` times (one pair of runs differed by up to 30% on its own),
+        the fastest run of each."""
+        rates: dict[str, list[float]] = {"item": [], "catalog": []}
+        ready: dict[str, float] = {}
+        for r in range(rounds):
+            for mode in ("item", "catalog"):
+                print(
+                    f"catalog join {r + 1}/{rounds}: {users:,} users × 50 events, "
+                    f"categories: {mode} …",
+                    flush=True,
+                )
+                env = env_for(f"cat{mode}{r}", INTEREST_MIN_INTERVAL_S=default_policy)
+                events = make_events(0, users, 50, seed=11, categories=mode)
+                if mode == "catalog":
+                    produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
+                produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
+                run = consume_phase(bootstrap, env, workdir / f"cat{mode}{r}", len(events))
+                rates[mode].append(run["rate"])
+                ready[mode] = min(ready.get(mode, run["ready_s"]), run["ready_s"])
+        best = {mode: max(v) for mode, v in rates.items()}
         return {
             "users": users,
             "items": ITEMS,
-            "with_categories_per_s": rates["item"],
-            "through_catalog_per_s": rates["catalog"],
-            "added_cost": rates["item"] / rates["catalog"] - 1,
+            "runs": rates,
+            "with_categories_per_s": best["item"],
+            "through_catalog_per_s": best["catalog"],
+            "added_cost": best["item"] / best["catalog"] - 1,
             "ready_s": ready["item"],
             "ready_with_catalog_s": ready["catalog"],
         }
@@ -581,7 +592,8 @@ def print_table(r: dict) -> None:
         c = r["catalog"]
         print(
             f"| worker, {c['users']:,} users × 50: categories in the events / through a "
-            f"{c['items']:,}-item catalog (per-event cost added) | "
+            f"{c['items']:,}-item catalog (per-event cost added; the faster of "
+            f"{len(c['runs']['item'])} runs each) | "
             f"{c['with_categories_per_s']:,.0f} / {c['through_catalog_per_s']:,.0f} ev/s "
             f"({c['added_cost']:+.0%}) |"
         )

@@ -318,6 +318,31 @@ class Dashboard:
                 {"reason": reason},
             )
         m.add("interest_snapshots_total", "counter", "Snapshots this worker emitted.", c.snapshots)
+        builder = self.pipeline.builder
+        m.add(
+            "interest_snapshot_builder_processes",
+            "gauge",
+            "Snapshot builder processes (0: snapshots are built in the worker).",
+            builder.processes,
+        )
+        m.add(
+            "interest_snapshots_built_in_worker_total",
+            "counter",
+            "Snapshots built in the worker's own loop (no builder, or builders busy or failed).",
+            builder.built_here,
+        )
+        m.add(
+            "interest_snapshot_builder_fallbacks_total",
+            "counter",
+            "Builder jobs built in the worker because a builder process failed.",
+            builder.fallbacks,
+        )
+        m.add(
+            "interest_records_written_total",
+            "counter",
+            "User records written to the table and its changelog (once per commit window).",
+            c.records_written,
+        )
         m.add("interest_table_users", "gauge", "Users in this worker's table.", self.table_size())
         m.add(
             "interest_pending_users",

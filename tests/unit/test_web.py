@@ -218,6 +218,8 @@ def test_metrics_parse_as_prometheus_text(http):
     put_user(pipe, "u1", ["a"])
     pipe.counters.events, pipe.counters.applied, pipe.counters.snapshots = 10, 9, 4
     pipe.counters.dlq["malformed"] = 1
+    pipe.counters.records_written = 7
+    pipe.builder.built_here, pipe.builder.fallbacks = 3, 1
 
     from stream.scoring import ScorerStats
 
@@ -234,6 +236,11 @@ def test_metrics_parse_as_prometheus_text(http):
     assert value["interest_events_applied"] == 9
     assert value["interest_snapshots"] == 4
     assert value["interest_table_users"] == 1
+    assert value["interest_snapshots_built_in_worker"] == 3
+    assert value["interest_snapshot_builder_fallbacks"] == 1
+    assert families["interest_snapshot_builder_fallbacks"].type == "counter"
+    assert value["interest_snapshot_builder_processes"] == pipe.builder.processes
+    assert value["interest_records_written"] == 7
     dlq = {s.labels["reason"]: s.value for s in families["interest_dlq"].samples}
     assert dlq["malformed"] == 1 and dlq["late"] == 0
     assert value["interest_scorer_batches"] == 4

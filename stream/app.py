@@ -200,10 +200,11 @@ class Pipeline:
         now = time.time()
         touched: dict[str, dict] = {}
         self.counters.batches += 1
+        catalog = self._catalog_entries()
         for tp, records in batches.items():
             pop = self._population(tp.partition)
             for rec in records:
-                self._apply(rec, now, touched, pop)
+                self._apply(rec, now, touched, pop, catalog)
             self._processed[tp] = records[-1].offset + 1
             self.dirty_populations.add(tp.partition)
         self.counters.last_event_wall = now
@@ -219,7 +220,9 @@ class Pipeline:
         self.builder.submit()
         await self.output.send_behind()  # handed over while the next batch is applied
 
-    def _apply(self, rec: Any, now: float, touched: dict, pop: PopulationInterest) -> None:
+    def _apply(
+        self, rec: Any, now: float, touched: dict, pop: PopulationInterest, catalog: Mapping
+    ) -> None:
         self.counters.events += 1
         headers = rec.headers
         if headers and header(headers, CONTROL_HEADER) == FORGET:
@@ -231,7 +234,7 @@ class Pipeline:
             event = decode_event(
                 rec.value, header(headers, "content-type"), self.limits, now, catalog=True
             )
-            resolve_categories(event, self._catalog_entries())
+            resolve_categories(event, catalog)
             key = event["user_id"].encode()
             if rec.key is not None and rec.key != key:
                 # Keyed by something else: re-key so the user's state stays on one partition.

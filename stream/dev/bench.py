@@ -312,10 +312,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def catalog_rows(users: int, rounds: int = 2) -> dict:
         """The worker on the same events with their categories and through the catalog, in
-        turn ``rounds`` times, the fastest run of each: with one snapshot per user (the
-        join's own cost), then once each under the default emission policy. The policy's
-        snapshots depend on wall time and batch boundaries: the catalog topic's run emitted
-        13-15% more snapshots than the other's, which was the whole difference in rate."""
+        turn ``rounds`` times with one snapshot per user (the join's own cost; the fastest run
+        of each), then once each under the default policy, whose snapshot count differs."""
         one_snapshot = {"INTEREST_MIN_INTERVAL_S": "1e9", "INTEREST_TV_THRESHOLD": "1.0"}
         policy = {"INTEREST_MIN_INTERVAL_S": default_policy}
         rates: dict[str, list[float]] = {}

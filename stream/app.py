@@ -38,7 +38,7 @@ from models.records import PopulationField
 from models.schema import POPULATION_KEY
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, top_k
 from models.tracker import total_variation as tv
-from stream.batch_consumer import SCHEME, register_transport
+from stream.batch_consumer import register_transport
 from stream.catalog import catalog_table, decode_item, resolve_categories
 from stream.codec import (
     InvalidEvent,
@@ -52,6 +52,7 @@ from stream.codec import (
     register_codecs,
 )
 from stream.counters import Counters
+from stream.faust_config import ROCKSDB_OPTIONS, faust_config
 from stream.memory import trim_heap
 from stream.output import Output
 from stream.settings import Settings
@@ -68,13 +69,6 @@ CATCH_UP_TIMEOUT_S = 15.0
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
-# Per partition's RocksDB. Faust's defaults (3 × 64 MiB memtables, a 2 GiB block cache) let
-# resident memory grow with the state for gigabytes; these keep it flat.
-ROCKSDB_OPTIONS = {
-    "write_buffer_size": 4 << 20,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 16 << 20,
-}
 
 
 class Pipeline:
@@ -564,32 +558,7 @@ def create_app(settings: Settings | None = None, **overrides) -> tuple[faust.App
     register_codecs()
     register_transport()
     settings = settings or Settings.from_env()
-    broker = settings.broker_url if settings.bootstrap else "kafka://127.0.0.1:9092"
-    config = dict(
-        broker=broker,
-        broker_consumer=broker.replace("kafka://", f"{SCHEME}://", 1),
-        store=settings.store,
-        datadir=settings.state_dir,
-        topic_partitions=settings.partitions,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_bind=settings.web_host,
-        producer_linger=0.005,
-        producer_max_batch_size=1 << 20,
-        producer_max_request_size=4 << 20,
-        broker_max_poll_records=settings.batch,
-        stream_buffer_maxsize=8192,
-        broker_commit_interval=settings.commit_interval_s,
-        table_cleanup_interval=30.0,
-        autodiscover=False,
-        # Faust's generic /table and /router views would expose raw per-user records.
-        web_tables_enabled=False,
-        web_router_enabled=False,
-        broker_credentials=settings.security.faust_credentials(),
-        **settings.group_config(),  # failover: session, heartbeat, rebalance, standbys
-    )
+    config = faust_config(settings)
     config.update(overrides)
     # The hot path allocates many short-lived dicts; with the default thresholds the cyclic
     # collector's full passes over every live object (cache, dashboard) took a quarter of

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ from kafka.admin import KafkaAdminClient
 
 from stream.catalog import encode_item
 from stream.codec import InvalidEvent, decode_event, pack
+from stream.dev.bench_table import print_table
 from stream.dev.events import ITEMS, interleaved_events, item_category
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
@@ -47,6 +49,7 @@ from stream.dev.localrun import (
     stop_local_broker,
     worker_env,
 )
+from stream.dev.proc_cpu import process_cpu_seconds
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
@@ -187,7 +190,8 @@ def consume_phase(
     workers: int = 1,
 ) -> dict:
     """Start ``workers`` processes in one group on a pre-produced topic; time them until the
-    group's committed offsets reach ``total``; the first one's RSS when idle and at the end."""
+    group's committed offsets reach ``total``; the first one's RSS when idle and at the end,
+    and the CPU the workers (with their child processes) spent per event meanwhile."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group = env["INTEREST_APP_ID"]
     procs = [
@@ -199,6 +203,7 @@ def consume_phase(
         for i in range(workers)
     ]
     idle_rss = procs[0].rss_bytes()
+    cpu_before = sum(process_cpu_seconds(p.pid) for p in procs)
     started = time.monotonic()
     try:
         while True:
@@ -210,6 +215,7 @@ def consume_phase(
             time.sleep(0.1)
         seconds = time.monotonic() - started
         end_rss = procs[0].rss_bytes()
+        cpu = sum(process_cpu_seconds(p.pid) for p in procs) - cpu_before
     finally:
         for p in procs:
             p.stop()
@@ -220,6 +226,7 @@ def consume_phase(
         "idle_rss": idle_rss,
         "end_rss": end_rss,
         "ready_s": procs[0].ready_after,
+        "cpu_us_per_event": 1e6 * cpu / total,
     }
 
 
@@ -310,13 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         return env, len(events)
 
-    def catalog_rows(users: int, rounds: int = 2) -> dict:
+    def catalog_rows(users: int, rounds: int = 3) -> dict:
         """The worker on the same events with their categories and through the catalog, in
-        turn ``rounds`` times with one snapshot per user (the join's own cost; the fastest run
-        of each), then once each under the default policy, whose snapshot count differs."""
+        turn ``rounds`` times with one snapshot per user (the join's own cost: the median CPU
+        per event of each, and the fastest run), then once each under the default policy,
+        whose snapshot count differs."""
         one_snapshot = {"INTEREST_MIN_INTERVAL_S": "1e9", "INTEREST_TV_THRESHOLD": "1.0"}
         policy = {"INTEREST_MIN_INTERVAL_S": default_policy}
         rates: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         ready: dict[str, float] = {}
         for r, extra in [(r, one_snapshot) for r in range(rounds)] + [(rounds, policy)]:
             for mode in ("item", "catalog"):
@@ -333,15 +342,21 @@ def main(argv: list[str] | None = None) -> int:
                 produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
                 run = consume_phase(bootstrap, env, workdir / f"cat{mode}{r}", len(events))
                 rates.setdefault(name, []).append(run["rate"])
+                cpu.setdefault(name, []).append(run["cpu_us_per_event"])
                 ready[mode] = min(ready.get(mode, run["ready_s"]), run["ready_s"])
         best = {name: max(v) for name, v in rates.items()}
+        per_event = {name: statistics.median(v) for name, v in cpu.items()}
         return {
             "users": users,
             "items": ITEMS,
             "runs": rates,
+            "cpu_us_per_event_runs": cpu,
             "with_categories_per_s": best["item"],
             "through_catalog_per_s": best["catalog"],
             "added_cost": best["item"] / best["catalog"] - 1,
+            "with_categories_cpu_us": per_event["item"],
+            "through_catalog_cpu_us": per_event["catalog"],
+            "added_cpu": per_event["catalog"] / per_event["item"] - 1,
             "policy_with_categories_per_s": best["item-policy"],
             "policy_through_catalog_per_s": best["catalog-policy"],
             "ready_s": ready["item"],
@@ -408,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                 "bare_consumer_per_s": bare,
                 "noop_agent_per_s": noop["rate"],
                 "worker_per_s": worker["rate"],
+                "noop_agent_cpu_us": noop["cpu_us_per_event"],
+                "worker_cpu_us": worker["cpu_us_per_event"],
                 "worker_vs_bare": worker["rate"] / bare,
                 "rss_per_user": (worker["end_rss"] - worker["idle_rss"]) / users,
             }
@@ -527,95 +544,6 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nJSON: {out}")
     return 0
-
-
-def print_table(r: dict) -> None:
-    print(f"\n## Benchmark ({r['machine']}, Python {r['python']}, {r['date']})\n")
-    labels = list(r["workloads"])
-    print("| consumer of the same topic | " + " | ".join(labels) + " |")
-    print("|---|" + "---:|" * len(labels))
-    rows = [
-        ("bare aiokafka `getmany` + decode/validate", "bare_consumer_per_s", "{:,.0f} ev/s"),
-        ("Faust agent, `take_events(1000)`, does nothing", "noop_agent_per_s", "{:,.0f} ev/s"),
-        (
-            "`interest-tracker worker` (dashboard on, default emission)",
-            "worker_per_s",
-            "{:,.0f} ev/s",
-        ),
-        ("worker / bare consumer", "worker_vs_bare", "{:.1%}"),
-        (
-            "worker, a snapshot per change (min-interval 0)",
-            "worker_min_interval_0_per_s",
-            "{:,.0f} ev/s",
-        ),
-        (
-            "worker, default emission, a snapshot builder process",
-            "worker_builder_process_per_s",
-            "{:,.0f} ev/s",
-        ),
-        ("worker with the scorer flat out", "worker_with_scorer_per_s", "{:,.0f} ev/s"),
-        ("with the scorer / without", "scorer_ratio", "{:.0%}"),
-        ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),
-    ]
-    for title, key, fmt in rows:
-        cells = [
-            fmt.format(r["workloads"][w][key]) if key in r["workloads"][w] else "—" for w in labels
-        ]
-        print(f"| {title} | " + " | ".join(cells) + " |")
-    print("\n| measure | value |\n|---|---|")
-    for policy, lat in r.get("latency", {}).items():
-        print(
-            f"| event→snapshot at {lat['rate']:,.0f} ev/s, {policy}: p50 / p95 / p99 | "
-            f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f} ms "
-            f"({lat['snapshots']:,} snapshots) |"
-        )
-    for store, m in r.get("memory", {}).items():
-        waves = ", ".join(f"{u:,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
-        print(
-            f"| {store} RSS (MiB) as users grow, settled after each wave, dashboard feed off "
-            f"({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |"
-        )
-        print(
-            f"| {store} RSS per user, 3 events each: (end − idle) / users; marginal over the "
-            "second half | "
-            f"{m['bytes_per_user']:,.0f} B; {m['marginal_bytes_per_user']:,.0f} B |"
-        )
-        rec = m["recovery"]
-        seconds = f"{rec['recovery_s']:.1f} s" if rec["recovery_s"] is not None else "?"
-        print(
-            f"| {store} restart, {m['users']:,} users: recovery start → ready | {seconds} "
-            f"(process start → ready {rec['process_to_ready_s']:.1f} s) |"
-        )
-    if "memory_history" in r:
-        h = r["memory_history"]
-        print(
-            f"| RSS per user, 50-event history ({h['users']:,} users in {h['waves']} settled "
-            "waves, dashboard feed off): (end − idle) / users; marginal over the second half "
-            f"| {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
-        )
-    if "catalog" in r:
-        c = r["catalog"]
-        print(
-            f"| worker, {c['users']:,} users × 50, one snapshot per user: categories in the "
-            f"events / through a {c['items']:,}-item catalog (the join's cost; the faster of "
-            f"{len(c['runs']['item'])} runs each) | {c['with_categories_per_s']:,.0f} / "
-            f"{c['through_catalog_per_s']:,.0f} ev/s ({c['added_cost']:+.0%}) |"
-        )
-        print(
-            "| the same, default emission policy (one run each; the snapshots emitted differ) | "
-            f"{c['policy_with_categories_per_s']:,.0f} / "
-            f"{c['policy_through_catalog_per_s']:,.0f} ev/s |"
-        )
-        print(
-            f"| worker start → ready: no catalog / the {c['items']:,}-item catalog read first | "
-            f"{c['ready_s']:.1f} / {c['ready_with_catalog_s']:.1f} s |"
-        )
-    if "scale_out" in r:
-        s = r["scale_out"]
-        print(
-            f"| 8 partitions: one worker / two workers in one group | "
-            f"{s['one_worker_per_s']:,.0f} / {s['two_workers_per_s']:,.0f} ev/s |"
-        )
 
 
 if __name__ == "__main__":

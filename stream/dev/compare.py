@@ -27,40 +27,12 @@ from kafka.admin import KafkaAdminClient
 
 from stream.dev.bench import committed_total, make_events, produce
 from stream.dev.localrun import WorkerProcess, free_port, start_local_broker, worker_env
+from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
 PROFILE_AFTER_S = 10.0
 PROFILE_FOR_S = 20
-
-
-def thread_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of ``pid``, from ``/proc``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # the thread ended
-            continue
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def children_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU seconds of each child process of ``pid`` (the snapshot builders, a scorer)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid:
-            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
 
 
 def broker_pid() -> int | None:

@@ -1,0 +1,100 @@
+"""The Markdown tables ``python -m stream.dev.bench`` prints from its results."""
+
+from __future__ import annotations
+
+
+def print_table(r: dict) -> None:
+    print(f"\n## Benchmark ({r['machine']}, Python {r['python']}, {r['date']})\n")
+    labels = list(r["workloads"])
+    print("| consumer of the same topic | " + " | ".join(labels) + " |")
+    print("|---|" + "---:|" * len(labels))
+    rows = [
+        ("bare aiokafka `getmany` + decode/validate", "bare_consumer_per_s", "{:,.0f} ev/s"),
+        ("Faust agent, `take_events(1000)`, does nothing", "noop_agent_per_s", "{:,.0f} ev/s"),
+        (
+            "`interest-tracker worker` (dashboard on, default emission)",
+            "worker_per_s",
+            "{:,.0f} ev/s",
+        ),
+        ("worker / bare consumer", "worker_vs_bare", "{:.1%}"),
+        ("CPU per event: the do-nothing agent", "noop_agent_cpu_us", "{:,.0f} µs"),
+        ("CPU per event: the worker (default emission)", "worker_cpu_us", "{:,.0f} µs"),
+        (
+            "worker, a snapshot per change (min-interval 0)",
+            "worker_min_interval_0_per_s",
+            "{:,.0f} ev/s",
+        ),
+        (
+            "worker, default emission, a snapshot builder process",
+            "worker_builder_process_per_s",
+            "{:,.0f} ev/s",
+        ),
+        ("worker with the scorer flat out", "worker_with_scorer_per_s", "{:,.0f} ev/s"),
+        ("with the scorer / without", "scorer_ratio", "{:.0%}"),
+        ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),
+    ]
+    for title, key, fmt in rows:
+        cells = [
+            fmt.format(r["workloads"][w][key]) if key in r["workloads"][w] else "—" for w in labels
+        ]
+        print(f"| {title} | " + " | ".join(cells) + " |")
+    print("\n| measure | value |\n|---|---|")
+    for policy, lat in r.get("latency", {}).items():
+        print(
+            f"| event→snapshot at {lat['rate']:,.0f} ev/s, {policy}: p50 / p95 / p99 | "
+            f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f} ms "
+            f"({lat['snapshots']:,} snapshots) |"
+        )
+    for store, m in r.get("memory", {}).items():
+        waves = ", ".join(f"{u:,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
+        print(
+            f"| {store} RSS (MiB) as users grow, settled after each wave, dashboard feed off "
+            f"({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |"
+        )
+        print(
+            f"| {store} RSS per user, 3 events each: (end − idle) / users; marginal over the "
+            "second half | "
+            f"{m['bytes_per_user']:,.0f} B; {m['marginal_bytes_per_user']:,.0f} B |"
+        )
+        rec = m["recovery"]
+        seconds = f"{rec['recovery_s']:.1f} s" if rec["recovery_s"] is not None else "?"
+        print(
+            f"| {store} restart, {m['users']:,} users: recovery start → ready | {seconds} "
+            f"(process start → ready {rec['process_to_ready_s']:.1f} s) |"
+        )
+    if "memory_history" in r:
+        h = r["memory_history"]
+        print(
+            f"| RSS per user, 50-event history ({h['users']:,} users in {h['waves']} settled "
+            "waves, dashboard feed off): (end − idle) / users; marginal over the second half "
+            f"| {h['bytes_per_user']:,.0f} B; {h['marginal_bytes_per_user']:,.0f} B |"
+        )
+    if "catalog" in r:
+        c = r["catalog"]
+        runs = len(c["runs"]["item"])
+        print(
+            f"| worker, {c['users']:,} users × 50, one snapshot per user: categories in the "
+            f"events / through a {c['items']:,}-item catalog, CPU per event (the join's cost; "
+            f"the median of {runs} runs each) | {c['with_categories_cpu_us']:,.1f} / "
+            f"{c['through_catalog_cpu_us']:,.1f} µs ({c['added_cpu']:+.0%}) |"
+        )
+        print(
+            f"| the same runs, events/s (the faster of {runs} each) | "
+            f"{c['with_categories_per_s']:,.0f} / {c['through_catalog_per_s']:,.0f} ev/s "
+            f"({c['added_cost']:+.0%} per event) |"
+        )
+        print(
+            "| the same, default emission policy (one run each; the snapshots emitted differ) | "
+            f"{c['policy_with_categories_per_s']:,.0f} / "
+            f"{c['policy_through_catalog_per_s']:,.0f} ev/s |"
+        )
+        print(
+            f"| worker start → ready: no catalog / the {c['items']:,}-item catalog read first | "
+            f"{c['ready_s']:.1f} / {c['ready_with_catalog_s']:.1f} s |"
+        )
+    if "scale_out" in r:
+        s = r["scale_out"]
+        print(
+            f"| 8 partitions: one worker / two workers in one group | "
+            f"{s['one_worker_per_s']:,.0f} / {s['two_workers_per_s']:,.0f} ev/s |"
+        )

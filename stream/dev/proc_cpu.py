@@ -1,0 +1,51 @@
+"""CPU seconds of a process's threads and of its children, read from ``/proc`` (Linux).
+
+For the benchmarks: the CPU a worker spends per event is steadier than its wall-clock rate on a
+shared machine, where the broker and the load generator take turns on the same cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _stat_fields(path: str) -> list[str]:
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    return Path(path).read_text().rsplit(")", 1)[1].split()
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+        except FileNotFoundError:  # the thread ended
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def children_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each live child process of ``pid`` (snapshot builders, a scorer)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(f"/proc/{entry}/stat")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children together (what it has cost so far)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    return (int(fields[11]) + int(fields[12])) / tick + sum(children_cpu_seconds(pid).values())

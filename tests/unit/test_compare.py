@@ -1,12 +1,17 @@
-"""The profile summary of ``stream.dev.compare``: shares of the main thread's busy samples."""
+"""``stream.dev.compare``'s profile summary (shares of the main thread's busy samples) and the
+``/proc`` CPU readers that it and the bench use."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from stream.dev.compare import summarize
+from stream.dev.proc_cpu import process_cpu_seconds
 
 pytestmark = pytest.mark.unit
 
@@ -27,3 +32,21 @@ def test_summary_counts_the_main_threads_busy_samples_only(tmp_path: Path):
     )
     shares = dict(summarize(raw))
     assert shares == {"learn": 0.75, "snapshot": 0.25}  # main, run and handle are in all 8
+
+
+def test_process_cpu_counts_a_busy_childs_seconds():
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {busy!r}])",
+        ]
+    )
+    seen = 0.0
+    deadline = time.monotonic() + 30
+    while parent.poll() is None and time.monotonic() < deadline:  # read while the child lives
+        seen = max(seen, process_cpu_seconds(parent.pid))
+        time.sleep(0.05)
+    parent.wait()
+    assert seen >= 0.3  # the parent itself only waits: this is the child's CPU

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+RATE = "{:,.0f} ev/s"
+
 
 def print_table(r: dict) -> None:
     print(f"\n## Benchmark ({r['machine']}, Python {r['python']}, {r['date']})\n")
@@ -9,12 +11,12 @@ def print_table(r: dict) -> None:
     print("| consumer of the same topic | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(labels))
     rows = [
-        ("bare aiokafka `getmany` + decode/validate", "bare_consumer_per_s", "{:,.0f} ev/s"),
-        ("Faust agent, `take_events(1000)`, does nothing", "noop_agent_per_s", "{:,.0f} ev/s"),
+        ("bare aiokafka `getmany` + decode/validate", "bare_consumer_per_s", RATE),
+        ("Faust agent, `take_events(1000)`, does nothing", "noop_agent_per_s", RATE),
         (
             "`interest-tracker worker` (dashboard on, default emission)",
             "worker_per_s",
-            "{:,.0f} ev/s",
+            RATE,
         ),
         ("worker / bare consumer", "worker_vs_bare", "{:.1%}"),
         ("CPU per event: the do-nothing agent", "noop_agent_cpu_us", "{:,.0f} µs"),
@@ -22,14 +24,14 @@ def print_table(r: dict) -> None:
         (
             "worker, a snapshot per change (min-interval 0)",
             "worker_min_interval_0_per_s",
-            "{:,.0f} ev/s",
+            RATE,
         ),
         (
             "worker, default emission, a snapshot builder process",
             "worker_builder_process_per_s",
-            "{:,.0f} ev/s",
+            RATE,
         ),
-        ("worker with the scorer flat out", "worker_with_scorer_per_s", "{:,.0f} ev/s"),
+        ("worker with the scorer flat out", "worker_with_scorer_per_s", RATE),
         ("with the scorer / without", "scorer_ratio", "{:.0%}"),
         ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),
     ]
@@ -46,7 +48,7 @@ def print_table(r: dict) -> None:
             f"({lat['snapshots']:,} snapshots) |"
         )
     for store, m in r.get("memory", {}).items():
-        waves = ", ".join(f"{u:,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
+        waves = ", ".join(f"{int(u):,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
         print(
             f"| {store} RSS (MiB) as users grow, settled after each wave, dashboard feed off "
             f"({waves}) | idle {m['idle_rss'] / 2**20:,.0f} |"

@@ -1,0 +1,57 @@
+"""The bench's Markdown tables, printed from results that went through its JSON file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stream.dev.bench_table import print_table
+
+pytestmark = pytest.mark.unit
+
+
+def _results() -> dict:
+    workload = {"bare_consumer_per_s": 80_000.0, "worker_per_s": 4_000.0, "worker_cpu_us": 250.4}
+    return {
+        "machine": "vm",
+        "python": "3.11",
+        "date": "today",
+        "workloads": {"100k users × 3": workload},
+        "memory": {
+            "memory://": {
+                "users": 100_000,
+                "rss_at_users": {100_000: 2**28},
+                "idle_rss": 2**26,
+                "bytes_per_user": 1_000.0,
+                "marginal_bytes_per_user": 500.0,
+                "recovery": {"recovery_s": None, "process_to_ready_s": 3.0},
+            }
+        },
+        "catalog": {
+            "users": 2_000,
+            "items": 100_000,
+            "runs": {"item": [9_000.0, 8_000.0], "catalog": [8_000.0, 7_000.0]},
+            "with_categories_cpu_us": 100.0,
+            "through_catalog_cpu_us": 108.0,
+            "added_cpu": 0.08,
+            "with_categories_per_s": 9_000.0,
+            "through_catalog_per_s": 8_000.0,
+            "added_cost": 0.125,
+            "policy_with_categories_per_s": 7_000.0,
+            "policy_through_catalog_per_s": 6_000.0,
+            "ready_s": 4.0,
+            "ready_with_catalog_s": 5.5,
+        },
+    }
+
+
+def test_tables_print_from_the_json_file(capsys):
+    print_table(json.loads(json.dumps(_results())))  # JSON makes the users' counts strings
+    out = capsys.readouterr().out
+    assert "| `interest-tracker worker` (dashboard on, default emission) | 4,000 ev/s |" in out
+    assert "| CPU per event: the worker (default emission) | 250 µs |" in out
+    assert "| CPU per event: the do-nothing agent | — |" in out  # a row the run did not measure
+    assert "(100,000: 256) | idle 64 |" in out and "| ? (process start → ready 3.0 s) |" in out
+    assert "100.0 / 108.0 µs (+8%)" in out and "the median of 2 runs each" in out
+    assert "9,000 / 8,000 ev/s (+12% per event)" in out

@@ -15,22 +15,25 @@ def _stat_fields(path: str) -> list[str]:
     return Path(path).read_text().rsplit(")", 1)[1].split()
 
 
+def _cpu_seconds(fields: list[str]) -> float:
+    """utime + stime of a ``stat`` line's fields (after the command name), in seconds."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU seconds (user + system) of each thread of ``pid``."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
         except FileNotFoundError:  # the thread ended
             continue
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+        out[int(tid)] = _cpu_seconds(fields)
     return out
 
 
 def children_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU seconds of each live child process of ``pid`` (snapshot builders, a scorer)."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -40,12 +43,11 @@ def children_cpu_seconds(pid: int) -> dict[int, float]:
         except (FileNotFoundError, ProcessLookupError):
             continue
         if int(fields[1]) == pid:
-            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+            out[int(entry)] = _cpu_seconds(fields)
     return out
 
 
 def process_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` and its live children together (what it has cost so far)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    fields = _stat_fields(f"/proc/{pid}/stat")
-    return (int(fields[11]) + int(fields[12])) / tick + sum(children_cpu_seconds(pid).values())
+    own = _cpu_seconds(_stat_fields(f"/proc/{pid}/stat"))
+    return own + sum(children_cpu_seconds(pid).values())

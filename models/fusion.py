@@ -26,6 +26,18 @@ from models.schema import OTHER
 FLOOR = 1e-9
 HISTORY_EDGES = (1, 2, 5, 10, 20, 50)  # buckets: 0 | 1 | 2-4 | 5-9 | 10-19 | 20-49 | 50+
 DEFAULT_OTHER_SPREAD = 100.0  # a category absent from a sparse dict gets _other / this
+BASES = ("online", "collaborative")  # the estimates a sequence model is fused with
+
+
+def checkpoint_key(base: str) -> str:
+    """Where a checkpoint's ``extra`` keeps the weights fitted for fusing with ``base``.
+
+    >>> [checkpoint_key(b) for b in BASES]
+    ['fusion', 'fusion_collaborative']
+    """
+    if base not in BASES:
+        raise ValueError(f"unknown fusion base {base!r}; one of {', '.join(BASES)}")
+    return "fusion" if base == "online" else f"fusion_{base}"
 
 
 def _sigmoid(z: np.ndarray | float) -> np.ndarray | float:
@@ -317,12 +329,14 @@ def _fit_flat(
 
 
 class FusedPredictor:
-    """The ``fused`` row of the evaluation harness: online ⊕ sequence with fitted weights.
+    """The ``fused`` row of the evaluation harness: base ⊕ sequence with fitted weights.
 
-    ``sequence`` and ``online`` follow the harness's predictor protocol (dense vectors over
-    ``categories``); the weights come from ``params``, else from the sequence predictor's
-    checkpoint (``fusion_params``), else the unfitted defaults (``w = 0.5``, see ``note``).
-    Scores are fresh at evaluation (``age_s = 0``).
+    ``sequence`` and ``online`` (the base: the ``online`` or the ``collaborative`` row's
+    predictor, told apart by its ``name``) follow the harness's predictor protocol (dense
+    vectors over ``categories``); the weights come from ``params``, else from the sequence
+    predictor's checkpoint (``fusion_params_for(base)``, else its ``online`` fit), else the
+    unfitted defaults (``w = 0.5``, see ``note``). Scores are fresh at
+    evaluation (``age_s = 0``).
 
     Examples
     --------
@@ -349,7 +363,7 @@ class FusedPredictor:
         self.categories = list(categories)
         self.note = ""
         if params is None:
-            stored = getattr(sequence, "fusion_params", None)
+            stored = _stored_params(sequence, getattr(online, "name", "online"))
             if stored:
                 params = FusionParams.from_dict(stored)
             else:
@@ -368,6 +382,15 @@ class FusedPredictor:
         self._counts[event["user_id"]] = self._counts.get(event["user_id"], 0) + 1
         self.sequence.learn(event)
         self.online.learn(event)
+
+
+def _stored_params(sequence: Any, base: str) -> Mapping[str, Any] | None:
+    """The fit stored with ``sequence`` for ``base``, else its ``online`` fit (a checkpoint from
+    before the per-base fits; the stream falls back alike)."""
+    lookup = getattr(sequence, "fusion_params_for", None)
+    if lookup is not None:
+        return lookup(base) or lookup("online")
+    return getattr(sequence, "fusion_params", None)
 
 
 def evaluation_predictor(sequence: Any, online: Any, categories: Sequence[str]) -> FusedPredictor:

@@ -491,6 +491,8 @@ def snapshot_of(
     src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
     if prior is not None:
         src.setdefault("online", {})["prior"] = {"n_events": prior.n_events, "ts": prior.ts}
+    if collaborative is not None and fused is None:
+        src["online"]["collaborative"] = True
     snapshot = {
         "user_id": user_id,
         "ts": user.last_ts,

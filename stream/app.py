@@ -421,7 +421,7 @@ class Pipeline:
         seq = self.sequence.get(uid)
         if seq is None or self.scorer is None:
             return build_snapshot(uid, record, self.cfg, prior=prior, collaborative=self.collab)
-        return self.scorer.fused_snapshot(uid, record, seq, prior)
+        return self.scorer.fused_snapshot(uid, record, seq, prior, self.collab)
 
     def prior(self, partition: int | None) -> PopulationPrior | None:
         """The partition's population prior, rebuilt from its live state at most every
@@ -451,7 +451,7 @@ class Pipeline:
         prior = self.prior(record.partition)
         seq = self.sequence.get(uid)
         if seq is not None and self.scorer is not None:
-            snapshot = self.scorer.fused_snapshot(uid, record, seq, prior)
+            snapshot = self.scorer.fused_snapshot(uid, record, seq, prior, self.collab)
             snapshot["emitted_at"] = time.time()
             self.builder.ready(uid, encode_snapshot(snapshot, self.settings.snapshot_format))
         else:

@@ -21,7 +21,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.fusion import FusionParams
+from models.fusion import BASES, FusionParams, checkpoint_key
+from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
@@ -120,7 +121,7 @@ class StreamScorer:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="sequence-scorer")
         self.stats = ScorerStats(versions=[scorer.version])
         self._fusion_version = None
-        self._fusion = FusionParams()
+        self._fusion: dict[str, FusionParams] = {}
         self._refresh_fusion()
 
     @classmethod
@@ -144,9 +145,18 @@ class StreamScorer:
 
     def _refresh_fusion(self) -> None:
         if self._fusion_version != self.scorer.version:
-            fitted = self.scorer.extra.get("fusion")
-            self._fusion = FusionParams.from_dict(fitted) if fitted else FusionParams()
+            extra = self.scorer.extra
+            self._fusion = {
+                base: FusionParams.from_dict(extra[checkpoint_key(base)])
+                for base in BASES
+                if extra.get(checkpoint_key(base))
+            }
             self._fusion_version = self.scorer.version
+
+    def _fusion_for(self, base: str) -> FusionParams:
+        """The fitted weights for ``base``; the ``online`` fit for a checkpoint without one
+        for ``base``; the unfitted defaults without any."""
+        return self._fusion.get(base) or self._fusion.get("online") or FusionParams()
 
     def mark(self, uid: str) -> None:
         self.dirty[uid] = None
@@ -206,23 +216,33 @@ class StreamScorer:
         return score_histories(self.scorer, histories, self.settings.top_items)
 
     def fused_snapshot(
-        self, uid: str, record: UserRecord, seq: tuple, prior: PopulationPrior | None = None
+        self,
+        uid: str,
+        record: UserRecord,
+        seq: tuple,
+        prior: PopulationPrior | None = None,
+        collaborative: CollaborativePrior | None = None,
     ) -> dict:
         """The user's snapshot with the sequence estimate fused in (weights in ``sources``).
 
-        The online side is smoothed toward ``prior`` when given, as in ``evaluate``'s fused row.
+        The base is what the snapshot would publish without the sequence model, as in
+        ``evaluate``'s fused row: the online estimate smoothed toward ``prior`` when given, with
+        ``collaborative`` mixed in when given (and the weights fitted for that base).
         """
         self._refresh_fusion()
         dist, scored_at, version, *rest = seq
         cfg = self.pipeline.cfg
         user = record.interest
-        online = published_estimate(user, prior, cfg)
+        base = published_estimate(user, prior, cfg)
+        if collaborative is not None:
+            base = collaborative.apply(base, user.own_distribution(), user.n_events)
+        params = self._fusion_for("online" if collaborative is None else "collaborative")
         age = max(0.0, time.time() - scored_at)
-        fused, weights = self._fusion.combine(online, dist, user.n_events, age)
+        fused, weights = params.combine(base, dist, user.n_events, age)
         sources = {
-            "online": {"weight": weights["online"]},
+            "online": {"weight": weights["online"], "collaborative": collaborative is not None},
             "sequence": {"weight": weights["sequence"], "version": version, "age_s": age},
-            "fused": {"method": self._fusion.method, "fitted": self._fusion.n_events > 0},
+            "fused": {"method": params.method, "fitted": params.n_events > 0},
         }
         snapshot = build_snapshot(
             uid, record, cfg, fused=fused, sources=sources, sequence_version=version, prior=prior

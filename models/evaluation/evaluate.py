@@ -79,7 +79,8 @@ def sequence_rows(
       must depend only on the user's own past events: the harness batches them through its
       ``predict_many(queries) -> [n, C]`` when it has one (:class:`PrefetchedPredictor`).
     - ``models.fusion.evaluation_predictor(sequence, online, categories) -> Predictor``: the
-      fused estimate, given a fresh Transformer predictor and a fresh online predictor.
+      fused estimate, given a fresh Transformer predictor and a fresh base predictor
+      (:func:`fusion_base`).
 
     A missing checkpoint or hook leaves the rows out, with the reason in ``notes``;
     a checkpoint that does not load raises ``ValueError`` with the reason.
@@ -115,9 +116,19 @@ def sequence_rows(
         )
         return rows
     seq = load()
-    fused = make_fused(seq, OnlinePredictor(ctx.vocab), names)
+    fused = make_fused(seq, fusion_base(seq, ctx), names)
     rows.append(_replay_noted(fused, ctx, notes, progress, "fused", seq.prefetch))
     return rows
+
+
+def fusion_base(seq: Predictor, ctx: ReplayContext) -> OnlinePredictor:
+    """The estimate the ``fused`` row fuses the Transformer with: the ``collaborative`` row's
+    when the checkpoint has weights fitted for it (as a worker with a collaborative prior
+    does), else the ``online`` row's."""
+    lookup = getattr(seq, "fusion_params_for", None)
+    if lookup is not None and lookup("collaborative"):
+        return CollaborativePredictor(ctx.vocab, ctx.split)
+    return OnlinePredictor(ctx.vocab)
 
 
 def _replay_noted(

@@ -1,5 +1,5 @@
 """What is fitted after training, on the validation targets: the item/category mix of the
-scorer and the fusion weights (online ⊕ sequence)."""
+scorer and the fusion weights (online or collaborative ⊕ sequence)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from models import fusion
-from models.online import PopulationInterest, UserInterest
+from models.evaluation.predictors import CollaborativePredictor, OnlinePredictor
+from models.evaluation.vocabulary import Vocabulary
 from models.sequence.config import OOV, PAD
 from models.sequence.encoding import EncodedSequence, SequenceEncoder, collate, event_categories
 from models.sequence.model import SequenceModel
@@ -67,14 +68,19 @@ def fit_fusion_on_tail(
     stale_fraction: float = 0.5,
     max_stale_events: int = 5,
     extra: Mapping[str, Any] | None = None,
-) -> fusion.FusionParams:
-    """Fit :class:`models.fusion.FusionParams` on the validation tail ``[n_fit, n_train)``.
+) -> dict[str, fusion.FusionParams]:
+    """Fit :class:`models.fusion.FusionParams` on the validation tail ``[n_fit, n_train)``, once
+    per base estimate the sequence model is fused with: ``{"online": ..., "collaborative": ...}``.
 
-    The online estimator (``models.online``, as the stream runs it) is replayed over the whole
-    training period; at each tail event both estimates are taken before learning it. To teach
-    the staleness weight, a ``stale_fraction`` of tail events use the sequence estimate made
-    1..``max_stale_events`` events earlier for the same user, with its age in seconds.
-    ``extra`` (the checkpoint's) carries the item/category mix the scorer applies.
+    The bases are ``evaluate``'s ``online`` and ``collaborative`` rows, replayed over the whole
+    training period (the collaborative prior's weight fitted on the events before the tail);
+    at each tail event every estimate is taken before learning it. They are smoothed over the
+    training period's categories, as ``evaluate`` smooths them over the log's: a prior over
+    only the categories seen so far would give a category's first event probability 0 and
+    the fit too much weight on the sequence model. To teach the staleness weight, a
+    ``stale_fraction`` of tail events use the sequence estimate made 1..``max_stale_events``
+    events earlier for the same user, with its age in seconds. ``extra`` (the checkpoint's)
+    carries the item/category mix the scorer applies.
     """
     scorer = SequenceScorer(
         model,
@@ -84,30 +90,26 @@ def fit_fusion_on_tail(
         prior=(extra or {}).get("category_prior"),
         extra=extra,
     )
-    population = PopulationInterest()
-    users: dict[Any, Any] = {}
+    vocab = Vocabulary(c for e in events[:n_train] for c in event_categories(e))
+    base = CollaborativePredictor(vocab, split=n_fit)
     histories: dict[Any, list] = {}
     counts: dict[Any, int] = {}
-    onl_probs, rows_hist, rows_ctx, rows_targets, rows_ts, rows_user = [], [], [], [], [], []
+    base_probs: dict[str, list[list[float]]] = {"online": [], "collaborative": []}
+    rows_hist, rows_ctx, rows_targets, rows_ts, rows_user = [], [], [], [], []
     L = encoder.max_len
     for i in range(n_train):
         e = events[i]
         u = e["user_id"]
         if i >= n_fit:
-            prior = population.predict_proba_one()
-            est = users.get(u)
-            p_on = dict(prior) if est is None else est.predict_proba_one(e, prior=prior)
-            onl_probs.append([fusion.target_prob(p_on, c) for c in event_categories(e)])
+            targets = vocab.encode(event_categories(e))
+            base_probs["online"].append(OnlinePredictor.predict(base, e)[targets].tolist())
+            base_probs["collaborative"].append(base.predict(e)[targets].tolist())
             rows_hist.append(counts.get(u, 0))
             rows_ctx.append(list(histories.get(u, [])))
             rows_targets.append(event_categories(e))
             rows_ts.append(float(e["ts"]))
             rows_user.append(u)
-        est = users.get(u)
-        if est is None:
-            est = users[u] = UserInterest()
-        est.learn_one(e)
-        population.learn_one(e)
+        base.learn(e)
         h = histories.setdefault(u, [])
         h.append(encoder.encode_event(e))
         if len(h) > L + 1:
@@ -115,7 +117,7 @@ def fit_fusion_on_tail(
         counts[u] = counts.get(u, 0) + 1
     seq_arrays = scorer.score_array(rows_ctx)
     n_known = len(encoder.vocab) - 2
-    n_oov = max(1, len({c for e in events[:n_train] for c in event_categories(e)}) - n_known)
+    n_oov = max(1, len(vocab) - n_known)
 
     def seq_target_probs(row: int, cats: list[str]) -> list[float]:
         """The sequence estimate of ``row`` at the categories; OOV mass spread evenly."""
@@ -133,4 +135,7 @@ def fit_fusion_on_tail(
         seq_used.append(seq_target_probs(src, rows_targets[j]))
         ages.append(max(0.0, rows_ts[j] - rows_ts[src]))
         prev.append(j)
-    return fusion.fit_target_probs(onl_probs, seq_used, rows_hist, ages)
+    return {
+        name: fusion.fit_target_probs(probs, seq_used, rows_hist, ages)
+        for name, probs in base_probs.items()
+    }

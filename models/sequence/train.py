@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.fusion import checkpoint_key
 from models.sequence.calibrate import fit_fusion_on_tail, fit_item_category_mix
 from models.sequence.checkpoint import save_checkpoint
 from models.sequence.config import PAD, SequenceConfig
@@ -414,10 +415,11 @@ def train(
         fusion_note = "not fitted (leave-last-out split: no time tail)"
     elif tc.fit_fusion and data.n_val > 0:
         n_fit, n_train = data.n_fit, data.n_fit + data.n_val
-        params = fit_fusion_on_tail(
+        fits = fit_fusion_on_tail(
             model, encoder, events, n_fit, n_train, device, tc.seed, extra=extra
         )
-        extra["fusion"] = params.to_dict()
+        for base, params in fits.items():
+            extra[checkpoint_key(base)] = params.to_dict()
         fusion_note = "fitted"
     metadata["fusion"] = fusion_note
     metadata["seconds"] = time.perf_counter() - start_time

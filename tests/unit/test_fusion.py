@@ -9,6 +9,7 @@ from models.fusion import (
     OTHER,
     FusedPredictor,
     FusionParams,
+    checkpoint_key,
     evaluation_predictor,
     fit,
     fit_target_probs,
@@ -146,3 +147,40 @@ def test_fused_predictor_uses_stored_params():
     for _ in range(3):
         fused.learn(ev)
     assert fused.predict(ev)[0] > 0.99 and seq.learned == onl.learned == 3
+
+
+def test_fused_predictor_takes_the_fit_for_its_base():
+    class Seq:
+        def __init__(self, fits):
+            self.fits = fits
+
+        def fusion_params_for(self, base):
+            return self.fits.get(checkpoint_key(base))
+
+        def predict(self, event):
+            return np.array([1.0, 0.0])
+
+        def learn(self, event):
+            pass
+
+    class Base:
+        def __init__(self, name):
+            self.name = name
+
+        def predict(self, event):
+            return np.array([0.0, 1.0])
+
+        def learn(self, event):
+            pass
+
+    heavy = FusionParams(logits=(10.0,) * 7).to_dict()
+    light = FusionParams(logits=(-10.0,) * 7).to_dict()
+    seq = Seq({"fusion": heavy, "fusion_collaborative": light})
+    ev = {"user_id": "u", "ts": 0.0}
+    assert evaluation_predictor(seq, Base("online"), ["a", "b"]).predict(ev)[0] > 0.99
+    assert evaluation_predictor(seq, Base("collaborative"), ["a", "b"]).predict(ev)[1] > 0.99
+    older = Seq({"fusion": heavy})  # a checkpoint from before the per-base fits
+    assert evaluation_predictor(older, Base("collaborative"), ["a", "b"]).predict(ev)[0] > 0.99
+    assert evaluation_predictor(Seq({}), Base("online"), ["a", "b"]).note.startswith("fusion")
+    with pytest.raises(ValueError, match="unknown fusion base"):
+        checkpoint_key("content")

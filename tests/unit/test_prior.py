@@ -171,3 +171,45 @@ def test_trained_prior_is_saved_loaded_and_mixed_into_the_snapshot(tmp_path, syn
         mixed["distribution"] == pytest.approx(want)
         and mixed["distribution"] != plain["distribution"]
     )
+
+
+def test_worker_fuses_the_sequence_model_with_the_collaborative_estimate(synthetic):
+    """A worker with a collaborative prior fuses the Transformer with the estimate it would
+    publish without it, using the weights fitted for that base."""
+    import time
+    from types import SimpleNamespace
+
+    from models.fusion import FusionParams
+    from stream.scoring import StreamScorer
+
+    co = CategoryCoOccurrence()
+    users: dict[str, UserInterest] = {}
+    for e in synthetic:
+        u = users.setdefault(e["user_id"], UserInterest())
+        if u.n_events:
+            co.learn_one({"context": u.predict_proba_one({})}, e["categories"])
+        u.learn_one(e)
+    mix = CollaborativeMixture(FusionParams(history_edges=(), logits=(0.0,), age_slope=0.0))
+    collab = CollaborativePrior(co, mix)
+    fits = {
+        "fusion": FusionParams(logits=(2.0,) * 7),
+        "fusion_collaborative": FusionParams(logits=(-1.0,) * 7),
+    }
+    checkpoint = SimpleNamespace(version="v1", extra={k: p.to_dict() for k, p in fits.items()})
+    cfg = TrackerConfig()
+    scorer = StreamScorer(SimpleNamespace(settings=SimpleNamespace(), cfg=cfg), checkpoint)
+    record = replay([e for e in synthetic if e["user_id"] == synthetic[0]["user_id"]][:4], cfg)
+    seq = ({"zz": 1.0}, time.time(), "v1", None)  # the Transformer: all on one category
+    own = record.interest.own_distribution()
+
+    plain = scorer.fused_snapshot("u", record, seq)
+    mixed = scorer.fused_snapshot("u", record, seq, collaborative=collab)
+    w_plain, w_mixed = (fits[k].sequence_weight(4) for k in fits)
+    assert plain["sources"]["sequence"]["weight"] == pytest.approx(w_plain, abs=1e-3)
+    assert mixed["sources"]["sequence"]["weight"] == pytest.approx(w_mixed, abs=1e-3)
+    assert mixed["sources"]["online"]["collaborative"] is True
+    assert plain["sources"]["online"]["collaborative"] is False
+    base = collab.apply(own, own, 4)
+    want = {c: (1 - w_mixed) * p for c, p in base.items()}
+    want["zz"] = w_mixed
+    assert mixed["distribution"] == pytest.approx(top_k(want, cfg.top_k), abs=1e-3)

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from models.evaluation.predictors import CollaborativePredictor, OnlinePredictor
+from models.evaluation.vocabulary import Vocabulary
+from models.fusion import BASES, FusionParams, checkpoint_key
 from models.sequence import (
     OOV,
     PAD,
@@ -341,6 +344,48 @@ def test_train_writes_a_loadable_checkpoint(tmp_path):
     x, _ = collate([ck.encoder.encode(events[:10])])
     with torch.no_grad():  # seeded: the same weights again
         assert torch.equal(ck.model(x)[0]["category"], res2.model(x)[0]["category"])
+
+
+def _tail_nll(predictor, events, n_fit: int, n_train: int) -> float:
+    """Mean over the tail events of the mean -log p of their categories, as the fit reports."""
+    total = 0.0
+    for i, e in enumerate(events[:n_train]):
+        if i >= n_fit:
+            p = predictor.predict(e)[predictor.vocab.encode(e["categories"])]
+            total -= float(np.log(np.maximum(p, 1e-9)).mean())
+        predictor.learn(e)
+    return total / (n_train - n_fit)
+
+
+def test_fusion_is_fitted_on_the_online_and_the_collaborative_rows(tmp_path):
+    """Both fits score their base as ``evaluate`` does, a category new in the tail included
+    (a prior over the categories seen so far gave it probability 0)."""
+    events = []
+    for u in range(6):
+        events += make_events(40, seed=u, user=f"u{u}")
+    events.sort(key=lambda e: e["ts"])
+    n_fit, n_train = split_points(len(events))
+    events[n_fit + 1] = {**events[n_fit + 1], "categories": ["z"]}  # first seen in the tail
+    res = train(
+        events,
+        SequenceConfig.tiny(max_len=16, n_item_buckets=128),
+        TrainConfig(epochs=1, batch_size=8, seed=3),
+        device="cpu",
+        out=tmp_path / "m.pt",
+        progress=False,
+    )
+    extra = load_checkpoint(tmp_path / "m.pt").extra
+    assert res.metadata["fusion"] == "fitted"
+    vocab = Vocabulary(c for e in events[:n_train] for c in e["categories"])
+    bases = {
+        "online": OnlinePredictor(vocab),
+        "collaborative": CollaborativePredictor(vocab, split=n_fit),
+    }
+    for base in BASES:
+        fit = FusionParams.from_dict(extra[checkpoint_key(base)])
+        assert fit.n_events == n_train - n_fit
+        expected = _tail_nll(bases[base], events, n_fit, n_train)
+        assert fit.nll_online == pytest.approx(expected, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- CLI

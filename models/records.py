@@ -85,7 +85,9 @@ class PopulationField:
     """Keys of ``PopulationInterest.state()``, one per input partition in the population table.
 
     Masses are stored relative to the reference time ``REFERENCE``: the mass at time ``T`` is
-    the stored one times ``2 ** (-(T - REFERENCE) / population_half_life)``.
+    the stored one times ``2 ** (-(T - REFERENCE) / population_half_life)``; the short
+    horizon's likewise with ``SHORT_REFERENCE`` and ``population_short_half_life``. States
+    from before the short horizon lack its keys.
     """
 
     LAST_TS = "t"
@@ -93,3 +95,7 @@ class PopulationField:
     MASSES = "m"
     RESIDUAL = "r"
     N_EVENTS = "n"
+    SHORT_REFERENCE = "sref"  # the short horizon, as the long one above
+    SHORT_MASSES = "sm"
+    SHORT_RESIDUAL = "sr"
+    SCORES = "ls"  # the horizons' decayed log-loss, long then short

@@ -251,7 +251,7 @@ class Pipeline:
             self.dirty.add(uid)
             if self.encoded:
                 self.encoded.pop(uid, None)
-            pop.learn_one(event)
+            pop.learn_one(event, user_events=record.n_events - 1)
             self.counters.applied += 1
         except InvalidEvent as err:
             self.dead_letter(rec, err)

@@ -204,6 +204,22 @@ INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
         EnvVar("INTEREST_PRIOR_STRENGTH", number, "Dirichlet pseudo-count toward the population"),
     ),
     (
+        "population_half_life",
+        EnvVar(
+            "INTEREST_POPULATION_HALF_LIFE_S",
+            number,
+            "the population prior's long horizon: decay half-life (s, event time)",
+        ),
+    ),
+    (
+        "population_short_half_life",
+        EnvVar(
+            "INTEREST_POPULATION_SHORT_HALF_LIFE_S",
+            number,
+            "the population prior's short horizon (0: off); the mixture weight is learned",
+        ),
+    ),
+    (
         "max_categories",
         EnvVar(
             "INTEREST_MAX_CATEGORIES",

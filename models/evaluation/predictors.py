@@ -58,7 +58,7 @@ class OnlinePredictor:
         if user is None:
             user = self._users[event["user_id"]] = UserInterest(self.config)
         user.learn_one(event)
-        self._population.learn_one(event)
+        self._population.learn_one(event, user_events=user.n_events - 1)
 
 
 class CollaborativePredictor(OnlinePredictor):

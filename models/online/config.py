@@ -24,6 +24,10 @@ class InterestConfig:
     events is shown their categories rather than mostly ``_other``. ``max_categories`` bounds
     each horizon's sparse state. ``population_smoothing`` is the pseudo-count every category
     of a known vocabulary gets in the dense prior (``PopulationInterest.predict_dense``).
+    The population is tracked at ``population_half_life`` and ``population_short_half_life``
+    (off when 0 or not shorter), mixed with a weight learned online from each horizon's
+    log-loss on users' first ``population_cold_events`` events (memory
+    ``population_mix_memory`` events; see ``models.online.population``).
 
     The defaults were chosen on the first 60% of the taobao-head and ml-latest-small event
     streams (the evaluation protocol run on that slice); see the README's configuration.
@@ -41,6 +45,9 @@ class InterestConfig:
     other_strength: float = 1.0
     max_categories: int = 24
     population_half_life: float = 30 * 86400.0
+    population_short_half_life: float = 86400.0
+    population_cold_events: int = 5
+    population_mix_memory: float = 1000.0
     population_max_categories: int = 100_000
     population_smoothing: float = 1.0
     other_spread: float = 100.0

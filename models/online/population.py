@@ -1,7 +1,19 @@
-"""The population's decayed category distribution: the prior and the cold-start answer."""
+"""The population's decayed category distribution: the prior and the cold-start answer.
+
+The population is tracked at two horizons, a long one (``population_half_life``) and a short
+one (``population_short_half_life``): what is popular lately and what is popular at all. Which
+one serves new users better depends on the log (trends over days on a shop's log, a catalog
+that barely moves on a log of film ratings spread over years), so the mixture weight is
+learned online: each horizon is scored by its log-loss on the events of users with fewer than
+``population_cold_events`` earlier events (the events the prior answers nearly alone), the
+scores forget with a memory of ``population_mix_memory`` scored events, and the short
+horizon's weight is ``sigmoid(score_long - score_short)``: its posterior probability as the
+better model of new users' next categories (Bayesian model averaging with forgetting).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -12,8 +24,98 @@ from models.online.masses import REBASE_EXPONENT, EventClock, add_mass, event_la
 from models.records import PopulationField
 
 
+class DecayedCounts:
+    """Category masses decayed with one half-life (event time), with their running total.
+
+    Masses are stored relative to the reference time ``ref`` (see ``models.online.masses``);
+    ``total`` is their sum plus the residual of evicted categories, kept as events arrive so
+    that one category's probability costs O(1).
+
+    >>> counts = DecayedCounts(10.0)
+    >>> counts.add(["a"], 1.0, 0.0, 100)
+    >>> counts.add(["b"], 1.0, 10.0, 100)  # a has halved by t = 10
+    >>> round(counts.prob("b", 10.0, 0.0), 3), round(counts.prob("c", 10.0, 1.0), 3)
+    (0.667, 0.222)
+    """
+
+    __slots__ = ("half_life", "masses", "residual", "ref", "total", "_dense_index", "_dense")
+
+    def __init__(self, half_life: float):
+        self.half_life = half_life
+        self.masses: dict[str, float] = {}
+        self.residual = 0.0
+        self.ref: float | None = None
+        self.total = 0.0
+        self._dense_index: Mapping[str, int] | None = None  # dense()'s cache, not state
+        self._dense: tuple[list[str], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
+
+    def add(self, cats: Sequence[str], w: float, ts: float, cap: int) -> None:
+        """Add an event of weight ``w`` at time ``ts`` to ``cats`` (split evenly)."""
+        if self.ref is None:
+            self.ref = ts
+        exponent = (ts - self.ref) / self.half_life
+        if exponent > REBASE_EXPONENT:
+            factor = 0.5**exponent
+            self.residual = rescale(self.masses, self.residual, factor)
+            self.total *= factor
+            self.ref, exponent = ts, 0.0
+        w *= 2.0**exponent
+        self.total += w
+        before = self.residual
+        self.residual = add_mass(self.masses, self.residual, cats, w, cap)
+        if self.residual != before:  # a category was evicted: dense()'s positions are stale
+            self._dense_index = None
+
+    def decay(self, now: float | None) -> float:
+        """The factor from stored masses to masses at time ``now``."""
+        if now is None or self.ref is None:
+            return 1.0
+        return 2.0 ** (-(now - self.ref) / self.half_life)
+
+    def prob(self, category: str, now: float | None, smoothing: float) -> float:
+        """The category's share at ``now``, ``smoothing`` pseudo-events per category seen."""
+        d = self.decay(now)
+        n = len(self.masses) + (category not in self.masses)
+        return (self.masses.get(category, 0.0) * d + smoothing) / (self.total * d + smoothing * n)
+
+    def dense(self, index: Mapping[str, int], now: float | None, smoothing: float) -> np.ndarray:
+        """The smoothed distribution over a vocabulary (``index``: category -> position),
+        ``smoothing`` pseudo-events per category of it; positions are cached between calls."""
+        out = np.full(len(index), smoothing)
+        keys, pos = self._dense
+        if self._dense_index is not index:
+            self._dense_index, keys = index, []
+        if len(keys) < len(self.masses):  # new categories are appended to the dict
+            keys = keys + list(self.masses)[len(keys) :]
+            pos = np.array([index.get(c, -1) for c in keys], dtype=np.int64)
+            self._dense = (keys, pos)
+        if keys:
+            masses = np.fromiter(self.masses.values(), dtype=float, count=len(keys))
+            known = pos >= 0
+            out[pos[known]] += masses[known] * self.decay(now)
+        return out / out.sum()
+
+    def smoothed(self, now: float | None, smoothing: float) -> dict[str, float]:
+        """``dense`` over the categories seen, as a dict."""
+        if not self.masses:
+            return {}
+        masses = np.fromiter(self.masses.values(), dtype=float, count=len(self.masses))
+        dense = masses * self.decay(now) + smoothing
+        dense /= dense.sum()
+        return dict(zip(self.masses, dense.tolist(), strict=True))
+
+    def load(self, masses: Mapping[str, float], residual: float, ref: float | None) -> None:
+        self.masses, self.residual, self.ref = dict(masses), residual, ref
+        self.total = sum(self.masses.values()) + residual
+        self._dense_index = None
+
+
 class PopulationInterest(EventClock, base.Classifier):
     """The population's decayed category distribution: the prior and the cold-start answer.
+
+    ``learn_one(x, user_events=k)``: ``k`` is how many earlier events the event's user has;
+    an event of a user with at most ``population_cold_events`` of them scores the two
+    horizons before it is learned (without ``k`` it scores nothing).
 
     Examples
     --------
@@ -22,112 +124,155 @@ class PopulationInterest(EventClock, base.Classifier):
     ...     pop.learn_one({"categories": [c], "event_type": "view", "ts": float(i)})
     >>> {c: round(p, 2) for c, p in sorted(pop.predict_proba_one({}).items())}
     {'a': 0.67, 'b': 0.33}
+
+    New users follow today's trend here, so the short horizon wins the mixture:
+
+    >>> cfg = InterestConfig(population_short_half_life=10.0)
+    >>> pop = PopulationInterest(cfg)
+    >>> for day in range(5):
+    ...     for i in range(100):
+    ...         x = {"categories": [f"trend{day}"], "event_type": "view", "ts": day * 1e3 + i}
+    ...         pop.learn_one(x, user_events=0)
+    >>> round(pop.short_weight(), 2)
+    1.0
     """
 
     def __init__(self, config: InterestConfig | None = None):
         self.config = config
-        self._cfg = config or InterestConfig()
+        self._cfg = cfg = config or InterestConfig()
         self._t: float | None = None
-        self._r: float | None = None
-        self._masses: dict[str, float] = {}
-        self._res = 0.0
         self._n = 0
-        self._dense_index: Mapping[str, int] | None = None  # predict_dense's cache, not state
-        self._dense_keys: list[str] = []
-        self._dense_pos = np.zeros(0, dtype=np.int64)
+        self._long = DecayedCounts(cfg.population_half_life)
+        # A short horizon that is not shorter than the long one is off.
+        self._two = 0 < cfg.population_short_half_life < cfg.population_half_life
+        self._short = DecayedCounts(cfg.population_short_half_life if self._two else 1.0)
+        self._scores = [0.0, 0.0]  # decayed log-loss of the long and the short horizon
 
     @property
     def _multiclass(self) -> bool:
         return True
 
-    def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
+    def short_weight(self) -> float:
+        """The short horizon's weight in the mixture (0 when it is off)."""
+        if not self._two or not self._short.masses:
+            return 0.0
+        z = self._scores[0] - self._scores[1]
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def learn_one(
+        self, x: dict, y: str | Sequence[str] | None = None, *, user_events: int | None = None
+    ) -> None:
         cfg = self._cfg
         cats = event_labels(x, y)
         ts = float(x.get("ts", self._t if self._t is not None else 0.0))
-        w = cfg.weight(x)
-        if self._r is None:
-            self._t = self._r = ts
-        elif ts > self._t:
+        cold = user_events is not None and user_events < cfg.population_cold_events
+        if self._two and cold and self._n:
+            self._score(cats)
+        if self._t is None or ts > self._t:
             self._t = ts
-        exponent = (ts - self._r) / cfg.population_half_life
-        if exponent > REBASE_EXPONENT:
-            self._res = rescale(self._masses, self._res, 0.5**exponent)
-            self._r, exponent = ts, 0.0
-        w *= 2.0**exponent
+        w = cfg.weight(x)
         self._n += 1
-        res = self._res
-        self._res = add_mass(self._masses, self._res, cats, w, cfg.population_max_categories)
-        if self._res != res:  # a category was evicted: predict_dense's positions are stale
-            self._dense_keys, self._dense_index = [], None
+        cap = cfg.population_max_categories
+        self._long.add(cats, w, ts, cap)
+        if self._two:
+            self._short.add(cats, w, ts, cap)
+
+    def _score(self, cats: Sequence[str]) -> None:
+        """Add each horizon's log-loss on ``cats`` to its score (the older scores fade)."""
+        cfg = self._cfg
+        keep = 1.0 - 1.0 / cfg.population_mix_memory
+        s = cfg.population_smoothing
+        for i, counts in enumerate((self._long, self._short)):
+            loss = -sum(math.log(counts.prob(c, self._t, s)) for c in cats) / len(cats)
+            self._scores[i] = keep * self._scores[i] + loss
+
+    def _mix(self, long_: Mapping[str, float], short: Mapping[str, float]) -> dict[str, float]:
+        w = self.short_weight()
+        if w == 0.0:
+            return dict(long_)
+        out = {c: (1.0 - w) * p for c, p in long_.items()}
+        for c, p in short.items():
+            out[c] = out.get(c, 0.0) + w * p
+        return out
 
     def predict_proba_one(self, x: dict | None = None) -> dict[str, float]:
-        total = sum(self._masses.values())
-        if total <= 0:
-            return {}
-        return {c: m / total for c, m in self._masses.items()}
+        parts = []
+        for counts in (self._long, self._short):
+            total = sum(counts.masses.values())
+            parts.append({c: m / total for c, m in counts.masses.items()} if total > 0 else {})
+        return self._mix(*parts) if parts[0] else {}
 
     def predict_dense(self, index: Mapping[str, int]) -> np.ndarray:
         """The prior over a known vocabulary (``index``: category -> position), smoothed.
 
         Each category gets ``population_smoothing`` pseudo-events on top of its decayed mass
-        (in event-weight units at the latest event time), so none is ever zero: as the
-        popularity baseline's ``(n_c + s) / (N + s C)``. Categories outside ``index`` are left
-        out. The positions of the tracked categories are cached between calls.
+        (in event-weight units at the latest event time), in each horizon, so none is ever
+        zero: as the popularity baseline's ``(n_c + s) / (N + s C)``. Categories outside
+        ``index`` are left out.
 
         >>> pop = PopulationInterest()
         >>> pop.learn_one({"categories": ["a"], "event_type": "view", "ts": 0.0})
         >>> pop.predict_dense({"a": 0, "b": 1}).round(4).tolist()  # (1 + s, s) / (1 + 2 s), s = 1
         [0.6667, 0.3333]
         """
-        out = np.full(len(index), self._cfg.population_smoothing)
-        keys = self._dense_keys
-        if self._dense_index is not index:
-            self._dense_index, keys = index, []
-        if len(keys) < len(self._masses):  # new categories are appended to the dict
-            keys = keys + list(self._masses)[len(keys) :]
-            self._dense_pos = np.array([index.get(c, -1) for c in keys], dtype=np.int64)
-            self._dense_keys = keys
-        if keys:
-            masses = np.fromiter(self._masses.values(), dtype=float, count=len(keys))
-            now = 0.0 if self._t is None else (self._t - self._r) / self._cfg.population_half_life
-            known = self._dense_pos >= 0
-            out[self._dense_pos[known]] += masses[known] * 2.0**-now
-        return out / out.sum()
+        s = self._cfg.population_smoothing
+        out = self._long.dense(index, self._t, s)
+        w = self.short_weight()
+        if w > 0.0:
+            out = (1.0 - w) * out + w * self._short.dense(index, self._t, s)
+        return out
 
     def predict_smoothed(self) -> dict[str, float]:
         """``predict_dense`` over the categories seen so far, as a dict (the stream's prior)."""
-        if not self._masses:
-            return {}
-        now = 0.0 if self._t is None else (self._t - self._r) / self._cfg.population_half_life
-        masses = np.fromiter(self._masses.values(), dtype=float, count=len(self._masses))
-        dense = masses * 2.0**-now + self._cfg.population_smoothing
-        dense /= dense.sum()
-        return dict(zip(self._masses, dense.tolist(), strict=True))
+        s = self._cfg.population_smoothing
+        long_ = self._long.smoothed(self._t, s)
+        if not long_ or self.short_weight() == 0.0:
+            return long_
+        return self._mix(long_, self._short.smoothed(self._t, s))
 
     def state(self) -> dict:
-        """The learned state as plain data, keyed as :class:`~models.records.PopulationField`."""
+        """The learned state as plain data, keyed as :class:`~models.records.PopulationField`
+        (the short horizon's keys only when it is on)."""
         F = PopulationField
-        return {
+        state = {
             F.LAST_TS: self._t,
-            F.REFERENCE: self._r,
-            F.MASSES: dict(self._masses),
-            F.RESIDUAL: self._res,
+            F.REFERENCE: self._long.ref,
+            F.MASSES: dict(self._long.masses),
+            F.RESIDUAL: self._long.residual,
             F.N_EVENTS: self._n,
         }
+        if self._two:
+            state[F.SHORT_REFERENCE] = self._short.ref
+            state[F.SHORT_MASSES] = dict(self._short.masses)
+            state[F.SHORT_RESIDUAL] = self._short.residual
+            state[F.SCORES] = list(self._scores)
+        return state
 
     @classmethod
     def from_state(cls, state: Mapping, config: InterestConfig | None = None) -> PopulationInterest:
+        """Rebuild from ``state()``. A state without the short horizon (from before it, or
+        written with it off) starts it as the long one's masses, scored even: the prior does
+        not jump."""
         F = PopulationField
         p = cls(config)
-        p._t, p._r = state[F.LAST_TS], state[F.REFERENCE]
-        p._masses, p._res = dict(state[F.MASSES]), state[F.RESIDUAL]
+        p._t = state[F.LAST_TS]
         p._n = state.get(F.N_EVENTS, 0)  # states from before the count
+        p._long.load(state[F.MASSES], state[F.RESIDUAL], state[F.REFERENCE])
+        if not p._two:
+            return p
+        if state.get(F.SHORT_MASSES):
+            p._short.load(state[F.SHORT_MASSES], state[F.SHORT_RESIDUAL], state[F.SHORT_REFERENCE])
+            p._scores = [float(v) for v in state[F.SCORES]]
+        elif p._long.masses:  # the long horizon's masses as of the latest event
+            d = p._long.decay(p._t)
+            masses = {c: m * d for c, m in p._long.masses.items()}
+            p._short.load(masses, p._long.residual * d, p._t)
         return p
 
 
 def merged_distribution(states: Iterable[Mapping], half_life: float) -> dict[str, float]:
     """The mass-weighted distribution of several ``PopulationInterest.state()`` dicts (one per
-    partition), every state's masses decayed to the latest event time among them.
+    partition), every state's long-horizon masses decayed to the latest event time among them.
 
     Examples
     --------

@@ -66,10 +66,12 @@ def offline_snapshots(head: list[dict], finals: dict[str, dict], cfg: TrackerCon
     for uid, snap in finals.items():
         wanted[snap["sources"]["online"]["prior"]["n_events"]].append(uid)
     pop = PopulationInterest(cfg.interest)
+    seen: dict[str, int] = defaultdict(int)  # each user's events so far, as the worker counts
     out = {}
     for n, e in enumerate([None, *head]):
         if e is not None:
-            pop.learn_one(e)
+            pop.learn_one(e, user_events=seen[e["user_id"]])
+            seen[e["user_id"]] += 1
         if n in wanted:
             prior = PopulationPrior.from_population(pop, prior_depth(cfg))
             for uid in wanted[n]:

@@ -171,6 +171,60 @@ def test_population_prior_tracks_recent_popularity():
     assert p["late"] > p["early"]
 
 
+def _two_horizon_log(burst_users: bool) -> list[tuple[dict, int]]:
+    """(event, the user's earlier events): 20 days of either new users who follow each day's
+    trend, or new users who pick from a stable mix while old users rate one category a day
+    in bulk (which new users do not follow)."""
+    rng = random.Random(0)
+    out = []
+    for day in range(20):
+        for i in range(200):
+            ts = day * 86400.0 + i * 400.0
+            if burst_users:
+                out.append((ev(f"burst{day}", ts), 100))  # an old user's bulk ratings
+                out.append((ev(rng.choice("abc"), ts + 1), 0))  # a new user
+            else:
+                out.append((ev(f"trend{day}", ts), 0))
+    return out
+
+
+@pytest.mark.parametrize("burst_users, short_wins", [(False, True), (True, False)])
+def test_population_learns_which_horizon_serves_new_users(burst_users, short_wins):
+    pop = PopulationInterest()
+    for e, k in _two_horizon_log(burst_users):
+        pop.learn_one(e, user_events=k)
+    assert (pop.short_weight() > 0.9) if short_wins else (pop.short_weight() < 0.1)
+    if burst_users:  # the prior new users get: their mix, not today's bulk ratings
+        p = pop.predict_smoothed()
+        assert p["a"] > 0.15 and p["burst19"] < 0.1
+
+
+def test_population_state_round_trips_and_older_states_load_without_a_jump():
+    log = _two_horizon_log(False)
+    pop = PopulationInterest()
+    for e, k in log[:2000]:
+        pop.learn_one(e, user_events=k)
+    again = PopulationInterest.from_state(pop.state())
+    for e, k in log[2000:]:
+        pop.learn_one(e, user_events=k)
+        again.learn_one(e, user_events=k)
+    assert again.state() == pop.state() and again.predict_smoothed() == pop.predict_smoothed()
+    only_long = InterestConfig(population_short_half_life=0.0)
+    older = {k: v for k, v in pop.state().items() if k in PopulationInterest(only_long).state()}
+    assert set(older) == {"t", "ref", "m", "r", "n"}  # as a state from before the short horizon
+    migrated = PopulationInterest.from_state(older)
+    long_only = PopulationInterest.from_state(older, only_long).predict_smoothed()
+    assert migrated.predict_smoothed() == pytest.approx(long_only)
+
+
+def test_only_new_users_events_score_the_horizons():
+    pop = PopulationInterest()
+    for e, _ in _two_horizon_log(False)[:500]:
+        pop.learn_one(e, user_events=5)  # users with 5 earlier events: not cold
+        pop.learn_one(e)  # and events without a count
+    assert pop.state()["ls"] == [0.0, 0.0] and pop.short_weight() == 0.5
+
+
 def test_online_estimate_beats_a_uniform_guess_on_synthetic_truth():
     cfg = SyntheticConfig(users=50, categories=30, drift_probability=0.0, seed=5)
     users: dict[str, UserInterest] = {}

@@ -34,7 +34,8 @@ class DecayedCounts:
     >>> counts = DecayedCounts(10.0)
     >>> counts.add(["a"], 1.0, 0.0, 100)
     >>> counts.add(["b"], 1.0, 10.0, 100)  # a has halved by t = 10
-    >>> round(counts.prob("b", 10.0, 0.0), 3), round(counts.prob("c", 10.0, 1.0), 3)
+    >>> p_b, p_c = (math.exp(-counts.log_loss([c], 10.0, s)) for c, s in (("b", 0.0), ("c", 1.0)))
+    >>> round(p_b, 3), round(p_c, 3)  # 1 / 1.5; 1 / (1.5 + 3 pseudo-events)
     (0.667, 0.222)
     """
 
@@ -72,11 +73,19 @@ class DecayedCounts:
             return 1.0
         return 2.0 ** (-(now - self.ref) / self.half_life)
 
-    def prob(self, category: str, now: float | None, smoothing: float) -> float:
-        """The category's share at ``now``, ``smoothing`` pseudo-events per category seen."""
+    def log_loss(self, cats: Sequence[str], now: float | None, smoothing: float) -> float:
+        """Mean ``-log p`` of ``cats`` at ``now``, each category seen (and the one asked
+        about) with ``smoothing`` pseudo-events."""
         d = self.decay(now)
-        n = len(self.masses) + (category not in self.masses)
-        return (self.masses.get(category, 0.0) * d + smoothing) / (self.total * d + smoothing * n)
+        seen = self.total * d + smoothing * len(self.masses)
+        get = self.masses.get
+        loss = 0.0
+        for c in cats:
+            m = get(c)
+            loss -= math.log(
+                (m * d + smoothing) / seen if m is not None else smoothing / (seen + smoothing)
+            )
+        return loss / len(cats)
 
     def dense(self, index: Mapping[str, int], now: float | None, smoothing: float) -> np.ndarray:
         """The smoothed distribution over a vocabulary (``index``: category -> position),
@@ -181,10 +190,9 @@ class PopulationInterest(EventClock, base.Classifier):
         """Add each horizon's log-loss on ``cats`` to its score (the older scores fade)."""
         cfg = self._cfg
         keep = 1.0 - 1.0 / cfg.population_mix_memory
-        s = cfg.population_smoothing
-        for i, counts in enumerate((self._long, self._short)):
-            loss = -sum(math.log(counts.prob(c, self._t, s)) for c in cats) / len(cats)
-            self._scores[i] = keep * self._scores[i] + loss
+        s, t = cfg.population_smoothing, self._t
+        self._scores[0] = keep * self._scores[0] + self._long.log_loss(cats, t, s)
+        self._scores[1] = keep * self._scores[1] + self._short.log_loss(cats, t, s)
 
     def _mix(self, long_: Mapping[str, float], short: Mapping[str, float]) -> dict[str, float]:
         w = self.short_weight()

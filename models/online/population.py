@@ -123,7 +123,7 @@ class PopulationInterest(EventClock, base.Classifier):
     """The population's decayed category distribution: the prior and the cold-start answer.
 
     ``learn_one(x, user_events=k)``: ``k`` is how many earlier events the event's user has;
-    an event of a user with at most ``population_cold_events`` of them scores the two
+    an event of a user with fewer than ``population_cold_events`` of them scores the two
     horizons before it is learned (without ``k`` it scores nothing).
 
     Examples

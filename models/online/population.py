@@ -238,6 +238,10 @@ class PopulationInterest(EventClock, base.Classifier):
             return long_
         return self._mix(long_, self._short.smoothed(self._t, s))
 
+    def mass_at(self, now: float) -> float:
+        """The long horizon's total mass (events' weights, decayed) at time ``now``."""
+        return self._long.total * self._long.decay(now)
+
     def state(self) -> dict:
         """The learned state as plain data, keyed as :class:`~models.records.PopulationField`
         (the short horizon's keys only when it is on)."""
@@ -278,16 +282,20 @@ class PopulationInterest(EventClock, base.Classifier):
         return p
 
 
-def merged_distribution(states: Iterable[Mapping], half_life: float) -> dict[str, float]:
-    """The mass-weighted distribution of several ``PopulationInterest.state()`` dicts (one per
-    partition), every state's long-horizon masses decayed to the latest event time among them.
+def merged_distribution(
+    states: Iterable[Mapping], config: InterestConfig | None = None
+) -> dict[str, float]:
+    """The distribution of several ``PopulationInterest.state()`` dicts (one per partition):
+    each partition's own (its horizons mixed, as its prior is), weighted by its long-horizon
+    mass decayed to the latest event time among them.
 
     Examples
     --------
-    >>> a, b = PopulationInterest(), PopulationInterest()
+    >>> cfg = InterestConfig(population_half_life=10.0)
+    >>> a, b = PopulationInterest(cfg), PopulationInterest(cfg)
     >>> a.learn_one({"categories": ["x"], "event_type": "view", "ts": 0.0})
     >>> b.learn_one({"categories": ["y"], "event_type": "view", "ts": 10.0})
-    >>> {c: round(p, 3) for c, p in merged_distribution([a.state(), b.state()], 10.0).items()}
+    >>> {c: round(p, 3) for c, p in merged_distribution([a.state(), b.state()], cfg).items()}
     {'x': 0.333, 'y': 0.667}
     """
     F = PopulationField
@@ -296,14 +304,13 @@ def merged_distribution(states: Iterable[Mapping], half_life: float) -> dict[str
         return {}
     t_max = max(s[F.LAST_TS] or 0.0 for s in states)
     merged: dict[str, float] = {}
-    residual = 0.0
-    for s in states:
-        ref = s.get(F.REFERENCE, s[F.LAST_TS]) or 0.0
-        factor = 0.5 ** ((t_max - ref) / half_life)
-        for c, m in s[F.MASSES].items():
-            merged[c] = merged.get(c, 0.0) + m * factor
-        residual += s.get(F.RESIDUAL, 0.0) * factor
-    total = sum(merged.values()) + residual
+    total = 0.0
+    for state in states:
+        pop = PopulationInterest.from_state(state, config)
+        weight = pop.mass_at(t_max)
+        total += weight
+        for c, p in pop.predict_proba_one().items():
+            merged[c] = merged.get(c, 0.0) + weight * p
     if total <= 0:
         return {}
     return {c: m / total for c, m in merged.items()}

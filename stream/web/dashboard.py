@@ -179,12 +179,11 @@ class Dashboard:
         return payload, 200
 
     def population_distribution(self, k: int = 20) -> tuple[dict[str, float], list, str]:
-        """Population distribution merged over this worker's partitions (mass-weighted);
-        else over the per-partition snapshots the feed has seen. ``(top-k, partitions, source)``.
-        """
+        """Population distribution merged over this worker's partitions (each one's horizons
+        mixed, mass-weighted); else over the per-partition snapshots the feed has seen.
+        ``(top-k, partitions, source)``."""
         states = [(key, s) for key, s in list(self.pipeline.population.items()) if s]
-        half_life = self.pipeline.cfg.interest.population_half_life
-        dist = merged_distribution((s for _, s in states), half_life)
+        dist = merged_distribution((s for _, s in states), self.pipeline.cfg.interest)
         if dist:
             return top_k(dist, k), sorted(key for key, _ in states), "table"
         if self.feed_population:

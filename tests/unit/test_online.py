@@ -14,6 +14,7 @@ from models.online import (
     PopulationInterest,
     UserInterest,
 )
+from models.online.population import merged_distribution
 from models.schema import OTHER
 from models.tracker import (
     TrackerConfig,
@@ -215,6 +216,17 @@ def test_population_state_round_trips_and_older_states_load_without_a_jump():
     migrated = PopulationInterest.from_state(older)
     long_only = PopulationInterest.from_state(older, only_long).predict_smoothed()
     assert migrated.predict_smoothed() == pytest.approx(long_only)
+
+
+def test_merged_population_of_one_partition_is_its_mixed_distribution():
+    """The dashboard's population view shows what the prior mixes, not the long horizon."""
+    pop = PopulationInterest()
+    for e, k in _two_horizon_log(False):
+        pop.learn_one(e, user_events=k)
+    merged = merged_distribution([pop.state()])
+    assert pop.short_weight() > 0.9
+    assert merged == pytest.approx(pop.predict_proba_one())
+    assert merged["trend19"] > 0.3  # today's trend, as the short horizon says (long: ~0.06)
 
 
 def test_only_new_users_events_score_the_horizons():

@@ -40,6 +40,16 @@ def checkpoint_key(base: str) -> str:
     return "fusion" if base == "online" else f"fusion_{base}"
 
 
+def stored_fit(extra: Mapping[str, Any], base: str) -> Mapping[str, Any] | None:
+    """The fit a checkpoint's ``extra`` holds for ``base``, else its ``online`` fit (a
+    checkpoint from before the per-base fits), else None.
+
+    >>> stored_fit({"fusion": {"logits": [0.0]}}, "collaborative")
+    {'logits': [0.0]}
+    """
+    return extra.get(checkpoint_key(base)) or extra.get(checkpoint_key("online"))
+
+
 def _sigmoid(z: np.ndarray | float) -> np.ndarray | float:
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -334,9 +344,9 @@ class FusedPredictor:
     ``sequence`` and ``online`` (the base: the ``online`` or the ``collaborative`` row's
     predictor, told apart by its ``name``) follow the harness's predictor protocol (dense
     vectors over ``categories``); the weights come from ``params``, else from the sequence
-    predictor's checkpoint (``fusion_params_for(base)``, else its ``online`` fit), else the
-    unfitted defaults (``w = 0.5``, see ``note``). Scores are fresh at
-    evaluation (``age_s = 0``).
+    predictor's checkpoint (its ``checkpoint_extra``, read by :func:`stored_fit`), else the
+    unfitted defaults (``w = 0.5``, see ``note``). Scores are fresh at evaluation
+    (``age_s = 0``).
 
     Examples
     --------
@@ -363,7 +373,8 @@ class FusedPredictor:
         self.categories = list(categories)
         self.note = ""
         if params is None:
-            stored = _stored_params(sequence, getattr(online, "name", "online"))
+            extra = getattr(sequence, "checkpoint_extra", {})
+            stored = stored_fit(extra, getattr(online, "name", "online"))
             if stored:
                 params = FusionParams.from_dict(stored)
             else:
@@ -382,15 +393,6 @@ class FusedPredictor:
         self._counts[event["user_id"]] = self._counts.get(event["user_id"], 0) + 1
         self.sequence.learn(event)
         self.online.learn(event)
-
-
-def _stored_params(sequence: Any, base: str) -> Mapping[str, Any] | None:
-    """The fit stored with ``sequence`` for ``base``, else its ``online`` fit (a checkpoint from
-    before the per-base fits; the stream falls back alike)."""
-    lookup = getattr(sequence, "fusion_params_for", None)
-    if lookup is not None:
-        return lookup(base) or lookup("online")
-    return getattr(sequence, "fusion_params", None)
 
 
 def evaluation_predictor(sequence: Any, online: Any, categories: Sequence[str]) -> FusedPredictor:

@@ -21,7 +21,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.fusion import BASES, FusionParams, checkpoint_key
+from models.fusion import BASES, FusionParams, stored_fit
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import HistoryField
@@ -145,18 +145,12 @@ class StreamScorer:
 
     def _refresh_fusion(self) -> None:
         if self._fusion_version != self.scorer.version:
-            extra = self.scorer.extra
+            fits = {base: stored_fit(self.scorer.extra, base) for base in BASES}
             self._fusion = {
-                base: FusionParams.from_dict(extra[checkpoint_key(base)])
-                for base in BASES
-                if extra.get(checkpoint_key(base))
+                base: FusionParams.from_dict(fit) if fit else FusionParams()  # not fitted
+                for base, fit in fits.items()
             }
             self._fusion_version = self.scorer.version
-
-    def _fusion_for(self, base: str) -> FusionParams:
-        """The fitted weights for ``base``; the ``online`` fit for a checkpoint without one
-        for ``base``; the unfitted defaults without any."""
-        return self._fusion.get(base) or self._fusion.get("online") or FusionParams()
 
     def mark(self, uid: str) -> None:
         self.dirty[uid] = None
@@ -236,7 +230,7 @@ class StreamScorer:
         base = published_estimate(user, prior, cfg)
         if collaborative is not None:
             base = collaborative.apply(base, user.own_distribution(), user.n_events)
-        params = self._fusion_for("online" if collaborative is None else "collaborative")
+        params = self._fusion["online" if collaborative is None else "collaborative"]
         age = max(0.0, time.time() - scored_at)
         fused, weights = params.combine(base, dist, user.n_events, age)
         sources = {

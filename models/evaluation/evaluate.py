@@ -44,6 +44,7 @@ from models.evaluation.replay import (
 )
 from models.evaluation.report import JsonReport
 from models.evaluation.vocabulary import Vocabulary
+from models.fusion import checkpoint_key
 
 ROW_ORDER = (
     "popularity",
@@ -125,8 +126,7 @@ def fusion_base(seq: Predictor, ctx: ReplayContext) -> OnlinePredictor:
     """The estimate the ``fused`` row fuses the Transformer with: the ``collaborative`` row's
     when the checkpoint has weights fitted for it (as a worker with a collaborative prior
     does), else the ``online`` row's."""
-    lookup = getattr(seq, "fusion_params_for", None)
-    if lookup is not None and lookup("collaborative"):
+    if checkpoint_key("collaborative") in getattr(seq, "checkpoint_extra", {}):
         return CollaborativePredictor(ctx.vocab, ctx.split)
     return OnlinePredictor(ctx.vocab)
 

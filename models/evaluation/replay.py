@@ -204,7 +204,7 @@ class PrefetchedPredictor:
     the inner predictor has it) and then learns those events: each prediction sees exactly the
     user's events before it, as in a one-by-one replay. ``predict`` then serves the user's next
     cached vector and ``learn`` skips events already learned. Other attributes (``name``,
-    ``fusion_params``, ...) are the inner predictor's.
+    ``checkpoint_extra``, ...) are the inner predictor's.
 
     Examples
     --------

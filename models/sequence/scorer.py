@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.fusion import checkpoint_key
 from models.schema import OTHER
 from models.sequence.checkpoint import load_checkpoint
 from models.sequence.config import OOV, PAD
@@ -483,14 +482,9 @@ class SequencePredictor:
         self._histories: dict[Any, list[EncodedEvent]] = {}
 
     @property
-    def fusion_params(self) -> Mapping[str, Any] | None:
-        """Fusion parameters stored in the checkpoint (``extra["fusion"]``), if any."""
-        return self.fusion_params_for("online")
-
-    def fusion_params_for(self, base: str) -> Mapping[str, Any] | None:
-        """The checkpoint's fusion parameters for fusing with ``base`` (``online`` or
-        ``collaborative``), if it has them."""
-        return self.scorer.extra.get(checkpoint_key(base))
+    def checkpoint_extra(self) -> Mapping[str, Any]:
+        """The checkpoint's ``extra`` dict: its fitted fusion weights among others."""
+        return self.scorer.extra
 
     def history(self, user_id: Any) -> list[EncodedEvent]:
         return self._histories.get(user_id, [])

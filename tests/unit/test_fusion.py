@@ -129,7 +129,7 @@ def test_fused_predictor_uses_stored_params():
     class Const:
         def __init__(self, p, fusion_params=None):
             self.p = np.array(p)
-            self.fusion_params = fusion_params
+            self.checkpoint_extra = {"fusion": fusion_params} if fusion_params else {}
             self.learned = 0
 
         def predict(self, event):
@@ -152,10 +152,7 @@ def test_fused_predictor_uses_stored_params():
 def test_fused_predictor_takes_the_fit_for_its_base():
     class Seq:
         def __init__(self, fits):
-            self.fits = fits
-
-        def fusion_params_for(self, base):
-            return self.fits.get(checkpoint_key(base))
+            self.checkpoint_extra = fits
 
         def predict(self, event):
             return np.array([1.0, 0.0])

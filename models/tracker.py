@@ -19,7 +19,7 @@ from models.online import InterestConfig, UserInterest
 from models.online.masses import top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
-from models.records import RECORD_VERSION, HistoryField, RecordField, V1Key
+from models.records import RECORD_VERSION, RecordField, V1Key
 from models.schema import EVENT_TYPES, OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
@@ -196,9 +196,19 @@ class UserRecord:
         first, earlier first among equals), as history tuples."""
         return [self._entry(i) for i in _most_moved(self._moved, window, top)]
 
+    def explain(self, window: int, top: int) -> list[dict]:
+        """``most_moved(window, top)`` as a snapshot's ``explain`` entries."""
+        return _explain_entries(
+            self._items, self._table, self._cats, self._types, self._ts, self._moved, window, top
+        )
+
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
         return self.interest.own_distribution() if self.interest else {OTHER: 1.0}
+
+    def own_top(self, k: int) -> dict[str, float]:
+        """``top_k(distribution(), k)`` (cached until the next event; read-only)."""
+        return self.interest.own_top(k) if self.interest else {OTHER: 1.0}
 
     def to_state(self) -> list:
         """The record as the flat list of :class:`~models.records.RecordField`: history as
@@ -289,29 +299,56 @@ def _most_moved(moved: Sequence[int], window: int, top: int) -> list[int]:
     return sorted(range(max(0, n - window), n), key=moved.__getitem__, reverse=True)[:top]
 
 
+def _explain_entries(
+    items: Sequence,
+    table: Sequence,
+    cats: Sequence,
+    types: Sequence,
+    ts: Sequence,
+    moved: Sequence[int],
+    window: int,
+    top: int,
+) -> list[dict]:
+    """A snapshot's ``explain`` entries, read from history columns: the events of
+    ``_most_moved``, each as a dict (the snapshot schema's), without history tuples."""
+    out = []
+    for i in _most_moved(moved, window, top):
+        c, et = cats[i], types[i]
+        out.append(
+            {
+                "item_id": items[i],
+                "categories": [table[c]] if c.__class__ is int else [table[j] for j in c],
+                "event_type": EVENT_TYPES[et] if et.__class__ is int else et,
+                "ts": ts[i],
+                "moved": moved[i] / 1e6,
+            }
+        )
+    return out
+
+
 def snapshot_parts(
     state: Sequence | Mapping, cfg: TrackerConfig
-) -> tuple[UserInterest | None, UserInterest | None, list[tuple]]:
+) -> tuple[UserInterest | None, UserInterest | None, list[dict]]:
     """What a snapshot reads from a stored record (``UserRecord.to_state()``): its estimator,
-    its content-topic estimator and ``most_moved(explain_window, explain_top)``, without
-    rebuilding the record's history.
+    its content-topic estimator and its ``explain`` entries, without rebuilding the record's
+    history.
 
     >>> cfg = TrackerConfig(explain_top=1)
     >>> r = replay([{"item_id": "i", "categories": ["a"], "event_type": "view", "ts": 1.5}], cfg)
-    >>> user, topics, moved = snapshot_parts(r.to_state(), cfg)
-    >>> user.state() == r.interest.state(), topics, moved == r.most_moved(20, 1)
+    >>> user, topics, entries = snapshot_parts(r.to_state(), cfg)
+    >>> user.state() == r.interest.state(), topics, entries == explain(r, cfg)
     (True, None, True)
     """
     if isinstance(state, Mapping) or state[RecordField.VERSION] != RECORD_VERSION:
         r = UserRecord.from_state(state, cfg)
-        return r.interest, r.topics, r.most_moved(cfg.explain_window, cfg.explain_top)
+        return r.interest, r.topics, explain(r, cfg)
     _, _, _, interest, items, table, cats, types, times, moved, topics = state
-    ranked = _most_moved(moved, cfg.explain_window, cfg.explain_top)
-    ts = _read_times(times) if ranked else []
+    window, top = cfg.explain_window, cfg.explain_top
+    ts = _read_times(times) if moved and top > 0 else []
     return (
         UserInterest.from_compact_state(interest, cfg.interest) if interest is not None else None,
         UserInterest.from_compact_state(topics, cfg.interest) if topics is not None else None,
-        [_history_entry(items, table, cats, types, ts, moved, i) for i in ranked],
+        _explain_entries(items, table, cats, types, ts, moved, window, top),
     )
 
 
@@ -399,21 +436,7 @@ def apply_event(record: UserRecord, event: Mapping, cfg: TrackerConfig) -> dict[
 
 def explain(record: UserRecord, cfg: TrackerConfig) -> list[dict]:
     """The recent events that moved the distribution most (total variation), largest first."""
-    return explained(record.most_moved(cfg.explain_window, cfg.explain_top))
-
-
-def explained(rows: Sequence[tuple]) -> list[dict]:
-    """History tuples (``UserRecord.most_moved``) as a snapshot's ``explain`` entries."""
-    return [
-        {
-            "item_id": h[HistoryField.ITEM_ID],
-            "categories": list(h[HistoryField.CATEGORIES]),
-            "event_type": h[HistoryField.EVENT_TYPE],
-            "ts": h[HistoryField.TS],
-            "moved": h[HistoryField.MOVED],
-        }
-        for h in rows
-    ]
+    return record.explain(cfg.explain_window, cfg.explain_top)
 
 
 def prior_depth(cfg: TrackerConfig) -> int:
@@ -476,7 +499,7 @@ def snapshot_of(
     event count (as ``evaluate``'s ``collaborative`` row).
     """
     own = user.own_distribution()
-    own_top = top_k(own, cfg.top_k)
+    own_top = user.own_top(cfg.top_k)
     short, long_ = user.top_horizons(cfg.top_k)
     if fused is not None:
         dist = top_k(fused, cfg.top_k)

@@ -36,7 +36,7 @@ from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import PopulationField
 from models.schema import POPULATION_KEY
-from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, top_k
+from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth
 from models.tracker import total_variation as tv
 from stream.batch_consumer import register_transport
 from stream.catalog import catalog_table, decode_item, resolve_categories
@@ -192,7 +192,7 @@ class Pipeline:
         """Apply records (aiokafka records or Faust messages, offset order per partition),
         then publish the snapshots that are due."""
         now = time.time()
-        touched: dict[str, dict] = {}
+        touched: dict[str, UserRecord] = {}  # users whose records changed, in first-touch order
         self.counters.batches += 1
         catalog = self._catalog_entries()
         for tp, records in batches.items():
@@ -206,8 +206,8 @@ class Pipeline:
         if self._catching_up_since is not None:  # replaying after a recovery: see _on_recover
             self._held.update(touched)
             touched = {}
-        for uid, dist in touched.items():
-            self.emit_or_defer(uid, dist, mono)
+        for uid, record in touched.items():
+            self.emit_or_defer(uid, record, mono)
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
@@ -246,7 +246,8 @@ class Pipeline:
             last_ts = record.last_ts
             if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
                 raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
-            touched[uid] = record.apply(event)
+            record.apply(event)
+            touched[uid] = record
             record.partition, record.offset = rec.partition, rec.offset
             self.dirty.add(uid)
             if self.encoded:
@@ -401,18 +402,18 @@ class Pipeline:
         self.users.data.set_persisted_offset(TP(topic, partition), offset + count - 1)
 
     # -- emission -----------------------------------------------------------------------------
-    def emit_or_defer(self, uid: str, online: Mapping[str, float], now: float) -> None:
+    def emit_or_defer(self, uid: str, record: UserRecord, now: float) -> None:
         """Emit now if the user's last snapshot is old enough or the distribution moved a lot.
 
-        ``online`` is the user's online distribution after the batch: enough to decide, so a
-        full snapshot is built only when one is published.
+        The record's own distribution (its top k, cached until its next event) is enough to
+        decide, so a full snapshot is built only when one is published.
         """
         last = self.recent.get(uid)
         due = last is None or now - last[0] >= self.settings.min_interval_s
         if not due:
-            due = tv(top_k(online, self.settings.top_k), last[1]) > self.settings.tv_threshold
+            due = tv(record.own_top(self.settings.top_k), last[1]) > self.settings.tv_threshold
         if due:
-            self.publish(uid, self.cache[uid], now)
+            self.publish(uid, record, now)
         else:
             self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
 
@@ -459,7 +460,7 @@ class Pipeline:
             if blob is not None and uid in self.dirty and self.cache.get(uid) is record:
                 self.encoded[uid] = blob
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
-            self.recent[uid] = (now, top_k(record.distribution(), self.settings.top_k))
+            self.recent[uid] = (now, record.own_top(self.settings.top_k))
         self.pending.pop(uid, None)
         self.counters.snapshots += 1
 

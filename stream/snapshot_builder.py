@@ -31,7 +31,6 @@ from models.tracker import (
     TrackerConfig,
     UserRecord,
     build_snapshot,
-    explained,
     snapshot_of,
     snapshot_parts,
 )
@@ -88,10 +87,10 @@ class _Context:
             if blob is None:
                 out.append(None)
                 continue
-            user, topic_user, moved = snapshot_parts(unpack(blob), cfg)
+            user, topic_user, entries = snapshot_parts(unpack(blob), cfg)
             prior = priors.get(partition) if partition is not None else None
             snapshot = snapshot_of(
-                uid, user, topic_user, explained(moved), cfg, prior=prior, collaborative=collab
+                uid, user, topic_user, entries, cfg, prior=prior, collaborative=collab
             )
             out.append(_stamped(snapshot, fmt))
         return out

@@ -26,6 +26,7 @@ from models.online.masses import (
     rank_top,
     rescale,
     smoothed,
+    top_k,
     top_smoothed,
 )
 from models.schema import OTHER
@@ -72,7 +73,11 @@ class UserInterest(EventClock, base.Classifier):
         )
         self._since_drift = -1  # events since the last detected shift; -1: none yet
         self._drift_now = False
-        self._own: dict[str, float] | None = None  # cached own distribution, not state
+        # Caches until the next event, not state: the own distribution, its top k, and each
+        # horizon's stored-units scale (2 ** exponent) at the latest event.
+        self._own: dict[str, float] | None = None
+        self._own_top: tuple[int, dict[str, float]] | None = None
+        self._scales: tuple[float, float] | None = None
 
     @property
     def _multiclass(self) -> bool:
@@ -129,6 +134,20 @@ class UserInterest(EventClock, base.Classifier):
             self._own = self._predict_own()
         return self._own
 
+    def own_top(self, k: int) -> dict[str, float]:
+        """``top_k(own_distribution(), k)``, cached until the next event. Treat it as
+        read-only.
+
+        >>> u = UserInterest()
+        >>> u.learn_one({"categories": ["a", "b"], "event_type": "view", "ts": 0.0})
+        >>> u.own_top(1) == top_k(u.own_distribution(), 1)
+        True
+        """
+        cached = self._own_top
+        if cached is None or cached[0] != k:
+            cached = self._own_top = (k, top_k(self.own_distribution(), k))
+        return cached[1]
+
     def _predict_own(self) -> dict[str, float]:
         if self._n == 0:
             return {OTHER: 1.0}
@@ -148,7 +167,7 @@ class UserInterest(EventClock, base.Classifier):
 
     def _learn(self, x: dict, cats: list, before: Mapping[str, float] | None) -> None:
         cfg = self._cfg
-        self._own = None
+        self._own = self._own_top = self._scales = None
         ts = float(x.get("ts", self._t if self._t is not None else 0.0))
         w = cfg.weight(x)
         s = self.surprise(cats, before) if before is not None else 0.0
@@ -193,9 +212,13 @@ class UserInterest(EventClock, base.Classifier):
         """The smoothing pseudo-count in each horizon's stored (reference-time) units:
         ``prior_strength`` toward a given prior, else ``other_strength`` (held as ``_other``)."""
         cfg = self._cfg
-        e_short, e_long = self._exponents(self._t if self._t is not None else 0.0, self._n - 1)
+        scales = self._scales
+        if scales is None:
+            t = self._t if self._t is not None else 0.0
+            e_short, e_long = self._exponents(t, self._n - 1)
+            scales = self._scales = (2.0**e_short, 2.0**e_long)
         a = cfg.prior_strength if prior else cfg.other_strength
-        return a * 2.0**e_short, a * 2.0**e_long
+        return a * scales[0], a * scales[1]
 
     def horizons(
         self, prior: Mapping[str, float] | None = None
@@ -304,36 +327,43 @@ class UserInterest(EventClock, base.Classifier):
         """
         out, coef = self._smoothed_tracked(prior)
         negated = [(-v, c) for c, v in out.items() if c != OTHER]
-        get, left = prior.get, k
-        for c in ranked:
-            if left <= 0:
-                break
-            if c not in out:
-                negated.append((-(coef * get(c, 0.0)), c))
-                left -= 1
+        if k > 0:
+            get, left = prior.get, k
+            for c in ranked:
+                if c not in out:
+                    negated.append((-(coef * get(c, 0.0)), c))
+                    left -= 1
+                    if not left:
+                        break
         return rank_top(negated, k)
 
     def _smoothed_tracked(self, prior: Mapping[str, float]) -> tuple[dict[str, float], float]:
         """The smoothed probabilities of the tracked categories, and the multiple of its prior
-        that every untracked category gets."""
+        that every untracked category gets (the two horizons written out: a snapshot's hot
+        path)."""
         out: dict[str, float] = {}
-        get = prior.get
         if not self._n:
             return out, 1.0
+        get = prior.get
         ws = self.short_weight()
+        wl = 1.0 - ws
         a_short, a_long = self._alphas()
-        coef = 0.0
-        for weight, masses, res, alpha in (
-            (ws, self._short, self._short_res, a_short),
-            (1.0 - ws, self._long, self._long_res, a_long),
-        ):
-            total = sum(masses.values()) + res + alpha
-            p_tracked = [get(c, 0.0) for c in masses]
-            untracked = 1.0 - sum(p_tracked)
-            spread = res / untracked if untracked > 1e-12 else 0.0
-            coef += weight * (alpha + spread) / total
-            for (c, m), p in zip(masses.items(), p_tracked, strict=True):
-                out[c] = out.get(c, 0.0) + weight * (m - spread * p) / total
+        short, long_ = self._short, self._long
+        total = sum(short.values()) + self._short_res + a_short
+        p_tracked = [get(c, 0.0) for c in short]
+        untracked = 1.0 - sum(p_tracked)
+        spread = self._short_res / untracked if untracked > 1e-12 else 0.0
+        coef = ws * (a_short + spread) / total
+        for (c, m), p in zip(short.items(), p_tracked, strict=True):
+            out[c] = ws * (m - spread * p) / total
+        total = sum(long_.values()) + self._long_res + a_long
+        p_tracked = [get(c, 0.0) for c in long_]
+        untracked = 1.0 - sum(p_tracked)
+        spread = self._long_res / untracked if untracked > 1e-12 else 0.0
+        coef += wl * (a_long + spread) / total
+        tracked = out.get
+        for (c, m), p in zip(long_.items(), p_tracked, strict=True):
+            out[c] = tracked(c, 0.0) + wl * (m - spread * p) / total
         for c in out:
             out[c] += coef * get(c, 0.0)
         return out, coef

@@ -11,7 +11,8 @@ Everything runs in one process tree on this machine, in one run, so the ratios a
    (bounded caches and client buffers, full by then, do not count in it);
 4. the worker is restarted and the time to recover its table is measured;
 5. a fresh worker gets events at half the measured maximum rate, stamped with the wall clock;
-   a subscriber measures event-to-snapshot latency;
+   a subscriber (aiokafka; one row reads with kafka-python) measures event-to-snapshot
+   latency;
 6. the Transformer scorer table (``models.bench.scorer``), when present.
 
 Prints a Markdown table and writes JSON (``--out``).
@@ -473,15 +474,26 @@ def main(argv: list[str] | None = None) -> int:
 
         label = WORKLOADS[1][0]
         row = results["workloads"][label]
-        for policy, extra, key, share, builders in (
-            ("min-interval 0", "0", "worker_min_interval_0_per_s", 2, "auto"),
-            ("default policy", default_policy, "worker_per_s", 2, "auto"),
+        # (row, min-interval, the rate it is a share of, share, builder processes, subscriber)
+        for policy, extra, key, share, builders, subscriber in (
+            ("min-interval 0", "0", "worker_min_interval_0_per_s", 2, "auto", "aiokafka"),
+            ("default policy", default_policy, "worker_per_s", 2, "auto", "aiokafka"),
             (
                 "min-interval 0, a quarter of the maximum",
                 "0",
                 "worker_min_interval_0_per_s",
                 4,
                 "auto",
+                "aiokafka",
+            ),
+            # the same as the first row, read by the pure-Python client of stream.clients
+            (
+                "min-interval 0, a kafka-python subscriber",
+                "0",
+                "worker_min_interval_0_per_s",
+                2,
+                "auto",
+                "kafka-python",
             ),
             # a builder process needs a core: here the producer, the subscriber and the broker
             # share the machine with the worker
@@ -491,17 +503,24 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_min_interval_0_per_s",
                 2,
                 "1",
+                "aiokafka",
             ),
         ):
             rate = row[key] / share  # a share of the maximum rate of the same emission policy
             print(f"latency at {rate:,.0f} events/s, {policy} …", flush=True)
             lat_env = env_for(
-                f"lat{extra}-{share}-{builders}",
+                f"lat{extra}-{share}-{builders}-{subscriber}",
                 INTEREST_MIN_INTERVAL_S=extra,
                 INTEREST_SNAPSHOT_PROCESSES=builders,
             )
             results.setdefault("latency", {})[policy] = latency_phase(
-                bootstrap, lat_env, workdir, rate, args.latency_seconds, users=2_000
+                bootstrap,
+                lat_env,
+                workdir,
+                rate,
+                args.latency_seconds,
+                users=2_000,
+                subscriber=subscriber,
             )
 
         if not args.skip_memory:

@@ -2,6 +2,12 @@
 
 Events stamped with the wall clock go to a worker at a fixed rate; a subscriber in a process
 of its own measures, for every snapshot, the time from its user's latest event to its arrival.
+
+The subscriber reads with aiokafka (records parsed in C). On this project's 2-core bench
+machine it shares the cores with the worker, the producer and the broker, and a pure-Python
+client (kafka-python, which ``stream.clients`` uses) parsing ~15,000 snapshots/s took a
+quarter of a core and added its own queue to the figures; ``subscriber="kafka-python"``
+measures with it still (a row of the bench, see ``docs/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from kafka import KafkaConsumer
 
@@ -24,9 +30,51 @@ from stream.dev.localrun import WorkerProcess
 from stream.settings import Settings
 from stream.topics import ensure_topics
 
+SUBSCRIBERS = ("aiokafka", "kafka-python")
 
-def subscribe_latencies(bootstrap: str, topic: str, out: Path, ready: Any, stop: Any) -> None:
-    """Until ``stop``: each snapshot's delay from its latest event (``ts``) to its arrival."""
+
+def subscribe_latencies(
+    bootstrap: str, topic: str, out: Path, ready: Any, stop: Any, client: str = "aiokafka"
+) -> None:
+    """Until ``stop``: each snapshot's delay from its latest event (``ts``) to its arrival,
+    read with ``client`` (one of ``SUBSCRIBERS``)."""
+    if client == "kafka-python":
+        latencies = _kafka_python_latencies(bootstrap, topic, ready, stop)
+    else:
+        latencies = asyncio.run(_aiokafka_latencies(bootstrap, topic, ready, stop))
+    out.write_text(json.dumps(latencies))
+
+
+def _delays(records: Any, arrived: float, latencies: list[float]) -> None:
+    for msg in records:
+        if not msg.key.startswith(b"__"):  # not the population's snapshots
+            latencies.append(arrived - decode_snapshot(msg.value)["ts"])
+
+
+async def _aiokafka_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        group_id=None,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    await consumer.start()
+    latencies: list[float] = []
+    try:
+        await consumer.getmany(timeout_ms=1000)  # positioned at the end
+        ready.set()
+        while not stop.is_set():
+            fetched = await consumer.getmany(timeout_ms=200)
+            arrived = time.time()
+            for records in fetched.values():
+                _delays(records, arrived, latencies)
+    finally:
+        await consumer.stop()
+    return latencies
+
+
+def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[float]:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -34,17 +82,14 @@ def subscribe_latencies(bootstrap: str, topic: str, out: Path, ready: Any, stop:
         group_id=None,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    latencies = []
+    latencies: list[float] = []
     consumer.poll(timeout_ms=1000)  # joined: positioned at the end
     ready.set()
     while not stop.is_set():
         for records in consumer.poll(timeout_ms=200).values():
-            arrived = time.time()
-            for msg in records:
-                if not msg.key.startswith(b"__"):
-                    latencies.append(arrived - decode_snapshot(msg.value)["ts"])
+            _delays(records, time.time(), latencies)
     consumer.close()
-    out.write_text(json.dumps(latencies))
+    return latencies
 
 
 async def paced_events(bootstrap: str, topic: str, rate: float, seconds: float, users: int) -> int:
@@ -90,9 +135,18 @@ async def paced_events(bootstrap: str, topic: str, rate: float, seconds: float, 
 
 
 def latency_phase(
-    bootstrap: str, env: dict, workdir: Path, rate: float, seconds: float, users: int
+    bootstrap: str,
+    env: dict,
+    workdir: Path,
+    rate: float,
+    seconds: float,
+    users: int,
+    subscriber: str = "aiokafka",
 ) -> dict:
-    """Events stamped with the wall clock at ``rate``/s; snapshot latency seen by a subscriber."""
+    """Events stamped with the wall clock at ``rate``/s; snapshot latency seen by a
+    ``subscriber`` (one of ``SUBSCRIBERS``)."""
+    if subscriber not in SUBSCRIBERS:
+        raise ValueError(f"subscriber must be one of {SUBSCRIBERS}, not {subscriber!r}")
     settings = Settings.from_env(env)
     ensure_topics(settings)
     worker = WorkerProcess(env, workdir / "worker-latency.log", loglevel="info").start()
@@ -101,7 +155,8 @@ def latency_phase(
     stop, ready = multiprocessing.Event(), multiprocessing.Event()
     out = workdir / "latencies.json"
     sub = multiprocessing.Process(
-        target=subscribe_latencies, args=(bootstrap, settings.snapshots_topic, out, ready, stop)
+        target=subscribe_latencies,
+        args=(bootstrap, settings.snapshots_topic, out, ready, stop, subscriber),
     )
     sub.start()
     ready.wait(30)

@@ -8,17 +8,39 @@ from faust.streams import _current_event
 
 
 class _Partition:
-    """Stands in for the current event where Faust's tables and stores ask for its partition."""
+    """Stands in for the current event where Faust's tables and stores ask for its partition
+    (``current_event().message.partition``)."""
 
-    __slots__ = ("message", "topic", "partition", "__weakref__")
+    __slots__ = ("topic", "partition", "__weakref__")
 
     def __init__(self, topic: str, partition: int):
-        self.message = self
         self.topic, self.partition = topic, partition
+
+    @property
+    def message(self) -> _Partition:
+        return self
+
+
+# One stand-in per partition, alive for the process: Faust holds the current event by weak
+# reference, so a stand-in made per call lived only as long as a reference cycle kept it from
+# the collector (one cycle per record written), and a collection between the call and the
+# write would have left the write without a partition.
+_STAND_INS: dict[tuple[str, int], _Partition] = {}
 
 
 def in_partition(topic: str, partition: int) -> _Partition:
-    """Make Faust's tables and stores write to ``partition`` of ``topic`` (outside a stream)."""
-    ctx = _Partition(topic, partition)
+    """Make Faust's tables and stores write to ``partition`` of ``topic`` (outside a stream).
+
+    >>> import gc
+    >>> from faust.streams import current_event
+    >>> ctx = in_partition("events", 3)
+    >>> del ctx
+    >>> _ = gc.collect()
+    >>> current_event().message.partition, in_partition("events", 3) is in_partition("events", 3)
+    (3, True)
+    """
+    ctx = _STAND_INS.get((topic, partition))
+    if ctx is None:
+        ctx = _STAND_INS[topic, partition] = _Partition(topic, partition)
     _current_event.set(weakref.ref(ctx))
     return ctx

@@ -106,3 +106,25 @@ def test_events_after_a_forget_in_the_same_batch_start_from_nothing(pipeline):
     asyncio.run(run())
     assert pipe.user_record("user-0").n_events == 4
     assert decode_snapshot(snapshots[-1][1])["n_events"] == 4
+
+
+def test_the_window_writes_its_tables_when_the_collector_runs_in_between(pipeline, monkeypatch):
+    # Faust finds a table write's partition through the current event, which it holds by weak
+    # reference: a collection between choosing the partition and writing must not lose it.
+    import gc
+
+    from models.online import PopulationInterest
+
+    app, pipe, _, _ = pipeline
+    state = PopulationInterest.state
+
+    def state_after_a_collection(self):
+        gc.collect()
+        return state(self)
+
+    monkeypatch.setattr(PopulationInterest, "state", state_after_a_collection)
+    events = scripted_events(40, users=3)
+    asyncio.run(feed(app, [(e["user_id"].encode(), pack(e)) for e in events]))
+    assert pipe.counters.flushes > 0 and pipe.counters.dlq == {}
+    assert PopulationInterest.from_state(pipe.population["p0"]).n_events == len(events)
+    assert sum(pipe.user_record(f"user-{u}").n_events for u in range(3)) == len(events)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,9 +47,24 @@ class Limits:
     max_future_s: float = 300.0
 
 
+_PACKERS = threading.local()  # a Packer per thread: packb builds one per call (0.4-0.7 µs)
+
+
 def pack(obj: Any) -> bytes:
-    """msgpack with str as str and bytes as bin (readable from any language)."""
-    return msgpack.packb(obj, use_bin_type=True)
+    """msgpack with str as str and bytes as bin (readable from any language).
+
+    >>> unpack(pack({"a": [1, 2.5, "x", b"y"]}))
+    {'a': [1, 2.5, 'x', b'y']}
+    """
+    packer = getattr(_PACKERS, "packer", None)
+    if packer is None:
+        packer = _PACKERS.packer = msgpack.Packer(use_bin_type=True)
+    try:
+        return packer.pack(obj)
+    except BaseException:
+        # a failed pack leaves its partial output in the buffer: start the next one afresh
+        _PACKERS.packer = None
+        raise
 
 
 def unpack(data: bytes) -> Any:

@@ -284,14 +284,23 @@ def _history_entry(
     items: Sequence, table: Sequence, cats: Sequence, types: Sequence, ts: Sequence, moved, i: int
 ) -> tuple:
     """The ``i``-th event of history columns as a :class:`~models.records.HistoryField` tuple."""
-    c, et = cats[i], types[i]
     return (
         items[i],
-        (table[c],) if isinstance(c, int) else tuple(table[j] for j in c),
-        EVENT_TYPES[et] if isinstance(et, int) else et,
+        tuple(_category_names(table, cats[i])),
+        _event_type_name(types[i]),
         ts[i],
         moved[i] / 1e6,
     )
+
+
+def _category_names(table: Sequence[str], c: int | Sequence[int]) -> list[str]:
+    """A history event's categories: one index into the record's category table, or a list."""
+    return [table[c]] if c.__class__ is int else [table[j] for j in c]
+
+
+def _event_type_name(et: int | str) -> str:
+    """A history event's type: an index into ``EVENT_TYPES``, or a name kept as it came."""
+    return EVENT_TYPES[et] if et.__class__ is int else et
 
 
 def _most_moved(moved: Sequence[int], window: int, top: int) -> list[int]:
@@ -311,19 +320,16 @@ def _explain_entries(
 ) -> list[dict]:
     """A snapshot's ``explain`` entries, read from history columns: the events of
     ``_most_moved``, each as a dict (the snapshot schema's), without history tuples."""
-    out = []
-    for i in _most_moved(moved, window, top):
-        c, et = cats[i], types[i]
-        out.append(
-            {
-                "item_id": items[i],
-                "categories": [table[c]] if c.__class__ is int else [table[j] for j in c],
-                "event_type": EVENT_TYPES[et] if et.__class__ is int else et,
-                "ts": ts[i],
-                "moved": moved[i] / 1e6,
-            }
-        )
-    return out
+    return [
+        {
+            "item_id": items[i],
+            "categories": _category_names(table, cats[i]),
+            "event_type": _event_type_name(types[i]),
+            "ts": ts[i],
+            "moved": moved[i] / 1e6,
+        }
+        for i in _most_moved(moved, window, top)
+    ]
 
 
 def snapshot_parts(

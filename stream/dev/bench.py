@@ -45,6 +45,7 @@ from stream.dev.events import ITEMS, interleaved_events, item_category
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
     WorkerProcess,
+    delete_run_topics,
     free_port,
     start_local_broker,
     stop_local_broker,
@@ -131,6 +132,7 @@ def committed_total(admin: KafkaAdminClient, group: str, topic: str) -> int:
 
 
 SETTLE_S = 7.0  # after a wave: a commit window, a dashboard tick and a heap trim (5 s timers)
+GROUP_SETTLE_S = 5.0  # after the last worker is ready: the group's last rebalance is over
 
 
 def settled_waves(
@@ -189,10 +191,15 @@ def consume_phase(
     total: int,
     module: str = "stream.cli",
     workers: int = 1,
+    events: list | None = None,
 ) -> dict:
     """Start ``workers`` processes in one group on a pre-produced topic; time them until the
     group's committed offsets reach ``total``; the first one's RSS when idle and at the end,
-    and the CPU the workers (with their child processes) spent per event meanwhile."""
+    and the CPU the workers (with their child processes) spent per event meanwhile.
+
+    With ``events``, the topic is empty while the workers start: they are produced, and the
+    clock started, once every worker is ready and the group has settled. Workers start one
+    after another, so on a pre-produced topic the first would consume alone meanwhile."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group = env["INTEREST_APP_ID"]
     procs = [
@@ -204,9 +211,13 @@ def consume_phase(
         for i in range(workers)
     ]
     idle_rss = procs[0].rss_bytes()
+    if events is not None:
+        time.sleep(GROUP_SETTLE_S)
     cpu_before = sum(process_cpu_seconds(p.pid) for p in procs)
     started = time.monotonic()
     try:
+        if events is not None:
+            produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         while True:
             done = committed_total(admin, group, env["INTEREST_EVENTS_TOPIC"])
             if done >= total:
@@ -276,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale", type=float, default=1.0, help="shrink every workload")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--keep-topics", action="store_true", help="leave the run's topics in the broker"
+    )
     parser.add_argument("--out", default="bench-results/bench.json")
     parser.add_argument("--skip-scorer", action="store_true")
     parser.add_argument("--skip-rocksdb", action="store_true")
@@ -538,10 +552,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_scale:
             print("scale-out: two workers, one group, 8 partitions …", flush=True)
             users, per_user = WORKLOADS[1][1:]
-            out_env, total = prepared("scale", max(100, int(users * args.scale)), per_user, 8)
-            one = consume_phase(bootstrap, reuse(out_env, "scale1"), workdir / "scale1", total)
-            two = consume_phase(
-                bootstrap, reuse(out_env, "scale2"), workdir / "scale2", total, workers=2
+            events = make_events(0, max(100, int(users * args.scale)), per_user, 5)
+            one, two = (
+                consume_phase(
+                    bootstrap,
+                    env_for(f"scale{n}", 8),
+                    workdir / f"scale{n}",
+                    len(events),
+                    workers=n,
+                    events=events,
+                )
+                for n in (1, 2)
             )
             results["scale_out"] = {
                 "one_worker_per_s": one["rate"],
@@ -552,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
             print("scorer benchmark …", flush=True)
             results["scorer"], scorer_table = scorer_rows()
     finally:
+        if not args.keep_topics:
+            with contextlib.suppress(Exception):  # a broker that is gone has nothing to keep
+                delete_run_topics(bootstrap, f"bench-{stamp}-")
         if started_broker:
             stop_local_broker()
     print_table(results)

@@ -26,7 +26,13 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 
 from stream.dev.bench import committed_total, make_events, produce
-from stream.dev.localrun import WorkerProcess, free_port, start_local_broker, worker_env
+from stream.dev.localrun import (
+    WorkerProcess,
+    delete_run_topics,
+    free_port,
+    start_local_broker,
+    worker_env,
+)
 from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -128,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--per-user", type=int, default=150)
     parser.add_argument("--profile", help="directory for a py-spy profile of each worker")
+    parser.add_argument(
+        "--keep-topics", action="store_true", help="leave the run's topics in the broker"
+    )
     args = parser.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
 
@@ -172,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             for function, share in summarize(prof):
                 out(f"  {share:6.1%}  {function}")
             out()
+    if not args.keep_topics:
+        delete_run_topics(bootstrap, f"cmp-{stamp}")
     print(f"written to {report}")
     return 0
 

@@ -191,13 +191,9 @@ class UserRecord:
             self._items, self._table, self._cats, self._types, self._ts, self._moved, i
         )
 
-    def most_moved(self, window: int, top: int) -> list[tuple]:
-        """Of the last ``window`` events, the ``top`` that moved the distribution most (largest
-        first, earlier first among equals), as history tuples."""
-        return [self._entry(i) for i in _most_moved(self._moved, window, top)]
-
     def explain(self, window: int, top: int) -> list[dict]:
-        """``most_moved(window, top)`` as a snapshot's ``explain`` entries."""
+        """Of the last ``window`` events, the ``top`` that moved the distribution most (largest
+        first, earlier first among equals), as a snapshot's ``explain`` entries."""
         return _explain_entries(
             self._items, self._table, self._cats, self._types, self._ts, self._moved, window, top
         )

@@ -339,31 +339,25 @@ class UserInterest(EventClock, base.Classifier):
 
     def _smoothed_tracked(self, prior: Mapping[str, float]) -> tuple[dict[str, float], float]:
         """The smoothed probabilities of the tracked categories, and the multiple of its prior
-        that every untracked category gets (the two horizons written out: a snapshot's hot
-        path)."""
+        that every untracked category gets."""
         out: dict[str, float] = {}
         if not self._n:
             return out, 1.0
         get = prior.get
         ws = self.short_weight()
-        wl = 1.0 - ws
         a_short, a_long = self._alphas()
-        short, long_ = self._short, self._long
-        total = sum(short.values()) + self._short_res + a_short
-        p_tracked = [get(c, 0.0) for c in short]
-        untracked = 1.0 - sum(p_tracked)
-        spread = self._short_res / untracked if untracked > 1e-12 else 0.0
-        coef = ws * (a_short + spread) / total
-        for (c, m), p in zip(short.items(), p_tracked, strict=True):
-            out[c] = ws * (m - spread * p) / total
-        total = sum(long_.values()) + self._long_res + a_long
-        p_tracked = [get(c, 0.0) for c in long_]
-        untracked = 1.0 - sum(p_tracked)
-        spread = self._long_res / untracked if untracked > 1e-12 else 0.0
-        coef += wl * (a_long + spread) / total
-        tracked = out.get
-        for (c, m), p in zip(long_.items(), p_tracked, strict=True):
-            out[c] = tracked(c, 0.0) + wl * (m - spread * p) / total
+        coef = 0.0
+        for weight, masses, res, alpha in (
+            (ws, self._short, self._short_res, a_short),
+            (1.0 - ws, self._long, self._long_res, a_long),
+        ):
+            total = sum(masses.values()) + res + alpha
+            p_tracked = [get(c, 0.0) for c in masses]
+            untracked = 1.0 - sum(p_tracked)
+            spread = res / untracked if untracked > 1e-12 else 0.0
+            coef += weight * (alpha + spread) / total
+            for (c, m), p in zip(masses.items(), p_tracked, strict=True):
+                out[c] = out.get(c, 0.0) + weight * (m - spread * p) / total
         for c in out:
             out[c] += coef * get(c, 0.0)
         return out, coef

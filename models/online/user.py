@@ -58,8 +58,7 @@ class UserInterest(EventClock, base.Classifier):
     """
 
     def __init__(self, config: InterestConfig | None = None):
-        self.config = config
-        self._cfg = config or InterestConfig()
+        self._attach(config)
         self._t: float | None = None
         self._r: float | None = None
         self._nr = 0  # the event count at the reference point
@@ -73,8 +72,13 @@ class UserInterest(EventClock, base.Classifier):
         )
         self._since_drift = -1  # events since the last detected shift; -1: none yet
         self._drift_now = False
-        # Caches until the next event, not state: the own distribution, its top k, and each
-        # horizon's stored-units scale (2 ** exponent) at the latest event.
+
+    def _attach(self, config: InterestConfig | None) -> None:
+        """The configuration, and empty caches (valid until the next event, not state): the
+        own distribution, its top k, and each horizon's stored-units scale (2 ** exponent) at
+        the latest event."""
+        self.config = config
+        self._cfg = config or InterestConfig()
         self._own: dict[str, float] | None = None
         self._own_top: tuple[int, dict[str, float]] | None = None
         self._scales: tuple[float, float] | None = None
@@ -429,9 +433,13 @@ class UserInterest(EventClock, base.Classifier):
         >>> UserInterest.from_compact_state(u.compact_state()).state() == u.state()
         True
         """
-        u = cls(config)
+        u = cls.__new__(cls)  # every field is set below: no __init__ to overwrite
+        u._attach(config)
         (u._t, u._r, u._nr, u._n, sk, sm, lk, lm, u._short_res, u._long_res, d, sd, dn) = state
         u._short, u._long = dict(zip(sk, sm, strict=True)), dict(zip(lk, lm, strict=True))
-        u._drift.set_state(d)
+        cfg = u._cfg
+        u._drift = SurpriseDrift.restored(
+            d, cfg.drift_min_instances, cfg.drift_delta, cfg.drift_threshold
+        )
         u._since_drift, u._drift_now = sd, bool(dn)
         return u

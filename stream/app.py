@@ -53,7 +53,7 @@ from stream.codec import (
 )
 from stream.counters import Counters
 from stream.faust_config import ROCKSDB_OPTIONS, faust_config
-from stream.memory import collect_frozen, freeze_survivors, trim_heap
+from stream.memory import FullCollections, freeze_survivors, trim_heap
 from stream.output import Output
 from stream.settings import Settings
 from stream.snapshot_builder import SnapshotBuilder
@@ -66,10 +66,10 @@ log = logging.getLogger(__name__)
 
 # The cyclic collector: what a batch leaves alive is frozen (stream.memory), so its young
 # generation holds only the batch's own objects and a collection within a batch is a safety
-# net. A full pass over the frozen state too (the rare cycles in it) costs ~0.3-0.5 s with
-# 100k users in memory, so it runs once an hour.
+# net. A full pass over the frozen state too (the cycles that died after being frozen) runs
+# every minute, or less often when it is slow (stream.memory.FullCollections).
 GC_THRESHOLD = 1_000_000
-GC_FULL_INTERVAL_S = 3600.0
+GC_CHECK_S = 10.0
 CATCH_UP_TIMEOUT_S = 15.0
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
@@ -172,7 +172,8 @@ class Pipeline:
         app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
         app.timer(5.0, on_leader=False)(self.publish_population)
         app.timer(5.0, on_leader=False)(self.trim_heap)
-        app.timer(GC_FULL_INTERVAL_S, on_leader=False)(self.collect_cycles)
+        self.full_collections = FullCollections()
+        app.timer(GC_CHECK_S, on_leader=False)(self.collect_cycles)
         self.users.on_recover(self._on_recover)
         self.output.on_sent(self.users.changelog_topic.get_topic_name(), self._changelog_sent)
 
@@ -332,8 +333,8 @@ class Pipeline:
         trim_heap()
 
     async def collect_cycles(self) -> None:
-        """Once an hour: the cyclic collector over everything, frozen objects included."""
-        collect_frozen()
+        """When due: the cyclic collector over everything, frozen objects included."""
+        self.full_collections.run_if_due()
 
     # -- the commit window --------------------------------------------------------------------
     async def before_commit(self) -> None:

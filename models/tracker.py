@@ -206,24 +206,25 @@ class UserRecord:
         """``top_k(distribution(), k)`` (cached until the next event; read-only)."""
         return self.interest.own_top(k) if self.interest else {OTHER: 1.0}
 
-    def to_state(self) -> list:
+    def to_state(self, copy: bool = True) -> list:
         """The record as the flat list of :class:`~models.records.RecordField`: history as
         columns; categories as indexes into the record's category table (a list of indexes for
         a multi-category event); times as integer deltas in seconds, or in milliseconds once
-        any time had a fraction; moved in millionths."""
+        any time had a fraction; moved in millionths. ``copy=False`` shares the live history
+        columns: for a caller that encodes the state before the record changes."""
+        columns = [c[:] for c in self._columns()] if copy else self._columns()
         return [
             RECORD_VERSION,
             self.partition,
             self.offset,
             self.interest.compact_state() if self.interest is not None else None,
-            self._items[:],
-            self._table[:],
-            self._cats[:],
-            self._types[:],
-            self._times[:],
-            self._moved[:],
+            *columns,
             self.topics.compact_state() if self.topics is not None else None,
         ]
+
+    def _columns(self) -> list[list]:
+        """The history columns in RecordField order (ITEMS to MOVED)."""
+        return [self._items, self._table, self._cats, self._types, self._times, self._moved]
 
     @classmethod
     def from_state(cls, state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> UserRecord:

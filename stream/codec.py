@@ -239,7 +239,7 @@ def dead_letter(
 
 def encode_record(record: UserRecord) -> bytes:
     """A user's record for the table and its changelog (``UserRecord.to_state``, msgpack)."""
-    return pack(record.to_state())
+    return pack(record.to_state(copy=False))
 
 
 def decode_record(data: bytes, cfg: TrackerConfig | None = None) -> UserRecord:

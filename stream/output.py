@@ -17,6 +17,8 @@ from typing import Any
 
 Sent = Callable[[str, int, int, int], None]  # (topic, partition, base offset, count)
 
+PARTITION_MEMO = 16_384  # keys per topic whose partition is remembered (~1.5 MB at most)
+
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -61,6 +63,7 @@ class Output:
         self.app = app
         self.default_partitions = partitions
         self._partitions: dict[str, int] = {}
+        self._memo: dict[str, dict[bytes, int]] = {}  # per topic: key -> partition
         self._open: dict[tuple[str, int], tuple[Any, int]] = {}
         self._full: list[tuple[str, int, Any, int]] = []
         self._inflight: set[asyncio.Future] = set()
@@ -79,16 +82,29 @@ class Output:
         self._callbacks[topic] = callback
 
     def partition_for(self, topic: str, key: bytes) -> int:
-        """The partition Kafka's default partitioner gives ``key`` in ``topic``."""
+        """The partition Kafka's default partitioner gives ``key`` in ``topic`` (remembered
+        for the last ``PARTITION_MEMO`` keys of the topic: a user's snapshots and records go
+        out again and again, and murmur2 in Python costs a few µs a key)."""
+        memo = self._memo.get(topic)
+        if memo is not None:
+            part = memo.get(key)
+            if part is not None:
+                return part
         n = self._partitions.get(topic)
         if n is None:
             found = self._producer().client.cluster.partitions_for_topic(topic)
             if found:
                 n = self._partitions[topic] = len(found)
+                memo = self._memo[topic] = {}
             else:  # no metadata yet: the count the project creates its topics with
                 self._producer().client.add_topic(topic)
                 n = self.default_partitions
-        return (murmur2(key) & 0x7FFFFFFF) % n
+        part = (murmur2(key) & 0x7FFFFFFF) % n
+        if memo is not None:  # only once the count is the topic's own
+            if len(memo) >= PARTITION_MEMO:
+                memo.clear()
+            memo[key] = part
+        return part
 
     def add(
         self,

@@ -106,7 +106,8 @@ class UserInterest(EventClock, base.Classifier):
             return 0.0
         p = self.predict_proba_one({}) if p is None else p
         other = p[OTHER] / self._cfg.other_spread
-        return -sum(math.log(max(p.get(c, other), 1e-9)) for c in categories) / len(categories)
+        log, get = math.log, p.get
+        return -sum([log(max(get(c, other), 1e-9)) for c in categories]) / len(categories)
 
     def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
         before = self.own_distribution() if self._n else None

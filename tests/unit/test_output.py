@@ -7,7 +7,7 @@ import random
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from stream.output import murmur2
+from stream.output import PARTITION_MEMO, Output, murmur2
 
 pytestmark = pytest.mark.unit
 
@@ -18,3 +18,46 @@ def test_murmur2_equals_the_kafka_clients_for_every_key_length():
     keys += [f"user-{i}".encode() for i in range(2_000)] + ["ü-é-中".encode()]
     for key in keys:
         assert murmur2(key) & 0x7FFFFFFF == aiokafka_murmur2(key) & 0x7FFFFFFF, key
+
+
+class _Cluster:
+    def __init__(self, counts):
+        self.counts, self.asked = counts, 0
+
+    def partitions_for_topic(self, topic):
+        self.asked += 1
+        n = self.counts.get(topic)
+        return set(range(n)) if n else None
+
+
+class _App:
+    """What ``Output`` reads of a Faust app: its producer's aiokafka client's metadata."""
+
+    def __init__(self, counts):
+        client = type("Client", (), {})()
+        client.cluster = _Cluster(counts)
+        client.add_topic = lambda topic: None
+        producer = type("Producer", (), {"client": client})()
+        self.producer = type("FaustProducer", (), {"_ensure_producer": lambda _: producer})()
+        self.cluster = client.cluster
+
+
+def test_partition_for_remembers_keys_and_stays_kafkas_partition():
+    app = _App({"snaps": 8})
+    out = Output(app, partitions=4)
+    keys = [f"user-{i}".encode() for i in range(PARTITION_MEMO + 500)]
+    first = [out.partition_for("snaps", k) for k in keys]
+    again = [out.partition_for("snaps", k) for k in keys]
+    expected = [(aiokafka_murmur2(k) & 0x7FFFFFFF) % 8 for k in keys]
+    assert first == again == expected
+    assert app.cluster.asked == 1  # the count is read once per topic
+    assert 0 < len(out._memo["snaps"]) <= PARTITION_MEMO  # bounded
+
+
+def test_partition_for_does_not_remember_a_guessed_partition_count():
+    app = _App({})  # no metadata yet: the project's default count is used meanwhile
+    out = Output(app, partitions=4)
+    key = b"user-7"
+    assert out.partition_for("late", key) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % 4
+    app.cluster.counts["late"] = 6  # the topic turns out to have 6
+    assert out.partition_for("late", key) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % 6

@@ -81,16 +81,18 @@ class FullCollections:
     spaced so that the passes take at most ``max_share`` of the time (a pass that took
     ``d`` seconds is followed by the next no sooner than ``d / max_share`` later).
 
-    >>> fc = FullCollections(min_interval=60.0, max_share=0.005)
-    >>> fc.due(0.0), fc.done(0.0, took=0.1), fc.due(59.0), fc.due(60.0)
-    (True, 60.0, False, True)
-    >>> fc.done(60.0, took=0.5)  # a slow pass: the next in 100 s, not 60
-    160.0
+    >>> fc = FullCollections(min_interval=60.0, max_share=0.005, now=0.0)
+    >>> fc.due(59.0), fc.due(60.0), fc.done(60.0, took=0.1), fc.due(119.0)
+    (False, True, 120.0, False)
+    >>> fc.done(120.0, took=0.5)  # a slow pass: the next in 100 s, not 60
+    220.0
     """
 
-    def __init__(self, min_interval: float = 60.0, max_share: float = 0.005):
+    def __init__(
+        self, min_interval: float = 60.0, max_share: float = 0.005, now: float | None = None
+    ):
         self.min_interval, self.max_share = min_interval, max_share
-        self.next_at = 0.0
+        self.next_at = (time.monotonic() if now is None else now) + min_interval
         self.passes = 0
         self.last_took = 0.0
 

@@ -45,7 +45,7 @@ def print_table(r: dict) -> None:
         print(
             f"| event→snapshot at {lat['rate']:,.0f} ev/s, {policy}: p50 / p95 / p99 | "
             f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f} ms "
-            f"({lat['snapshots']:,} snapshots) |"
+            f"({lat['snapshots']:,} snapshots{_split(lat)}) |"
         )
     for store, m in r.get("memory", {}).items():
         waves = ", ".join(f"{int(u):,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
@@ -100,3 +100,13 @@ def print_table(r: dict) -> None:
             f"| 8 partitions: one worker / two workers in one group | "
             f"{s['one_worker_per_s']:,.0f} / {s['two_workers_per_s']:,.0f} ev/s |"
         )
+
+
+def _split(lat: dict) -> str:
+    """The latency row's split at the build (``stream.dev.latency``), when it was measured."""
+    if "built_p99_ms" not in lat:
+        return ""
+    return (
+        f"; to the build p50 / p99 {lat['built_p50_ms']:.0f} / {lat['built_p99_ms']:.0f} ms, "
+        f"after it {lat['after_p50_ms']:.0f} / {lat['after_p99_ms']:.0f} ms"
+    )

@@ -1,7 +1,10 @@
 """Event-to-snapshot latency through the real broker (a row of ``make bench``).
 
 Events stamped with the wall clock go to a worker at a fixed rate; a subscriber in a process
-of its own measures, for every snapshot, the time from its user's latest event to its arrival.
+of its own measures, for every snapshot, the time from its user's latest event to its arrival,
+and splits it at the snapshot's ``emitted_at`` (when the worker built it): the time to the
+build (the queue before the worker and its batch so far), and the time after it (the rest of
+the batch, the producer, the broker's append, the subscriber's fetch).
 
 The subscriber reads with aiokafka (records parsed in C). On this project's 2-core bench
 machine it shares the cores with the worker, the producer and the broker, and a pure-Python
@@ -45,13 +48,20 @@ def subscribe_latencies(
     out.write_text(json.dumps(latencies))
 
 
-def _delays(records: Any, arrived: float, latencies: list[float]) -> None:
+def _delays(records: Any, arrived: float, latencies: list[list[float]]) -> None:
+    """Per user snapshot: ``[arrival - ts, emitted_at - ts]`` (its whole delay, and the part
+    spent before the worker built it; the rest is the batch's end, the producer, the broker
+    and the subscriber's fetch)."""
     for msg in records:
         if not msg.key.startswith(b"__"):  # not the population's snapshots
-            latencies.append(arrived - decode_snapshot(msg.value)["ts"])
+            snapshot = decode_snapshot(msg.value)
+            ts = snapshot["ts"]
+            latencies.append([arrived - ts, snapshot.get("emitted_at", arrived) - ts])
 
 
-async def _aiokafka_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[float]:
+async def _aiokafka_latencies(
+    bootstrap: str, topic: str, ready: Any, stop: Any
+) -> list[list[float]]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -60,7 +70,7 @@ async def _aiokafka_latencies(bootstrap: str, topic: str, ready: Any, stop: Any)
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     await consumer.start()
-    latencies: list[float] = []
+    latencies: list[list[float]] = []
     try:
         await consumer.getmany(timeout_ms=1000)  # positioned at the end
         ready.set()
@@ -74,7 +84,7 @@ async def _aiokafka_latencies(bootstrap: str, topic: str, ready: Any, stop: Any)
     return latencies
 
 
-def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[float]:
+def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[list[float]]:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -82,7 +92,7 @@ def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -
         group_id=None,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    latencies: list[float] = []
+    latencies: list[list[float]] = []
     consumer.poll(timeout_ms=1000)  # joined: positioned at the end
     ready.set()
     while not stop.is_set():
@@ -171,16 +181,30 @@ def latency_phase(
     stop.set()
     sub.join(30)
     worker.stop()
-    lat = sorted(json.loads(out.read_text()))
-
-    def q(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-
+    pairs = json.loads(out.read_text())
+    total, built = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
+    after = sorted(p[0] - p[1] for p in pairs)
     return {
         "rate": rate,
         "events": n,
-        "snapshots": len(lat),
-        "p50_ms": q(0.50),
-        "p95_ms": q(0.95),
-        "p99_ms": q(0.99),
+        "snapshots": len(total),
+        "p50_ms": quantile_ms(total, 0.50),
+        "p95_ms": quantile_ms(total, 0.95),
+        "p99_ms": quantile_ms(total, 0.99),
+        # the same snapshots' delays split at emitted_at: to the worker's build, and after it
+        "built_p50_ms": quantile_ms(built, 0.50),
+        "built_p99_ms": quantile_ms(built, 0.99),
+        "after_p50_ms": quantile_ms(after, 0.50),
+        "after_p99_ms": quantile_ms(after, 0.99),
     }
+
+
+def quantile_ms(sorted_seconds: list[float], p: float) -> float:
+    """The ``p`` quantile of sorted delays in seconds, in ms (NaN when there are none).
+
+    >>> quantile_ms([0.1, 0.2, 0.3, 0.4], 0.5), quantile_ms([], 0.99)
+    (300.0, nan)
+    """
+    if not sorted_seconds:
+        return float("nan")
+    return sorted_seconds[min(len(sorted_seconds) - 1, int(p * len(sorted_seconds)))] * 1000

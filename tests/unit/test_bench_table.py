@@ -55,3 +55,24 @@ def test_tables_print_from_the_json_file(capsys):
     assert "(100,000: 256) | idle 64 |" in out and "| ? (process start → ready 3.0 s) |" in out
     assert "100.0 / 108.0 µs (+8%)" in out and "the median of 2 runs each" in out
     assert "9,000 / 8,000 ev/s (+12% per event)" in out
+
+
+def test_latency_rows_show_the_split_at_the_build_when_measured(capsys):
+    results = _results()
+    base = {"rate": 17_000.0, "events": 340_000, "snapshots": 300_000}
+    results["latency"] = {
+        "min-interval 0": {
+            **base,
+            **{"p50_ms": 60.0, "p95_ms": 180.0, "p99_ms": 250.0},
+            **{"built_p50_ms": 35.0, "built_p99_ms": 140.0},
+            **{"after_p50_ms": 20.0, "after_p99_ms": 110.0},
+        },
+        "an older run": {**base, "p50_ms": 60.0, "p95_ms": 180.0, "p99_ms": 250.0},
+    }
+    print_table(json.loads(json.dumps(results)))
+    out = capsys.readouterr().out
+    assert (
+        "| event→snapshot at 17,000 ev/s, min-interval 0: p50 / p95 / p99 | 60 / 180 / 250 ms "
+        "(300,000 snapshots; to the build p50 / p99 35 / 140 ms, after it 20 / 110 ms) |"
+    ) in out
+    assert "an older run: p50 / p95 / p99 | 60 / 180 / 250 ms (300,000 snapshots) |" in out

@@ -342,6 +342,19 @@ class Dashboard:
             "User records written to the table and its changelog (once per commit window).",
             c.records_written,
         )
+        full = self.pipeline.full_collections
+        m.add(
+            "interest_gc_full_passes_total",
+            "counter",
+            "Full passes of the cyclic collector over the frozen state (stream.memory).",
+            full.passes,
+        )
+        m.add(
+            "interest_gc_full_last_seconds",
+            "gauge",
+            "How long the last full pass stopped the worker.",
+            full.last_took,
+        )
         m.add("interest_table_users", "gauge", "Users in this worker's table.", self.table_size())
         m.add(
             "interest_pending_users",

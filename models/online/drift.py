@@ -56,18 +56,19 @@ class SurpriseDrift(base.DriftDetector):
     def restored(
         cls,
         state: Sequence[float],
-        min_instances: int = 8,
-        delta: float = 0.5,
-        threshold: float = 8.0,
+        min_instances: int,
+        delta: float,
+        threshold: float,
         alpha: float = 1.0,
     ) -> SurpriseDrift:
-        """``SurpriseDrift(...).set_state(state)`` without resetting first (records are
-        decoded at every cache miss, and the reset was a third of an estimator's decoding).
+        """``SurpriseDrift(min_instances, delta, threshold, alpha).set_state(state)`` without
+        resetting first (records are decoded at every cache miss, and the reset was a third of
+        an estimator's decoding).
 
-        >>> d = SurpriseDrift(min_instances=2)
+        >>> d = SurpriseDrift(min_instances=2, delta=0.1, threshold=3.0)
         >>> for x in (1.0, 2.0, 9.0):
         ...     d.update(x)
-        >>> SurpriseDrift.restored(d.get_state(), min_instances=2).get_state() == d.get_state()
+        >>> SurpriseDrift.restored(d.get_state(), 2, 0.1, 3.0).get_state() == d.get_state()
         True
         """
         d = cls.__new__(cls)

@@ -127,12 +127,13 @@ class Pipeline:
                 table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.output = Output(app, parts)
+        builders, self.offload_lag = settings.snapshot_builders()
         self.builder = SnapshotBuilder(
             self.cfg,
             settings.snapshot_format,
             settings.snapshots_topic,
             self.output,
-            settings.snapshot_builders(),
+            builders,
             settings.collab_prior,
         )
         if self.builder.processes:
@@ -213,8 +214,10 @@ class Pipeline:
         if self._catching_up_since is not None:  # replaying after a recovery: see _on_recover
             self._held.update(touched)
             touched = {}
+        self.builder.offload = self.behind()
         for uid, record in touched.items():
-            self.emit_or_defer(uid, record, mono)
+            if self.due(uid, record, mono):
+                self.publish(uid, record, mono)
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
@@ -414,20 +417,20 @@ class Pipeline:
         self.users.data.set_persisted_offset(TP(topic, partition), offset + count - 1)
 
     # -- emission -----------------------------------------------------------------------------
-    def emit_or_defer(self, uid: str, record: UserRecord, now: float) -> None:
-        """Emit now if the user's last snapshot is old enough or the distribution moved a lot.
+    def due(self, uid: str, record: UserRecord, now: float) -> bool:
+        """Whether the user's snapshot is due now: the last one is old enough or the
+        distribution moved a lot; if not, a trailing one is owed (``pending``).
 
         The record's own distribution (its top k, cached until its next event) is enough to
         decide, so a full snapshot is built only when one is published.
         """
         last = self.recent.get(uid)
-        due = last is None or now - last[0] >= self.settings.min_interval_s
-        if not due:
-            due = tv(record.own_top(self.settings.top_k), last[1]) > self.settings.tv_threshold
-        if due:
-            self.publish(uid, record, now)
-        else:
-            self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
+        if last is None or now - last[0] >= self.settings.min_interval_s:
+            return True
+        if tv(record.own_top(self.settings.top_k), last[1]) > self.settings.tv_threshold:
+            return True
+        self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
+        return False
 
     def snapshot(self, uid: str, record: UserRecord) -> dict:
         prior = self.prior(record.partition)
@@ -482,6 +485,7 @@ class Pipeline:
             self._release_held()
         now = time.monotonic()
         due = [uid for uid, at in self.pending.items() if at <= now]
+        self.builder.offload = self.behind()
         for i, uid in enumerate(due):
             record = self.user_record(uid)
             if record is None:
@@ -504,17 +508,26 @@ class Pipeline:
             self._held.update(held)
             self._catching_up_since = time.monotonic()
 
-    def _caught_up(self) -> bool:
-        """Every events partition is within one fetch of its end (under a steady input
-        the lag is never zero)."""
-        consumer = self.app.consumer
+    def lag(self) -> dict[int, int | None]:
+        """Events partition -> events not yet applied by this worker, as of the last fetch
+        (None: its end not known yet)."""
+        consumer, lag = self.app.consumer, {}
         for tp in consumer.assignment():
             if tp.topic == self.settings.events_topic:
                 highwater = consumer.highwater(tp)
                 position = consumer._read_offset.get(tp) or 0
-                if highwater is None or highwater - position > self.settings.batch:
-                    return False
-        return True
+                lag[tp.partition] = None if highwater is None else max(0, highwater - position)
+        return lag
+
+    def behind(self) -> bool:
+        """Whether snapshots go to the builder processes now: always, or (below 4 cores)
+        while the worker is ``INTEREST_SNAPSHOT_OFFLOAD_LAG`` events behind its input."""
+        return not self.offload_lag or sum(filter(None, self.lag().values())) >= self.offload_lag
+
+    def _caught_up(self) -> bool:
+        """Every events partition is within one fetch of its end (under a steady input
+        the lag is never zero)."""
+        return all(n is not None and n <= self.settings.batch for n in self.lag().values())
 
     def _release_held(self) -> None:
         """Publish the held snapshots once caught up (or after ``CATCH_UP_TIMEOUT_S``)."""

@@ -60,7 +60,9 @@ def count_or_auto(value: str) -> int | None:
 
 
 # A snapshot builder process needs a core of its own: with fewer than this many, the worker's
-# threads and a broker or load generator beside it leave none (docs/RESULTS.md, 18:06 run).
+# threads and a broker or load generator beside it leave none (docs/RESULTS.md, 18:06 run),
+# and a worker that keeps up publishes sooner when it builds its snapshots itself. So there
+# `auto` hands the builder snapshots only while the worker is behind its input.
 BUILDER_MIN_CORES = 4
 
 
@@ -338,9 +340,18 @@ class Settings:
         "INTEREST_SNAPSHOT_PROCESSES",
         None,
         "processes that build and encode snapshots off the ingest loop (`0`: in the worker; "
-        "`auto`: 1 on a machine of 4 or more cores, else 0)",
+        "`auto`: 1, which on a machine of fewer than 4 cores builds only while the worker is "
+        "behind: see `INTEREST_SNAPSHOT_OFFLOAD_LAG`; none on 1 core)",
         parse=count_or_auto,
         shown="`auto`",
+    )
+    snapshot_offload_lag: int = setting(
+        "INTEREST_SNAPSHOT_OFFLOAD_LAG",
+        20_000,
+        "with `INTEREST_SNAPSHOT_PROCESSES=auto` below 4 cores: the builder process takes "
+        "snapshots only while the worker is at least this many events behind its input (a "
+        "backlog, where throughput counts); a worker that keeps up builds them itself, sooner",
+        parse=non_negative_whole,
     )
     snapshot_format: str = setting(
         "INTEREST_SNAPSHOT_FORMAT",
@@ -394,11 +405,23 @@ class Settings:
                 f"{self.dashboard_feed_max_per_s}"
             )
 
-    def snapshot_builders(self) -> int:
-        """How many snapshot builder processes to run (``INTEREST_SNAPSHOT_PROCESSES``)."""
-        if self.snapshot_processes is None:
-            return 1 if (os.cpu_count() or 1) >= BUILDER_MIN_CORES else 0
-        return self.snapshot_processes
+    def snapshot_builders(self, cores: int | None = None) -> tuple[int, int]:
+        """How many snapshot builder processes to run (``INTEREST_SNAPSHOT_PROCESSES``), and
+        how many events behind its input the worker must be for them to build (0: always).
+
+        >>> Settings(bootstrap=None).snapshot_builders(cores=2)
+        (1, 20000)
+        >>> Settings(bootstrap=None).snapshot_builders(cores=8)
+        (1, 0)
+        >>> Settings(bootstrap=None, snapshot_processes=2).snapshot_builders(cores=2)
+        (2, 0)
+        """
+        if self.snapshot_processes is not None:
+            return self.snapshot_processes, 0
+        cores = cores or os.cpu_count() or 1
+        if cores >= BUILDER_MIN_CORES:
+            return 1, 0
+        return (1, self.snapshot_offload_lag) if cores >= 2 else (0, 0)
 
     def group_config(self) -> dict:
         """Faust options for the consumer group: failure detection, rebalances, standbys.

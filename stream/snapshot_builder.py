@@ -8,9 +8,10 @@ they return to the worker's ``Output`` in the order they were asked for, tombsto
 forgotten users and snapshots built in the worker (the fused ones) in the same order, so a
 subscriber never sees a user's older snapshot after a newer one or after its tombstone.
 ``drain`` waits for the jobs asked for so far, so a commit still covers the snapshots of the
-events it commits. With ``0`` processes (the default below 4 cores: ``Settings.
-snapshot_builders``), when the builders are two jobs behind, or when one dies, snapshots are
-built in the worker: nothing is lost, only the ingest loop's time.
+events it commits. With ``0`` processes, while the caller sets ``offload`` off (below 4 cores
+only a worker that is behind its input hands snapshots over: ``Settings.snapshot_builders``),
+when the builders are two jobs behind, or when one dies, snapshots are built in the worker:
+nothing is lost, only the ingest loop's time.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ class SnapshotBuilder:
     ):
         self.cfg, self.fmt, self.topic, self.output = cfg, fmt, topic, output
         self.processes = processes
+        self.offload = True  # False: build here even with processes (the caller's choice)
         self._local = _Context(cfg, fmt, collab_path)
         self._executors: list[ProcessPoolExecutor | None] = [None] * processes
         self._sent_priors: list[dict[int, PopulationPrior]] = [{} for _ in range(processes)]
@@ -175,7 +177,7 @@ class SnapshotBuilder:
         from a builder process, or built here when they are busy or there are none. Returns
         the encoded record (``encode_record``) a builder process takes, for the caller to
         reuse while the record does not change."""
-        if not self.processes or self._backlog() >= MAX_JOBS_IN_FLIGHT:
+        if not (self.processes and self.offload) or self._backlog() >= MAX_JOBS_IN_FLIGHT:
             collab = self._local.collab
             self.ready(uid, snapshot_bytes(uid, record, self.cfg, self.fmt, prior, collab))
             self.built_here += 1

@@ -451,19 +451,19 @@ def main(argv: list[str] | None = None) -> int:
                 total,
             )
             row["worker_min_interval_0_per_s"] = every["rate"]
-            print(f"  {every['rate']:,.0f}/s; with a snapshot builder process …", flush=True)
-            built = consume_phase(
+            print(f"  {every['rate']:,.0f}/s; snapshots built in the worker only …", flush=True)
+            in_loop = consume_phase(
                 bootstrap,
                 reuse(
                     env,
-                    f"builder{name}",
+                    f"inloop{name}",
                     INTEREST_MIN_INTERVAL_S=default_policy,
-                    INTEREST_SNAPSHOT_PROCESSES="1",
+                    INTEREST_SNAPSHOT_PROCESSES="0",
                 ),
-                workdir / f"builder{name}",
+                workdir / f"inloop{name}",
                 total,
             )
-            row["worker_builder_process_per_s"] = built["rate"]
+            row["worker_in_loop_per_s"] = in_loop["rate"]
             if not args.skip_scorer and per_user == 3:
                 ckpt = write_checkpoint(workdir / "bench-model.pt")
                 scored = consume_phase(

@@ -27,8 +27,8 @@ def print_table(r: dict) -> None:
             RATE,
         ),
         (
-            "worker, default emission, a snapshot builder process",
-            "worker_builder_process_per_s",
+            "worker, default emission, no builder process (`INTEREST_SNAPSHOT_PROCESSES=0`)",
+            "worker_in_loop_per_s",
             RATE,
         ),
         ("worker with the scorer flat out", "worker_with_scorer_per_s", RATE),

@@ -255,25 +255,15 @@ class Dashboard:
         return ok
 
     def consumer_lag(self) -> dict[int, int] | None:
-        """Events-topic partition -> messages not yet read by this worker (None: unknown)."""
+        """Events-topic partition -> messages not yet applied by this worker (None: unknown)."""
         app = self.app
         if not app.started or app.should_stop:
             return None
         try:
-            consumer = app.consumer
-            read = app.monitor.tp_read_offsets
-            lag = {}
-            for tp in consumer.assignment():
-                if tp.topic != self.settings.events_topic:
-                    continue
-                high = consumer.highwater(tp)
-                if high is None:
-                    continue
-                last = read.get(tp)
-                lag[tp.partition] = max(0, high - (last + 1 if last is not None else 0))
-            return lag
+            lag = self.pipeline.lag()
         except Exception:  # not started yet, rebalancing, ...
             return None
+        return {partition: n for partition, n in lag.items() if n is not None}
 
     def last_event_age(self) -> float | None:
         last = self.pipeline.counters.last_event_wall
@@ -327,7 +317,8 @@ class Dashboard:
         m.add(
             "interest_snapshots_built_in_worker_total",
             "counter",
-            "Snapshots built in the worker's own loop (no builder, or builders busy or failed).",
+            "Snapshots built in the worker's own loop (no builder, the worker keeping up with its "
+            "input, or the builders busy or failed).",
             builder.built_here,
         )
         m.add(

@@ -154,6 +154,35 @@ def test_a_killed_builder_process_loses_no_snapshot(builder):
     assert without_stamp(last[1]) == build_snapshot("user-0", records["user-0"], CFG)
 
 
+def test_with_offload_off_snapshots_are_built_here_and_in_order_with_the_process(builder):
+    records = users(3)
+
+    async def run():
+        builder.output = Sink()
+        fallbacks = builder.fallbacks
+        try:
+            builder.offload = False  # a worker that keeps up: built at once, here
+            kept = builder.build("user-0", records["user-0"], None)
+            here = list(builder.output.records)
+            builder.offload = True  # a worker that is behind: the builder process takes them
+            blobs = [builder.build(uid, r, None) for uid, r in records.items()]
+            builder.offload = False  # caught up while they are built: queued behind them
+            builder.build("user-2", records["user-1"], None)
+            await builder.drain()
+        finally:
+            builder.offload = True
+        return kept, here, blobs, builder.output.records, builder.fallbacks - fallbacks
+
+    kept, here, blobs, sent, fallbacks = asyncio.run(run())
+    assert kept is None and [uid for uid, _ in here] == ["user-0"]
+    assert all(isinstance(b, bytes) for b in blobs)  # handed over as encoded records
+    assert [uid for uid, _ in sent] == ["user-0", "user-0", "user-1", "user-2", "user-2"]
+    for uid, value in sent[1:4]:
+        assert without_stamp(value) == build_snapshot(uid, records[uid], CFG)
+    assert without_stamp(sent[4][1])["n_events"] == records["user-1"].n_events
+    assert fallbacks == 0  # built by the process
+
+
 def test_without_processes_snapshots_are_built_at_once():
     records = users(2)
     sink = Sink()

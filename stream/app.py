@@ -74,6 +74,12 @@ CATCH_UP_TIMEOUT_S = 15.0
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
+# Below 4 cores, a builder process takes a batch's snapshots only if it has at least this many
+# (and the worker is behind). Handing a user over costs encoding its record, which a long
+# history pays again when a later event of the same window changes it: with 2k users × 150
+# events, ~400 users a batch due under the 1 s min-interval cost the worker about as much to
+# hand over as to build (docs/RESULTS.md); with 100k users × 3, ~5,000 due a batch gain ~20%.
+OFFLOAD_MIN_SNAPSHOTS = 1_000
 
 
 class Pipeline:
@@ -214,10 +220,10 @@ class Pipeline:
         if self._catching_up_since is not None:  # replaying after a recovery: see _on_recover
             self._held.update(touched)
             touched = {}
-        self.builder.offload = self.behind()
-        for uid, record in touched.items():
-            if self.due(uid, record, mono):
-                self.publish(uid, record, mono)
+        due = [(uid, record) for uid, record in touched.items() if self.due(uid, record, mono)]
+        self.builder.offload = self.offloading(len(due))
+        for uid, record in due:
+            self.publish(uid, record, mono)
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
@@ -485,7 +491,7 @@ class Pipeline:
             self._release_held()
         now = time.monotonic()
         due = [uid for uid, at in self.pending.items() if at <= now]
-        self.builder.offload = self.behind()
+        self.builder.offload = self.offloading(len(due))
         for i, uid in enumerate(due):
             record = self.user_record(uid)
             if record is None:
@@ -519,10 +525,15 @@ class Pipeline:
                 lag[tp.partition] = None if highwater is None else max(0, highwater - position)
         return lag
 
-    def behind(self) -> bool:
-        """Whether snapshots go to the builder processes now: always, or (below 4 cores)
-        while the worker is ``INTEREST_SNAPSHOT_OFFLOAD_LAG`` events behind its input."""
-        return not self.offload_lag or sum(filter(None, self.lag().values())) >= self.offload_lag
+    def offloading(self, snapshots: int) -> bool:
+        """Whether the ``snapshots`` due now go to the builder processes: always, or (below 4
+        cores) when they are ``OFFLOAD_MIN_SNAPSHOTS`` or more and the worker is
+        ``INTEREST_SNAPSHOT_OFFLOAD_LAG`` events behind its input."""
+        if not self.offload_lag:
+            return True
+        if snapshots < OFFLOAD_MIN_SNAPSHOTS:
+            return False
+        return sum(filter(None, self.lag().values())) >= self.offload_lag
 
     def _caught_up(self) -> bool:
         """Every events partition is within one fetch of its end (under a steady input

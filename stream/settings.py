@@ -348,9 +348,10 @@ class Settings:
     snapshot_offload_lag: int = setting(
         "INTEREST_SNAPSHOT_OFFLOAD_LAG",
         20_000,
-        "with `INTEREST_SNAPSHOT_PROCESSES=auto` below 4 cores: the builder process takes "
-        "snapshots only while the worker is at least this many events behind its input (a "
-        "backlog, where throughput counts); a worker that keeps up builds them itself, sooner",
+        "with `INTEREST_SNAPSHOT_PROCESSES=auto` below 4 cores: the builder process takes a "
+        "batch's snapshots only while the worker is at least this many events behind its input "
+        "(a backlog, where throughput counts) and 1,000 or more are due; a worker that keeps up "
+        "builds them itself, sooner",
         parse=non_negative_whole,
     )
     snapshot_format: str = setting(

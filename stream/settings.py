@@ -341,7 +341,8 @@ class Settings:
         None,
         "processes that build and encode snapshots off the ingest loop (`0`: in the worker; "
         "`auto`: 1, which on a machine of fewer than 4 cores builds only while the worker is "
-        "behind: see `INTEREST_SNAPSHOT_OFFLOAD_LAG`; none on 1 core)",
+        "behind: see `INTEREST_SNAPSHOT_OFFLOAD_LAG`; none on 1 core; a scorer process takes "
+        "a core from the count)",
         parse=count_or_auto,
         shown="`auto`",
     )
@@ -409,6 +410,7 @@ class Settings:
     def snapshot_builders(self, cores: int | None = None) -> tuple[int, int]:
         """How many snapshot builder processes to run (``INTEREST_SNAPSHOT_PROCESSES``), and
         how many events behind its input the worker must be for them to build (0: always).
+        ``auto`` counts the cores the scorer's process leaves.
 
         >>> Settings(bootstrap=None).snapshot_builders(cores=2)
         (1, 20000)
@@ -416,10 +418,14 @@ class Settings:
         (1, 0)
         >>> Settings(bootstrap=None, snapshot_processes=2).snapshot_builders(cores=2)
         (2, 0)
+        >>> Settings(bootstrap=None, checkpoint="model.pt").snapshot_builders(cores=2)
+        (0, 0)
         """
         if self.snapshot_processes is not None:
             return self.snapshot_processes, 0
         cores = cores or os.cpu_count() or 1
+        if self.checkpoint and self.scorer_process:
+            cores -= 1  # the scorer's process runs flat out when users keep changing
         if cores >= BUILDER_MIN_CORES:
             return 1, 0
         return (1, self.snapshot_offload_lag) if cores >= 2 else (0, 0)

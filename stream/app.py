@@ -38,7 +38,7 @@ from models.records import PopulationField
 from models.schema import POPULATION_KEY
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth
 from models.tracker import total_variation as tv
-from stream.batch_consumer import register_transport
+from stream.batch_consumer import partition_lag, register_transport
 from stream.catalog import catalog_table, decode_item, resolve_categories
 from stream.codec import (
     InvalidEvent,
@@ -74,12 +74,6 @@ CATCH_UP_TIMEOUT_S = 15.0
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
-# Below 4 cores, a builder process takes a batch's snapshots only if it has at least this many
-# (and the worker is behind). Handing a user over costs encoding its record, which a long
-# history pays again when a later event of the same window changes it: with 2k users × 150
-# events, ~400 users a batch due under the 1 s min-interval cost the worker about as much to
-# hand over as to build (docs/RESULTS.md); with 100k users × 3, ~5,000 due a batch gain ~20%.
-OFFLOAD_MIN_SNAPSHOTS = 1_000
 
 
 class Pipeline:
@@ -133,7 +127,7 @@ class Pipeline:
                 table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.output = Output(app, parts)
-        builders, self.offload_lag = settings.snapshot_builders()
+        builders, offload_lag = settings.snapshot_builders()
         self.builder = SnapshotBuilder(
             self.cfg,
             settings.snapshot_format,
@@ -141,6 +135,7 @@ class Pipeline:
             self.output,
             builders,
             settings.collab_prior,
+            offload_lag,
         )
         if self.builder.processes:
             app.task(self.builder.start)
@@ -221,7 +216,7 @@ class Pipeline:
             self._held.update(touched)
             touched = {}
         due = [(uid, record) for uid, record in touched.items() if self.due(uid, record, mono)]
-        self.builder.offload = self.offloading(len(due))
+        self.builder.plan(len(due), self.events_behind)
         for uid, record in due:
             self.publish(uid, record, mono)
         if self.scorer is not None:
@@ -491,7 +486,7 @@ class Pipeline:
             self._release_held()
         now = time.monotonic()
         due = [uid for uid, at in self.pending.items() if at <= now]
-        self.builder.offload = self.offloading(len(due))
+        self.builder.plan(len(due), self.events_behind)
         for i, uid in enumerate(due):
             record = self.user_record(uid)
             if record is None:
@@ -514,31 +509,17 @@ class Pipeline:
             self._held.update(held)
             self._catching_up_since = time.monotonic()
 
-    def lag(self) -> dict[int, int | None]:
-        """Events partition -> events not yet applied by this worker, as of the last fetch
-        (None: its end not known yet)."""
-        consumer, lag = self.app.consumer, {}
-        for tp in consumer.assignment():
-            if tp.topic == self.settings.events_topic:
-                highwater = consumer.highwater(tp)
-                position = consumer._read_offset.get(tp) or 0
-                lag[tp.partition] = None if highwater is None else max(0, highwater - position)
-        return lag
-
-    def offloading(self, snapshots: int) -> bool:
-        """Whether the ``snapshots`` due now go to the builder processes: always, or (below 4
-        cores) when they are ``OFFLOAD_MIN_SNAPSHOTS`` or more and the worker is
-        ``INTEREST_SNAPSHOT_OFFLOAD_LAG`` events behind its input."""
-        if not self.offload_lag:
-            return True
-        if snapshots < OFFLOAD_MIN_SNAPSHOTS:
-            return False
-        return sum(filter(None, self.lag().values())) >= self.offload_lag
+    def events_behind(self) -> int:
+        """Events of the assigned events partitions not yet applied (as of the last fetch)."""
+        return sum(
+            filter(None, partition_lag(self.app.consumer, self.settings.events_topic).values())
+        )
 
     def _caught_up(self) -> bool:
         """Every events partition is within one fetch of its end (under a steady input
         the lag is never zero)."""
-        return all(n is not None and n <= self.settings.batch for n in self.lag().values())
+        lag = partition_lag(self.app.consumer, self.settings.events_topic)
+        return all(n is not None and n <= self.settings.batch for n in lag.values())
 
     def _release_held(self) -> None:
         """Publish the held snapshots once caught up (or after ``CATCH_UP_TIMEOUT_S``)."""

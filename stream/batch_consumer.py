@@ -237,6 +237,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
 
 
+def partition_lag(consumer: Any, topic: str) -> dict[int, int | None]:
+    """``topic``'s assigned partitions -> records not yet handed on by ``consumer`` (a Faust
+    consumer), as of its last fetch (None: the partition's end not known yet)."""
+    lag: dict[int, int | None] = {}
+    for tp in consumer.assignment():
+        if tp.topic == topic:
+            highwater = consumer.highwater(tp)
+            position = consumer._read_offset.get(tp) or 0
+            lag[tp.partition] = None if highwater is None else max(0, highwater - position)
+    return lag
+
+
 class BatchTransport(faust_aiokafka.Transport):
     """The aiokafka transport with ``BatchConsumer`` (URL scheme ``batchkafka://``)."""
 

@@ -8,10 +8,10 @@ they return to the worker's ``Output`` in the order they were asked for, tombsto
 forgotten users and snapshots built in the worker (the fused ones) in the same order, so a
 subscriber never sees a user's older snapshot after a newer one or after its tombstone.
 ``drain`` waits for the jobs asked for so far, so a commit still covers the snapshots of the
-events it commits. With ``0`` processes, while the caller sets ``offload`` off (below 4 cores
-only a worker that is behind its input hands snapshots over: ``Settings.snapshot_builders``),
-when the builders are two jobs behind, or when one dies, snapshots are built in the worker:
-nothing is lost, only the ingest loop's time.
+events it commits. With ``0`` processes, while ``plan`` keeps them off (with an
+``offload_lag``, below 4 cores: only a worker that is behind its input hands snapshots over,
+``Settings.snapshot_builders``), when the builders are two jobs behind, or when one dies,
+snapshots are built in the worker: nothing is lost, only the ingest loop's time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -43,6 +43,13 @@ log = logging.getLogger(__name__)
 # Unfinished jobs the builder processes may hold before the worker builds the next snapshots
 # itself: a builder without a core to itself would only add a queue (see docs/RESULTS.md).
 MAX_JOBS_IN_FLIGHT = 2
+# With an ``offload_lag`` (below 4 cores), the builders take a batch's snapshots only if it has
+# at least this many (and the worker is behind). Handing a user over costs encoding its record,
+# which a long history pays again when a later event of the same window changes it: with 2k
+# users × 150 events, ~400 users a batch due under the 1 s min-interval cost the worker about
+# as much to hand over as to build (docs/RESULTS.md); with 100k users × 3, ~5,000 due a batch
+# gain ~20%.
+OFFLOAD_MIN_SNAPSHOTS = 1_000
 
 # (user, its encoded record | None: a ready entry, the partition of its prior | None)
 Entry = tuple[str, bytes | None, int | None]
@@ -148,10 +155,12 @@ class SnapshotBuilder:
         output: Any,
         processes: int = 1,
         collab_path: str | None = None,
+        offload_lag: int = 0,
     ):
         self.cfg, self.fmt, self.topic, self.output = cfg, fmt, topic, output
         self.processes = processes
-        self.offload = True  # False: build here even with processes (the caller's choice)
+        self.offload_lag = offload_lag
+        self.offload = True  # False: build here even with processes (see ``plan``)
         self._local = _Context(cfg, fmt, collab_path)
         self._executors: list[ProcessPoolExecutor | None] = [None] * processes
         self._sent_priors: list[dict[int, PopulationPrior]] = [{} for _ in range(processes)]
@@ -168,6 +177,14 @@ class SnapshotBuilder:
         self.built_here = 0  # snapshots built in the worker
 
     # -- what the worker asks for, in order --------------------------------------------------
+    def plan(self, snapshots: int, behind: Callable[[], int]) -> None:
+        """Whether the next ``snapshots`` (a batch's) go to the builder processes: always
+        without an ``offload_lag``, else when they are ``OFFLOAD_MIN_SNAPSHOTS`` or more and
+        the worker is ``behind()`` its input by ``offload_lag`` events or more."""
+        self.offload = not self.offload_lag or (
+            snapshots >= OFFLOAD_MIN_SNAPSHOTS and behind() >= self.offload_lag
+        )
+
     def collaborative(self, prior: CollaborativePrior | None, mtime: float) -> None:
         """Use ``prior`` (loaded from the file with modification time ``mtime``) from now on."""
         self._local.collab, self._collab_mtime = prior, mtime

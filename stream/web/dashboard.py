@@ -15,6 +15,7 @@ import faust
 from models.online.population import merged_distribution
 from models.schema import OTHER, POPULATION_PREFIX
 from models.tracker import top_k, total_variation
+from stream.batch_consumer import partition_lag
 from stream.codec import REASONS, decode_snapshot
 from stream.web.cache import ChangeLog, SnapshotCache, compact
 from stream.web.feed import SnapshotFeed
@@ -260,7 +261,7 @@ class Dashboard:
         if not app.started or app.should_stop:
             return None
         try:
-            lag = self.pipeline.lag()
+            lag = partition_lag(self.app.consumer, self.settings.events_topic)
         except Exception:  # not started yet, rebalancing, ...
             return None
         return {partition: n for partition, n in lag.items() if n is not None}

@@ -17,7 +17,7 @@ from models.online import PopulationInterest
 from models.priors.population import PopulationPrior
 from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay
 from stream.codec import decode_snapshot
-from stream.snapshot_builder import SnapshotBuilder, snapshot_bytes
+from stream.snapshot_builder import OFFLOAD_MIN_SNAPSHOTS, SnapshotBuilder, snapshot_bytes
 
 TOPIC = "snapshots"
 CFG = TrackerConfig(history=5, top_k=3)
@@ -181,6 +181,26 @@ def test_with_offload_off_snapshots_are_built_here_and_in_order_with_the_process
         assert without_stamp(value) == build_snapshot(uid, records[uid], CFG)
     assert without_stamp(sent[4][1])["n_events"] == records["user-1"].n_events
     assert fallbacks == 0  # built by the process
+
+
+def test_plan_hands_over_a_large_batch_of_a_worker_that_is_behind_and_nothing_else():
+    lags_read = []
+
+    def behind(lag: int = 25_000):
+        lags_read.append(lag)
+        return lag
+
+    b = SnapshotBuilder(CFG, "msgpack", TOPIC, Sink(), processes=1, offload_lag=20_000)
+    b.plan(OFFLOAD_MIN_SNAPSHOTS - 1, behind)
+    assert not b.offload and not lags_read  # a small batch: the lag is not even read
+    b.plan(OFFLOAD_MIN_SNAPSHOTS, behind)
+    assert b.offload
+    b.plan(OFFLOAD_MIN_SNAPSHOTS, lambda: behind(19_999))
+    assert not b.offload  # keeping up
+    always = SnapshotBuilder(CFG, "msgpack", TOPIC, Sink(), processes=1)
+    always.plan(1, behind)
+    assert always.offload  # no offload_lag: every batch
+    assert lags_read == [25_000, 19_999]
 
 
 def test_without_processes_snapshots_are_built_at_once():

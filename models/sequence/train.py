@@ -353,7 +353,7 @@ def train(
         )
         history.append(record)
         if log is not None:
-            log(_epoch_line(record))
+            log(_epoch_line(record, config.objective))
         score = _stop_score(record, config.objective, rank_val)
         # Ranked validation (one held-out item per user) is noisy: an epoch counts against
         # the patience only when neither its NDCG nor its validation loss improved, so the
@@ -519,11 +519,11 @@ def _stop_score(record: Mapping[str, float], objective: str, rank_val: bool) -> 
     return record["val_item"] if objective == "item" else record["val_category"]
 
 
-def _epoch_line(r: Mapping[str, float]) -> str:
-    line = (
-        f"epoch {r['epoch']}: train loss {r['train_loss']:.4f}, "
-        f"val category NLL {r['val_category']:.4f}, val item {r['val_item']:.4f}"
-    )
+def _epoch_line(r: Mapping[str, float], objective: str) -> str:
+    line = f"epoch {r['epoch']}: train loss {r['train_loss']:.4f}, "
+    if objective != "item":  # the item objective trains no category head
+        line += f"val category NLL {r['val_category']:.4f}, "
+    line += f"val item {r['val_item']:.4f}"
     if "val_ndcg" in r:
         line += f", val NDCG@10 {r['val_ndcg']:.4f}, HR@10 {r['val_hr']:.4f}"
     line += f", {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f}/CPU-s)"

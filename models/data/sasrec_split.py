@@ -26,6 +26,8 @@ import argparse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from models.data.loaders import write_generic
+
 TS0 = 1_000_000_000.0  # the first event's time; a user's events are STEP_S apart
 STEP_S = 60.0
 
@@ -101,8 +103,6 @@ def _lines(path: Path) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.data.loaders import write_generic
-
     p = argparse.ArgumentParser(prog="python -m models.data.sasrec_split", description=__doc__)
     p.add_argument("--split", required=True, type=Path, help="folder with train/ val/ test/")
     p.add_argument("--item-map", required=True, type=Path, help="sas_to_original_items.txt")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.sequence.config import CONFIG_NAMES
-from models.sequence.device import pick_device
+from models.sequence.device import pick_device, resolve_precision
 from models.sequence.encoding import collate
 from models.sequence.model import SequenceModel
 from models.sequence.samples import shuffled_batches
@@ -69,10 +69,9 @@ def prepare(events: list[dict]) -> Any:
     return _prepare_data(events, cfg, tc)
 
 
-def _precision(device: torch.device, compile: bool) -> str:
-    if device.type != "cuda":
-        return "fp32, eager"
-    return "bf16 autocast, " + ("torch.compile" if compile else "eager")
+def _precision(device: torch.device, compile: bool, precision: str) -> str:
+    amp = "bf16 autocast" if resolve_precision(device, precision) == "bf16" else "fp32"
+    return amp + (", torch.compile" if compile and device.type == "cuda" else ", eager")
 
 
 def run(
@@ -88,9 +87,9 @@ def run(
 ) -> dict:
     """Time ``steps`` training steps of the item recipe; returns the measured figures.
 
-    ``device`` None picks CUDA when present (bf16 autocast there; ``compile``: also
-    ``torch.compile``). The first ``warmup`` steps (allocators, compilation) are timed apart.
-    ``data``: ``prepare(events)`` done once for several sizes.
+    ``device`` None picks CUDA when present (bf16 autocast there, as on CPUs with native bf16;
+    ``compile``: also ``torch.compile``). The first ``warmup`` steps (allocators, compilation)
+    are timed apart. ``data``: ``prepare(events)`` done once for several sizes.
     """
     random.seed(seed)
     torch.manual_seed(seed)
@@ -101,7 +100,7 @@ def run(
     data = _prepare_data(events, cfg, tc) if data is None else data
     dev = pick_device(device)
     model = SequenceModel(model_config(cfg, data.encoder, tc)).to(dev)
-    step = _compiled_step(model, dev, tc.compile)
+    step = _compiled_step(model, dev, tc.compile, tc.precision)
     optim = torch.optim.AdamW(
         _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(0.9, 0.98), fused=dev.type == "cuda"
     )
@@ -127,7 +126,7 @@ def run(
     return {
         "config": config,
         "device": str(dev),
-        "precision": _precision(dev, tc.compile),
+        "precision": _precision(dev, tc.compile, tc.precision),
         "n_parameters": model.num_parameters(),
         "events": len(events),
         "train_windows": len(data.train),

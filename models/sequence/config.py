@@ -51,6 +51,9 @@ class SequenceConfig:
     activation: str = "relu"  # of the feed-forward block: "relu" or "gelu" (tanh approximation)
     bias: bool = False  # biases in the blocks' Linear and LayerNorm layers (False: faster)
     dropout: float = 0.3
+    # of the attention weights; None: ``dropout``. On the CPU any attention dropout sends
+    # attention to the slower unfused kernel (a third of an item-recipe step)
+    attn_dropout: float | None = None
     item_loss_weight: float = 0.1  # total loss = category loss + w * item loss
     item_negatives: int = 1024  # sampled-softmax negatives in training (0 = full softmax)
     label_smoothing: float = 0.0  # category targets mixed with uniform(vocab) by this much
@@ -119,14 +122,15 @@ class SequenceConfig:
         """The named size set up for ``objective``.
 
         ``item`` is the SASRec recipe of the full-softmax replications: item embeddings only
-        (no side features, trained on the input side too), no copy head, full softmax.
+        (no side features, trained on the input side too), no copy head, full softmax; dropout on
+        the residual stream only, not on the attention weights.
         ``joint`` keeps the side features and the copy head and weighs both losses equally.
 
         Examples
         --------
         >>> cfg = SequenceConfig.for_objective("small", "item")
-        >>> cfg.objective, cfg.side_features, cfg.copy_head, cfg.item_negatives
-        ('item', False, False, 0)
+        >>> cfg.objective, cfg.side_features, cfg.copy_head, cfg.item_negatives, cfg.attn_dropout
+        ('item', False, False, 0, 0.0)
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
@@ -138,6 +142,7 @@ class SequenceConfig:
                 detach_item_input=False,
                 item_negatives=0,
                 dropout=0.2,
+                attn_dropout=0.0,
                 n_head=1,
             )
         elif objective == "joint":

@@ -45,7 +45,7 @@ class CausalSelfAttention(nn.Module):
         self.q = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.kv = nn.Linear(config.n_embd, 2 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = config.dropout
+        self.dropout = config.dropout if config.attn_dropout is None else config.attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(

@@ -33,7 +33,7 @@ from models.fusion import checkpoint_key
 from models.sequence.calibrate import fit_fusion_on_tail, fit_item_category_mix
 from models.sequence.checkpoint import save_checkpoint
 from models.sequence.config import PAD, SequenceConfig
-from models.sequence.device import autocast, pick_device
+from models.sequence.device import PRECISIONS, autocast, pick_device, resolve_precision
 from models.sequence.encoding import EncodedSequence, SequenceEncoder, collate
 from models.sequence.model import SequenceModel
 from models.sequence.samples import (
@@ -83,10 +83,14 @@ class TrainConfig:
     # torch.compile on CUDA (never on the CPU). Off by default: on an H200 the model's
     # data-dependent branches cost graph breaks and recompiles (docs/RESULTS.md)
     compile: bool = False
+    # "auto": bf16 autocast on CUDA and on CPUs with native bf16, else fp32 (device.py)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
 
 
 # Defaults of `interest-tracker train` per objective: the item objective follows the
@@ -300,7 +304,7 @@ def train(
         betas=(0.9, 0.98),
         fused=device.type == "cuda",
     )
-    step_fn = _compiled_step(model, device, tc.compile)
+    step_fn = _compiled_step(model, device, tc.compile, tc.precision)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
     total_steps = max(1, steps_per_epoch * tc.epochs)  # re-fitted below to a time budget
 
@@ -405,6 +409,7 @@ def train(
         "split": tc.split,
         "train_config": {k: v for k, v in asdict(tc).items() if v is not None},
         "device": str(device),
+        "precision": resolve_precision(device, tc.precision),
         "torch": str(torch.__version__),
         "fusion": fusion_note,
         "history": history,
@@ -484,15 +489,19 @@ def model_config(
     return config
 
 
-def _compiled_step(model: SequenceModel, device: torch.device, compile: bool) -> Callable:
-    """``step(x, y) -> loss``: bf16 autocast on CUDA, and with ``compile`` ``torch.compile``
-    of the model there (CPU training runs eager: compiling pays off only on accelerators)."""
+def _compiled_step(
+    model: SequenceModel, device: torch.device, compile: bool, precision: str = "auto"
+) -> Callable:
+    """``step(x, y) -> loss`` at ``precision`` (see :func:`resolve_precision`), and with
+    ``compile`` ``torch.compile`` of the model on CUDA (CPU training runs eager: compiling pays
+    off only on accelerators). Validation and serving stay at their own precision."""
     fwd = model
     if compile and device.type == "cuda":
         fwd = torch.compile(model, dynamic=True)
+    precision = resolve_precision(device, precision)
 
     def step(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        with autocast(device):
+        with autocast(device, precision):
             return fwd(x, y)[1]
 
     return step

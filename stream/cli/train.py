@@ -25,6 +25,7 @@ from stream.cli.common import (
 CONFIGS = ("tiny", "small", "base", "large")
 OBJECTIVES = ("category", "item", "joint")
 SPLITS = ("time", "leave-last-out")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 NAME = "train"
@@ -88,6 +89,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="torch.compile the model on CUDA (default: eager; see docs/RESULTS.md)",
     )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="training precision: auto = bf16 autocast on CUDA and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX), else fp32; validation and serving run unchanged (default: auto)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
@@ -132,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         min_item_count=args.min_item_count,
         max_item_vocab=args.max_item_vocab,
         compile=args.compile,
+        precision=args.precision,
     )
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
@@ -149,6 +158,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {out} (version {result.version}): {m['objective']} objective, "
         f"{m['split']} split, {m['epochs']} epochs, best epoch {m['best_epoch']}, "
         f"{what} {abs(best):.4f}, {m['tokens_per_s']:,.0f} tokens/s, "
-        f"{m['seconds']:.0f}s, fusion {m['fusion']}"
+        f"{m['precision']}, {m['seconds']:.0f}s, fusion {m['fusion']}"
     )
     return 0

@@ -130,6 +130,40 @@ def test_chunked_full_softmax_matches_plain_cross_entropy_and_its_gradients():
         torch.testing.assert_close(g1, g2)
 
 
+def test_chunked_full_softmax_under_cpu_bf16_autocast_stays_close_to_fp32():
+    """bf16 products, fp32 log-sum-exp and accumulation: loss and gradients within ~1%."""
+    torch.manual_seed(0)
+    h = (torch.randn(300, 16) * 0.5).requires_grad_()
+    w = (torch.randn(50, 16) * 0.5).requires_grad_()
+    b = torch.zeros(50, requires_grad=True)
+    t = torch.randint(0, 50, (300,))
+    plain = F.cross_entropy(h @ w.T + b, t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = softmax_cross_entropy(h, w, b, t, chunk=64)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, plain, rtol=1e-2, atol=1e-3)
+    for g1, g2 in zip(
+        torch.autograd.grad(low, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
+    ):
+        assert g1.dtype == torch.float32
+        assert float((g1 - g2).norm() / g2.norm()) < 0.02
+
+
+def test_attention_dropout_is_its_own_setting_and_old_configs_keep_theirs():
+    from models.sequence.model import SequenceModel
+
+    item = SequenceModel(SequenceConfig.for_objective("tiny", "item", dropout=0.2))
+    assert item.blocks[0].attn.dropout == 0.0 and item.blocks[0].attn.resid_dropout.p == 0.2
+    old = SequenceConfig.from_dict({"dropout": 0.3})  # a checkpoint from before the setting
+    assert old.attn_dropout is None
+    assert SequenceModel(old.with_vocab(4)).blocks[0].attn.dropout == 0.3
+
+
+def test_training_precision_is_checked():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp16")
+
+
 # ----------------------------------------------------------------------------- split
 
 
@@ -229,10 +263,12 @@ def test_item_implied_category_distribution_sums_to_one():
 # ----------------------------------------------------------------------------- training
 
 
-def test_item_objective_learns_a_planted_next_item_rule_popularity_cannot(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_item_objective_learns_a_planted_next_item_rule_popularity_cannot(tmp_path, precision):
     events = planted()
     cfg = SequenceConfig.for_objective("tiny", "item", max_len=16, n_embd=32)
     tc = TrainConfig(
+        precision=precision,
         epochs=30,
         batch_size=32,
         lr=1e-2,
@@ -245,6 +281,7 @@ def test_item_objective_learns_a_planted_next_item_rule_popularity_cannot(tmp_pa
     out = tmp_path / "item.pt"
     res = train(events, cfg, tc, device="cpu", out=out, progress=False)
     assert res.metadata["objective"] == "item" and res.metadata["n_items"] == 40
+    assert res.metadata["precision"] == precision
     rows = {r.name: r for r in evaluate_items(events, "planted", out).rows}
     assert rows["transformer"].ndcg > 0.8
     assert rows["popularity"].ndcg < 0.2
@@ -311,8 +348,9 @@ def test_cli_item_recipe_trains_and_evaluates_to_json(tmp_path, capsys):
     ck, js = tmp_path / "ck.pt", tmp_path / "item.json"
     argv = ["train", "--data", str(data), "--objective", "item", "--split", "leave-last-out"]
     argv += ["--out", str(ck), "--config", "tiny", "--epochs", "2", "--max-len", "8"]
-    assert _cli([*argv, "--device", "cpu", "--quiet"]) == 0
-    assert "item objective, leave-last-out split" in capsys.readouterr().out
+    assert _cli([*argv, "--device", "cpu", "--precision", "fp32", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "item objective, leave-last-out split" in out and "fp32" in out
     rc = _cli(
         ["evaluate", "--item-level", "--data", str(data), "--checkpoint", str(ck)]
         + ["--json", str(js), "--no-progress"]

@@ -2,8 +2,8 @@
 
 CUDA when present, else the CPU. Serving: bf16 autocast on CUDA, fp32 on the CPU. Training
 (``precision="auto"``): bf16 autocast on CUDA, and on a CPU whose matrix units do bf16
-natively (AVX512-BF16 / AMX, through oneDNN); fp32 elsewhere. The caller may name a device;
-models never choose one themselves.
+natively (AVX512-BF16 / AMX, through oneDNN) where the caller's products are large enough to
+gain; fp32 elsewhere. The caller may name a device; models never choose one themselves.
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def resolve_precision(device: torch.device, precision: str = "auto") -> str:
-    """``fp32`` or ``bf16``: ``auto`` is bf16 on CUDA and on a CPU with native bf16.
+def resolve_precision(device: torch.device, precision: str = "auto", cpu_bf16: bool = True) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 on CUDA, and on a CPU with native bf16 when
+    ``cpu_bf16`` (the caller's judgement that its products are large enough to gain).
 
     >>> resolve_precision(torch.device("cpu"), "fp32")
+    'fp32'
+    >>> resolve_precision(torch.device("cpu"), "auto", cpu_bf16=False)
     'fp32'
     >>> resolve_precision(torch.device("cpu"), "fp16")
     Traceback (most recent call last):
@@ -51,7 +54,7 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+    if device.type == "cuda" or (device.type == "cpu" and cpu_bf16 and cpu_has_native_bf16()):
         return "bf16"
     return "fp32"
 

@@ -83,7 +83,7 @@ class TrainConfig:
     # torch.compile on CUDA (never on the CPU). Off by default: on an H200 the model's
     # data-dependent branches cost graph breaks and recompiles (docs/RESULTS.md)
     compile: bool = False
-    # "auto": bf16 autocast on CUDA and on CPUs with native bf16, else fp32 (device.py)
+    # "auto": bf16 autocast on CUDA, and on CPUs with native bf16 for CPU_BF16_OBJECTIVES
     precision: str = "auto"
 
     def __post_init__(self) -> None:
@@ -107,6 +107,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         max_len=200, batch_size=64, lr=1e-3, epochs=200, patience=5, weight_decay=0.0, stride=1.0
     ),
 }  # stride: of the training windows, as a fraction of max_len
+# Objectives whose CPU training `precision="auto"` runs in bf16 (on a CPU with native bf16):
+# the item recipe's full softmax over the catalog is most of its step and gains 12-30%; the
+# category and joint recipes' short windows gained nothing (docs/RESULTS.md)
+CPU_BF16_OBJECTIVES = ("item",)
 DEFAULT_MAX_SECONDS = 2400.0  # the CLI's training budget: 40 minutes, then stop after the epoch
 
 
@@ -304,7 +308,10 @@ def train(
         betas=(0.9, 0.98),
         fused=device.type == "cuda",
     )
-    step_fn = _compiled_step(model, device, tc.compile, tc.precision)
+    precision = resolve_precision(
+        device, tc.precision, cpu_bf16=config.objective in CPU_BF16_OBJECTIVES
+    )
+    step_fn = _compiled_step(model, device, tc.compile, precision)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
     total_steps = max(1, steps_per_epoch * tc.epochs)  # re-fitted below to a time budget
 
@@ -409,7 +416,7 @@ def train(
         "split": tc.split,
         "train_config": {k: v for k, v in asdict(tc).items() if v is not None},
         "device": str(device),
-        "precision": resolve_precision(device, tc.precision),
+        "precision": precision,
         "torch": str(torch.__version__),
         "fusion": fusion_note,
         "history": history,

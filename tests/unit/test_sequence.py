@@ -420,5 +420,7 @@ def test_cli_train_runs_tiny(tmp_path, capsys):
     argv = ["train", "--data", str(data), "--out", str(out), "--config", "tiny", "--epochs", "1"]
     rc = _cli([*argv, "--max-len", "8", "--device", "cpu", "--quiet"])
     assert rc == 0 and out.is_file()
-    assert "wrote" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    # the category recipe trains in fp32 on any CPU: bf16 gained it nothing (docs/RESULTS.md)
+    assert "wrote" in line and "category objective" in line and ", fp32," in line
     assert _cli([*argv, "--epochs", "0"]) == 2

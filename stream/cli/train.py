@@ -93,8 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="training precision: auto = bf16 autocast on CUDA and on CPUs with native bf16 "
-        "(AVX512-BF16/AMX), else fp32; validation and serving run unchanged (default: auto)",
+        help="training precision: auto = bf16 autocast on CUDA, and for the item objective on "
+        "CPUs with native bf16 (AVX512-BF16/AMX), else fp32; validation and serving run "
+        "unchanged (default: auto)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.sequence.config import CONFIG_NAMES
-from models.sequence.device import pick_device, resolve_precision
+from models.sequence.device import pick_device
 from models.sequence.encoding import collate
 from models.sequence.model import SequenceModel
 from models.sequence.samples import shuffled_batches
@@ -32,6 +32,7 @@ from models.sequence.train import (
     _prepare_data,
     model_config,
     recipe_configs,
+    training_precision,
 )
 
 ML1M_USERS, ML1M_ITEMS, ML1M_EVENTS = 6040, 3416, 1_000_209
@@ -70,7 +71,7 @@ def prepare(events: list[dict]) -> Any:
 
 
 def _precision(device: torch.device, compile: bool, precision: str) -> str:
-    amp = "bf16 autocast" if resolve_precision(device, precision) == "bf16" else "fp32"
+    amp = "bf16 autocast" if precision == "bf16" else "fp32"
     return amp + (", torch.compile" if compile and device.type == "cuda" else ", eager")
 
 
@@ -100,7 +101,8 @@ def run(
     data = _prepare_data(events, cfg, tc) if data is None else data
     dev = pick_device(device)
     model = SequenceModel(model_config(cfg, data.encoder, tc)).to(dev)
-    step = _compiled_step(model, dev, tc.compile, tc.precision)
+    precision = training_precision(dev, tc.precision, cfg.objective)
+    step = _compiled_step(model, dev, tc.compile, precision)
     optim = torch.optim.AdamW(
         _param_groups(model, tc.weight_decay), lr=tc.lr, betas=(0.9, 0.98), fused=dev.type == "cuda"
     )
@@ -126,7 +128,7 @@ def run(
     return {
         "config": config,
         "device": str(dev),
-        "precision": _precision(dev, tc.compile, tc.precision),
+        "precision": _precision(dev, tc.compile, precision),
         "n_parameters": model.num_parameters(),
         "events": len(events),
         "train_windows": len(data.train),

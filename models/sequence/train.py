@@ -308,9 +308,7 @@ def train(
         betas=(0.9, 0.98),
         fused=device.type == "cuda",
     )
-    precision = resolve_precision(
-        device, tc.precision, cpu_bf16=config.objective in CPU_BF16_OBJECTIVES
-    )
+    precision = training_precision(device, tc.precision, config.objective)
     step_fn = _compiled_step(model, device, tc.compile, precision)
     steps_per_epoch = math.ceil(len(train_samples) / tc.batch_size)
     total_steps = max(1, steps_per_epoch * tc.epochs)  # re-fitted below to a time budget
@@ -496,16 +494,26 @@ def model_config(
     return config
 
 
+def training_precision(device: torch.device, precision: str, objective: str) -> str:
+    """``fp32`` or ``bf16`` for training ``objective`` (``auto``: see
+    :data:`CPU_BF16_OBJECTIVES` and :func:`resolve_precision`).
+
+    >>> training_precision(torch.device("cpu"), "auto", "category")
+    'fp32'
+    """
+    return resolve_precision(device, precision, cpu_bf16=objective in CPU_BF16_OBJECTIVES)
+
+
 def _compiled_step(
-    model: SequenceModel, device: torch.device, compile: bool, precision: str = "auto"
+    model: SequenceModel, device: torch.device, compile: bool, precision: str
 ) -> Callable:
-    """``step(x, y) -> loss`` at ``precision`` (see :func:`resolve_precision`), and with
-    ``compile`` ``torch.compile`` of the model on CUDA (CPU training runs eager: compiling pays
-    off only on accelerators). Validation and serving stay at their own precision."""
+    """``step(x, y) -> loss`` at ``precision`` (``fp32`` or ``bf16``, from
+    :func:`training_precision`), and with ``compile`` ``torch.compile`` of the model on CUDA
+    (CPU training runs eager: compiling pays off only on accelerators). Validation and serving
+    stay at their own precision."""
     fwd = model
     if compile and device.type == "cuda":
         fwd = torch.compile(model, dynamic=True)
-    precision = resolve_precision(device, precision)
 
     def step(x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor]) -> torch.Tensor:
         with autocast(device, precision):

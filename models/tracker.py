@@ -79,6 +79,7 @@ class UserRecord:
         "_times",
         "_ms",
         "_moved",
+        "_explained",
     )
 
     def __init__(self, cfg: TrackerConfig | None = None):
@@ -100,6 +101,9 @@ class UserRecord:
         self._times: list = []
         self._ms = False  # _times in milliseconds (some time was not whole seconds)
         self._moved: list[int] = []
+        # explain()'s last answer, (window, top, n_events, event numbers, entries): reused
+        # while the events it names are still the ones that moved the distribution most.
+        self._explained: tuple | None = None
 
     @property
     def n_events(self) -> int:
@@ -161,12 +165,12 @@ class UserRecord:
         """Forget the ``n`` oldest events of the history."""
         refs = self._refs
         for c in self._cats[:n]:
-            for i in (c,) if isinstance(c, int) else c:
+            for i in (c,) if c.__class__ is int else c:
                 refs[i] -= 1
                 if refs[i] == 0:
                     self._stale += 1
-        for column in (self._items, self._cats, self._types, self._ts, self._times, self._moved):
-            del column[:n]
+        del self._items[:n], self._cats[:n], self._types[:n]
+        del self._ts[:n], self._times[:n], self._moved[:n]
         if self._times:  # the new first time: absolute
             self._times[0] = _head(self._ts[0], self._ms)
         if self._stale > STALE_CATEGORIES:
@@ -193,10 +197,46 @@ class UserRecord:
 
     def explain(self, window: int, top: int) -> list[dict]:
         """Of the last ``window`` events, the ``top`` that moved the distribution most (largest
-        first, earlier first among equals), as a snapshot's ``explain`` entries."""
-        return _explain_entries(
-            self._items, self._table, self._cats, self._types, self._ts, self._moved, window, top
-        )
+        first, earlier first among equals), as a snapshot's ``explain`` entries (shared with
+        later calls while they stay the same: treat them as read-only).
+
+        >>> r = UserRecord(TrackerConfig(history=4))
+        >>> for i, c in enumerate("abaab"):
+        ...     _ = r.apply({"item_id": f"i{i}", "categories": [c], "event_type": "view",
+        ...                  "ts": float(i)})
+        ...     assert r.explain(3, 2) == _explain_entries(r._items, r._table, r._cats,
+        ...         r._types, r._ts, r._moved, 3, 2)
+        >>> [e["item_id"] for e in r.explain(3, 2)]
+        ['i2', 'i4']
+        """
+        n = self.n_events
+        cached = self._explained
+        if cached is not None and cached[0] == window and cached[1] == top:
+            if cached[2] == n or (cached[2] == n - 1 and self._still_most_moved(cached[3], n)):
+                self._explained = (window, top, n, cached[3], cached[4])
+                return list(cached[4])
+        moved = self._moved
+        first = n - len(moved)  # the event number of the history's first event
+        most = _most_moved(moved, window, top)
+        entries = [
+            _explain_entry(self._items, self._table, self._cats, self._types, self._ts, moved, i)
+            for i in most
+        ]
+        self._explained = (window, top, n, [first + i for i in most], entries)
+        return list(entries)
+
+    def _still_most_moved(self, numbers: list[int], n: int) -> bool:
+        """Whether the events numbered ``numbers`` (the answer for the first ``n - 1`` events)
+        are still the answer after the ``n``-th: none has left the window, and the new event
+        moved less than the last of them, or as much (the earlier one ranks first)."""
+        window, top = self._explained[0], self._explained[1]
+        moved = self._moved
+        first = n - len(moved)
+        if len(numbers) < top:
+            return False
+        if not numbers:  # top 0
+            return True
+        return min(numbers) >= max(n - window, first) and moved[-1] <= moved[numbers[-1] - first]
 
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
@@ -318,15 +358,22 @@ def _explain_entries(
     """A snapshot's ``explain`` entries, read from history columns: the events of
     ``_most_moved``, each as a dict (the snapshot schema's), without history tuples."""
     return [
-        {
-            "item_id": items[i],
-            "categories": _category_names(table, cats[i]),
-            "event_type": _event_type_name(types[i]),
-            "ts": ts[i],
-            "moved": moved[i] / 1e6,
-        }
+        _explain_entry(items, table, cats, types, ts, moved, i)
         for i in _most_moved(moved, window, top)
     ]
+
+
+def _explain_entry(
+    items: Sequence, table: Sequence, cats: Sequence, types: Sequence, ts: Sequence, moved, i: int
+) -> dict:
+    """The ``i``-th event of history columns as a snapshot's ``explain`` entry."""
+    return {
+        "item_id": items[i],
+        "categories": _category_names(table, cats[i]),
+        "event_type": _event_type_name(types[i]),
+        "ts": ts[i],
+        "moved": moved[i] / 1e6,
+    }
 
 
 def snapshot_parts(

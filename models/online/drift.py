@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from river import base, stats
+from river import base
 
 
 class SurpriseDrift(base.DriftDetector):
@@ -35,22 +35,30 @@ class SurpriseDrift(base.DriftDetector):
 
     def _reset(self) -> None:
         super()._reset()
-        self._x_mean = stats.Mean()
+        self._count = 0.0  # the surprises' running mean, as River's stats.Mean keeps it
+        self._mean = 0.0
         self._sum_increase = 0.0
         self._min_increase = float("inf")
 
     def update(self, x: float) -> None:
-        if self.drift_detected:
+        if self._drift_detected:
             self._reset()
-        self._x_mean.update(x)
-        self._sum_increase = self.alpha * self._sum_increase + x - self._x_mean.get() - self.delta
-        self._min_increase = min(self._min_increase, self._sum_increase)
-        if self._x_mean.n >= self.min_instances:
-            self._drift_detected = self._sum_increase - self._min_increase > self.threshold
+        n = self._count = self._count + 1.0
+        mean = self._mean = self._mean + (1.0 / n) * (x - self._mean)
+        s = self._sum_increase = self.alpha * self._sum_increase + x - mean - self.delta
+        if s < self._min_increase:
+            self._min_increase = s
+        if n >= self.min_instances:
+            self._drift_detected = s - self._min_increase > self.threshold
 
     def get_state(self) -> list[float]:
-        m = self._x_mean
-        return [m.n, m.get(), self._sum_increase, self._min_increase, float(self.drift_detected)]
+        return [
+            self._count,
+            self._mean,
+            self._sum_increase,
+            self._min_increase,
+            float(self._drift_detected),
+        ]
 
     @classmethod
     def restored(
@@ -73,12 +81,11 @@ class SurpriseDrift(base.DriftDetector):
         """
         d = cls.__new__(cls)
         d.min_instances, d.delta, d.threshold, d.alpha = min_instances, delta, threshold, alpha
-        d._x_mean = stats.Mean()
         return d.set_state(state)
 
     def set_state(self, state: Sequence[float]) -> SurpriseDrift:
         n, mean, s, lo, detected = state
-        self._x_mean.n, self._x_mean._mean = n, mean
+        self._count, self._mean = n, mean
         self._sum_increase, self._min_increase = s, lo
         self._drift_detected = bool(detected)
         return self

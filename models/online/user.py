@@ -186,8 +186,11 @@ class UserInterest(EventClock, base.Classifier):
             self._long_res = rescale(self._long, self._long_res, 0.5**e_long)
             self._r, self._nr = ts, self._n
             e_short = e_long = 0.0
-        ws = w * 2.0**e_short
-        wl = w * 2.0**e_long
+        scale_short, scale_long = 2.0**e_short, 2.0**e_long
+        if ts == self._t:  # the latest event: its scales are the ones _alphas computes
+            self._scales = (scale_short, scale_long)
+        ws = w * scale_short
+        wl = w * scale_long
         self._short_res = add_mass(self._short, self._short_res, cats, ws, cfg.max_categories)
         self._long_res = add_mass(self._long, self._long_res, cats, wl, cfg.max_categories)
         self._n += 1
@@ -333,10 +336,10 @@ class UserInterest(EventClock, base.Classifier):
         out, coef = self._smoothed_tracked(prior)
         negated = [(-v, c) for c, v in out.items() if c != OTHER]
         if k > 0:
-            get, left = prior.get, k
+            get, left, append = prior.get, k, negated.append
             for c in ranked:
                 if c not in out:
-                    negated.append((-(coef * get(c, 0.0)), c))
+                    append((-(coef * get(c, 0.0)), c))
                     left -= 1
                     if not left:
                         break
@@ -357,12 +360,18 @@ class UserInterest(EventClock, base.Classifier):
             (1.0 - ws, self._long, self._long_res, a_long),
         ):
             total = sum(masses.values()) + res + alpha
+            oget = out.get
+            if not res:  # nothing evicted (most users): no mass to spread over the untracked
+                coef += weight * alpha / total
+                for c, m in masses.items():
+                    out[c] = oget(c, 0.0) + weight * m / total
+                continue
             p_tracked = [get(c, 0.0) for c in masses]
             untracked = 1.0 - sum(p_tracked)
             spread = res / untracked if untracked > 1e-12 else 0.0
             coef += weight * (alpha + spread) / total
             for (c, m), p in zip(masses.items(), p_tracked, strict=True):
-                out[c] = out.get(c, 0.0) + weight * (m - spread * p) / total
+                out[c] = oget(c, 0.0) + weight * (m - spread * p) / total
         for c in out:
             out[c] += coef * get(c, 0.0)
         return out, coef

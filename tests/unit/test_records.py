@@ -127,3 +127,21 @@ def test_history_columns_kept_as_events_arrive_read_back_as_the_events(times):
         ]
         restored = decode_record(encode_record(record), cfg)
         assert restored.history == record.history and restored.to_state() == state
+
+
+@pytest.mark.parametrize(("window", "top", "history"), [(20, 3, 50), (5, 2, 8), (30, 4, 10)])
+def test_explain_reused_between_events_equals_it_computed_afresh(window, top, history):
+    cfg = TrackerConfig(history=history, explain_window=window, explain_top=top)
+    live = UserRecord(cfg)
+    reused = 0
+    for i, e in enumerate(events(400, seed=window)):
+        live.apply(e)
+        if i % 97 == 96:  # a cache miss: the record comes back from its bytes
+            live = decode_record(encode_record(live), cfg)
+        before = live._explained
+        got = live.explain(window, top)
+        reused += before is not None and got[0] is before[4][0]
+        fresh = UserRecord.from_state(live.to_state(), cfg)  # no cached answer
+        assert got == fresh.explain(window, top)
+        assert live.explain(window, top) == got  # asked again, no event between
+    assert reused > 100  # most events leave the answer as it was

@@ -211,10 +211,14 @@ class UserRecord:
         """
         n = self.n_events
         cached = self._explained
-        if cached is not None and cached[0] == window and cached[1] == top:
-            if cached[2] == n or (cached[2] == n - 1 and self._still_most_moved(cached[3], n)):
-                self._explained = (window, top, n, cached[3], cached[4])
-                return list(cached[4])
+        if (
+            cached is not None
+            and cached[0] == window
+            and cached[1] == top
+            and (cached[2] == n or (cached[2] == n - 1 and self._still_most_moved(cached[3], n)))
+        ):
+            self._explained = (window, top, n, cached[3], cached[4])
+            return list(cached[4])
         moved = self._moved
         first = n - len(moved)  # the event number of the history's first event
         most = _most_moved(moved, window, top)

@@ -19,7 +19,7 @@ from models.online import InterestConfig, UserInterest
 from models.online.masses import top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
-from models.records import RECORD_VERSION, RecordField, V1Key
+from models.records import RECORD_VERSION, HistoryField, RecordField, V1Key
 from models.schema import EVENT_TYPES, OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
@@ -404,6 +404,30 @@ def snapshot_parts(
         UserInterest.from_compact_state(topics, cfg.interest) if topics is not None else None,
         _explain_entries(items, table, cats, types, ts, moved, window, top),
     )
+
+
+def stored_history(state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> list[tuple]:
+    """The history of a stored record (``UserRecord.to_state()``, any version) as
+    ``(item_id, categories, event_type, ts)`` tuples, oldest first, without rebuilding the
+    record's estimators (what the sequence model reads).
+
+    >>> cfg = TrackerConfig()
+    >>> evs = [{"item_id": "i", "categories": ["a", "b"], "event_type": "cart", "ts": 1.25},
+    ...        {"item_id": "j", "categories": ["b"], "event_type": "view", "ts": 3.0}]
+    >>> r = replay(evs, cfg)
+    >>> stored_history(r.to_state())
+    [('i', ('a', 'b'), 'cart', 1.25), ('j', ('b',), 'view', 3.0)]
+    >>> stored_history(r.to_state()) == [h[: HistoryField.MOVED] for h in r.history]
+    True
+    """
+    if isinstance(state, Mapping) or state[RecordField.VERSION] != RECORD_VERSION:
+        return [h[: HistoryField.MOVED] for h in UserRecord.from_state(state, cfg).history]
+    items, table, cats, types, times = state[RecordField.ITEMS : RecordField.MOVED]
+    ts = _read_times(times)
+    return [
+        (items[i], tuple(_category_names(table, cats[i])), _event_type_name(types[i]), ts[i])
+        for i in range(len(items))
+    ]
 
 
 MS = -3  # the unit mark of a millisecond time column: its first entry is [t, MS]

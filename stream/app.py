@@ -292,12 +292,17 @@ class Pipeline:
         self.cache[uid] = record
         return record
 
+    def user_state(self, uid: str) -> UserRecord | bytes | None:
+        """The user's live record, else its stored bytes (``encode_record``), else None."""
+        record = self.cache.get(uid)
+        if record is not None or uid in self.deleted:
+            return record
+        return self.users.data.get(uid) or None
+
     def user_record(self, uid: str) -> UserRecord | None:
         """The user's record if this worker holds one with events (no caching)."""
-        record = self.cache.get(uid)
-        if record is None and uid not in self.deleted:
-            blob = self.users.data.get(uid)
-            record = decode_record(blob, self.cfg) if blob else None
+        state = self.user_state(uid)
+        record = decode_record(state, self.cfg) if state.__class__ is bytes else state
         return record if record is not None and record.interest is not None else None
 
     def forget(self, uid: str, rec: Any) -> None:

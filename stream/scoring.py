@@ -26,7 +26,8 @@ from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
-from models.tracker import UserRecord, build_snapshot, published_estimate
+from models.tracker import UserRecord, build_snapshot, published_estimate, stored_history
+from stream.codec import unpack
 from stream.processes import exit_with_parent
 
 log = logging.getLogger(__name__)
@@ -65,18 +66,22 @@ def _child_reload() -> tuple[bool, str, dict]:
     return changed, _CHILD.version, dict(_CHILD.extra)
 
 
-def _as_events(histories: list[list[tuple]]) -> list[list[dict]]:
+def _as_events(histories: list[list[tuple] | bytes]) -> list[list[dict]]:
     return [
-        [{"item_id": i, "categories": list(c), "event_type": t, "ts": ts} for i, c, t, ts in h]
+        [
+            {"item_id": i, "categories": list(c), "event_type": t, "ts": ts}
+            for i, c, t, ts in (stored_history(unpack(h)) if h.__class__ is bytes else h)
+        ]
         for h in histories
     ]
 
 
 def score_histories(
-    scorer: SequenceScorer, histories: list[list[tuple]], n_items: int
+    scorer: SequenceScorer, histories: list[list[tuple] | bytes], n_items: int
 ) -> tuple[list[dict[str, float]], list[list[tuple[str, float]]]]:
-    """Category distributions and the ``n_items`` most probable next items per history
-    (``(item_id, categories, event_type, ts)`` tuples, oldest first)."""
+    """Category distributions and the ``n_items`` most probable next items per history:
+    ``(item_id, categories, event_type, ts)`` tuples, oldest first, or a stored record's
+    bytes (read here: in the scorer's process when it has one, not in the worker's)."""
     events = _as_events(histories)
     dists = scorer.score(events)
     items = scorer.top_items(events, n_items) if n_items > 0 else [[] for _ in events]
@@ -177,13 +182,20 @@ class StreamScorer:
 
     async def score_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         batch = list(self.dirty)[: self.settings.scorer_batch]
-        histories, users = [], []
+        histories: list[list[tuple] | bytes] = []
+        users = []
         for uid in batch:
             del self.dirty[uid]
-            record = self.pipeline.user_record(uid)
-            if record is not None and record.history:
+            state = self.pipeline.user_state(uid)
+            if state.__class__ is bytes:  # not live: its bytes go to the scorer as stored
+                history = state if self.pipeline.cfg.history else None
+            elif state is not None and state.interest is not None:
+                history = [h[: HistoryField.MOVED] for h in state.history]
+            else:
+                history = None
+            if history:
                 users.append(uid)
-                histories.append([h[: HistoryField.MOVED] for h in record.history])
+                histories.append(history)
         if not users:
             return
         started = time.perf_counter()

@@ -13,6 +13,7 @@ import torch
 from models.evaluation.predictors import CollaborativePredictor, OnlinePredictor
 from models.evaluation.vocabulary import Vocabulary
 from models.fusion import BASES, FusionParams, checkpoint_key
+from models.records import HistoryField
 from models.sequence import (
     OOV,
     PAD,
@@ -32,6 +33,9 @@ from models.sequence.scorer import (
     item_scorer,
 )
 from models.sequence.train import TrainConfig, train
+from models.tracker import TrackerConfig, replay
+from stream.codec import encode_record
+from stream.scoring import score_histories
 
 pytestmark = pytest.mark.unit
 
@@ -230,6 +234,20 @@ def test_scorer_int8_and_empty_history(tiny):
     a, b = fp32.score_array(hists), int8.score_array(hists)
     assert np.allclose(a.sum(1), 1.0) and np.allclose(b, a, atol=0.02)
     assert np.allclose(fp32.score_array([[]])[0], np.arange(7) / 21)
+
+
+def test_the_stream_scores_a_stored_record_as_its_live_history(tiny):
+    """A user the worker no longer holds live goes to the scorer as its stored bytes."""
+    model, enc = tiny
+    scorer = SequenceScorer(model, enc, device="cpu", num_threads=1, top_k=3)
+    events = make_events(40, seed=3)
+    for e in events[::3]:
+        e["ts"] += 0.125  # times stored in milliseconds
+    record = replay(events, TrackerConfig(history=16))
+    live = [h[: HistoryField.MOVED] for h in record.history]
+    stored = score_histories(scorer, [encode_record(record)], 2)
+    assert stored == score_histories(scorer, [live], 2)
+    assert len(stored[0][0]) == 4  # the top 3 categories and _other
 
 
 def test_evaluation_predictor_follows_the_harness_protocol(tiny, tmp_path):

@@ -301,8 +301,9 @@ class Pipeline:
 
     def user_record(self, uid: str) -> UserRecord | None:
         """The user's record if this worker holds one with events (no caching)."""
-        state = self.user_state(uid)
-        record = decode_record(state, self.cfg) if state.__class__ is bytes else state
+        record = self.user_state(uid)
+        if record is not None and not isinstance(record, UserRecord):
+            record = decode_record(record, self.cfg)
         return record if record is not None and record.interest is not None else None
 
     def forget(self, uid: str, rec: Any) -> None:
@@ -428,8 +429,7 @@ class Pipeline:
         distribution moved a lot; if not, a trailing one is owed (``pending``).
 
         The record's own distribution (its top k, cached until its next event) is enough to
-        decide, so a full snapshot is built only when one is published.
-        """
+        decide, so a full snapshot is built only when one is published."""
         last = self.recent.get(uid)
         if last is None or now - last[0] >= self.settings.min_interval_s:
             return True

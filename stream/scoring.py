@@ -187,10 +187,11 @@ class StreamScorer:
         for uid in batch:
             del self.dirty[uid]
             state = self.pipeline.user_state(uid)
-            if state.__class__ is bytes:  # not live: its bytes go to the scorer as stored
-                history = state if self.pipeline.cfg.history else None
-            elif state is not None and state.interest is not None:
-                history = [h[: HistoryField.MOVED] for h in state.history]
+            if isinstance(state, UserRecord):
+                live = state.interest is not None
+                history = [h[: HistoryField.MOVED] for h in state.history] if live else None
+            elif state is not None:  # not live: its bytes go to the scorer as stored
+                history = bytes(state) if self.pipeline.cfg.history else None
             else:
                 history = None
             if history:

@@ -59,7 +59,12 @@ def test_worker_fuses_the_sequence_model_and_swaps_checkpoints_without_losing_ev
     live = tmp_path / "live.pt"
     shutil.copy(tmp_path / "a.pt", live)
 
-    env, settings = make_settings(INTEREST_CHECKPOINT=str(live), INTEREST_SCORER_MS="100")
+    # A record cache of 16 users and a scorer every 1.5 s, after the 1 s window that evicts
+    # them: most users are scored from their stored bytes, read in the scorer's process (the
+    # test fails when that reading is broken), the rest from their live records.
+    env, settings = make_settings(
+        INTEREST_CHECKPOINT=str(live), INTEREST_SCORER_MS="1500", INTEREST_CACHE_USERS="16"
+    )
     half = N_EVENTS // 2
     counts: dict[str, int] = defaultdict(int)
     for e in events:

@@ -28,6 +28,8 @@ TOPICS          10   t     ``compact_state()`` of the estimator over content top
 ==============  ===  ====  ===========================================================
 
 In memory, and in version 1's ``h``, a history entry is the tuple of :class:`HistoryField`.
+The TIMES column is written by :func:`stored_times` and read by :func:`read_times` (version 2:
+:func:`read_v2_times`).
 
 >>> RecordField.TOPICS, len(RecordField), HistoryField.TS
 (<RecordField.TOPICS: 10>, 11, <HistoryField.TS: 3>)
@@ -37,6 +39,8 @@ True
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from enum import IntEnum
 
 RECORD_VERSION = 3
@@ -99,3 +103,58 @@ class PopulationField:
     SHORT_MASSES = "sm"
     SHORT_RESIDUAL = "sr"
     SCORES = "ls"  # the horizons' decayed log-loss, long then short
+
+
+# -- the TIMES column ----------------------------------------------------------------------
+MS = -3  # the unit mark of a millisecond time column: its first entry is [t, MS]
+
+
+def stored_times(ts: Sequence[float], ms: bool) -> list:
+    """The TIMES column of event times ``ts``: the first absolute (``[t]`` in seconds, or
+    ``[t, MS]`` in milliseconds), then integer deltas in that unit.
+
+    >>> stored_times([100.0, 130.0, 131.0], ms=False)
+    [[100], 30, 1]
+    >>> stored_times([100.0, 100.25, 101.5], ms=True)
+    [[100000, -3], 250, 1250]
+    """
+    if not ts:
+        return []
+    ticks = [time_tick(t, ms) for t in ts]
+    return [time_head(ts[0], ms), *(b - a for a, b in itertools.pairwise(ticks))]
+
+
+def time_tick(ts: float, ms: bool) -> int:
+    """A history time in its column's unit."""
+    return round(ts * 1000) if ms else int(ts)
+
+
+def time_head(ts: float, ms: bool) -> list[int]:
+    """The first entry of a TIMES column: the time, absolute, and the unit's mark."""
+    return [round(ts * 1000), MS] if ms else [int(ts)]
+
+
+def read_times(times: Sequence) -> list[float]:
+    """Event times from a version-3 TIMES column (the inverse of :func:`stored_times`)."""
+    if not times:
+        return []
+    scale = 1000 if len(times[0]) == 2 else 1
+    return [t / scale for t in itertools.accumulate(times[1:], initial=times[0][0])]
+
+
+def read_v2_times(times: Sequence) -> list[float]:
+    """Event times from a version-2 TIMES column: ``[t]`` starts a run of whole-second
+    deltas, a float stands alone."""
+    ts: list[float] = []
+    prev = None
+    for t in times:
+        if isinstance(t, list):
+            prev = t[0]
+            ts.append(float(prev))
+        elif isinstance(t, int) and prev is not None:
+            prev += t
+            ts.append(float(prev))
+        else:
+            ts.append(float(t))
+            prev = None
+    return ts

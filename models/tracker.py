@@ -8,7 +8,6 @@ state exactly. The record holds the online estimator's state and the last ``hist
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,16 @@ from models.online import InterestConfig, UserInterest
 from models.online.masses import top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
-from models.records import RECORD_VERSION, HistoryField, RecordField, V1Key
+from models.records import (
+    RECORD_VERSION,
+    HistoryField,
+    RecordField,
+    V1Key,
+    read_times,
+    read_v2_times,
+    stored_times,
+    time_head,
+)
 from models.schema import EVENT_TYPES, OTHER
 
 ONLINE_MODEL_VERSION = "decayed-interest/1"
@@ -143,7 +151,7 @@ class UserRecord:
             step = round(ts * 1000) - round(prev * 1000) if self._ms else int(ts) - int(prev)
             self._times.append(step)
         else:
-            self._times.append(_head(ts, self._ms))
+            self._times.append(time_head(ts, self._ms))
         self._ts.append(ts)
         self._moved.append(round(moved * 1e6))
         over = len(self._items) - self.cfg.history
@@ -172,7 +180,7 @@ class UserRecord:
         del self._items[:n], self._cats[:n], self._types[:n]
         del self._ts[:n], self._times[:n], self._moved[:n]
         if self._times:  # the new first time: absolute
-            self._times[0] = _head(self._ts[0], self._ms)
+            self._times[0] = time_head(self._ts[0], self._ms)
         if self._stale > STALE_CATEGORIES:
             self._compact()
 
@@ -215,7 +223,7 @@ class UserRecord:
             cached is not None
             and cached[0] == window
             and cached[1] == top
-            and (cached[2] == n or (cached[2] == n - 1 and self._still_most_moved(cached[3], n)))
+            and (cached[2] == n or (cached[2] == n - 1 and self._still_most_moved(cached, n)))
         ):
             self._explained = (window, top, n, cached[3], cached[4])
             return list(cached[4])
@@ -229,11 +237,11 @@ class UserRecord:
         self._explained = (window, top, n, [first + i for i in most], entries)
         return list(entries)
 
-    def _still_most_moved(self, numbers: list[int], n: int) -> bool:
-        """Whether the events numbered ``numbers`` (the answer for the first ``n - 1`` events)
-        are still the answer after the ``n``-th: none has left the window, and the new event
-        moved less than the last of them, or as much (the earlier one ranks first)."""
-        window, top = self._explained[0], self._explained[1]
+    def _still_most_moved(self, cached: tuple, n: int) -> bool:
+        """Whether ``cached`` (explain's answer after ``n - 1`` events) is still the answer
+        after the ``n``-th: none of its events has left the window, and the new event moved
+        less than the last of them, or as much (the earlier one ranks first)."""
+        window, top, _, numbers, _ = cached
         moved = self._moved
         first = n - len(moved)
         if len(numbers) < top:
@@ -310,14 +318,14 @@ class UserRecord:
         r._stale = refs.count(0)
         r._cats, r._types, r._moved = cats, types, moved
         if version == 2:  # seconds, or floats where a time had a fraction: now milliseconds
-            ts = _v2_times(times)
+            ts = read_v2_times(times)
             r._ms = not all(t.is_integer() for t in ts)
             r._ts = [round(t * 1000) / 1000 for t in ts] if r._ms else ts
             r._times = stored_times(r._ts, r._ms)
         else:
             r._times = times
             r._ms = bool(times) and len(times[0]) == 2
-            r._ts = _read_times(times)
+            r._ts = read_times(times)
         return r
 
 
@@ -398,7 +406,7 @@ def snapshot_parts(
         return r.interest, r.topics, explain(r, cfg)
     _, _, _, interest, items, table, cats, types, times, moved, topics = state
     window, top = cfg.explain_window, cfg.explain_top
-    ts = _read_times(times) if moved and top > 0 else []
+    ts = read_times(times) if moved and top > 0 else []
     return (
         UserInterest.from_compact_state(interest, cfg.interest) if interest is not None else None,
         UserInterest.from_compact_state(topics, cfg.interest) if topics is not None else None,
@@ -422,66 +430,12 @@ def stored_history(state: Sequence | Mapping, cfg: TrackerConfig | None = None) 
     """
     if isinstance(state, Mapping) or state[RecordField.VERSION] != RECORD_VERSION:
         return [h[: HistoryField.MOVED] for h in UserRecord.from_state(state, cfg).history]
-    items, table, cats, types, times = state[RecordField.ITEMS : RecordField.MOVED]
-    ts = _read_times(times)
+    items, table, cats, types, times, moved = state[RecordField.ITEMS : RecordField.TOPICS]
+    ts = read_times(times)
     return [
-        (items[i], tuple(_category_names(table, cats[i])), _event_type_name(types[i]), ts[i])
+        _history_entry(items, table, cats, types, ts, moved, i)[: HistoryField.MOVED]
         for i in range(len(items))
     ]
-
-
-MS = -3  # the unit mark of a millisecond time column: its first entry is [t, MS]
-
-
-def stored_times(ts: Sequence[float], ms: bool) -> list:
-    """The TIMES column of event times ``ts``: the first absolute (``[t]`` in seconds, or
-    ``[t, MS]`` in milliseconds), then integer deltas in that unit.
-
-    >>> stored_times([100.0, 130.0, 131.0], ms=False)
-    [[100], 30, 1]
-    >>> stored_times([100.0, 100.25, 101.5], ms=True)
-    [[100000, -3], 250, 1250]
-    """
-    if not ts:
-        return []
-    ticks = [_tick(t, ms) for t in ts]
-    return [_head(ts[0], ms), *(b - a for a, b in itertools.pairwise(ticks))]
-
-
-def _tick(ts: float, ms: bool) -> int:
-    """A history time in its column's unit."""
-    return round(ts * 1000) if ms else int(ts)
-
-
-def _head(ts: float, ms: bool) -> list[int]:
-    """The first entry of a TIMES column: the time, absolute, and the unit's mark."""
-    return [round(ts * 1000), MS] if ms else [int(ts)]
-
-
-def _read_times(times: Sequence) -> list[float]:
-    """Event times from a version-3 TIMES column (the inverse of :func:`stored_times`)."""
-    if not times:
-        return []
-    scale = 1000 if len(times[0]) == 2 else 1
-    return [t / scale for t in itertools.accumulate(times[1:], initial=times[0][0])]
-
-
-def _v2_times(times: Sequence) -> list[float]:
-    """Event times from a version-2 TIMES column: ``[t]`` starts a run of whole-second
-    deltas, a float stands alone."""
-    ts: list[float] = []
-    prev = None
-    for t in times:
-        if isinstance(t, list):
-            prev = t[0]
-            ts.append(float(prev))
-        elif isinstance(t, int) and prev is not None:
-            prev += t
-            ts.append(float(prev))
-        else:
-            ts.append(float(t))
-            prev = None
-    return ts
 
 
 # A record's category table may name this many categories its history no longer uses before

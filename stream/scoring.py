@@ -3,10 +3,11 @@
 Users touched since their last scoring are marked dirty by the ingest path. Every
 ``scorer_ms`` (or as soon as ``scorer_batch`` users are waiting) a batch of their histories
 is scored in a separate process (``INTEREST_SCORER_PROCESS=1``, the default; a thread with
-``0``), so the model neither holds the worker's GIL nor its event loop; each scored user's
-fused snapshot goes out with the normal emission policy (at most one per min-interval). A
-newer checkpoint file is picked up without a restart and its version appears in the
-snapshots.
+``0``), so the model neither holds the worker's GIL nor its event loop, and at a lower CPU
+priority (``INTEREST_SCORER_NICE``), so on a busy machine it scores less often rather than
+slowing ingestion; each scored user's fused snapshot goes out with the normal emission policy
+(at most one per min-interval). A newer checkpoint file is picked up without a restart and its
+version appears in the snapshots.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ class ScorerStats:
 _CHILD: SequenceScorer | None = None
 
 
-def _child_init(options: dict, parent: int) -> None:
+def _child_init(options: dict, parent: int, nice: int = 0) -> None:
     global _CHILD
     exit_with_parent(parent)
+    if nice:
+        os.nice(nice)  # below the worker: ingestion first, the model on what it leaves
     _CHILD = SequenceScorer.from_checkpoint(**options)
 
 
@@ -96,10 +99,10 @@ def _child_score(histories: list[list[tuple]], n_items: int) -> tuple[str, list,
 class ScorerProcess:
     """A ``SequenceScorer`` in its own process, with the methods the stream calls."""
 
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, nice: int = 0):
         ctx = multiprocessing.get_context("spawn")
         self.executor: Executor = ProcessPoolExecutor(
-            1, mp_context=ctx, initializer=_child_init, initargs=(options, os.getpid())
+            1, mp_context=ctx, initializer=_child_init, initargs=(options, os.getpid(), nice)
         )
         self.version, self.extra = self.executor.submit(_child_info).result()
 
@@ -141,7 +144,7 @@ class StreamScorer:
             num_threads=max(1, (os.cpu_count() or 2) - 1),
         )
         if s.scorer_process:
-            return cls(pipeline, ScorerProcess(options))
+            return cls(pipeline, ScorerProcess(options, s.scorer_nice))
         return cls(pipeline, SequenceScorer.from_checkpoint(**options))
 
     @property

@@ -64,6 +64,7 @@ def count_or_auto(value: str) -> int | None:
 # and a worker that keeps up publishes sooner when it builds its snapshots itself. So there
 # `auto` hands the builder snapshots only while the worker is behind its input.
 BUILDER_MIN_CORES = 4
+MAX_NICE = 19  # the lowest CPU priority Unix gives
 
 
 @dataclass(frozen=True)
@@ -336,13 +337,21 @@ class Settings:
         True,
         "run the scorer in its own process (`0`: a thread of the worker)",
     )
+    scorer_nice: int = setting(
+        "INTEREST_SCORER_NICE",
+        10,
+        "the scorer process's CPU priority below the worker's (Unix niceness, 0–19): it runs "
+        "on the CPU that ingestion leaves, so a busy machine scores less often instead of "
+        "ingesting slower (`0`: the same priority, and a core counted for it)",
+        parse=non_negative_whole,
+    )
     snapshot_processes: int | None = setting(
         "INTEREST_SNAPSHOT_PROCESSES",
         None,
         "processes that build and encode snapshots off the ingest loop (`0`: in the worker; "
         "`auto`: 1, which on a machine of fewer than 4 cores builds only while the worker is "
-        "behind: see `INTEREST_SNAPSHOT_OFFLOAD_LAG`; none on 1 core; a scorer process takes "
-        "a core from the count)",
+        "behind: see `INTEREST_SNAPSHOT_OFFLOAD_LAG`; none on 1 core; a scorer process at the "
+        "worker's priority, `INTEREST_SCORER_NICE=0`, takes a core from the count)",
         parse=count_or_auto,
         shown="`auto`",
     )
@@ -401,6 +410,8 @@ class Settings:
             raise ValueError(
                 "INTEREST_REBALANCE_TIMEOUT_S must be > 0 and INTEREST_STANDBY_REPLICAS >= 0"
             )
+        if self.scorer_nice > MAX_NICE:
+            raise ValueError(f"INTEREST_SCORER_NICE must be 0–{MAX_NICE}, got {self.scorer_nice}")
         if self.dashboard_feed_max_per_s < 0:
             raise ValueError(
                 "INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0, got "
@@ -410,7 +421,8 @@ class Settings:
     def snapshot_builders(self, cores: int | None = None) -> tuple[int, int]:
         """How many snapshot builder processes to run (``INTEREST_SNAPSHOT_PROCESSES``), and
         how many events behind its input the worker must be for them to build (0: always).
-        ``auto`` counts the cores the scorer's process leaves.
+        ``auto`` counts the cores the scorer's process leaves when it runs at the worker's
+        priority (``INTEREST_SCORER_NICE=0``); below it, the scorer takes no core from them.
 
         >>> Settings(bootstrap=None).snapshot_builders(cores=2)
         (1, 20000)
@@ -419,12 +431,14 @@ class Settings:
         >>> Settings(bootstrap=None, snapshot_processes=2).snapshot_builders(cores=2)
         (2, 0)
         >>> Settings(bootstrap=None, checkpoint="model.pt").snapshot_builders(cores=2)
+        (1, 20000)
+        >>> Settings(bootstrap=None, checkpoint="model.pt", scorer_nice=0).snapshot_builders(2)
         (0, 0)
         """
         if self.snapshot_processes is not None:
             return self.snapshot_processes, 0
         cores = cores or os.cpu_count() or 1
-        if self.checkpoint and self.scorer_process:
+        if self.checkpoint and self.scorer_process and not self.scorer_nice:
             cores -= 1  # the scorer's process runs flat out when users keep changing
         if cores >= BUILDER_MIN_CORES:
             return 1, 0

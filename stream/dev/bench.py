@@ -40,6 +40,7 @@ from kafka.admin import KafkaAdminClient
 
 from stream.catalog import encode_item
 from stream.codec import InvalidEvent, decode_event, pack
+from stream.dev.bench_model import scorer_rows, write_checkpoint
 from stream.dev.bench_table import print_table
 from stream.dev.events import ITEMS, interleaved_events, item_category
 from stream.dev.latency import latency_phase
@@ -192,6 +193,7 @@ def consume_phase(
     module: str = "stream.cli",
     workers: int = 1,
     events: list | None = None,
+    metric: str | None = None,
 ) -> dict:
     """Start ``workers`` processes in one group on a pre-produced topic; time them until the
     group's committed offsets reach ``total``; the first one's RSS when idle and at the end,
@@ -199,7 +201,8 @@ def consume_phase(
 
     With ``events``, the topic is empty while the workers start: they are produced, and the
     clock started, once every worker is ready and the group has settled. Workers start one
-    after another, so on a pre-produced topic the first would consume alone meanwhile."""
+    after another, so on a pre-produced topic the first would consume alone meanwhile. With
+    ``metric``, the first worker's rate of that ``/metrics`` counter meanwhile too."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group = env["INTEREST_APP_ID"]
     procs = [
@@ -214,6 +217,7 @@ def consume_phase(
     if events is not None:
         time.sleep(GROUP_SETTLE_S)
     cpu_before = sum(process_cpu_seconds(p.pid) for p in procs)
+    counted = -procs[0].metric(metric) if metric else 0.0
     started = time.monotonic()
     try:
         if events is not None:
@@ -228,6 +232,7 @@ def consume_phase(
         seconds = time.monotonic() - started
         end_rss = procs[0].rss_bytes()
         cpu = sum(process_cpu_seconds(p.pid) for p in procs) - cpu_before
+        counted += procs[0].metric(metric) if metric else 0.0
     finally:
         for p in procs:
             p.stop()
@@ -239,6 +244,7 @@ def consume_phase(
         "end_rss": end_rss,
         "ready_s": procs[0].ready_after,
         "cpu_us_per_event": 1e6 * cpu / total,
+        "metric_per_s": counted / seconds,
     }
 
 
@@ -256,29 +262,7 @@ def recovery_phase(env: dict, log_path: Path) -> dict:
     }
 
 
-def scorer_rows() -> tuple[list[dict], str]:
-    """The Transformer scorer table (``models.bench.scorer``): rows and their Markdown."""
-    from models.bench import scorer as bench_scorer
-
-    rows = bench_scorer.run_benchmark(seconds=0.5, rounds=3)
-    return rows, bench_scorer.markdown(rows)
-
-
 WORKLOADS = (("100k users × 3", 100_000, 3), ("2k users × 150", 2_000, 150))
-
-
-def write_checkpoint(path: Path) -> Path:
-    """An untrained small Transformer checkpoint: the scorer's cost does not need training."""
-    import torch
-
-    from models.sequence import SequenceConfig, SequenceEncoder, SequenceModel, save_checkpoint
-
-    torch.manual_seed(0)
-    cats = [f"cat-{i}" for i in range(500)]
-    cfg = SequenceConfig.small().with_vocab(len(cats) + 2)
-    encoder = SequenceEncoder(cats, cfg.n_item_buckets, cfg.max_len)
-    save_checkpoint(path, SequenceModel(cfg).eval(), encoder)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -466,21 +450,29 @@ def main(argv: list[str] | None = None) -> int:
             row["worker_in_loop_per_s"] = in_loop["rate"]
             if not args.skip_scorer and per_user == 3:
                 ckpt = write_checkpoint(workdir / "bench-model.pt")
-                scored = consume_phase(
-                    bootstrap,
-                    reuse(
-                        env,
-                        f"scored{name}",
-                        INTEREST_CHECKPOINT=str(ckpt),
-                        INTEREST_SCORER_MS="1",
-                        INTEREST_MIN_INTERVAL_S=default_policy,
-                    ),
-                    workdir / f"scored{name}",
-                    total,
-                )
-                row["worker_with_scorer_per_s"] = scored["rate"]
-                row["scorer_ratio"] = scored["rate"] / worker["rate"]
-                print(f"  with the scorer flat out {scored['rate']:,.0f}/s", flush=True)
+                for key, nice in (("", str(Settings.from_env({}).scorer_nice)), ("_nice0", "0")):
+                    scored = consume_phase(
+                        bootstrap,
+                        reuse(
+                            env,
+                            f"scored{key}{name}",
+                            INTEREST_CHECKPOINT=str(ckpt),
+                            INTEREST_SCORER_MS="1",
+                            INTEREST_SCORER_NICE=nice,
+                            INTEREST_MIN_INTERVAL_S=default_policy,
+                        ),
+                        workdir / f"scored{key}{name}",
+                        total,
+                        metric="interest_scorer_users_total",
+                    )
+                    row[f"worker_with_scorer{key}_per_s"] = scored["rate"]
+                    row[f"scorer_ratio{key}"] = scored["rate"] / worker["rate"]
+                    row[f"scorer_users{key}_per_s"] = scored["metric_per_s"]
+                    print(
+                        f"  with the scorer flat out at niceness {nice}: {scored['rate']:,.0f}/s,"
+                        f" {scored['metric_per_s']:,.0f} users scored/s",
+                        flush=True,
+                    )
             results["workloads"][label] = row
 
         if not args.skip_catalog:

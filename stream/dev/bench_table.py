@@ -31,8 +31,24 @@ def print_table(r: dict) -> None:
             "worker_in_loop_per_s",
             RATE,
         ),
-        ("worker with the scorer flat out", "worker_with_scorer_per_s", RATE),
+        (
+            "worker with the scorer flat out, below the worker's priority (`INTEREST_SCORER_NICE`)",
+            "worker_with_scorer_per_s",
+            RATE,
+        ),
         ("with the scorer / without", "scorer_ratio", "{:.0%}"),
+        ("users the scorer scored meanwhile", "scorer_users_per_s", "{:,.0f}/s"),
+        (
+            "worker with the scorer flat out at its priority (`INTEREST_SCORER_NICE=0`)",
+            "worker_with_scorer_nice0_per_s",
+            RATE,
+        ),
+        ("with the scorer at its priority / without", "scorer_ratio_nice0", "{:.0%}"),
+        (
+            "users the scorer scored meanwhile, at its priority",
+            "scorer_users_nice0_per_s",
+            "{:,.0f}/s",
+        ),
         ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),
     ]
     for title, key, fmt in rows:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -144,6 +145,17 @@ class WorkerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample of the worker's ``/metrics`` (0 when it has none yet)."""
+        from stream.dev.demo_view import parse_metrics
+
+        url = f"http://127.0.0.1:{self.env['INTEREST_WEB_PORT']}/metrics"
+        request = urllib.request.Request(url)
+        if token := self.env.get("INTEREST_WEB_TOKEN"):
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return parse_metrics(resp.read().decode())[0].get(name, 0.0)
 
     def tail(self, n: int = 4000) -> str:
         return self.log_path.read_bytes()[-n:].decode(errors="replace")

@@ -35,7 +35,7 @@ from models.sequence.scorer import (
 from models.sequence.train import TrainConfig, train
 from models.tracker import TrackerConfig, replay
 from stream.codec import encode_record
-from stream.scoring import score_histories
+from stream.scoring import ScorerProcess, score_histories
 
 pytestmark = pytest.mark.unit
 
@@ -248,6 +248,25 @@ def test_the_stream_scores_a_stored_record_as_its_live_history(tiny):
     stored = score_histories(scorer, [encode_record(record)], 2)
     assert stored == score_histories(scorer, [live], 2)
     assert len(stored[0][0]) == 4  # the top 3 categories and _other
+
+
+def test_the_scorer_process_runs_below_the_worker_and_scores_the_same(tiny, tmp_path):
+    """INTEREST_SCORER_NICE: the scorer's process takes the CPU that ingestion leaves."""
+    model, enc = tiny
+    path = tmp_path / "seq.pt"
+    save_checkpoint(path, model, enc)
+    options = dict(path=path, device="cpu", num_threads=1, top_k=3)
+    hists = [
+        [(e["item_id"], e["categories"], e["event_type"], e["ts"]) for e in make_events(n, seed=n)]
+        for n in (3, 20)
+    ]
+    here = score_histories(SequenceScorer.from_checkpoint(**options), hists, 2)
+    proc = ScorerProcess(options, nice=7)
+    try:
+        assert proc.executor.submit(os.nice, 0).result() == os.nice(0) + 7
+        assert proc.score_histories(hists, 2) == here
+    finally:
+        proc.executor.shutdown()
 
 
 def test_evaluation_predictor_follows_the_harness_protocol(tiny, tmp_path):

@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--lr",
         type=float,
         default=None,
-        help="peak learning rate (default: 2e-3; item: 1e-3)",
+        help="peak learning rate (default: 2e-3)",
     )
     p.add_argument(
         "--min-item-count",

@@ -468,18 +468,15 @@ class Pipeline:
         return prior
 
     def publish(self, uid: str, record: UserRecord, now: float) -> None:
-        """Publish the user's snapshot: built off the ingest loop (``SnapshotBuilder``),
-        or here when the sequence model's estimate is fused in."""
+        """Publish the user's snapshot, the sequence model's estimate fused in when it has
+        one: built off the ingest loop when the ``SnapshotBuilder`` can."""
         prior = self.prior(record.partition)
-        seq = self.sequence.get(uid)
-        if seq is not None and self.scorer is not None:
-            snapshot = self.scorer.fused_snapshot(uid, record, seq, prior, self.collab)
-            snapshot["emitted_at"] = time.time()
-            self.builder.ready(uid, encode_snapshot(snapshot, self.settings.snapshot_format))
-        else:
-            blob = self.builder.build(uid, record, prior)
-            if blob is not None and uid in self.dirty and self.cache.get(uid) is record:
-                self.encoded[uid] = blob
+        seq = self.sequence.get(uid) if self.scorer is not None else None
+        if seq is not None:
+            self.builder.fusion(self.scorer.fusion)
+        blob = self.builder.build(uid, record, prior, seq)
+        if blob is not None and uid in self.dirty and self.cache.get(uid) is record:
+            self.encoded[uid] = blob
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
             self.recent[uid] = (now, record.own_top(self.settings.top_k))
         self.pending.pop(uid, None)

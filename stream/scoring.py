@@ -22,12 +22,13 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.fused_snapshot import Scored, fused_snapshot_of
 from models.fusion import BASES, FusionParams, stored_fit
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
-from models.tracker import UserRecord, build_snapshot, published_estimate, stored_history
+from models.tracker import UserRecord, explain, stored_history
 from stream.codec import unpack
 from stream.processes import exit_with_parent
 
@@ -225,38 +226,32 @@ class StreamScorer:
             return self.scorer.score_histories(histories, self.settings.top_items)
         return score_histories(self.scorer, histories, self.settings.top_items)
 
+    @property
+    def fusion(self) -> dict[str, FusionParams]:
+        """The fusion weights of the current checkpoint, per base (``"online"``,
+        ``"collaborative"``): one object until the checkpoint changes."""
+        self._refresh_fusion()
+        return self._fusion
+
     def fused_snapshot(
         self,
         uid: str,
         record: UserRecord,
-        seq: tuple,
+        seq: Scored,
         prior: PopulationPrior | None = None,
         collaborative: CollaborativePrior | None = None,
     ) -> dict:
-        """The user's snapshot with the sequence estimate fused in (weights in ``sources``).
-
-        The base is what the snapshot would publish without the sequence model, as in
-        ``evaluate``'s fused row: the online estimate smoothed toward ``prior`` when given, with
-        ``collaborative`` mixed in when given (and the weights fitted for that base).
-        """
-        self._refresh_fusion()
-        dist, scored_at, version, *rest = seq
+        """The user's snapshot with the sequence estimate ``seq`` fused in
+        (``models.fused_snapshot.fused_snapshot_of``)."""
         cfg = self.pipeline.cfg
-        user = record.interest
-        base = published_estimate(user, prior, cfg)
-        if collaborative is not None:
-            base = collaborative.apply(base, user.own_distribution(), user.n_events)
-        params = self._fusion["online" if collaborative is None else "collaborative"]
-        age = max(0.0, time.time() - scored_at)
-        fused, weights = params.combine(base, dist, user.n_events, age)
-        sources = {
-            "online": {"weight": weights["online"], "collaborative": collaborative is not None},
-            "sequence": {"weight": weights["sequence"], "version": version, "age_s": age},
-            "fused": {"method": params.method, "fitted": params.n_events > 0},
-        }
-        snapshot = build_snapshot(
-            uid, record, cfg, fused=fused, sources=sources, sequence_version=version, prior=prior
+        return fused_snapshot_of(
+            uid,
+            record.interest,
+            record.topics,
+            explain(record, cfg),
+            cfg,
+            seq,
+            self.fusion,
+            prior,
+            collaborative,
         )
-        if rest and rest[0]:  # INTEREST_TOP_ITEMS: the item head's most probable next items
-            snapshot["top_items"] = [{"item_id": i, "p": p} for i, p in rest[0]]
-        return snapshot

@@ -2,11 +2,12 @@
 
 Building and encoding a snapshot costs more than applying the event behind it (about 90 µs
 against 60 µs with 100k users × 3 events; ``docs/RESULTS.md``), and the ingest loop holds the
-GIL. ``SnapshotBuilder`` hands the users due a snapshot, as their encoded records, to
-``INTEREST_SNAPSHOT_PROCESSES`` builder processes, a batch per job, and adds the snapshots
-they return to the worker's ``Output`` in the order they were asked for, tombstones of
-forgotten users and snapshots built in the worker (the fused ones) in the same order, so a
-subscriber never sees a user's older snapshot after a newer one or after its tombstone.
+GIL. ``SnapshotBuilder`` hands the users due a snapshot, as their encoded records (with the
+sequence model's estimate, when it has one, to fuse in), to ``INTEREST_SNAPSHOT_PROCESSES``
+builder processes, a batch per job, and adds the snapshots they return to the worker's
+``Output`` in the order they were asked for, tombstones of forgotten users and snapshots
+built in the worker in the same order, so a subscriber never sees a user's older snapshot
+after a newer one or after its tombstone.
 ``drain`` waits for the jobs asked for so far, so a commit still covers the snapshots of the
 events it commits. With ``0`` processes, while ``plan`` keeps them off (with an
 ``offload_lag``, below 4 cores: only a worker that is behind its input hands snapshots over,
@@ -26,12 +27,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from models.fused_snapshot import Scored, fused_snapshot_of
+from models.fusion import FusionParams
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.tracker import (
     TrackerConfig,
     UserRecord,
     build_snapshot,
+    explain,
     snapshot_of,
     snapshot_parts,
 )
@@ -51,8 +55,9 @@ MAX_JOBS_IN_FLIGHT = 2
 # gain ~20%.
 OFFLOAD_MIN_SNAPSHOTS = 1_000
 
-# (user, its encoded record | None: a ready entry, the partition of its prior | None)
-Entry = tuple[str, bytes | None, int | None]
+# (user, its encoded record | None: a ready entry, the partition of its prior | None, the
+# sequence model's estimate to fuse in | None)
+Entry = tuple[str, bytes | None, int | None, Scored | None]
 
 
 def snapshot_bytes(
@@ -62,9 +67,18 @@ def snapshot_bytes(
     fmt: str,
     prior: PopulationPrior | None = None,
     collaborative: CollaborativePrior | None = None,
+    scored: Scored | None = None,
+    fusion: Mapping[str, FusionParams] | None = None,
 ) -> bytes:
-    """A user's published snapshot (``build_snapshot``), stamped ``emitted_at``, encoded."""
-    snapshot = build_snapshot(uid, record, cfg, prior=prior, collaborative=collaborative)
+    """A user's published snapshot (``build_snapshot``; with ``scored``, the sequence
+    estimate fused in with ``fusion``'s weights), stamped ``emitted_at``, encoded."""
+    if scored is None:
+        snapshot = build_snapshot(uid, record, cfg, prior=prior, collaborative=collaborative)
+    else:
+        entries = explain(record, cfg)
+        snapshot = fused_snapshot_of(
+            uid, record.interest, record.topics, entries, cfg, scored, fusion, prior, collaborative
+        )
     return _stamped(snapshot, fmt)
 
 
@@ -74,16 +88,25 @@ def _stamped(snapshot: dict, fmt: str) -> bytes:
 
 
 class _Context:
-    """What a builder needs besides the records: settings, priors, the collaborative prior."""
+    """What a builder needs besides the records: settings, priors, the collaborative prior,
+    the sequence model's fusion weights."""
 
     def __init__(self, cfg: TrackerConfig, fmt: str, collab_path: str | None):
         self.cfg, self.fmt, self.collab_path = cfg, fmt, collab_path
         self.priors: dict[int, PopulationPrior] = {}
         self.collab: CollaborativePrior | None = None
         self.collab_mtime = 0.0
+        self.fusion: Mapping[str, FusionParams] | None = None
 
-    def update(self, priors: Mapping[int, PopulationPrior], collab_mtime: float) -> None:
+    def update(
+        self,
+        priors: Mapping[int, PopulationPrior],
+        collab_mtime: float,
+        fusion: Mapping[str, FusionParams] | None = None,
+    ) -> None:
         self.priors.update(priors)
+        if fusion is not None:
+            self.fusion = fusion
         if self.collab_path and collab_mtime and collab_mtime != self.collab_mtime:
             self.collab = CollaborativePrior.load(self.collab_path)
             self.collab_mtime = collab_mtime
@@ -91,15 +114,20 @@ class _Context:
     def build(self, entries: list[Entry]) -> list[bytes | None]:
         cfg, fmt, priors, collab = self.cfg, self.fmt, self.priors, self.collab
         out: list[bytes | None] = []
-        for uid, blob, partition in entries:
+        for uid, blob, partition, scored in entries:
             if blob is None:
                 out.append(None)
                 continue
-            user, topic_user, entries = snapshot_parts(unpack(blob), cfg)
+            user, topic_user, explained = snapshot_parts(unpack(blob), cfg)
             prior = priors.get(partition) if partition is not None else None
-            snapshot = snapshot_of(
-                uid, user, topic_user, entries, cfg, prior=prior, collaborative=collab
-            )
+            if scored is None:
+                snapshot = snapshot_of(
+                    uid, user, topic_user, explained, cfg, prior=prior, collaborative=collab
+                )
+            else:
+                snapshot = fused_snapshot_of(
+                    uid, user, topic_user, explained, cfg, scored, self.fusion, prior, collab
+                )
             out.append(_stamped(snapshot, fmt))
         return out
 
@@ -114,9 +142,12 @@ def _child_init(cfg: TrackerConfig, fmt: str, collab_path: str | None, parent: i
 
 
 def _child_build(
-    entries: list[Entry], priors: dict[int, PopulationPrior], collab_mtime: float
+    entries: list[Entry],
+    priors: dict[int, PopulationPrior],
+    collab_mtime: float,
+    fusion: Mapping[str, FusionParams] | None,
 ) -> list[bytes | None]:
-    _CHILD.update(priors, collab_mtime)
+    _CHILD.update(priors, collab_mtime, fusion)
     return _CHILD.build(entries)
 
 
@@ -165,6 +196,7 @@ class SnapshotBuilder:
         self._executors: list[ProcessPoolExecutor | None] = [None] * processes
         self._sent_priors: list[dict[int, PopulationPrior]] = [{} for _ in range(processes)]
         self._sent_collab = [0.0] * processes
+        self._sent_fusion: list[Mapping[str, FusionParams] | None] = [None] * processes
         self._next = 0
         self._entries: list[Entry] = []
         self._ready: dict[int, bytes | None] = {}  # position in _entries -> bytes built here
@@ -189,20 +221,36 @@ class SnapshotBuilder:
         """Use ``prior`` (loaded from the file with modification time ``mtime``) from now on."""
         self._local.collab, self._collab_mtime = prior, mtime
 
-    def build(self, uid: str, record: UserRecord, prior: PopulationPrior | None) -> bytes | None:
-        """Ask for ``uid``'s snapshot from ``record`` as it is now (``record.interest`` set):
+    def fusion(self, weights: Mapping[str, FusionParams]) -> None:
+        """Fuse sequence estimates with ``weights`` (per base) from now on; the builder
+        processes get them with their next job when they are a new object."""
+        self._local.fusion = weights
+
+    def build(
+        self,
+        uid: str,
+        record: UserRecord,
+        prior: PopulationPrior | None,
+        scored: Scored | None = None,
+    ) -> bytes | None:
+        """Ask for ``uid``'s snapshot from ``record`` as it is now (``record.interest`` set),
+        with the sequence estimate ``scored`` fused in when given (weights: ``fusion``):
         from a builder process, or built here when they are busy or there are none. Returns
         the encoded record (``encode_record``) a builder process takes, for the caller to
         reuse while the record does not change."""
         if not (self.processes and self.offload) or self._backlog() >= MAX_JOBS_IN_FLIGHT:
-            collab = self._local.collab
-            self.ready(uid, snapshot_bytes(uid, record, self.cfg, self.fmt, prior, collab))
+            local = self._local
+            value = snapshot_bytes(
+                uid, record, self.cfg, self.fmt, prior, local.collab, scored, local.fusion
+            )
+            self.ready(uid, value)
             self.built_here += 1
             return None
         if prior is not None:
             self._priors[record.partition] = prior
         blob = encode_record(record)
-        self._entries.append((uid, blob, record.partition if prior is not None else None))
+        partition = record.partition if prior is not None else None
+        self._entries.append((uid, blob, partition, scored))
         return blob
 
     def ready(self, uid: str, value: bytes | None) -> None:
@@ -211,7 +259,7 @@ class SnapshotBuilder:
             self._add(uid, value)
             return
         self._ready[len(self._entries)] = value
-        self._entries.append((uid, None, None))
+        self._entries.append((uid, None, None, None))
 
     def submit(self) -> None:
         """Send what was asked since the last call to a builder (the end of an ingest batch)."""
@@ -263,6 +311,7 @@ class SnapshotBuilder:
                 initargs=(self.cfg, self.fmt, self._local.collab_path, os.getpid()),
             )
             self._sent_priors[i], self._sent_collab[i] = {}, 0.0
+            self._sent_fusion[i] = None
         return executor
 
     def _submit(self, entries: list[Entry]) -> Future | None:
@@ -273,9 +322,12 @@ class SnapshotBuilder:
             sent = self._sent_priors[i]
             priors = {p: prior for p, prior in self._priors.items() if sent.get(p) is not prior}
             collab = self._collab_mtime if self._collab_mtime != self._sent_collab[i] else 0.0
-            future = executor.submit(_child_build, entries, priors, collab)
+            fusion = self._local.fusion
+            new_fusion = fusion if fusion is not self._sent_fusion[i] else None
+            future = executor.submit(_child_build, entries, priors, collab, new_fusion)
             sent.update(priors)
             self._sent_collab[i] = self._collab_mtime
+            self._sent_fusion[i] = fusion
             return future
         except Exception:  # a broken pool: this job is built here, a fresh pool starts next time
             log.exception("snapshot builder process %d could not take a job", i)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from models.fused_snapshot import fused_snapshot_of
+from models.fusion import FusionParams
 from models.online import PopulationInterest
 from models.priors.population import PopulationPrior
-from models.tracker import TrackerConfig, build_snapshot, prior_depth, replay
+from models.tracker import TrackerConfig, build_snapshot, explain, prior_depth, replay
 from stream.codec import decode_snapshot
 from stream.snapshot_builder import OFFLOAD_MIN_SNAPSHOTS, SnapshotBuilder, snapshot_bytes
 
@@ -98,6 +100,59 @@ def test_a_builder_process_publishes_what_the_worker_would_build(builder):
         record = records[uid]
         expected = build_snapshot(uid, record, CFG, prior=prior if record.partition == 0 else None)
         assert without_stamp(value) == expected
+    assert builder.fallbacks == 0
+
+
+def test_a_builder_process_fuses_the_sequence_estimate_as_the_worker_would(builder):
+    """Fused snapshots are built off the loop too, with the fusion weights of the moment."""
+    records = users(4)
+    prior = prior_of(records.values())
+    scored = {
+        uid: ({"c1": 0.6, "c3": 0.3, "_other": 0.1}, time.time() - 5.0, "seq-v1", [("i9", 0.4)])
+        for uid in list(records)[:3]  # the last user has no sequence estimate
+    }
+    weights = [
+        {base: FusionParams(logits=(w,) * 7) for base in ("online", "collaborative")}
+        for w in (-1.0, 2.0)
+    ]
+
+    def expected(uid: str, fusion) -> dict:
+        record = records[uid]
+        if uid not in scored:
+            return build_snapshot(uid, record, CFG, prior=prior)
+        return fused_snapshot_of(
+            uid,
+            record.interest,
+            record.topics,
+            explain(record, CFG),
+            CFG,
+            scored[uid],
+            fusion,
+            prior,
+        )
+
+    def without_age(snapshot: dict) -> dict:
+        if "sources" in snapshot and "sequence" in snapshot["sources"]:
+            assert snapshot["sources"]["sequence"].pop("age_s") >= 5.0
+        return snapshot
+
+    async def run():
+        builder.output = Sink()
+        for fusion in weights:
+            builder.fusion(fusion)
+            for uid, record in records.items():
+                builder.build(uid, record, prior, scored.get(uid))
+            await builder.drain()
+        return builder.output.records
+
+    sent = asyncio.run(run())
+    assert [uid for uid, _ in sent] == list(records) * 2
+    for k, (uid, value) in enumerate(sent):
+        want = without_age(expected(uid, weights[k // len(records)]))
+        assert without_age(without_stamp(value)) == want
+    first, second = (without_stamp(sent[k][1]) for k in (0, len(records)))
+    assert first["sources"]["sequence"]["weight"] < 0.5 < second["sources"]["sequence"]["weight"]
+    assert first["top_items"] == [{"item_id": "i9", "p": 0.4}]
     assert builder.fallbacks == 0
 
 

@@ -16,7 +16,7 @@ from models.fusion import FusionParams
 from models.online import UserInterest
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
-from models.tracker import TrackerConfig, published_estimate, snapshot_of
+from models.tracker import TrackerConfig, UserRecord, explain, published_estimate, snapshot_of
 
 # (distribution, scored at, version, top items: [(item_id, p), ...])
 Scored = tuple[Mapping[str, float], float, str, list]
@@ -67,3 +67,20 @@ def fused_snapshot_of(
     if top_items:  # INTEREST_TOP_ITEMS: the item head's most probable next items
         snapshot["top_items"] = [{"item_id": i, "p": p} for i, p in top_items]
     return snapshot
+
+
+def fused_snapshot(
+    uid: str,
+    record: UserRecord,
+    cfg: TrackerConfig,
+    scored: Scored,
+    fusion: Mapping[str, FusionParams],
+    prior: PopulationPrior | None = None,
+    collaborative: CollaborativePrior | None = None,
+) -> dict[str, Any]:
+    """:func:`fused_snapshot_of` a record's estimators and most moving recent events (as
+    ``build_snapshot`` is ``snapshot_of`` for a record)."""
+    entries = explain(record, cfg)
+    return fused_snapshot_of(
+        uid, record.interest, record.topics, entries, cfg, scored, fusion, prior, collaborative
+    )

@@ -22,13 +22,13 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.fused_snapshot import Scored, fused_snapshot_of
+from models.fused_snapshot import Scored, fused_snapshot
 from models.fusion import BASES, FusionParams, stored_fit
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
-from models.tracker import UserRecord, explain, stored_history
+from models.tracker import UserRecord, stored_history
 from stream.codec import unpack
 from stream.processes import exit_with_parent
 
@@ -241,17 +241,7 @@ class StreamScorer:
         prior: PopulationPrior | None = None,
         collaborative: CollaborativePrior | None = None,
     ) -> dict:
-        """The user's snapshot with the sequence estimate ``seq`` fused in
-        (``models.fused_snapshot.fused_snapshot_of``)."""
+        """The user's snapshot with the sequence estimate ``seq`` fused in with the current
+        checkpoint's weights (``models.fused_snapshot.fused_snapshot``)."""
         cfg = self.pipeline.cfg
-        return fused_snapshot_of(
-            uid,
-            record.interest,
-            record.topics,
-            explain(record, cfg),
-            cfg,
-            seq,
-            self.fusion,
-            prior,
-            collaborative,
-        )
+        return fused_snapshot(uid, record, cfg, seq, self.fusion, prior, collaborative)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from models.fused_snapshot import Scored, fused_snapshot_of
+from models.fused_snapshot import Scored, fused_snapshot, fused_snapshot_of
 from models.fusion import FusionParams
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
@@ -35,7 +35,6 @@ from models.tracker import (
     TrackerConfig,
     UserRecord,
     build_snapshot,
-    explain,
     snapshot_of,
     snapshot_parts,
 )
@@ -75,10 +74,7 @@ def snapshot_bytes(
     if scored is None:
         snapshot = build_snapshot(uid, record, cfg, prior=prior, collaborative=collaborative)
     else:
-        entries = explain(record, cfg)
-        snapshot = fused_snapshot_of(
-            uid, record.interest, record.topics, entries, cfg, scored, fusion, prior, collaborative
-        )
+        snapshot = fused_snapshot(uid, record, cfg, scored, fusion, prior, collaborative)
     return _stamped(snapshot, fmt)
 
 

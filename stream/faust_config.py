@@ -28,6 +28,10 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        # A metadata answer that missed a subscribed topic (a broker under load) is kept
+        # until the next refresh, and the group is assigned without it meanwhile: 30 s,
+        # not aiokafka's 5 min (a refresh is one small request).
+        consumer_metadata_max_age_ms=30_000,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,

@@ -59,23 +59,25 @@ def ensure_topics(
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 admin.create_topics(missing)
-        wait_visible(admin, {t.name: t.num_partitions for t in wanted}, timeout)
+        wait_visible(admin, [t.name for t in wanted], timeout)
         return [t.name for t in missing]
     finally:
         admin.close()
 
 
-def wait_visible(admin: KafkaAdminClient, partitions: Mapping[str, int], timeout: float) -> None:
-    """Return once the broker's metadata shows each topic with its ``partitions`` all led.
+def wait_visible(admin: KafkaAdminClient, names: Iterable[str], timeout: float) -> None:
+    """Return once the broker's metadata shows each topic of ``names`` with every partition
+    led (however many partitions it has: a topic made elsewhere keeps its own count).
 
     A KRaft broker applies a created topic to its metadata after the creation is answered,
     which under load takes seconds. A worker that joins its group in between is told the
     topics are unknown; aiokafka keeps that answer until its next metadata refresh (5 min),
     and a group leader assigns without them: the worker sits idle, every partition unowned.
     """
+    names = list(names)
     deadline = time.monotonic() + timeout
     while True:
-        waiting = not_visible(admin.describe_topics(list(partitions)), partitions)
+        waiting = not_visible(admin.describe_topics(names), names)
         if not waiting:
             return
         if time.monotonic() >= deadline:
@@ -86,19 +88,24 @@ def wait_visible(admin: KafkaAdminClient, partitions: Mapping[str, int], timeout
         time.sleep(0.2)
 
 
-def not_visible(described: Iterable[Mapping[str, Any]], partitions: Mapping[str, int]) -> set[str]:
-    """The topics of ``partitions`` that ``describe_topics``' answer lacks, reports with an
-    error, or shows with fewer partitions that have a leader than wanted.
+def not_visible(described: Iterable[Mapping[str, Any]], names: Iterable[str]) -> set[str]:
+    """The topics of ``names`` that ``describe_topics``' answer lacks, reports with an
+    error, or shows with no partitions or a partition without a leader.
 
-    >>> ok = {"name": "a", "error_code": 0, "partitions": [{"error_code": 0, "leader_id": 1}]}
-    >>> not_visible([ok], {"a": 1}), not_visible([ok], {"a": 2, "b": 1}) == {"a", "b"}
-    (set(), True)
-    >>> not_visible([{**ok, "error_code": 3, "partitions": []}], {"a": 1})
+    >>> led = {"error_code": 0, "leader_id": 1}
+    >>> ok = {"name": "a", "error_code": 0, "partitions": [led, led]}
+    >>> not_visible([ok], ["a"]), not_visible([ok], ["a", "b"])
+    (set(), {'b'})
+    >>> not_visible([{**ok, "error_code": 3, "partitions": []}], ["a"])
+    {'a'}
+    >>> not_visible([{**ok, "partitions": [led, {"error_code": 5, "leader_id": -1}]}], ["a"])
     {'a'}
     """
-    seen = {
-        d["name"]: sum(1 for p in d["partitions"] if p["error_code"] == 0 and p["leader_id"] >= 0)
+    ready = {
+        d["name"]
         for d in described
         if d["error_code"] == 0
+        and d["partitions"]
+        and all(p["error_code"] == 0 and p["leader_id"] >= 0 for p in d["partitions"])
     }
-    return {name for name, n in partitions.items() if seen.get(name, 0) < n}
+    return {name for name in names if name not in ready}

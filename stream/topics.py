@@ -82,7 +82,8 @@ def wait_visible(admin: KafkaAdminClient, names: Iterable[str], timeout: float) 
             return
         if time.monotonic() >= deadline:
             raise RuntimeError(
-                f"topics not in the broker's metadata {timeout:.0f} s after their creation: "
+                f"topics not ready in the broker's metadata after {timeout:.0f} s (unknown, "
+                "not authorised to describe, or a partition without a leader): "
                 + ", ".join(sorted(waiting))
             )
         time.sleep(0.2)

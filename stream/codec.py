@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import ormsgpack
 from faust.serializers import codecs
 
 from models.schema import DLQ_REASONS, EVENT_TYPES, canonical_event_type
@@ -49,6 +50,21 @@ class Limits:
 
 _PACKERS = threading.local()  # a Packer per thread: packb builds one per call (0.4-0.7 µs)
 
+# ormsgpack writes the bytes msgpack's Packer(use_bin_type=True) writes for every type the
+# project packs (tests/unit/test_codec_pack.py), in a third of the time (a snapshot 5.8 ->
+# 1.9 µs, a 60-event record 11 -> 4 µs). What it would write differently or cannot (dict,
+# str and float subclasses, dataclasses, enums, dates, UUIDs, ints past 64 bits, nesting
+# past 255) it refuses with these options, and msgpack packs it, or raises, as before.
+_ORMSGPACK_OPTIONS = (
+    ormsgpack.OPT_NON_STR_KEYS
+    | ormsgpack.OPT_PASSTHROUGH_BIG_INT
+    | ormsgpack.OPT_PASSTHROUGH_DATACLASS
+    | ormsgpack.OPT_PASSTHROUGH_DATETIME
+    | ormsgpack.OPT_PASSTHROUGH_ENUM
+    | ormsgpack.OPT_PASSTHROUGH_SUBCLASS
+    | ormsgpack.OPT_PASSTHROUGH_UUID
+)
+
 
 def pack(obj: Any) -> bytes:
     """msgpack with str as str and bytes as bin (readable from any language).
@@ -56,6 +72,14 @@ def pack(obj: Any) -> bytes:
     >>> unpack(pack({"a": [1, 2.5, "x", b"y"]}))
     {'a': [1, 2.5, 'x', b'y']}
     """
+    try:
+        return ormsgpack.packb(obj, option=_ORMSGPACK_OPTIONS)
+    except TypeError:  # what ormsgpack refuses (its encode error is a TypeError)
+        return msgpack_pack(obj)
+
+
+def msgpack_pack(obj: Any) -> bytes:
+    """``pack`` by msgpack's own Packer: the reference ``pack`` writes the bytes of."""
     packer = getattr(_PACKERS, "packer", None)
     if packer is None:
         packer = _PACKERS.packer = msgpack.Packer(use_bin_type=True)

@@ -52,9 +52,10 @@ _PACKERS = threading.local()  # a Packer per thread: packb builds one per call (
 
 # ormsgpack writes the bytes msgpack's Packer(use_bin_type=True) writes for every type the
 # project packs (tests/unit/test_codec_pack.py), in a third of the time (a snapshot 5.8 ->
-# 1.9 µs, a 60-event record 11 -> 4 µs). What it would write differently or cannot (dict,
-# str and float subclasses, dataclasses, enums, dates, UUIDs, ints past 64 bits, nesting
-# past 255) it refuses with these options, and msgpack packs it, or raises, as before.
+# 1.9 µs); user records are packed by msgpack still (``encode_record`` says why). What
+# ormsgpack would write differently or cannot (dict, str and float subclasses, dataclasses,
+# enums, dates, UUIDs, ints past 64 bits, nesting past 255) it refuses with these options,
+# and msgpack packs it, or raises, as before.
 _ORMSGPACK_OPTIONS = (
     ormsgpack.OPT_NON_STR_KEYS
     | ormsgpack.OPT_PASSTHROUGH_BIG_INT
@@ -262,8 +263,12 @@ def dead_letter(
 
 
 def encode_record(record: UserRecord) -> bytes:
-    """A user's record for the table and its changelog (``UserRecord.to_state``, msgpack)."""
-    return pack(record.to_state(copy=False))
+    """A user's record for the table and its changelog (``UserRecord.to_state``, msgpack).
+
+    Packed by msgpack, not ``pack``: a record's bytes live as long as its user, and with
+    ormsgpack's the worker's RSS grew ~450 B more per user with 50-event histories (the heap
+    left fragmented; docs/RESULTS.md)."""
+    return msgpack_pack(record.to_state(copy=False))
 
 
 def decode_record(data: bytes, cfg: TrackerConfig | None = None) -> UserRecord:

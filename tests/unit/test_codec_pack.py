@@ -60,7 +60,7 @@ def _record(events: int, fractional: bool, categories: int) -> UserRecord:
 def test_records_snapshots_and_dead_letters_are_msgpacks_bytes(events, fractional, categories):
     record = _record(events, fractional, categories)
     state = record.to_state()
-    assert encode_record(record) == msgpack_pack(state)
+    assert pack(state) == msgpack_pack(state) == encode_record(record)
     snapshot = build_snapshot("user-1", record, TrackerConfig())
     assert encode_snapshot(snapshot) == msgpack_pack(dict(snapshot))
     letter = dead_letter(b"\x81\xa1a\x01", "malformed", "x", "events", 3, 17)

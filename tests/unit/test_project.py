@@ -48,4 +48,4 @@ def test_dockerfile_runs_the_same_commands_as_the_makefile():
     makefile = (REPO / "Makefile").read_text()
     assert 'CMD ["interest-tracker", "worker"]' in dockerfile
     assert "interest-tracker worker" in makefile
-    assert "pip install ." in dockerfile and "pip install -q -e '.[dev]'" in makefile
+    assert "pip install ." in dockerfile and "pip install -q -e '.[dev,content]'" in makefile

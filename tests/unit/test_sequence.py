@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
 from models.evaluation.predictors import CollaborativePredictor, OnlinePredictor
 from models.evaluation.vocabulary import Vocabulary
@@ -85,7 +86,7 @@ def tiny():
 def test_encoder_ids_are_stable_and_oov_is_one():
     enc = SequenceEncoder(CATS, 128, 16)
     assert enc.category_index("a") == 2 and enc.category_index("never") == OOV
-    assert item_bucket("x1", 128) == item_bucket("x1", 128)  # crc32: process independent
+    assert item_bucket("x1", 128) == 84  # crc32 of "x1": the same in every process
     assert item_bucket(7, 128) == item_bucket("7", 128)
     s = enc.encode([{"item_id": "new", "category": "zz", "event_type": "weird", "ts": 1.0}])
     assert s.categories == [(OOV,)] and s.event_types == [1] and s.gaps == [1]
@@ -233,6 +234,12 @@ def test_scorer_int8_and_empty_history(tiny):
     hists = [make_events(n, seed=n) for n in (3, 20)]
     a, b = fp32.score_array(hists), int8.score_array(hists)
     assert np.allclose(a.sum(1), 1.0) and np.allclose(b, a, atol=0.02)
+    assert not np.array_equal(a, b)  # int8 arithmetic: close, not the same
+
+    def quantized(scorer):
+        return sum(isinstance(m, QuantizedLinear) for m in scorer._state.model.modules())
+
+    assert quantized(int8) > 0 and quantized(fp32) == 0
     assert np.allclose(fp32.score_array([[]])[0], np.arange(7) / 21)
 
 
@@ -275,16 +282,16 @@ def test_evaluation_predictor_follows_the_harness_protocol(tiny, tmp_path):
     save_checkpoint(path, model, enc)
     pred = evaluation_predictor(path, ["a", "b", "c", "new"])
     assert isinstance(pred, SequencePredictor) and pred.name == "transformer"
-    for e in make_events(30):
+    events = make_events(30)
+    for e in events:
         p = pred.predict({"user_id": e["user_id"], "ts": e["ts"]})
         assert p.shape == (4,) and abs(p.sum() - 1.0) < 1e-9
         pred.learn(e)
-    assert len(pred.history("u")) == 16  # L kept, each with its time gap
-    events = make_events(30)
-    ring = []
-    for e in events:
-        ring = [*ring, enc.encode_event(e, ring[-1] if ring else None)][-16:]
-    assert enc.encode(ring).gaps == enc.encode(events).gaps  # cached gaps == recomputed
+    kept = enc.encode(pred.history("u"))  # L kept, each with the gap before it
+    whole = enc.encode(events)  # the last L encoded from the whole history at once
+    assert len(pred.history("u")) == 16
+    assert kept.gaps == whole.gaps and len(set(whole.gaps)) > 1
+    assert kept.items == whole.items and kept.categories == whole.categories
 
 
 def test_item_scorer_hook_ranks_items_by_the_item_head(tiny, tmp_path):

@@ -155,12 +155,14 @@ def read_entries(path: str | Path, fmt: str = "generic") -> Iterator[tuple[str, 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     id_col, cat_col = ("movieId", "genres") if fmt == "movielens" else ("item_id", "categories")
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = {id_col, cat_col} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for row in reader:
+            if not row.get(id_col) or row.get(cat_col) is None:
+                raise ValueError(f"{path} line {reader.line_num}: no {id_col} or no {cat_col}")
             entry: dict = {"categories": [c for c in row[cat_col].split("|") if c]}
             for name in TEXT_FIELDS:
                 if row.get(name):

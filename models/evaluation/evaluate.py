@@ -98,6 +98,8 @@ def sequence_rows(
     def load() -> PrefetchedPredictor:
         try:
             return PrefetchedPredictor(make_seq(checkpoint, names))
+        except ValueError:  # load_checkpoint's own reason names the file
+            raise
         except Exception as exc:  # a stale or foreign checkpoint: one line, not a traceback
             raise ValueError(f"cannot load checkpoint {checkpoint}: {exc}") from exc
 

@@ -200,8 +200,11 @@ class CollaborativePrior:
     def save(self, path: str | Path) -> None:
         doc = {"cooccurrence": self.cooccurrence.state(), "mixture": self.mixture.to_dict()}
         tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> CollaborativePrior:

@@ -100,8 +100,14 @@ def load_checkpoint(
     path: str | Path, map_location: torch.device | str | None = "cpu"
 ) -> LoadedCheckpoint:
     """Rebuild model (eval mode) and encoder from one file alone (``weights_only=True``)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # what torch's loader raises on a file it cannot parse
+        kind = type(exc).__name__
+        raise ValueError(f"{path}: not a sequence-model checkpoint ({kind})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a sequence-model checkpoint")
     found = ckpt.get("format_version", 0)
     if found > CHECKPOINT_FORMAT_VERSION:

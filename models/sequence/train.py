@@ -301,6 +301,12 @@ def train(
     train_samples, val_samples = data.train, data.val
     if not train_samples:
         raise ValueError("no training windows: every user has fewer than 2 events")
+    if not val_samples:
+        held = "each user's second-to-last event" if tc.split == "leave-last-out" else "the tail"
+        raise ValueError(
+            f"no validation targets in {held} of {len(events)} events: too few to train and "
+            "choose the best epoch on"
+        )
 
     prep_seconds = time.perf_counter() - start_time
     model = SequenceModel(config).to(device)

@@ -20,7 +20,7 @@ from stream.catalog import (
     read_entries,
     validate_item,
 )
-from stream.cli.common import CommandError, check_broker
+from stream.cli.common import CommandError, check_broker, positive
 from stream.settings import Settings
 
 NAME = "catalog"
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", help="items topic (default $INTEREST_ITEMS_TOPIC)")
     p.add_argument(
         "--topics",
-        type=int,
+        type=positive(int),
         metavar="N",
         help="fit N LDA topics on the items' text and publish each item's topics",
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import inspect
+import math
 import socket
 import sys
 from collections.abc import Callable
@@ -56,18 +57,38 @@ def positive(kind: Callable[[str], float] = float) -> Callable[[str], float]:
     Traceback (most recent call last):
     argparse.ArgumentTypeError: expected a whole number > 0, got '0'
     """
-    what = "a whole number" if kind is int else "a number"
+    what = "a whole number" if kind is int else "a finite number"
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}") from None
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"expected {what} > 0, got {text!r}")
         return value
 
     return parse
+
+
+def seed(text: str) -> int:
+    """argparse type of a random seed: a whole number from 0 to 2**32 - 1 (numpy's range).
+
+    >>> seed("7")
+    7
+    >>> seed("-5")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: expected a whole number from 0 to 4294967295, got '-5'
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {2**32 - 1}, got {text!r}"
+        )
+    return value
 
 
 def add_event_file_arguments(p: argparse.ArgumentParser, purpose: str) -> None:
@@ -93,6 +114,19 @@ def check_event_files(args: argparse.Namespace) -> None:
     beside = data.with_name("movies.csv")
     if args.format == "movielens" and args.items is None and not beside.is_file():
         raise CommandError(f"no --items given and no movies.csv beside {data}")
+
+
+def check_out_path(path: str | Path, option: str) -> None:
+    """:class:`CommandError` unless ``path`` can be written as a file: not a directory, and
+    no existing part of its parent is a file (missing parents are created by the writer)."""
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"{option} must name a file, not a directory: {path}")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CommandError(f"{option} {path}: {parent} is a file, not a directory")
+            break
 
 
 def require_positive(

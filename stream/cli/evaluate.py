@@ -17,7 +17,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from stream.cli.common import CommandError, add_event_file_arguments, check_event_files, positive
+from stream.cli.common import (
+    CommandError,
+    add_event_file_arguments,
+    check_event_files,
+    check_out_path,
+    positive,
+)
 
 NAME = "evaluate"
 HELP = "replay an event log: next-category metrics of every estimator (Markdown/JSON)"
@@ -70,8 +76,10 @@ def _check_inputs(args: argparse.Namespace) -> str | None:
     check_event_files(args)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         return f"checkpoint not found: {args.checkpoint}"
-    if args.json is not None and Path(args.json).is_dir():
-        return f"--json must name a file, not a directory: {args.json}"
+    if args.json is not None:
+        check_out_path(args.json, "--json")
+    if args.rows and args.item_level:
+        return "--rows chooses category-level rows; --item-level has its own (leave --rows out)"
     return None
 
 
@@ -86,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
     if problem is None and args.rows:
         rows = [r.strip() for r in args.rows.split(",") if r.strip()]
         unknown = sorted(set(rows) - set(ROW_ORDER))
+        needs_checkpoint = [r for r in rows if r in ("transformer", "fused")]
         if unknown:
             problem = f"unknown rows {', '.join(unknown)}: choose from {', '.join(ROW_ORDER)}"
+        elif needs_checkpoint and args.checkpoint is None:
+            problem = f"the {' and '.join(needs_checkpoint)} row needs --checkpoint"
     if problem is not None:
         raise CommandError(problem)
     progress = sys.stderr.isatty() if args.progress is None else args.progress

@@ -12,7 +12,7 @@ import argparse
 import math
 from pathlib import Path
 
-from stream.cli.common import CommandError, add_event_file_arguments
+from stream.cli.common import CommandError, add_event_file_arguments, check_out_path
 
 NAME = "prior"
 HELP = "train the collaborative prior (category co-occurrence + fitted weight)"
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.data).is_file():
         raise CommandError(f"event file not found: {args.data}")
+    check_out_path(args.out, "--out")
     items = args.items
     if args.format == "movielens" and items is None:
         items = Path(args.data).with_name("movies.csv")
@@ -44,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     predictor = CollaborativePredictor(Vocabulary.from_events(events), split)
     for e in events[:split]:
         predictor.learn(e)
-    CollaborativePrior(predictor.cooc, predictor.mixture).save(args.out)
+    try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        CollaborativePrior(predictor.cooc, predictor.mixture).save(args.out)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc}") from None
     print(f"{predictor.note}; written to {args.out}")
     return 0

@@ -60,7 +60,10 @@ def _events(args: argparse.Namespace) -> Iterable[dict]:
     if args.synthetic:
         cfg = SyntheticConfig(users=args.users, categories=args.categories, seed=args.seed)
         return synthetic_events(cfg, args.limit or 10_000)
-    events = load_events(args.data, args.format, args.items)
+    try:
+        events = load_events(args.data, args.format, args.items)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {args.data} as {args.format}: {exc}") from None
     return events[: args.limit] if args.limit else events
 
 

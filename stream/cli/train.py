@@ -19,7 +19,9 @@ from stream.cli.common import (
     CommandError,
     add_event_file_arguments,
     check_event_files,
+    check_out_path,
     require_positive,
+    seed,
 )
 
 CONFIGS = ("tiny", "small", "base", "large")
@@ -55,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="L",
         help="events of history (50; item: 200)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32 - 1 (default: 0)")
     p.add_argument(
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if present)"
     )
@@ -102,8 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     check_event_files(args)
-    if Path(args.out).is_dir():
-        raise CommandError(f"--out is a directory: {args.out}")
+    check_out_path(args.out, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device(args.device) if args.device else None
     except RuntimeError as exc:
         raise CommandError(f"bad --device {args.device!r}: {exc}") from None
+    if device is not None and device.type not in ("cpu", "cuda"):
+        raise CommandError(f"--device must be cpu or cuda (cuda:N), not {args.device!r}")
     if device is not None and device.type == "cuda" and not torch.cuda.is_available():
         raise CommandError("--device cuda requested but no CUDA device is available")
     try:

@@ -13,6 +13,8 @@ Publishing events and following snapshots::
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -20,8 +22,11 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
+from models.schema import POPULATION_PREFIX
 from stream.codec import decode_snapshot, pack
 from stream.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # How long the broker may hold a fetch of ours that finds no new data. A client has one fetch
 # per broker in flight and leaves out partitions whose records it still holds, so a long wait
@@ -32,6 +37,10 @@ FETCH_MAX_WAIT_MS = 50
 
 class BrokerUnavailable(RuntimeError):
     """No Kafka broker answered at the configured address."""
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not take some of the events sent (``Producer.flush`` and ``close``)."""
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -68,12 +77,22 @@ class Producer:
         except KafkaError as exc:
             raise BrokerUnavailable(f"no broker answered at {self.settings.bootstrap}") from exc
         self.sent = 0
+        self.failures: list[Exception] = []  # deliveries the broker refused or timed out
+        self._reported = 0  # failures already raised by flush
         self.closed = False
 
     def send(self, event: Mapping, raw: bytes | None = None, headers=None) -> None:
-        """Send one event (or ``raw`` bytes keyed by the event's user id)."""
+        """Send one event (or ``raw`` bytes keyed by the event's user id). The worker
+        validates it; one it refuses goes to the dead-letter topic with the reason. A delivery
+        that fails is raised by the next ``flush`` or ``close``."""
+        if not isinstance(event, Mapping):
+            raise TypeError(f"an event is a mapping of its fields, not {type(event).__name__}")
+        if event.get("user_id") is None:
+            raise ValueError("the event has no user_id: it keys the message")
         key = str(event["user_id"]).encode()
-        self._producer.send(self.topic, key=key, value=raw or pack(dict(event)), headers=headers)
+        value = raw if raw is not None else pack(dict(event))
+        future = self._producer.send(self.topic, key=key, value=value, headers=headers)
+        future.add_errback(self.failures.append)
         self.sent += 1
 
     def send_many(self, events: Iterable[Mapping]) -> int:
@@ -84,21 +103,38 @@ class Producer:
         return n
 
     def flush(self, timeout: float | None = 60) -> None:
+        """Wait until every event sent is delivered or has failed; :class:`DeliveryFailed`
+        when any failed since the last flush."""
         self._producer.flush(timeout)
+        new = self.failures[self._reported :]
+        self._reported = len(self.failures)
+        if new:
+            raise DeliveryFailed(
+                f"{len(new)} of the events sent were not delivered to {self.topic}: {new[0]!r}"
+            )
 
-    def close(self) -> None:
-        """Send what is buffered and close; closing again does nothing."""
+    def close(self, timeout: float | None = 60) -> None:
+        """Send what is buffered and close (raising as ``flush`` does); closing again does
+        nothing."""
         if self.closed:
             return
-        self._producer.flush()
-        self._producer.close()
-        self.closed = True
+        try:
+            self.flush(timeout)
+        finally:
+            self._producer.close(timeout)
+            self.closed = True
 
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # an error is on its way out already: report lost deliveries beside it
+            self.close()
+        except DeliveryFailed as lost:
+            log.error("%s", lost)
 
 
 def snapshot_consumer(
@@ -109,13 +145,16 @@ def snapshot_consumer(
     **kafka: Any,
 ) -> KafkaConsumer:
     """A kafka-python consumer of the snapshot topic outside any group (nothing committed),
-    with the settings' security; iteration stops after ``timeout_s`` without a message."""
+    with the settings' security; iteration stops after ``timeout_s`` without a message (None:
+    never)."""
+    if timeout_s is not None and not (timeout_s >= 0 and math.isfinite(timeout_s)):
+        raise ValueError(f"timeout_s must be a finite number of seconds >= 0, not {timeout_s!r}")
     options = dict(
         bootstrap_servers=_bootstrap(settings),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         group_id=None,
-        consumer_timeout_ms=int(timeout_s * 1000) if timeout_s else float("inf"),
+        consumer_timeout_ms=float("inf") if timeout_s is None else int(timeout_s * 1000),
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         **settings.kafka_client_config(),
     )
@@ -131,24 +170,50 @@ def iterate_snapshots(
     include_population: bool = False,
 ) -> Iterator[dict]:
     """Yield snapshots from the snapshot topic as they arrive (a tombstone yields
-    ``{"user_id": ..., "deleted": True}``). Stops after ``timeout_s`` without a message."""
+    ``{"user_id": ..., "deleted": True}``); ``include_population``: the partitions' population
+    records too (keys ``__population__/p<N>``). A record that is not a readable snapshot is
+    logged (topic, partition, offset, key) and skipped. Stops after ``timeout_s`` without a
+    message."""
     settings = settings or Settings.from_env()
+    want = settings.user_key(str(user)).encode() if user is not None else None
     try:
         consumer = snapshot_consumer(settings, topic, from_beginning, timeout_s)
     except KafkaError as exc:
         raise BrokerUnavailable(f"no broker answered at {settings.bootstrap}") from exc
-    want = settings.user_key(user).encode() if user is not None else None
+    population = POPULATION_PREFIX.encode()
     try:
         for msg in consumer:
-            if want is not None and msg.key != want:
+            key = msg.key or b""
+            if want is not None and key != want:
+                continue
+            if key.startswith(population) and not include_population:
                 continue
             if msg.value is None:
-                yield {"user_id": msg.key.decode(errors="replace"), "deleted": True}
+                yield {"user_id": key.decode(errors="replace"), "deleted": True}
                 continue
-            snap = decode_snapshot(msg.value)
-            if not include_population and str(snap.get("user_id", "")).startswith("__"):
-                continue
-            snap["received_at"] = time.time()
-            yield snap
+            snap = _readable_snapshot(msg)
+            if snap is not None:
+                snap["received_at"] = time.time()
+                yield snap
     finally:
         consumer.close()
+
+
+def _readable_snapshot(msg: Any) -> dict | None:
+    """The snapshot a record holds; None (logged) when it holds none."""
+    try:
+        snap = decode_snapshot(msg.value)
+        if isinstance(snap, dict) and "user_id" in snap:
+            return snap
+        problem = f"a {type(snap).__name__}, not a snapshot map"
+    except Exception as exc:  # what msgpack and json raise on bytes they cannot read
+        problem = f"{type(exc).__name__}: {exc}"[:200]
+    log.warning(
+        "skipped an unreadable snapshot record at %s[%s]@%s (key %r): %s",
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        msg.key,
+        problem,
+    )
+    return None

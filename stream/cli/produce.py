@@ -68,7 +68,7 @@ def _events(args: argparse.Namespace) -> Iterable[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.clients import Producer
+    from stream.clients import DeliveryFailed, Producer
 
     if bool(args.data) == bool(args.synthetic):
         raise CommandError("give exactly one of --data FILE or --synthetic")
@@ -79,16 +79,19 @@ def run(args: argparse.Namespace) -> int:
     events = _events(args)
     started = time.monotonic()
     n = 0
-    with Producer(settings, topic=args.topic) as producer:
-        for e in paced(events, args.rate, args.speedup):
-            if args.restamp:
-                e = {**e, "ts": time.time()}
-            if not args.with_truth:
-                e.pop("truth", None)
-            producer.send(e)
-            n += 1
-            if args.progress and n % args.progress == 0:
-                print(f"produced {n} events", file=sys.stderr)
+    try:
+        with Producer(settings, topic=args.topic) as producer:
+            for e in paced(events, args.rate, args.speedup):
+                if args.restamp:
+                    e = {**e, "ts": time.time()}
+                if not args.with_truth:
+                    e.pop("truth", None)
+                producer.send(e)
+                n += 1
+                if args.progress and n % args.progress == 0:
+                    print(f"produced {n} events", file=sys.stderr)
+    except DeliveryFailed as exc:
+        raise CommandError(str(exc)) from None
     secs = time.monotonic() - started
     print(f"produced {n} events to {producer.topic} in {secs:.1f}s ({n / max(secs, 1e-9):,.0f}/s)")
     return 0

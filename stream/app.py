@@ -318,6 +318,8 @@ class Pipeline:
         if self.scorer is not None:
             self.scorer.dirty.pop(uid, None)
         self.builder.ready(uid, None)  # after any snapshot of the user still being built
+        if self.dashboard is not None:  # before its feed brings the tombstone back
+            self.dashboard.forget(uid)
         self.counters.forgotten += 1
 
     def _population(self, partition: int) -> PopulationInterest:

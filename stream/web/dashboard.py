@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -21,6 +22,24 @@ from stream.web.cache import ChangeLog, SnapshotCache, compact
 from stream.web.feed import SnapshotFeed
 from stream.web.metrics import MetricsText, RateMeter, add_scorer_metrics, resident_memory_bytes
 from stream.web.pipeline_view import PipelineView
+
+MAX_FORGOTTEN = 10_000  # forgotten users whose old snapshots the feed may still bring
+_PSEUDONYM = re.compile(r"p-[0-9a-f]{32}")  # Settings.user_key's form
+
+
+def _servable(snap: Mapping) -> bool:
+    """Whether a decoded snapshot has what the dashboard reads: an int version and a
+    distribution of finite probabilities (JSON cannot carry NaN)."""
+    version, dist = snap.get("version"), snap.get("distribution")
+    return (
+        isinstance(version, int)
+        and not isinstance(version, bool)
+        and isinstance(dist, Mapping)
+        and all(
+            isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p)
+            for p in dist.values()
+        )
+    )
 
 
 class Dashboard:
@@ -71,6 +90,8 @@ class Dashboard:
         self.feed_population: dict[str, tuple[float, dict]] = {}
         self.feed_received = 0
         self.feed_errors = 0
+        # users forgotten here whose tombstone the feed has not read back yet (oldest first)
+        self.forgotten: dict[str, None] = {}
         self.max_clients = max_clients
         self.push_interval_s = push_interval_s
         self.listeners: dict[str | None, set[asyncio.Queue]] = {}
@@ -96,21 +117,34 @@ class Dashboard:
             if value is None:  # tombstone: the user was forgotten
                 if uid is not None:
                     self.cache.forget(uid)
+                    self.forgotten.pop(uid, None)  # later snapshots are of the user's new life
                 return
             snap = decode_snapshot(value)
             uid = str(snap["user_id"])
             dist = snap["distribution"]
+            if not _servable(snap):
+                raise ValueError("not a snapshot the dashboard can serve")
+            if uid in self.forgotten:  # published before the user was forgotten here
+                return
+            previous = self.cache.add(snap)
+            if previous is not None:
+                moved = total_variation(previous.get("distribution") or {}, dist)
+            else:
+                moved = 1.0 if snap.get("n_events", 0) <= 1 else 0.0  # new user / first seen
         except Exception:
             self.feed_errors += 1
             return
-        previous = self.cache.add(snap)
-        if previous is not None:
-            moved = total_variation(previous.get("distribution") or {}, dist)
-        else:
-            moved = 1.0 if snap.get("n_events", 0) <= 1 else 0.0  # new user / first seen
         self.changes.record(uid, moved)
         for queue in list(self.listeners.get(uid, ())):
             self._offer(queue, ("snapshot", snap))
+
+    def forget(self, uid: str) -> None:
+        """The worker forgot ``uid``: drop its snapshots, and those of it the feed has yet to
+        bring (until its tombstone arrives)."""
+        self.cache.forget(uid)
+        self.forgotten[uid] = None
+        if len(self.forgotten) > MAX_FORGOTTEN:  # a feed that never reads them back
+            del self.forgotten[next(iter(self.forgotten))]
 
     @staticmethod
     def _offer(queue: asyncio.Queue, item: Any) -> None:
@@ -158,8 +192,16 @@ class Dashboard:
             return None
         return self.pipeline.snapshot(uid, record)
 
+    def stored_id(self, given: str) -> str:
+        """The id the worker keeps ``given`` under: with pseudonymisation on, its keyed hash,
+        unless ``given`` already is one (``p-`` and 32 hex digits); else ``given``."""
+        if self.settings.pseudonymise_key and not _PSEUDONYM.fullmatch(given):
+            return self.settings.user_key(given)
+        return given
+
     def user_interest(self, uid: str, optional: bool = False) -> tuple[dict, int]:
-        """(payload, HTTP status) of ``GET /users/{uid}/interest``."""
+        """(payload, HTTP status) of ``GET /users/{uid}/interest`` (``uid`` as stored: see
+        :meth:`stored_id`)."""
         history = self.cache.history(uid)
         local = self.local_snapshot(uid)
         cached = self.cache.latest(uid)
@@ -285,6 +327,7 @@ class Dashboard:
             "snapshot_feed": {
                 "connected": bool(self.feed and self.feed.connected),
                 "received": self.feed_received,
+                "unreadable": self.feed_errors,
             },
             "uptime_s": round(time.time() - self.pipeline.counters.started, 3),
         }

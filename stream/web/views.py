@@ -22,6 +22,8 @@ from stream.web.pipeline_view import PipelineView
 log = logging.getLogger(__name__)
 
 TOKEN_COOKIE = "interest_web_token"
+MAX_POPULATION_K = 200  # categories /population may list
+FLAGS = {"": False, "0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -54,7 +56,10 @@ def authorized(
         given.append(auth[7:].strip())
     given += [query.get("token"), cookies.get(TOKEN_COOKIE)]
     expected = token.encode()
-    return any(g and hmac.compare_digest(g.encode(), expected) for g in given)
+    # a header or cookie of bytes that are not UTF-8 arrives with surrogates: compare as sent
+    return any(
+        g and hmac.compare_digest(g.encode("utf-8", "surrogateescape"), expected) for g in given
+    )
 
 
 def _views(app: faust.App, dash: Dashboard) -> None:
@@ -72,23 +77,32 @@ def _views(app: faust.App, dash: Dashboard) -> None:
     async def metrics(self, request):
         return self.text(dash.metrics(), content_type="text/plain; version=0.0.4")
 
-    @app.page("/users/{user_id:.+}/interest", name="interest-user")
+    @app.page("/users/{user_id:[\\s\\S]+}/interest", name="interest-user")
     async def user_interest(self, request, user_id: str):
-        optional = request.query.get("optional", "") in ("1", "true", "yes")
-        payload, status = dash.user_interest(user_id, optional=optional)
+        optional = request.query.get("optional", "").lower()
+        if optional not in FLAGS:
+            return self.json({"error": "optional must be 1/0, true/false or yes/no"}, status=400)
+        payload, status = dash.user_interest(dash.stored_id(user_id), optional=FLAGS[optional])
         return self.json(payload, status=status)
 
     @app.page("/population", name="interest-population")
     async def population(self, request):
         try:
-            k = min(200, max(1, int(request.query.get("k", "20"))))
+            k = int(request.query.get("k", "20"))
         except ValueError:
-            return self.json({"error": "k must be an integer"}, status=400)
+            k = 0
+        if not 1 <= k <= MAX_POPULATION_K:
+            return self.json(
+                {"error": f"k must be an integer from 1 to {MAX_POPULATION_K}"}, status=400
+            )
         return self.json(dash.population(k))
 
     @app.page("/stream", name="interest-stream")
     async def live(self, request):
         uid = request.query.get("user") or None
+        uid = dash.stored_id(uid) if uid is not None else None
+        if request.method == "HEAD":  # the headers of the event stream, no stream
+            return aioweb.Response(headers={"Content-Type": "text/event-stream"})
         if dash.clients >= dash.max_clients or dash.closing:
             return self.json({"error": "too many live connections"}, status=503)
         response = aioweb.StreamResponse(

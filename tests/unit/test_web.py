@@ -8,6 +8,7 @@ import json
 import re
 import socket
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import DummyCookieJar
@@ -21,6 +22,8 @@ from stream.codec import encode_record, encode_snapshot
 from stream.dev.events import user_events
 from stream.settings import Settings
 from stream.web.page import STATIC_DIR, page_weight
+from stream.web.views import TOKEN_COOKIE as TOKEN
+from stream.web.views import authorized
 
 pytestmark = pytest.mark.unit
 
@@ -429,3 +432,91 @@ def test_a_worker_started_with_the_feed_at_zero_has_no_snapshot_feed():
     _, pipe = create_app(settings, store="memory://")
     assert pipe.dashboard.feed is None
     assert make()[1].dashboard.feed is not None
+
+
+# -- bad requests and bad feed records ----------------------------------------------------------
+def test_a_user_forgotten_here_is_not_served_from_the_feeds_cache(http, monkeypatch):
+    app, pipe = make()
+    monkeypatch.setattr(pipe.builder, "ready", lambda uid, value: None)  # no producer here
+    feed(pipe, "gone", [["shoes"], ["shoes", "bags"]])
+    assert get_json(http, app, "/users/gone/interest")[1]["source"] == "cache"
+    pipe.forget("gone", SimpleNamespace(partition=0))
+    assert get_json(http, app, "/users/gone/interest")[0] == 404
+    feed(pipe, "gone", [["shoes", "bags", "bags"]])  # published before the forget, read late
+    assert get_json(http, app, "/users/gone/interest")[0] == 404
+    pipe.dashboard.ingest(b"gone", None)  # its tombstone: what comes next is a new life
+    feed(pipe, "gone", [["hats"]])
+    status, body = get_json(http, app, "/users/gone/interest")
+    assert status == 200 and body["snapshot"]["distribution"].keys() >= {"hats"}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"version": None},
+        {"version": "7"},
+        {"distribution": "shoes"},
+        {"distribution": {"shoes": "high"}},
+        {"distribution": {"shoes": float("nan")}},
+    ],
+)
+def test_a_snapshot_the_dashboard_cannot_serve_is_counted_and_left_out(http, broken):
+    app, pipe = make()
+    put_user(pipe, "m1", ["shoes", "bags"])
+    snap = build_snapshot("m1", replay(events("m1", ["shoes"] * 9), pipe.cfg), pipe.cfg)
+    value = encode_snapshot({**snap, **broken})
+    pipe.dashboard.ingest(b"m1", value)
+    assert get_json(http, app, "/health")[1]["snapshot_feed"]["unreadable"] == 1
+    status, body = get_json(http, app, "/users/m1/interest")
+    assert status == 200 and body["source"] == "table"
+
+
+def test_a_token_of_bytes_that_are_not_utf8_is_refused_not_a_server_error():
+    """aiohttp hands undecodable header and cookie bytes over as surrogates."""
+    for headers, cookies in (
+        ({"Authorization": "Bearer \udcff\udcfe"}, {}),
+        ({}, {TOKEN: "\udcff"}),
+    ):
+        assert authorized("s3cret", "/population", headers, {}, cookies) is False
+    assert authorized("s3cret", "/population", {"Authorization": "Bearer s3cret"}, {}, {})
+
+
+def test_query_values_out_of_range_are_refused(http):
+    app, pipe = make()
+    put_user(pipe, "u1", ["shoes"])
+    for k in ("0", "-5", "201", "many"):
+        status, body = get_json(http, app, f"/population?k={k}")
+        assert status == 400 and "from 1 to 200" in body["error"]
+    assert get_json(http, app, "/population?k=200")[0] == 200
+    assert get_json(http, app, "/users/nobody/interest?optional=TRUE")[0] == 200
+    assert get_json(http, app, "/users/nobody/interest?optional=0")[0] == 404
+    status, body = get_json(http, app, "/users/nobody/interest?optional=on")
+    assert status == 400 and "optional must be" in body["error"]
+
+
+def test_ids_with_a_newline_and_pseudonymised_ids_are_found(http):
+    app, pipe = make()
+    put_user(pipe, "a\nb", ["shoes"])
+    status, body = get_json(http, app, "/users/a%0Ab/interest")
+    assert status == 200 and body["user_id"] == "a\nb"
+    app, pipe = make()
+    pipe.dashboard.settings = Settings(bootstrap="127.0.0.1:1", pseudonymise_key="k")
+    stored = pipe.dashboard.settings.user_key("alice")
+    put_user(pipe, stored, ["shoes"])
+    for given in ("alice", stored):
+        status, body = get_json(http, app, f"/users/{given}/interest")
+        assert status == 200 and body["user_id"] == stored
+
+
+def test_head_of_the_live_stream_is_headers_only(http):
+    app, _ = make()
+    client = Http(app)
+    try:
+
+        async def head():
+            resp = await client.client.head("/stream")
+            return resp.status, resp.headers["Content-Type"], await resp.read()
+
+        assert client.loop.run_until_complete(head()) == (200, "text/event-stream", b"")
+    finally:
+        client.close()

@@ -49,6 +49,7 @@ DLQ_REASONS: tuple[str, ...] = (
     "future",
     "late",
     "unknown-item",
+    "reserved-id",
     "internal-error",
 )
 

@@ -21,7 +21,7 @@ import msgpack
 import ormsgpack
 from faust.serializers import codecs
 
-from models.schema import DLQ_REASONS, EVENT_TYPES, canonical_event_type
+from models.schema import DLQ_REASONS, EVENT_TYPES, POPULATION_PREFIX, canonical_event_type
 from models.tracker import TrackerConfig, UserRecord
 
 JSON_CONTENT_TYPE = b"application/json"
@@ -110,6 +110,13 @@ def _id(event: Mapping, name: str) -> str:
     return text
 
 
+def _user_id(event: Mapping) -> str:
+    uid = _id(event, "user_id")
+    if uid.startswith(POPULATION_PREFIX):  # would overwrite a population record's snapshots
+        raise InvalidEvent("reserved-id", f"ids starting with {POPULATION_PREFIX} are reserved")
+    return uid
+
+
 def _categories(event: Mapping, optional: bool = False) -> list[str] | None:
     if optional and "categories" not in event and "category" not in event:
         return None  # to be resolved through the item catalog
@@ -179,7 +186,7 @@ def validate_event(
     if not isinstance(event, dict):
         raise InvalidEvent("not-a-map", f"an event is a map, not {type(event).__name__}")
     out = {
-        "user_id": _id(event, "user_id"),
+        "user_id": _user_id(event),
         "item_id": _id(event, "item_id"),
         "categories": _categories(event, catalog),
         "event_type": _event_type(event),

@@ -78,6 +78,9 @@ CASES = [
     ({**GOOD, "user_id": True}, False),
     ({**GOOD, "user_id": 1.5}, False),
     ({**GOOD, "user_id": "u" * 257}, False),
+    ({**GOOD, "user_id": f"{POPULATION_PREFIX}p0"}, False),  # reserved: the population's key
+    ({**GOOD, "user_id": "__alice"}, True),
+    ({**GOOD, "item_id": f"{POPULATION_PREFIX}p0"}, True),  # only user ids key snapshots
     ({**GOOD, "event_type": "teleport"}, False),
     ({**GOOD, "event_type": 3}, False),
     ({**GOOD, "ts": -1}, False),

@@ -294,7 +294,10 @@ def transformer_item_rows(
     if make is None:
         return []
     start = time.perf_counter()
-    ranks = scorer_ranks(make(checkpoint, split.items), split, batch_size, progress=progress)
+    score = make(checkpoint, split.items)
+    if getattr(score, "note", None):
+        notes.append(score.note)
+    ranks = scorer_ranks(score, split, batch_size, progress=progress)
     return [ItemRow.from_ranks("transformer", ranks, time.perf_counter() - start)]
 
 

@@ -522,11 +522,21 @@ def item_scorer(
     device: torch.device | str | None = None,
 ) -> Callable[[Sequence[Sequence[Mapping[str, Any]]]], np.ndarray]:
     """Hook for ``models.evaluation.item_eval``: ``score(histories) -> (batch, len(items))``
-    logits."""
+    logits; ``score.note`` says what the ranking stands for when the checkpoint was not
+    trained for items (None otherwise)."""
     scorer = SequenceScorer.from_checkpoint(checkpoint, device=device)
     items = list(items)
 
     def score(histories: Sequence[Sequence[Mapping[str, Any]]]) -> np.ndarray:
         return scorer.item_scores(histories, items)
 
+    config = scorer._state.model.config
+    score.note = None  # type: ignore[attr-defined]
+    if config.objective == "category":
+        buckets = "hashed item buckets" if scorer.encoder.hashed_items else "its item vocabulary"
+        score.note = (  # type: ignore[attr-defined]
+            f"transformer: a category checkpoint, whose item head was trained as an auxiliary "
+            f"loss (weight {config.item_loss_weight:g}) over {buckets}; train with "
+            "--objective item to rank items"
+        )
     return score

@@ -283,7 +283,9 @@ def test_item_objective_learns_a_planted_next_item_rule_popularity_cannot(tmp_pa
     res = train(events, cfg, tc, device="cpu", out=out, progress=False)
     assert res.metadata["objective"] == "item" and res.metadata["n_items"] == 40
     assert res.metadata["precision"] == precision
-    rows = {r.name: r for r in evaluate_items(events, "planted", out).rows}
+    report = evaluate_items(events, "planted", out)
+    rows = {r.name: r for r in report.rows}
+    assert not any("category checkpoint" in n for n in report.notes)  # trained for items
     assert rows["transformer"].ndcg > 0.8
     assert rows["popularity"].ndcg < 0.2
     # the checkpoint serves categories from its items: each row a distribution

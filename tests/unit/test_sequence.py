@@ -302,6 +302,7 @@ def test_item_scorer_hook_ranks_items_by_the_item_head(tiny, tmp_path):
     score = item_scorer(path, items)
     out = score([make_events(10), []])
     assert out.shape == (2, 300) and np.isfinite(out).all()
+    assert "a category checkpoint" in score.note and "hashed item buckets" in score.note
     b = [item_bucket(i, 128) for i in items]
     j, k = next((j, k) for j in range(300) for k in range(j + 1, 300) if b[j] == b[k])
     assert out[0, j] == out[0, k]  # same bucket, same score

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import faust
 from aiohttp import web as aioweb
@@ -79,6 +80,11 @@ def _views(app: faust.App, dash: Dashboard) -> None:
 
     @app.page("/users/{user_id:[\\s\\S]+}/interest", name="interest-user")
     async def user_interest(self, request, user_id: str):
+        segment = request.raw_path.split("?", 1)[0][len("/users/") : -len("/interest")]
+        try:  # aiohttp leaves percent-escapes that are not UTF-8 as they were written
+            unquote_to_bytes(segment).decode("utf-8")
+        except UnicodeDecodeError:
+            return self.json({"error": "the user id is not UTF-8"}, status=400)
         optional = request.query.get("optional", "").lower()
         if optional not in FLAGS:
             return self.json({"error": "optional must be 1/0, true/false or yes/no"}, status=400)

@@ -499,6 +499,10 @@ def test_ids_with_a_newline_and_pseudonymised_ids_are_found(http):
     put_user(pipe, "a\nb", ["shoes"])
     status, body = get_json(http, app, "/users/a%0Ab/interest")
     assert status == 200 and body["user_id"] == "a\nb"
+    put_user(pipe, "%FF", ["shoes"])  # a user named by the three characters
+    assert get_json(http, app, "/users/%25FF/interest")[1]["user_id"] == "%FF"
+    status, body = get_json(http, app, "/users/%FF/interest")  # the byte 0xFF: not UTF-8
+    assert status == 400 and body["error"] == "the user id is not UTF-8"
     app, pipe = make()
     pipe.dashboard.settings = Settings(bootstrap="127.0.0.1:1", pseudonymise_key="k")
     stored = pipe.dashboard.settings.user_key("alice")

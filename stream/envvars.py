@@ -17,6 +17,7 @@ ValueError: DEMO_PORT must be a whole number, got 'x'
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,16 +52,24 @@ def setting(
     return dataclasses.field(default=default, metadata=meta, **field_options)
 
 
-def env_text(env: str, default: str, help: str, **field_options: Any) -> Any:
-    return setting(env, default, help, parse=text, **field_options)
+def env_text(
+    env: str, default: str, help: str, parse: Callable[[str], str] | None = None, **options: Any
+) -> Any:
+    return setting(env, default, help, parse=parse or text, **options)
 
 
-def env_int(env: str, default: int, help: str, **field_options: Any) -> Any:
-    return setting(env, default, help, parse=whole_number, **field_options)
+def env_int(
+    env: str, default: int, help: str, parse: Callable[[str], int] | None = None, **options: Any
+) -> Any:
+    """A whole-number setting (``parse``: a stricter parser, e.g. :func:`positive_whole`)."""
+    return setting(env, default, help, parse=parse or whole_number, **options)
 
 
-def env_float(env: str, default: float, help: str, **field_options: Any) -> Any:
-    return setting(env, default, help, parse=number, **field_options)
+def env_float(
+    env: str, default: float, help: str, parse: Callable[[str], float] | None = None, **options: Any
+) -> Any:
+    """A number setting (``parse``: a stricter parser, e.g. :func:`positive_number`)."""
+    return setting(env, default, help, parse=parse or number, **options)
 
 
 def env_flag(env: str, default: bool, help: str, **field_options: Any) -> Any:
@@ -201,21 +210,82 @@ def non_negative_whole(value: str) -> int:
     return count
 
 
+def positive_whole(value: str) -> int:
+    count = whole_number(value)
+    if count < 1:
+        raise ValueError(f"must be 1 or more, got {count}")
+    return count
+
+
+def port(value: str) -> int:
+    number_ = whole_number(value)
+    if not 1 <= number_ <= 65535:
+        raise ValueError(f"must be a port, 1–65535, got {number_}")
+    return number_
+
+
 def number(value: str) -> float:
     return _converted(float, "a number", value)
 
 
+def finite_number(value: str) -> float:
+    x = number(value)
+    if not math.isfinite(x):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return x
+
+
+def positive_number(value: str) -> float:
+    x = finite_number(value)
+    if x <= 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return x
+
+
+def non_negative_number(value: str) -> float:
+    x = finite_number(value)
+    if x < 0:
+        raise ValueError(f"must be >= 0, got {value!r}")
+    return x
+
+
+def fraction(value: str) -> float:
+    x = finite_number(value)
+    if not 0 <= x <= 1:
+        raise ValueError(f"must be from 0 to 1, got {value!r}")
+    return x
+
+
+def non_empty_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
 def flag(value: str) -> bool:
-    """``1``, ``true`` or ``yes`` is on; anything else is off."""
-    return value in ("1", "true", "yes")
+    """``1``, ``true``, ``yes`` or ``on`` is on; ``0``, ``false``, ``no``, ``off`` or empty is
+    off (any case); anything else is refused.
+
+    >>> flag("True"), flag("off")
+    (True, False)
+    """
+    picked = value.strip().lower()
+    if picked not in ON + OFF:
+        raise ValueError(f"must be 1/0, true/false, yes/no or on/off, got {value!r}")
+    return picked in ON
 
 
 def choice(*allowed: str) -> Callable[[str], str]:
-    """A parser accepting one of ``allowed`` (any case, surrounding spaces ignored)."""
+    """A parser accepting one of ``allowed`` (any case, surrounding spaces ignored; returned
+    in the case ``allowed`` has it)."""
+    by_case = {a.lower(): a for a in allowed}
 
     def parse(value: str) -> str:
-        picked = value.strip().lower()
-        if picked not in allowed:
+        picked = by_case.get(value.strip().lower())
+        if picked is None:
             raise ValueError(f"must be {' or '.join(allowed)}, got {value!r}")
         return picked
 

@@ -18,7 +18,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 from models.online import InterestConfig
-from models.schema import DEFAULT_EVENT_WEIGHTS
+from models.schema import DEFAULT_EVENT_WEIGHTS, canonical_event_type
 from stream.envvars import (
     EnvVar,
     choice,
@@ -28,14 +28,17 @@ from stream.envvars import (
     env_int,
     env_optional,
     env_text,
+    fraction,
     from_environ,
     nested,
+    non_empty_text,
+    non_negative_number,
     non_negative_whole,
-    number,
     optional_text,
+    port,
+    positive_number,
+    positive_whole,
     setting,
-    upper_text,
-    whole_number,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,13 +87,13 @@ class KafkaSecurity:
         "KAFKA_SECURITY_PROTOCOL",
         "PLAINTEXT",
         "`SSL`, `SASL_PLAINTEXT`, `SASL_SSL`: passed to every Kafka client",
-        parse=upper_text,
+        parse=choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     )
     sasl_mechanism: str = setting(
         "KAFKA_SASL_MECHANISM",
         "PLAIN",
         "SASL PLAIN or SCRAM-SHA-256/512",
-        parse=upper_text,
+        parse=choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
     )
     sasl_username: str | None = env_optional("KAFKA_SASL_USERNAME", "SASL user name")
     sasl_password: str | None = env_optional(
@@ -177,9 +180,17 @@ def parse_weights(text: str) -> dict[str, float]:
     weights = dict(DEFAULT_EVENT_WEIGHTS)
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
+        name = canonical_event_type(name.strip())
         if not value:
             raise ValueError(f"must be name=value pairs, got {part!r}")
-        weights[name.strip()] = float(value)
+        if name not in weights:
+            raise ValueError(f"names an unknown event type {name!r} (known: {', '.join(weights)})")
+        try:
+            weights[name] = non_negative_number(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}'s weight {exc}") from None
+    if not any(weights.values()):
+        raise ValueError("gives every event type a weight of 0")
     return weights
 
 
@@ -196,21 +207,33 @@ INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
     ),
     (
         "short_half_life",
-        EnvVar("INTEREST_SHORT_HALF_LIFE_S", number, "short-term decay half-life (s, event time)"),
+        EnvVar(
+            "INTEREST_SHORT_HALF_LIFE_S",
+            positive_number,
+            "short-term decay half-life (s, event time)",
+        ),
     ),
     (
         "long_half_life",
-        EnvVar("INTEREST_LONG_HALF_LIFE_S", number, "long-term decay half-life (s, event time)"),
+        EnvVar(
+            "INTEREST_LONG_HALF_LIFE_S",
+            positive_number,
+            "long-term decay half-life (s, event time)",
+        ),
     ),
     (
         "prior_strength",
-        EnvVar("INTEREST_PRIOR_STRENGTH", number, "Dirichlet pseudo-count toward the population"),
+        EnvVar(
+            "INTEREST_PRIOR_STRENGTH",
+            non_negative_number,
+            "Dirichlet pseudo-count toward the population",
+        ),
     ),
     (
         "population_half_life",
         EnvVar(
             "INTEREST_POPULATION_HALF_LIFE_S",
-            number,
+            positive_number,
             "the population prior's long horizon: decay half-life (s, event time)",
         ),
     ),
@@ -218,7 +241,7 @@ INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
         "population_short_half_life",
         EnvVar(
             "INTEREST_POPULATION_SHORT_HALF_LIFE_S",
-            number,
+            non_negative_number,
             "the population prior's short horizon (0: off); the mixture weight is learned",
         ),
     ),
@@ -226,7 +249,7 @@ INTEREST_VARIABLES: tuple[tuple[str, EnvVar], ...] = (
         "max_categories",
         EnvVar(
             "INTEREST_MAX_CATEGORIES",
-            whole_number,
+            positive_whole,
             "tracked categories per user and horizon (the rest is a residual)",
         ),
     ),
@@ -249,24 +272,39 @@ class Settings:
         parse=optional_text,
         shown="the broker `make kafka-up` started",
     )
-    events_topic: str = env_text("INTEREST_EVENTS_TOPIC", "interest.events", "input events")
+    events_topic: str = env_text(
+        "INTEREST_EVENTS_TOPIC", "interest.events", "input events", parse=non_empty_text
+    )
     snapshots_topic: str = env_text(
-        "INTEREST_SNAPSHOTS_TOPIC", "interest.snapshots", "output snapshots (compacted)"
+        "INTEREST_SNAPSHOTS_TOPIC",
+        "interest.snapshots",
+        "output snapshots (compacted)",
+        parse=non_empty_text,
     )
     dlq_topic: str = env_text(
-        "INTEREST_DLQ_TOPIC", "interest.events.dlq", "rejected events and their reason"
+        "INTEREST_DLQ_TOPIC",
+        "interest.events.dlq",
+        "rejected events and their reason",
+        parse=non_empty_text,
     )
     items_topic: str = env_text(
         "INTEREST_ITEMS_TOPIC",
         "interest.items",
         "the item catalog (compacted, one partition, key = item id)",
+        parse=non_empty_text,
     )
-    partitions: int = env_int("INTEREST_PARTITIONS", 4, "partitions of the topics and tables")
-    app_id: str = env_text("INTEREST_APP_ID", "interest-tracker", "Faust app id = consumer group")
-    state_dir: str = env_text("INTEREST_STATE_DIR", ".interest-state", "Faust table data dir")
-    store: str = env_text("INTEREST_STORE", "memory://", "Faust table store")
+    partitions: int = env_int(
+        "INTEREST_PARTITIONS", 4, "partitions of the topics and tables", parse=positive_whole
+    )
+    app_id: str = env_text(
+        "INTEREST_APP_ID", "interest-tracker", "Faust app id = consumer group", parse=non_empty_text
+    )
+    state_dir: str = env_text(
+        "INTEREST_STATE_DIR", ".interest-state", "Faust table data dir", parse=non_empty_text
+    )
+    store: str = env_text("INTEREST_STORE", "memory://", "Faust table store", parse=non_empty_text)
     web_host: str = env_text("INTEREST_WEB_HOST", "127.0.0.1", "the worker's web server: host")
-    web_port: int = env_int("INTEREST_WEB_PORT", 6066, "the worker's web server: port")
+    web_port: int = env_int("INTEREST_WEB_PORT", 6066, "the worker's web server: port", parse=port)
     web_token: str | None = env_optional(
         "INTEREST_WEB_TOKEN",
         "token required by the dashboard and endpoints (not `/health`)",
@@ -280,41 +318,60 @@ class Settings:
     security: KafkaSecurity = nested(KafkaSecurity)
     interest: InterestConfig = nested(InterestConfig, INTEREST_VARIABLES)
     history: int = env_int(
-        "INTEREST_HISTORY", 50, "last events kept per user (sequence-model input, `explain`)"
+        "INTEREST_HISTORY",
+        50,
+        "last events kept per user (sequence-model input, `explain`)",
+        parse=positive_whole,
     )
-    top_k: int = env_int("INTEREST_TOP_K", 10, "categories listed in a snapshot")
+    top_k: int = env_int(
+        "INTEREST_TOP_K", 10, "categories listed in a snapshot", parse=positive_whole
+    )
     min_interval_s: float = env_float(
-        "INTEREST_MIN_INTERVAL_S", 1.0, "at most one snapshot per user per interval"
+        "INTEREST_MIN_INTERVAL_S",
+        1.0,
+        "at most one snapshot per user per interval",
+        parse=non_negative_number,
     )
     tv_threshold: float = env_float(
         "INTEREST_TV_THRESHOLD",
         0.2,
         "emit at once when the distribution moved more (total variation)",
+        parse=fraction,
     )
     lateness_s: float = env_float(
-        "INTEREST_LATENESS_S", 86400.0, "events older than a user's latest by more go to the DLQ"
+        "INTEREST_LATENESS_S",
+        86400.0,
+        "events older than a user's latest by more go to the DLQ",
+        parse=non_negative_number,
     )
     max_future_s: float = env_float(
-        "INTEREST_MAX_FUTURE_S", 300.0, "allowed clock skew into the future"
+        "INTEREST_MAX_FUTURE_S",
+        300.0,
+        "allowed clock skew into the future",
+        parse=non_negative_number,
     )
     max_payload: int = env_int(
-        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ"
+        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ", parse=positive_whole
     )
     batch_ms: float = env_float(
-        "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)"
+        "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)", parse=positive_number
     )
-    batch: int = env_int("INTEREST_BATCH", 5000, "records per fetch (the ingest batch)")
+    batch: int = env_int(
+        "INTEREST_BATCH", 5000, "records per fetch (the ingest batch)", parse=positive_whole
+    )
     commit_interval_s: float = env_float(
         "INTEREST_COMMIT_INTERVAL_S",
         1.0,
         "the commit window: changed user records are written to the table and its changelog, "
         "then the offsets they cover are committed",
+        parse=positive_number,
     )
     cache_users: int = env_int(
         "INTEREST_CACHE_USERS",
         4096,
         "live user records kept in the record cache between windows (the rest live as compact "
         "bytes in the table)",
+        parse=non_negative_whole,
     )
     dashboard_feed_max_per_s: int = env_int(
         "INTEREST_DASHBOARD_FEED_MAX_PER_S",
@@ -329,8 +386,12 @@ class Settings:
         "INTEREST_COLLAB_PRIOR",
         "collaborative prior file from `interest-tracker prior` (reloaded when it changes)",
     )
-    scorer_batch: int = env_int("INTEREST_SCORER_BATCH", 256, "scorer micro-batch (users)")
-    scorer_ms: float = env_float("INTEREST_SCORER_MS", 200.0, "scorer period (ms)")
+    scorer_batch: int = env_int(
+        "INTEREST_SCORER_BATCH", 256, "scorer micro-batch (users)", parse=positive_whole
+    )
+    scorer_ms: float = env_float(
+        "INTEREST_SCORER_MS", 200.0, "scorer period (ms)", parse=positive_number
+    )
     scorer_int8: bool = env_flag("INTEREST_SCORER_INT8", False, "int8 dynamic quantisation on CPU")
     scorer_process: bool = env_flag(
         "INTEREST_SCORER_PROCESS",
@@ -380,17 +441,25 @@ class Settings:
         "INTEREST_SESSION_TIMEOUT_S",
         6.0,
         "consumer-group session: a dead worker's partitions move after it (see Failover)",
+        parse=positive_number,
     )
     heartbeat_s: float = env_float(
-        "INTEREST_HEARTBEAT_S", 1.0, "heartbeat interval (below the session timeout)"
+        "INTEREST_HEARTBEAT_S",
+        1.0,
+        "heartbeat interval (below the session timeout)",
+        parse=positive_number,
     )
     rebalance_timeout_s: float = env_float(
         "INTEREST_REBALANCE_TIMEOUT_S",
         10.0,
         "how long a rebalance waits for the live members to rejoin",
+        parse=positive_number,
     )
     standby_replicas: int = env_int(
-        "INTEREST_STANDBY_REPLICAS", 1, "warm copies of each table partition on other workers"
+        "INTEREST_STANDBY_REPLICAS",
+        1,
+        "warm copies of each table partition on other workers",
+        parse=non_negative_whole,
     )
     group_instance_id: str | None = env_optional(
         "INTEREST_GROUP_INSTANCE_ID", "static group membership (one distinct id per worker)"
@@ -412,6 +481,20 @@ class Settings:
             )
         if self.scorer_nice > MAX_NICE:
             raise ValueError(f"INTEREST_SCORER_NICE must be 0–{MAX_NICE}, got {self.scorer_nice}")
+        topics = {
+            "INTEREST_EVENTS_TOPIC": self.events_topic,
+            "INTEREST_SNAPSHOTS_TOPIC": self.snapshots_topic,
+            "INTEREST_DLQ_TOPIC": self.dlq_topic,
+            "INTEREST_ITEMS_TOPIC": self.items_topic,
+        }
+        if len(set(topics.values())) < len(topics):  # a loop: e.g. dead letters read as events
+            named = ", ".join(f"{k}={v}" for k, v in topics.items())
+            raise ValueError(f"the topics must be four different ones, got {named}")
+        if self.interest.long_half_life < self.interest.short_half_life:
+            raise ValueError(
+                "INTEREST_LONG_HALF_LIFE_S must be >= INTEREST_SHORT_HALF_LIFE_S, got "
+                f"{self.interest.long_half_life:g} and {self.interest.short_half_life:g}"
+            )
         if self.dashboard_feed_max_per_s < 0:
             raise ValueError(
                 "INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0, got "

@@ -80,3 +80,61 @@ def test_the_dashboard_feed_can_be_turned_off_but_not_below_zero():
     )
     with pytest.raises(ValueError, match="INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0"):
         Settings.from_env({"INTEREST_DASHBOARD_FEED_MAX_PER_S": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INTEREST_SHORT_HALF_LIFE_S": "0"}, "INTEREST_SHORT_HALF_LIFE_S must be > 0"),
+        ({"INTEREST_LONG_HALF_LIFE_S": "nan"}, "INTEREST_LONG_HALF_LIFE_S must be a finite"),
+        ({"INTEREST_POPULATION_HALF_LIFE_S": "-1"}, "INTEREST_POPULATION_HALF_LIFE_S must be > 0"),
+        ({"INTEREST_PRIOR_STRENGTH": "-1"}, "INTEREST_PRIOR_STRENGTH must be >= 0"),
+        ({"INTEREST_MAX_CATEGORIES": "0"}, "INTEREST_MAX_CATEGORIES must be 1 or more"),
+        ({"INTEREST_MAX_PAYLOAD": "0"}, "INTEREST_MAX_PAYLOAD must be 1 or more"),
+        ({"INTEREST_LATENESS_S": "-1"}, "INTEREST_LATENESS_S must be >= 0"),
+        ({"INTEREST_MAX_FUTURE_S": "nan"}, "INTEREST_MAX_FUTURE_S must be a finite"),
+        ({"INTEREST_COMMIT_INTERVAL_S": "0"}, "INTEREST_COMMIT_INTERVAL_S must be > 0"),
+        ({"INTEREST_BATCH": "0"}, "INTEREST_BATCH must be 1 or more"),
+        ({"INTEREST_MIN_INTERVAL_S": "inf"}, "INTEREST_MIN_INTERVAL_S must be a finite"),
+        ({"INTEREST_TV_THRESHOLD": "1.5"}, "INTEREST_TV_THRESHOLD must be from 0 to 1"),
+        ({"INTEREST_TOP_K": "0"}, "INTEREST_TOP_K must be 1 or more"),
+        ({"INTEREST_SCORER_BATCH": "0"}, "INTEREST_SCORER_BATCH must be 1 or more"),
+        ({"INTEREST_SCORER_MS": "0"}, "INTEREST_SCORER_MS must be > 0"),
+        ({"INTEREST_WEB_PORT": "65536"}, "INTEREST_WEB_PORT must be a port"),
+        ({"INTEREST_EVENTS_TOPIC": " "}, "INTEREST_EVENTS_TOPIC must not be empty"),
+        ({"INTEREST_SCORER_PROCESS": "maybe"}, "INTEREST_SCORER_PROCESS must be 1/0"),
+        ({"KAFKA_SECURITY_PROTOCOL": "bogus"}, "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT or"),
+        ({"INTEREST_WEIGHTS": "purchse=5"}, "INTEREST_WEIGHTS names an unknown event type"),
+        ({"INTEREST_WEIGHTS": "view=-1"}, "INTEREST_WEIGHTS view's weight must be >= 0"),
+        (
+            {"INTEREST_WEIGHTS": "view=0,click=0,cart=0,fav=0,purchase=0,rate=0"},
+            "every event type a weight of 0",
+        ),
+        ({"INTEREST_DLQ_TOPIC": "interest.events"}, "the topics must be four different ones"),
+        (
+            {"INTEREST_SHORT_HALF_LIFE_S": "100", "INTEREST_LONG_HALF_LIFE_S": "10"},
+            "INTEREST_LONG_HALF_LIFE_S must be >= INTEREST_SHORT_HALF_LIFE_S",
+        ),
+    ],
+)
+def test_nonsense_values_are_refused_with_the_variable_named(env, message):
+    with pytest.raises(ValueError) as exc:
+        Settings.from_env(env)
+    assert message in str(exc.value)
+
+
+def test_what_is_still_accepted_reads_as_documented():
+    s = Settings.from_env(
+        {
+            "INTEREST_SCORER_PROCESS": "OFF",
+            "INTEREST_SCORER_INT8": " True ",
+            "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "INTEREST_WEIGHTS": "pv=3,buy=0",  # aliases name their event types
+            "INTEREST_MIN_INTERVAL_S": "0",
+            "INTEREST_TV_THRESHOLD": "1",
+            "INTEREST_POPULATION_SHORT_HALF_LIFE_S": "0",
+        }
+    )
+    assert s.scorer_process is False and s.scorer_int8 is True
+    assert s.security.protocol == "SASL_SSL"
+    assert s.interest.event_weights["view"] == 3.0 and s.interest.event_weights["purchase"] == 0.0

@@ -11,7 +11,7 @@ its help; reading the environment and the documentation tables are derived from 
 [('DEMO_PORT', '`80`', 'where to listen')]
 >>> from_environ(Demo, {"DEMO_PORT": "x"})
 Traceback (most recent call last):
-ValueError: DEMO_PORT must be a whole number, got 'x'
+stream.envvars.SettingsError: DEMO_PORT must be a whole number, got 'x'
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 UNSET = "unset"
+
+
+class SettingsError(ValueError):
+    """A variable's value is not one the setting can take (the message names the variable)."""
+
 
 Declared = tuple[str, "EnvVar", Any]  # (attribute, variable, default)
 
@@ -118,7 +123,7 @@ def _read(declarations: Iterable[Declared], env: Mapping[str, str]) -> dict[str,
             try:
                 out[attr] = var.parse(env[var.name])
             except ValueError as exc:
-                raise ValueError(f"{var.name} {exc}") from None
+                raise SettingsError(f"{var.name} {exc}") from None
     return out
 
 

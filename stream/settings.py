@@ -21,6 +21,7 @@ from models.online import InterestConfig
 from models.schema import DEFAULT_EVENT_WEIGHTS, canonical_event_type
 from stream.envvars import (
     EnvVar,
+    SettingsError,
     choice,
     docstring_list,
     env_flag,
@@ -471,16 +472,18 @@ class Settings:
             # accident.
             object.__setattr__(self, "web_token", os.environ["INTEREST_WEB_TOKEN"])
         if not 0 < self.heartbeat_s < self.session_timeout_s:
-            raise ValueError(
+            raise SettingsError(
                 "INTEREST_HEARTBEAT_S must be > 0 and below INTEREST_SESSION_TIMEOUT_S, got "
                 f"{self.heartbeat_s} and {self.session_timeout_s}"
             )
         if self.rebalance_timeout_s <= 0 or self.standby_replicas < 0:
-            raise ValueError(
+            raise SettingsError(
                 "INTEREST_REBALANCE_TIMEOUT_S must be > 0 and INTEREST_STANDBY_REPLICAS >= 0"
             )
         if self.scorer_nice > MAX_NICE:
-            raise ValueError(f"INTEREST_SCORER_NICE must be 0–{MAX_NICE}, got {self.scorer_nice}")
+            raise SettingsError(
+                f"INTEREST_SCORER_NICE must be 0–{MAX_NICE}, got {self.scorer_nice}"
+            )
         topics = {
             "INTEREST_EVENTS_TOPIC": self.events_topic,
             "INTEREST_SNAPSHOTS_TOPIC": self.snapshots_topic,
@@ -489,14 +492,14 @@ class Settings:
         }
         if len(set(topics.values())) < len(topics):  # a loop: e.g. dead letters read as events
             named = ", ".join(f"{k}={v}" for k, v in topics.items())
-            raise ValueError(f"the topics must be four different ones, got {named}")
+            raise SettingsError(f"the topics must be four different ones, got {named}")
         if self.interest.long_half_life < self.interest.short_half_life:
-            raise ValueError(
+            raise SettingsError(
                 "INTEREST_LONG_HALF_LIFE_S must be >= INTEREST_SHORT_HALF_LIFE_S, got "
                 f"{self.interest.long_half_life:g} and {self.interest.short_half_life:g}"
             )
         if self.dashboard_feed_max_per_s < 0:
-            raise ValueError(
+            raise SettingsError(
                 "INTEREST_DASHBOARD_FEED_MAX_PER_S must be >= 0, got "
                 f"{self.dashboard_feed_max_per_s}"
             )

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from models.data.loaders import FORMATS
+from stream.envvars import SettingsError
 from stream.settings import Settings
 
 EXIT_FAILURE = 1
@@ -166,6 +167,8 @@ def reporting(run: Command, prog: str) -> Command:
             return fail(prog, str(exc), EXIT_USAGE)
         except CommandError as exc:
             return fail(prog, str(exc))
+        except SettingsError as exc:  # a variable of the environment, named in the message
+            return fail(prog, f"bad setting: {exc}")
         except Exception as exc:  # broker errors: one line, not a traceback
             from stream.clients import BrokerUnavailable
 

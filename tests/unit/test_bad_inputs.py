@@ -192,3 +192,14 @@ def test_catalog_names_a_short_row_before_it_needs_a_broker(tmp_path, capsys, mo
     assert status == 1 and one_line(err, "catalog", "items.csv line 3"), err
     status, err = run(capsys, "catalog", "--data", path, "--topics", "0")
     assert status == 2 and one_line(err, "catalog", "--topics", "> 0"), err
+
+
+@pytest.mark.parametrize(
+    "command", [["worker"], ["subscribe", "--timeout", "1"], ["forget", "--user", "u1"]]
+)
+def test_a_bad_setting_stops_a_command_on_one_line(capsys, monkeypatch, command):
+    monkeypatch.setenv("INTEREST_TOP_K", "0")
+    status, err = run(capsys, *command)
+    lines = err.strip().splitlines()
+    assert status == 1 and len(lines) == 1, err
+    assert lines[0].endswith("error: bad setting: INTEREST_TOP_K must be 1 or more, got 0")

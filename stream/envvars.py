@@ -208,57 +208,34 @@ def whole_number(value: str) -> int:
     return _converted(int, "a whole number", value)
 
 
-def non_negative_whole(value: str) -> int:
-    count = whole_number(value)
-    if count < 0:
-        raise ValueError(f"must be 0 or more, got {count}")
-    return count
-
-
-def positive_whole(value: str) -> int:
-    count = whole_number(value)
-    if count < 1:
-        raise ValueError(f"must be 1 or more, got {count}")
-    return count
-
-
-def port(value: str) -> int:
-    number_ = whole_number(value)
-    if not 1 <= number_ <= 65535:
-        raise ValueError(f"must be a port, 1–65535, got {number_}")
-    return number_
-
-
 def number(value: str) -> float:
     return _converted(float, "a number", value)
 
 
-def finite_number(value: str) -> float:
-    x = number(value)
-    if not math.isfinite(x):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return x
+def checked(parse: Callable[[str], Any], ok: Callable[[Any], bool], requirement: str) -> Any:
+    """``parse``, then refuse a value that fails ``ok`` ("must be <requirement>").
+
+    >>> checked(whole_number, lambda n: n > 2, "above 2")("1")
+    Traceback (most recent call last):
+    ValueError: must be above 2, got 1
+    """
+
+    def parse_checked(value: str) -> Any:
+        parsed = parse(value)
+        if not ok(parsed):
+            raise ValueError(f"must be {requirement}, got {value.strip()}")
+        return parsed
+
+    return parse_checked
 
 
-def positive_number(value: str) -> float:
-    x = finite_number(value)
-    if x <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return x
-
-
-def non_negative_number(value: str) -> float:
-    x = finite_number(value)
-    if x < 0:
-        raise ValueError(f"must be >= 0, got {value!r}")
-    return x
-
-
-def fraction(value: str) -> float:
-    x = finite_number(value)
-    if not 0 <= x <= 1:
-        raise ValueError(f"must be from 0 to 1, got {value!r}")
-    return x
+non_negative_whole = checked(whole_number, lambda n: n >= 0, "0 or more")
+positive_whole = checked(whole_number, lambda n: n >= 1, "1 or more")
+port = checked(whole_number, lambda n: 1 <= n <= 65535, "a port, 1–65535")
+finite_number = checked(number, math.isfinite, "a finite number")
+positive_number = checked(finite_number, lambda x: x > 0, "> 0")
+non_negative_number = checked(finite_number, lambda x: x >= 0, ">= 0")
+fraction = checked(finite_number, lambda x: 0 <= x <= 1, "from 0 to 1")
 
 
 def non_empty_text(value: str) -> str:

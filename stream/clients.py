@@ -175,7 +175,7 @@ def iterate_snapshots(
     logged (topic, partition, offset, key) and skipped. Stops after ``timeout_s`` without a
     message."""
     settings = settings or Settings.from_env()
-    want = settings.user_key(str(user)).encode() if user is not None else None
+    want = settings.stored_user_id(str(user)).encode() if user is not None else None
     try:
         consumer = snapshot_consumer(settings, topic, from_beginning, timeout_s)
     except KafkaError as exc:

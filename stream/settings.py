@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass
@@ -43,6 +44,8 @@ from stream.envvars import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PSEUDONYM_PREFIX, PSEUDONYM_HEX_DIGITS = "p-", 32  # Settings.user_key's form
+PSEUDONYM = re.compile(f"{PSEUDONYM_PREFIX}[0-9a-f]{{{PSEUDONYM_HEX_DIGITS}}}")
 
 
 def local_broker_address() -> str | None:
@@ -555,7 +558,20 @@ class Settings:
         if not self.pseudonymise_key:
             return user_id
         digest = hmac.new(self.pseudonymise_key.encode(), user_id.encode(), hashlib.sha256)
-        return "p-" + digest.hexdigest()[:32]
+        return PSEUDONYM_PREFIX + digest.hexdigest()[:PSEUDONYM_HEX_DIGITS]
+
+    def stored_user_id(self, given: str) -> str:
+        """The id a user is kept under, given either that id or the user's own: ``given``
+        when it already has :meth:`user_key`'s form, else ``user_key(given)``.
+
+        >>> s = Settings(bootstrap=None, pseudonymise_key="k")
+        >>> key = s.user_key("alice")
+        >>> s.stored_user_id("alice") == s.stored_user_id(key) == key
+        True
+        """
+        if self.pseudonymise_key and PSEUDONYM.fullmatch(given):
+            return given
+        return self.user_key(given)
 
     def kafka_client_config(self) -> dict:
         """Security options for kafka-python clients (empty for plaintext)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -24,7 +23,6 @@ from stream.web.metrics import MetricsText, RateMeter, add_scorer_metrics, resid
 from stream.web.pipeline_view import PipelineView
 
 MAX_FORGOTTEN = 10_000  # forgotten users whose old snapshots the feed may still bring
-_PSEUDONYM = re.compile(r"p-[0-9a-f]{32}")  # Settings.user_key's form
 
 
 def _servable(snap: Mapping) -> bool:
@@ -192,16 +190,9 @@ class Dashboard:
             return None
         return self.pipeline.snapshot(uid, record)
 
-    def stored_id(self, given: str) -> str:
-        """The id the worker keeps ``given`` under: with pseudonymisation on, its keyed hash,
-        unless ``given`` already is one (``p-`` and 32 hex digits); else ``given``."""
-        if self.settings.pseudonymise_key and not _PSEUDONYM.fullmatch(given):
-            return self.settings.user_key(given)
-        return given
-
     def user_interest(self, uid: str, optional: bool = False) -> tuple[dict, int]:
-        """(payload, HTTP status) of ``GET /users/{uid}/interest`` (``uid`` as stored: see
-        :meth:`stored_id`)."""
+        """(payload, HTTP status) of ``GET /users/{uid}/interest`` (``uid`` as stored:
+        ``Settings.stored_user_id``)."""
         history = self.cache.history(uid)
         local = self.local_snapshot(uid)
         cached = self.cache.latest(uid)

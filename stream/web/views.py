@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 import faust
 from aiohttp import web as aioweb
 
+from stream.envvars import flag
 from stream.web.dashboard import Dashboard
 from stream.web.feed import SnapshotFeed
 from stream.web.page import STATIC_DIR
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_COOKIE = "interest_web_token"
 MAX_POPULATION_K = 200  # categories /population may list
-FLAGS = {"": False, "0": False, "false": False, "no": False, "1": True, "true": True, "yes": True}
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -85,10 +85,12 @@ def _views(app: faust.App, dash: Dashboard) -> None:
             unquote_to_bytes(segment).decode("utf-8")
         except UnicodeDecodeError:
             return self.json({"error": "the user id is not UTF-8"}, status=400)
-        optional = request.query.get("optional", "").lower()
-        if optional not in FLAGS:
-            return self.json({"error": "optional must be 1/0, true/false or yes/no"}, status=400)
-        payload, status = dash.user_interest(dash.stored_id(user_id), optional=FLAGS[optional])
+        try:
+            optional = flag(request.query.get("optional", ""))
+        except ValueError as exc:
+            return self.json({"error": f"optional {exc}"}, status=400)
+        uid = dash.settings.stored_user_id(user_id)
+        payload, status = dash.user_interest(uid, optional=optional)
         return self.json(payload, status=status)
 
     @app.page("/population", name="interest-population")
@@ -106,7 +108,7 @@ def _views(app: faust.App, dash: Dashboard) -> None:
     @app.page("/stream", name="interest-stream")
     async def live(self, request):
         uid = request.query.get("user") or None
-        uid = dash.stored_id(uid) if uid is not None else None
+        uid = dash.settings.stored_user_id(uid) if uid is not None else None
         if request.method == "HEAD":  # the headers of the event stream, no stream
             return aioweb.Response(headers={"Content-Type": "text/event-stream"})
         if dash.clients >= dash.max_clients or dash.closing:

@@ -49,11 +49,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def delete_run_topics(bootstrap: str, prefix: str) -> list[str]:
+def delete_run_topics(bootstrap: str, prefix: str, timeout_s: float = 30.0) -> list[str]:
     """Delete the topics whose names start with ``prefix`` (a run's own: events, snapshots,
-    changelogs, the assignor's), and return their names. A bench run leaves gigabytes of
-    logs in the local broker otherwise; after a few dozen runs (tens of GB) it failed to
-    register on restart (``DUPLICATE_BROKER_REGISTRATION``) and workers never joined."""
+    changelogs, the assignor's), and return their names once the broker no longer lists them.
+    A bench run leaves gigabytes of logs in the local broker otherwise; after a few dozen runs
+    (tens of GB) it failed to register on restart (``DUPLICATE_BROKER_REGISTRATION``) and
+    workers never joined."""
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -61,9 +62,19 @@ def delete_run_topics(bootstrap: str, prefix: str) -> list[str]:
         names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
         if names:
             admin.delete_topics(names)
+            _wait_until_unlisted(admin, set(names), timeout_s)
         return names
     finally:
         admin.close()
+
+
+def _wait_until_unlisted(admin, names: set[str], timeout_s: float) -> None:
+    # The controller accepts a deletion before every broker's metadata drops the topic.
+    deadline = time.monotonic() + timeout_s
+    while left := names & set(admin.list_topics()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still listed {timeout_s:g} s after deletion: {sorted(left)}")
+        time.sleep(0.2)
 
 
 def isolated_env(bootstrap: str, name: str, state_dir: Path) -> dict[str, str]:

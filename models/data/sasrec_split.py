@@ -16,6 +16,12 @@ The published split has no timestamps: a user's events are one minute apart, in 
 ``--complete-out`` also writes the validation users alone: with their whole sequences, the
 last item ranked after all the others is exactly the papers' test case.
 
+``--complete-with FILE`` fills in the missing items from SASRec's own file: its lines
+``user item item ...`` (one per user; or ``user item``, one per rating), whole or cut to each
+user's last three items. A line is used only where it agrees with the split (the item before
+the missing one and the last; the whole line when it is longer), and the item it supplies must
+be new to the user (a user rates a movie once).
+
     python -m models.data.sasrec_split --split DIR --item-map sas_to_original_items.txt \\
         --movies movies.dat --out ml1m.csv --complete-out ml1m-complete.csv
 """
@@ -61,6 +67,61 @@ def join_split(
     if v != len(val_inputs):
         raise ValueError(f"{len(val_inputs) - v} validation lines match no user's training line")
     return sequences, whole
+
+
+def sasrec_lines(lines: Iterable[list[str]]) -> dict[int, list[str]]:
+    """Each user's items from SASRec's text file: one line per user, or one per rating.
+
+    >>> sasrec_lines([["1", "a", "b", "c"], ["2", "d", "e", "f"]])
+    {1: ['a', 'b', 'c'], 2: ['d', 'e', 'f']}
+    >>> sasrec_lines([["1", "a"], ["1", "b"], ["2", "c"]])
+    {1: ['a', 'b'], 2: ['c']}
+    """
+    lines = [line for line in lines if line]
+    per_rating = all(len(line) == 2 for line in lines)
+    users: dict[int, list[str]] = {}
+    for line in lines:
+        user = int(line[0])
+        if per_rating:
+            users.setdefault(user, []).append(line[1])
+        elif user in users:
+            raise ValueError(f"user {user} has two lines")
+        else:
+            users[user] = line[1:]
+    return users
+
+
+def complete(
+    sequences: dict[int, list[str]], whole: set[int], lines: Mapping[int, list[str]]
+) -> tuple[set[int], list[int]]:
+    """Insert each incomplete user's second-to-last item from ``lines`` (in place); return
+    the users now whole and the users whose line disagrees with the split.
+
+    >>> seqs = {1: ["a", "b", "d"], 2: ["e", "f", "g"]}
+    >>> complete(seqs, {2}, {1: ["b", "c", "d"], 2: ["x", "f", "g"]})
+    ({1}, [2])
+    >>> seqs[1]
+    ['a', 'b', 'c', 'd']
+    """
+    filled, disagree = set(), []
+    for user, line in sorted(lines.items()):
+        known = sequences.get(user)
+        if known is None or not _agrees(line, known, user in whole):
+            disagree.append(user)
+        elif user not in whole:
+            sequences[user] = [*known[:-1], line[-2], known[-1]]
+            filled.add(user)
+    return filled, disagree
+
+
+def _agrees(line: list[str], known: list[str], is_whole: bool) -> bool:
+    if len(line) < 3:
+        return False
+    if is_whole:
+        return line == known if len(line) > 3 else line == known[-3:]
+    if len(line) > 3:
+        return line[:-2] + line[-1:] == known and line[-2] not in known
+    return line[0] == known[-2] and line[2] == known[-1] and line[1] not in known
 
 
 def read_movies(path: str | Path) -> dict[str, list[str]]:
@@ -109,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--movies", required=True, type=Path, help="ML-1M movies.dat")
     p.add_argument("--out", required=True, help="every user, as generic CSV")
     p.add_argument("--complete-out", help="the users whose whole sequence is published")
+    p.add_argument(
+        "--complete-with",
+        type=Path,
+        help="SASRec's ml-1m.txt, whole or each line cut to its last three items",
+    )
     args = p.parse_args(argv)
     sequences, whole = join_split(
         _lines(args.split / "train" / "input.txt"),
@@ -116,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         [line[0] for line in _lines(args.split / "val" / "output.txt")],
         [line[0] for line in _lines(args.split / "test" / "output.txt")],
     )
+    if args.complete_with:
+        filled, disagree = complete(sequences, whole, sasrec_lines(_lines(args.complete_with)))
+        whole |= filled
+        if disagree:
+            users = ", ".join(map(str, disagree[:10])) + (" ..." if len(disagree) > 10 else "")
+            raise SystemExit(f"{args.complete_with}: {len(disagree)} lines disagree: users {users}")
     item_map = dict(line for line in _lines(args.item_map) if len(line) == 2)
     genres = read_movies(args.movies)
     n = write_generic(events(sequences, item_map, genres), args.out)

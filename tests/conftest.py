@@ -169,8 +169,17 @@ def shared_data() -> Path:
     return DATA
 
 
+TIERS = ("unit", "agent", "kafka")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Doctests (modules and README) are pure: they belong to the unit tier."""
+    """Doctests (modules and README) are pure: they belong to the unit tier. Every other test
+    names its tier, or ``make test-unit`` / ``make test-kafka`` would silently skip it."""
+    unmarked = []
     for item in items:
         if isinstance(item, pytest.DoctestItem):
             item.add_marker(pytest.mark.unit)
+        elif not any(item.get_closest_marker(tier) for tier in TIERS):
+            unmarked.append(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError(f"tests without a tier marker {TIERS}: {', '.join(unmarked)}")

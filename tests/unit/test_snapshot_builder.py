@@ -21,6 +21,8 @@ from models.tracker import TrackerConfig, build_snapshot, explain, prior_depth, 
 from stream.codec import decode_snapshot
 from stream.snapshot_builder import OFFLOAD_MIN_SNAPSHOTS, SnapshotBuilder
 
+pytestmark = pytest.mark.unit
+
 TOPIC = "snapshots"
 CFG = TrackerConfig(history=5, top_k=3)
 

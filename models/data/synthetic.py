@@ -22,7 +22,12 @@ EVENT_TYPE_MIX = (
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size and dynamics of the synthetic population."""
+    """Size and dynamics of the synthetic population.
+
+    >>> SyntheticConfig(categories=3)
+    Traceback (most recent call last):
+    ValueError: synthetic categories must be at least 4 (each user's interests), got 3
+    """
 
     users: int = 1000
     categories: int = 50
@@ -31,6 +36,15 @@ class SyntheticConfig:
     mean_gap_s: float = 60.0
     start_ts: float = 1_764_000_000.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.users < 1:
+            raise ValueError(f"synthetic users must be at least 1, got {self.users}")
+        if self.categories < self.interests_per_user:
+            raise ValueError(
+                f"synthetic categories must be at least {self.interests_per_user} "
+                f"(each user's interests), got {self.categories}"
+            )
 
 
 def _interests(rng: random.Random, cfg: SyntheticConfig) -> dict[str, float]:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from stream.cli.common import CommandError, check_broker, positive
+from stream.cli.common import CommandError, check_broker, positive, seed
 from stream.settings import Settings
 
 NAME = "produce"
@@ -22,17 +22,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--format", choices=("taobao", "movielens", "generic"), default="generic")
     src.add_argument("--items", metavar="FILE", help="MovieLens movies.csv (genres)")
     src.add_argument("--synthetic", action="store_true", help="generate drifting synthetic users")
-    src.add_argument("--users", type=int, default=1000, help="synthetic users (default 1000)")
-    src.add_argument("--categories", type=int, default=50, help="synthetic categories")
-    src.add_argument("--seed", type=int, default=0)
+    src.add_argument(
+        "--users", type=positive(int), default=1000, help="synthetic users (default 1000)"
+    )
+    src.add_argument(
+        "--categories", type=positive(int), default=50, help="synthetic categories (default 50)"
+    )
+    src.add_argument("--seed", type=seed, default=0)
     src.add_argument("--with-truth", action="store_true", help="keep synthetic ground truth")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=positive(float), help="events per second")
     pace.add_argument("--speedup", type=positive(float), help="replay N times faster than real")
-    p.add_argument("--limit", type=int, help="stop after N events")
+    p.add_argument("--limit", type=positive(int), help="stop after N events")
     p.add_argument("--restamp", action="store_true", help="set ts to the wall clock at send")
     p.add_argument("--topic", help="events topic (default $INTEREST_EVENTS_TOPIC)")
-    p.add_argument("--progress", type=int, default=0, help="print progress every N events")
+    p.add_argument(
+        "--progress", type=positive(int), help="print progress every N events (default: never)"
+    )
 
 
 def paced(events: Iterable[dict], rate: float | None, speedup: float | None) -> Iterable[dict]:
@@ -58,7 +64,10 @@ def _events(args: argparse.Namespace) -> Iterable[dict]:
     from models.data.synthetic import SyntheticConfig, synthetic_events
 
     if args.synthetic:
-        cfg = SyntheticConfig(users=args.users, categories=args.categories, seed=args.seed)
+        try:
+            cfg = SyntheticConfig(users=args.users, categories=args.categories, seed=args.seed)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         return synthetic_events(cfg, args.limit or 10_000)
     try:
         events = load_events(args.data, args.format, args.items)

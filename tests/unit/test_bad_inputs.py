@@ -184,6 +184,28 @@ def test_prior_out_that_cannot_be_a_file_fails_first_and_leaves_nothing(tmp_path
     assert status == 0 and (tmp_path / "new" / "p.json").is_file()
 
 
+@pytest.mark.parametrize(
+    ("argv", "status", "words"),
+    [
+        (["--synthetic", "--categories", "3"], 1, ["categories must be at least 4"]),
+        (["--synthetic", "--users", "0"], 2, ["--users", "> 0"]),
+        (["--synthetic", "--seed", "-1"], 2, ["--seed", "from 0"]),
+        (["--data", "{data}", "--limit", "-5"], 2, ["--limit", "> 0"]),
+        (["--data", "{data}", "--progress", "-1"], 2, ["--progress", "> 0"]),
+    ],
+)
+def test_produce_refuses_numbers_it_cannot_use(tmp_path, capsys, monkeypatch, argv, status, words):
+    sent = []
+    monkeypatch.setattr("stream.cli.produce.check_broker", lambda settings: None)  # no broker
+    monkeypatch.setattr("stream.clients.Producer.__init__", lambda *a, **k: sent.append(a))
+    data = events_csv(tmp_path / "events.csv")
+    got, err = run(capsys, "produce", *[a.format(data=data) for a in argv])
+    lines = err.strip().splitlines()
+    assert got == status and len(lines) == 1 and "Traceback" not in err, err
+    assert "error:" in lines[0] and all(w in lines[0] for w in words), err
+    assert sent == []  # refused before anything was sent
+
+
 def test_catalog_names_a_short_row_before_it_needs_a_broker(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing listens there
     path = tmp_path / "items.csv"

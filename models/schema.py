@@ -30,9 +30,30 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 
 # The key of the mass a distribution does not name (its tail, or the prior's share).
 OTHER = "_other"
-# Snapshots of the per-partition population are published under f"{POPULATION_PREFIX}p{N}".
+# The population of partition N is stored under population_key(N) and its snapshots are
+# published under POPULATION_PREFIX + population_key(N).
 POPULATION_KEY = "__population__"
 POPULATION_PREFIX = POPULATION_KEY + "/"
+
+# What a valid event may look like beyond its schema, by default (INTEREST_MAX_PAYLOAD,
+# INTEREST_MAX_FUTURE_S): a larger message is "oversized", a later ts is "future".
+MAX_PAYLOAD_BYTES = 65536
+MAX_FUTURE_S = 300.0
+
+
+def population_key(partition: int) -> str:
+    """The population table's key of ``partition``.
+
+    >>> population_key(3), population_partition(population_key(3))
+    ('p3', 3)
+    """
+    return f"p{partition}"
+
+
+def population_partition(key: str) -> int:
+    """The partition whose population is stored under ``key``."""
+    return int(key.removeprefix("p"))
+
 
 # Why an event went to the dead-letter topic (the DLQ record's ``reason``).
 DLQ_REASONS: tuple[str, ...] = (

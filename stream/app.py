@@ -35,7 +35,7 @@ from models.online import PopulationInterest
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import PopulationField
-from models.schema import POPULATION_KEY
+from models.schema import POPULATION_PREFIX, population_key, population_partition
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth
 from models.tracker import total_variation as tv
 from stream.batch_consumer import partition_lag, register_transport
@@ -325,7 +325,7 @@ class Pipeline:
     def _population(self, partition: int) -> PopulationInterest:
         pop = self.populations.get(partition)
         if pop is None:
-            state = self.population.data.get(f"p{partition}")
+            state = self.population.data.get(population_key(partition))
             if state:
                 pop = PopulationInterest.from_state(state, self.cfg.interest)
             else:
@@ -383,7 +383,7 @@ class Pipeline:
         for partition in self.dirty_populations:
             if partition in self.populations:
                 in_partition(events_topic, partition)
-                self.population[f"p{partition}"] = self.populations[partition].state()
+                self.population[population_key(partition)] = self.populations[partition].state()
         self.dirty_populations.clear()
         _current_event.set(None)
         for tp, offset in self._processed.items():
@@ -455,7 +455,7 @@ class Pipeline:
             return None
         pop = self.populations.get(partition)
         if pop is None:
-            state = self.population.get(f"p{partition}")
+            state = self.population.get(population_key(partition))
             if not state:
                 return None
             pop = PopulationInterest.from_state(state, self.cfg.interest)
@@ -557,8 +557,8 @@ class Pipeline:
         for key, state in list(self.population.items()):
             if not state:
                 continue
-            prior = self.prior(int(key[1:]))
-            uid = f"{POPULATION_KEY}/{key}"
+            prior = self.prior(population_partition(key))
+            uid = POPULATION_PREFIX + key
             snapshot = {
                 "user_id": uid,
                 "ts": state[PopulationField.LAST_TS],

@@ -21,7 +21,14 @@ import msgpack
 import ormsgpack
 from faust.serializers import codecs
 
-from models.schema import DLQ_REASONS, EVENT_TYPES, POPULATION_PREFIX, canonical_event_type
+from models.schema import (
+    DLQ_REASONS,
+    EVENT_TYPES,
+    MAX_FUTURE_S,
+    MAX_PAYLOAD_BYTES,
+    POPULATION_PREFIX,
+    canonical_event_type,
+)
 from models.tracker import TrackerConfig, UserRecord
 
 JSON_CONTENT_TYPE = b"application/json"
@@ -44,8 +51,8 @@ class InvalidEvent(ValueError):
 class Limits:
     """What a valid event may look like beyond its schema."""
 
-    max_payload: int = 65536
-    max_future_s: float = 300.0
+    max_payload: int = MAX_PAYLOAD_BYTES
+    max_future_s: float = MAX_FUTURE_S
 
 
 _PACKERS = threading.local()  # a Packer per thread: packb builds one per call (0.4-0.7 µs)

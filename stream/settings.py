@@ -19,7 +19,13 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 from models.online import InterestConfig
-from models.schema import DEFAULT_EVENT_WEIGHTS, canonical_event_type
+from models.schema import (
+    DEFAULT_EVENT_WEIGHTS,
+    MAX_FUTURE_S,
+    MAX_PAYLOAD_BYTES,
+    canonical_event_type,
+)
+from models.tracker import TrackerConfig
 from stream.envvars import (
     EnvVar,
     SettingsError,
@@ -323,12 +329,15 @@ class Settings:
     interest: InterestConfig = nested(InterestConfig, INTEREST_VARIABLES)
     history: int = env_int(
         "INTEREST_HISTORY",
-        50,
+        TrackerConfig.history,
         "last events kept per user (sequence-model input, `explain`)",
         parse=positive_whole,
     )
     top_k: int = env_int(
-        "INTEREST_TOP_K", 10, "categories listed in a snapshot", parse=positive_whole
+        "INTEREST_TOP_K",
+        TrackerConfig.top_k,
+        "categories listed in a snapshot",
+        parse=positive_whole,
     )
     min_interval_s: float = env_float(
         "INTEREST_MIN_INTERVAL_S",
@@ -350,12 +359,15 @@ class Settings:
     )
     max_future_s: float = env_float(
         "INTEREST_MAX_FUTURE_S",
-        300.0,
+        MAX_FUTURE_S,
         "allowed clock skew into the future",
         parse=non_negative_number,
     )
     max_payload: int = env_int(
-        "INTEREST_MAX_PAYLOAD", 65536, "bytes; larger messages go to the DLQ", parse=positive_whole
+        "INTEREST_MAX_PAYLOAD",
+        MAX_PAYLOAD_BYTES,
+        "bytes; larger messages go to the DLQ",
+        parse=positive_whole,
     )
     batch_ms: float = env_float(
         "INTEREST_BATCH_MS", 50.0, "wait of the per-event fallback path (ms)", parse=positive_number
@@ -397,6 +409,12 @@ class Settings:
         "INTEREST_SCORER_MS", 200.0, "scorer period (ms)", parse=positive_number
     )
     scorer_int8: bool = env_flag("INTEREST_SCORER_INT8", False, "int8 dynamic quantisation on CPU")
+    scorer_device: str = env_text(
+        "INTEREST_SCORER_DEVICE",
+        "auto",
+        "where the scorer runs: `cuda`, `cpu`, or `auto` (CUDA when present, else the CPU)",
+        parse=choice("auto", "cpu", "cuda"),
+    )
     scorer_process: bool = env_flag(
         "INTEREST_SCORER_PROCESS",
         True,

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from models.evaluation.replay import WARMUP_FRACTION
 from models.sequence.encoding import EncodedSequence, SequenceEncoder, event_categories
 
-TRAIN_FRACTION = 0.8
+TRAIN_FRACTION = WARMUP_FRACTION  # trained on what the evaluation protocol warms up on
 VAL_FRACTION = 0.1
 
 

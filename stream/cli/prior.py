@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.data.loaders import load_events
     from models.evaluation.predictors import CollaborativePredictor
+    from models.evaluation.replay import WARMUP_FRACTION
     from models.evaluation.vocabulary import Vocabulary
     from models.priors.collaborative import CollaborativePrior
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         events = load_events(args.data, args.format, items)
     except (ValueError, KeyError, OSError) as exc:
         raise CommandError(f"cannot read {args.data}: {exc}") from None
-    split = math.floor(0.8 * len(events))
+    split = math.floor(WARMUP_FRACTION * len(events))
     if split < 10:
         raise CommandError(f"too few events to train on: {len(events)}")
     predictor = CollaborativePredictor(Vocabulary.from_events(events), split)

@@ -139,6 +139,7 @@ class StreamScorer:
         # Leave a core to the event loop: the model must not starve ingestion.
         options: dict[str, Any] = dict(
             path=s.checkpoint,
+            device=None if s.scorer_device == "auto" else s.scorer_device,
             quantize=s.scorer_int8,
             top_k=2 * s.top_k,
             batch_size=s.scorer_batch,

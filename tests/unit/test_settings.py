@@ -28,7 +28,7 @@ def test_every_variable_is_declared_once_and_documented():
 
 
 # The text of a changed value for settings whose type alone does not give one.
-CHANGED_TEXT = {"INTEREST_WEIGHTS": "cart=5"}
+CHANGED_TEXT = {"INTEREST_WEIGHTS": "cart=5", "INTEREST_SCORER_DEVICE": "cpu"}
 TEXTS = ("1", "0", "3", "0.25", "json", "rocksdb://", "x-topic", "h:1", "SCRAM-SHA-256", "SASL_SSL")
 
 

@@ -31,6 +31,14 @@ class InterestConfig:
 
     The defaults were chosen on the first 60% of the taobao-head and ml-latest-small event
     streams (the evaluation protocol run on that slice); see the README's configuration.
+
+    Examples
+    --------
+    >>> cfg = InterestConfig(event_weights={"view": 1.0, "fav": 3.0})
+    >>> cfg.weight({"event_type": "favourite"}), cfg.weight({"event_type": "unknown"})
+    (3.0, 1.0)
+    >>> cfg.weight({"event_type": "view", "weight": 0.5})  # an event's own weight wins
+    0.5
     """
 
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))

@@ -96,7 +96,19 @@ def rank_top(negated: list[tuple[float, str]], k: int) -> dict[str, float]:
 
 class EventClock:
     """``n_events`` and ``last_ts`` of an estimator that counts its events in ``_n`` and keeps
-    the latest event time in ``_t``."""
+    the latest event time in ``_t``.
+
+    Examples
+    --------
+    >>> from models.online import UserInterest
+    >>> user = UserInterest()
+    >>> user.n_events, user.last_ts
+    (0, None)
+    >>> user.learn_one({"categories": ["a"], "ts": 100.0})
+    >>> user.learn_one({"categories": ["b"], "ts": 50.0})  # late: counted, time kept
+    >>> user.n_events, user.last_ts
+    (2, 100.0)
+    """
 
     _n: int
     _t: float | None

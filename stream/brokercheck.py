@@ -12,7 +12,7 @@ import socket
 import ssl
 import struct
 
-from stream.settings import KafkaSecurity
+from stream.kafka_security import KafkaSecurity
 
 _SASL_HANDSHAKE, _SASL_AUTHENTICATE = 17, 36
 _CLIENT_ID = b"interest-tracker-check"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from stream.envvars import choice, env_optional, from_environ, setting
+from stream.envvars import SettingsError, choice, env_optional, from_environ, setting
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class KafkaSecurity:
     >>> sec = KafkaSecurity(protocol="SASL_SSL", sasl_username="u", sasl_password="secret")
     >>> "secret" in repr(sec), sec.kafka_python()["sasl_plain_password"]
     (False, 'secret')
+    >>> KafkaSecurity(protocol="SASL_PLAINTEXT", sasl_username="u")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stream.envvars.SettingsError: KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT needs ...
     """
 
     protocol: str = setting(
@@ -44,6 +49,22 @@ class KafkaSecurity:
     )
     ssl_certfile: str | None = env_optional("KAFKA_SSL_CERTFILE", "client certificate (mutual TLS)")
     ssl_keyfile: str | None = env_optional("KAFKA_SSL_KEYFILE", "client certificate's private key")
+
+    def __post_init__(self) -> None:
+        if self.uses_sasl and not (self.sasl_username and self.sasl_password):
+            raise SettingsError(
+                f"KAFKA_SECURITY_PROTOCOL={self.protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise SettingsError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE, the certificate")
+        for var, path in (
+            ("KAFKA_SSL_CAFILE", self.ssl_cafile),
+            ("KAFKA_SSL_CERTFILE", self.ssl_certfile),
+            ("KAFKA_SSL_KEYFILE", self.ssl_keyfile),
+        ):
+            if path and not Path(path).is_file():
+                raise SettingsError(f"{var}: no such file: {path}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:

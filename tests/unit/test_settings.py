@@ -28,8 +28,17 @@ def test_every_variable_is_declared_once_and_documented():
 
 
 # The text of a changed value for settings whose type alone does not give one.
-CHANGED_TEXT = {"INTEREST_WEIGHTS": "cart=5", "INTEREST_SCORER_DEVICE": "cpu"}
-TEXTS = ("1", "0", "3", "0.25", "json", "rocksdb://", "x-topic", "h:1", "SCRAM-SHA-256", "SASL_SSL")
+A_FILE = str(REPO_ROOT / "README.md")  # TLS paths must name files that exist
+CHANGED_TEXT = {
+    "INTEREST_WEIGHTS": "cart=5",
+    "INTEREST_SCORER_DEVICE": "cpu",
+    "KAFKA_SSL_CAFILE": A_FILE,
+    "KAFKA_SSL_CERTFILE": A_FILE,
+    "KAFKA_SSL_KEYFILE": A_FILE,
+}
+# Settings that are valid only with another one set beside them.
+COMPANIONS = {"KAFKA_SSL_KEYFILE": {"KAFKA_SSL_CERTFILE": A_FILE}}
+TEXTS = ("1", "0", "3", "0.25", "json", "rocksdb://", "x-topic", "h:1", "SCRAM-SHA-256", "SSL")
 
 
 def reached(f: dataclasses.Field, attr: str, env: dict) -> object:
@@ -57,7 +66,7 @@ def test_every_declared_variable_is_read():
             for text in candidate_texts(var, default):
                 try:
                     value = var.parse(text)
-                    got = reached(f, attr, {var.name: text})
+                    got = reached(f, attr, {**COMPANIONS.get(var.name, {}), var.name: text})
                 except ValueError:  # not a valid value of this setting: try the next
                     continue
                 if value != default:
@@ -104,6 +113,12 @@ def test_the_dashboard_feed_can_be_turned_off_but_not_below_zero():
         ({"INTEREST_EVENTS_TOPIC": " "}, "INTEREST_EVENTS_TOPIC must not be empty"),
         ({"INTEREST_SCORER_PROCESS": "maybe"}, "INTEREST_SCORER_PROCESS must be 1/0"),
         ({"KAFKA_SECURITY_PROTOCOL": "bogus"}, "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT or"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"},
+            "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+        ),
+        ({"KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "KAFKA_SSL_CAFILE: no such file"),
+        ({"KAFKA_SSL_KEYFILE": "/nonexistent/k.pem"}, "KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE"),
         ({"INTEREST_WEIGHTS": "purchse=5"}, "INTEREST_WEIGHTS names an unknown event type"),
         ({"INTEREST_WEIGHTS": "view=-1"}, "INTEREST_WEIGHTS view's weight must be >= 0"),
         (
@@ -129,6 +144,8 @@ def test_what_is_still_accepted_reads_as_documented():
             "INTEREST_SCORER_PROCESS": "OFF",
             "INTEREST_SCORER_INT8": " True ",
             "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "p",
             "INTEREST_WEIGHTS": "pv=3,buy=0",  # aliases name their event types
             "INTEREST_MIN_INTERVAL_S": "0",
             "INTEREST_TV_THRESHOLD": "1",

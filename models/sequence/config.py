@@ -66,6 +66,10 @@ class SequenceConfig:
     objective: str = "category"
     # category, event-type and time-gap embeddings beside the item's (off: pure SASRec input)
     side_features: bool = True
+    # the item head predicts the next item among those not yet in the window (the full softmax
+    # in training and every prediction), as the item-level evaluation ranks; for logs where a
+    # user never repeats an item (ratings), where the trainer turns it on (full softmax only)
+    exclude_seen: bool = False
 
     def __post_init__(self) -> None:
         if self.activation not in ("gelu", "relu"):

@@ -2,54 +2,82 @@
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 import torch.nn.functional as F
 
 
 class _ChunkedSoftmaxCE(torch.autograd.Function):
-    """Mean cross-entropy of ``softmax(h @ weight.T + bias)`` computed ``chunk`` rows at a time;
-    the logits are recomputed in backward instead of stored (no N × V tensor is ever kept).
-    The products run in ``dtype`` (fp32 or bf16); log-sum-exp, softmax and the gradients'
-    accumulation stay in fp32."""
+    """Mean cross-entropy of ``softmax(h @ weight.T + bias)`` computed ``chunk`` rows at a time,
+    with its gradients computed in the same pass (as Liger's fused linear cross-entropy does):
+    each chunk's logits are made once, turned into ``softmax - onehot`` in place and multiplied
+    out, so no ``N x V`` tensor is kept and backward only scales the stored gradients. Chunks
+    small enough to stay in the CPU's cache make it memory-light as well as fast. The products
+    run in ``dtype`` (fp32 or bf16); log-sum-exp, softmax and the gradients' sums stay in fp32."""
 
     @staticmethod
-    def forward(ctx, h, weight, bias, target, chunk: int, dtype: torch.dtype):  # type: ignore[override]
+    def forward(ctx, h, weight, bias, target, chunk, dtype, need_grad, excluded):  # type: ignore[override]
         N = h.shape[0]
         hd, w, b = h.to(dtype), weight.to(dtype), bias.to(dtype)
-        lse = torch.empty(N, dtype=torch.float32, device=h.device)
+        inv = 1.0 / max(1, N)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
+        dh = dw = db = None
+        if need_grad:
+            dh = torch.empty(h.shape, dtype=torch.float32, device=h.device)
+            dw = torch.zeros(w.shape, dtype=torch.float32, device=h.device)
+            db = torch.zeros(b.shape, dtype=torch.float32, device=h.device)
         for s in range(0, N, chunk):
-            logits = torch.addmm(b, hd[s : s + chunk], w.t()).float()  # (c, V)
-            lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
-            picked = logits.gather(1, target[s : s + chunk, None])[:, 0]
-            total += (lse[s : s + chunk] - picked).sum()
-        ctx.save_for_backward(hd, w, b, target, lse)
-        ctx.chunk = chunk
+            hc, tc = hd[s : s + chunk], target[s : s + chunk]
+            logits = torch.addmm(b, hc, w.t()).float()  # (c, V)
+            picked = logits.gather(1, tc[:, None])
+            if excluded is not None:
+                _leave_out(logits, excluded, s, s + len(hc))
+                logits.scatter_(1, tc[:, None], picked)  # the target is never left out
+            top = logits.amax(1, keepdim=True)
+            p = logits.sub_(top).exp_()  # unnormalised softmax, in place
+            z = p.sum(1, keepdim=True)
+            total += (z.log() + top - picked).sum()
+            if need_grad:
+                p.mul_(z.reciprocal_().mul_(inv))  # softmax / N
+                p[torch.arange(len(hc), device=h.device), tc] -= inv  # d mean loss / d logits
+                db += p.sum(0)
+                pc = p.to(dtype)
+                dh[s : s + chunk] = pc @ w
+                if dtype == torch.float32:
+                    dw.addmm_(pc.t(), hc)
+                else:  # bf16 product, fp32 accumulation across chunks
+                    dw += pc.t() @ hc
+        ctx.save_for_backward(dh, dw, db)
         ctx.dtypes = (h.dtype, weight.dtype, bias.dtype)
-        return (total / max(1, N)).to(h.dtype)
+        return (total * inv).to(h.dtype)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        h, w, b, target, lse = ctx.saved_tensors
-        N, chunk = h.shape[0], ctx.chunk
-        dh = torch.empty(h.shape, dtype=torch.float32, device=h.device)
-        dw = torch.zeros(w.shape, dtype=torch.float32, device=h.device)
-        db = torch.zeros(b.shape, dtype=torch.float32, device=h.device)
-        scale = grad.float() / max(1, N)
-        for s in range(0, N, chunk):
-            hc = h[s : s + chunk]
-            p = torch.addmm(b, hc, w.t()).float().sub_(lse[s : s + chunk, None]).exp_()
-            p[torch.arange(len(hc), device=h.device), target[s : s + chunk]] -= 1.0
-            p.mul_(scale)  # d loss / d logits of this chunk
-            db += p.sum(0)
-            pc = p.to(h.dtype)
-            dh[s : s + chunk] = pc @ w
-            if h.dtype == torch.float32:
-                dw.addmm_(pc.t(), hc)
-            else:  # bf16 product, fp32 accumulation across chunks
-                dw += pc.t() @ hc
+        dh, dw, db = ctx.saved_tensors
+        if dh is None:
+            raise RuntimeError("softmax_cross_entropy ran without gradients and cannot backward")
+        g = grad.float()
         h_dtype, w_dtype, b_dtype = ctx.dtypes
-        return dh.to(h_dtype), dw.to(w_dtype), db.to(b_dtype), None, None, None
+        return (
+            (dh * g).to(h_dtype),
+            (dw * g).to(w_dtype),
+            (db * g).to(b_dtype),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _chunk_rows(n_classes: int) -> int:
+    """Rows per chunk: about 2^18 logits (1 MiB in fp32, a core's cache), 32 to 1,024 rows.
+
+    >>> _chunk_rows(3_416), _chunk_rows(100), _chunk_rows(1_000_000)
+    (76, 1024, 32)
+    """
+    return max(32, min(1024, (1 << 18) // max(1, n_classes)))
 
 
 def softmax_cross_entropy(
@@ -57,15 +85,22 @@ def softmax_cross_entropy(
     weight: torch.Tensor,
     bias: torch.Tensor,
     target: torch.Tensor,
-    chunk: int = 1024,
+    chunk: int | None = None,
+    excluded: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``F.cross_entropy(h @ weight.T + bias, target)`` over a large output layer.
 
-    On the CPU it runs in chunks of rows with the logits recomputed in backward: the full
-    ``(N, V)`` logits of a batch (hundreds of MB for a 200-event window batch over a few
-    thousand items) are never materialised, which is what made a CPU step slow. Under the
-    CPU's bf16 autocast the chunks' products run in bf16 (1.5x faster where the CPU has bf16
-    units). Elsewhere (CUDA) the plain fused kernel.
+    On the CPU it runs in chunks of rows (``chunk``; by default sized to the cache) with the
+    gradients computed in the same pass: the full ``(N, V)`` logits of a batch (hundreds of MB
+    for a 200-event window batch over a few thousand items) are never materialised, which is
+    what made a CPU step slow, and each chunk's logits are made once, not again in backward.
+    Under the CPU's bf16 autocast the chunks' products run in bf16 (1.5x faster where the CPU
+    has bf16 units). Elsewhere (CUDA) the plain fused kernel.
+
+    ``excluded = (first, row, pos)`` leaves classes out of row ``i``'s softmax: those with
+    ``first[row[i], c] <= pos[i]`` (``first`` ``(B, V)``: where each class first occurs in
+    window ``b``, see :func:`first_positions`; the items a user had up to that position), never
+    the row's target. Rows must come window by window (``row`` non-decreasing).
 
     Examples
     --------
@@ -81,12 +116,71 @@ def softmax_cross_entropy(
     True
     """
     if h.device.type != "cpu":
-        return F.cross_entropy(F.linear(h, weight, bias).float(), target)
+        logits = F.linear(h, weight, bias).float()
+        if excluded is not None:
+            first, row, pos = excluded
+            picked = logits.gather(1, target[:, None])
+            logits = logits.masked_fill(first[row] <= pos[:, None], float("-inf"))
+            logits.scatter_(1, target[:, None], picked)
+        return F.cross_entropy(logits, target)
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     with torch.autocast("cpu", enabled=False):  # the function casts what it multiplies itself
-        return _ChunkedSoftmaxCE.apply(
-            h, weight, bias, target, chunk, torch.bfloat16 if bf16 else torch.float32
+        need_grad = torch.is_grad_enabled() and (
+            h.requires_grad or weight.requires_grad or bias.requires_grad
         )
+        return _ChunkedSoftmaxCE.apply(
+            h,
+            weight,
+            bias,
+            target,
+            chunk or _chunk_rows(weight.shape[0]),
+            torch.bfloat16 if bf16 else torch.float32,
+            need_grad,
+            None if excluded is None else _by_window(*excluded),
+        )
+
+
+def first_positions(items: torch.Tensor, n_classes: int, skip: tuple[int, ...]) -> torch.Tensor:
+    """``(B, n_classes)``: the first position of each class in each row of ``items`` ``(B, T)``,
+    ``T`` where it does not occur (nor for the classes in ``skip``: padding, a shared OOV row).
+
+    >>> first_positions(torch.tensor([[2, 3, 2, 0]]), 5, skip=(0,)).tolist()
+    [[4, 4, 0, 1, 4]]
+    """
+    B, T = items.shape
+    first = torch.full((B, n_classes), T, dtype=torch.int16, device=items.device)
+    pos = torch.arange(T, dtype=torch.int16, device=items.device).expand(B, T)
+    first.scatter_reduce_(1, items, pos, reduce="amin")
+    first[:, list(skip)] = T
+    return first
+
+
+def _by_window(
+    first: torch.Tensor, row: torch.Tensor, pos: torch.Tensor
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """``excluded`` with ``row`` as the offsets where each window's rows start (and the end)."""
+    counts = torch.bincount(row, minlength=first.shape[0])
+    offsets = [0, *torch.cumsum(counts, 0).tolist()]
+    return first, offsets, pos.to(first.dtype)
+
+
+def _leave_out(
+    logits: torch.Tensor,
+    excluded: tuple[torch.Tensor, list[int], torch.Tensor],
+    start: int,
+    stop: int,
+) -> None:
+    """Set ``logits`` (rows ``start:stop`` of the batch) to ``-inf`` where the row's window had
+    the class at or before the row's position: one comparison per window in the chunk against
+    the window's first positions, broadcast, with no ``(rows, V)`` gather."""
+    first, offsets, pos = excluded
+    b = bisect.bisect_right(offsets, start) - 1
+    while b < len(offsets) - 1 and offsets[b] < stop:
+        lo, hi = max(start, offsets[b]), min(stop, offsets[b + 1])
+        if hi > lo:
+            seen = first[b][None, :] <= pos[lo:hi, None]  # (hi - lo, V)
+            logits[lo - start : hi - start].masked_fill_(seen, float("-inf"))
+        b += 1
 
 
 def category_loss(

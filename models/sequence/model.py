@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.sequence.config import PAD, SequenceConfig
-from models.sequence.losses import category_loss, softmax_cross_entropy
+from models.sequence.config import OOV, PAD, SequenceConfig
+from models.sequence.losses import category_loss, first_positions, softmax_cross_entropy
 
 
 class CausalSelfAttention(nn.Module):
@@ -322,12 +322,12 @@ class SequenceModel(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         h, ctx = self._trunk(inputs)  # (B, T, D)
         if targets is not None and self.config.objective == "item":  # no category head to run
-            return {}, self._losses(h, None, targets)["total"]
+            return {}, self._losses(h, None, targets, inputs)["total"]
         logits = {"category": self._category_logprobs(h, ctx, inputs)}
         if targets is None:
             logits.update(self.heads(h, ("item",)))
             return logits, None
-        losses = self._losses(h, logits["category"], targets)
+        losses = self._losses(h, logits["category"], targets, inputs)
         return logits, losses["total"]
 
     def losses(
@@ -342,13 +342,14 @@ class SequenceModel(nn.Module):
         cat_logits = None
         if self.config.objective != "item":
             cat_logits = self._category_logprobs(h, ctx, inputs)
-        return self._losses(h, cat_logits, targets)
+        return self._losses(h, cat_logits, targets, inputs)
 
     def _losses(
         self,
         h: torch.Tensor,
         cat_logits: torch.Tensor | None,
         targets: Mapping[str, torch.Tensor],
+        inputs: Mapping[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         cfg = self.config
         t_cats = targets["categories"]  # (B, T, K)
@@ -369,8 +370,23 @@ class SequenceModel(nn.Module):
             item = self._sampled_item_loss(hv, t_items)
         else:  # full softmax over the item rows (padding excluded)
             w, b = self.item_emb.weight[1:], self.item_bias[1:]
-            item = softmax_cross_entropy(hv, w.to(hv.dtype), b.to(hv.dtype), t_items - 1)
+            excluded = (
+                self._seen_before(inputs["items"], valid, has_item) if cfg.exclude_seen else None
+            )
+            item = softmax_cross_entropy(
+                hv, w.to(hv.dtype), b.to(hv.dtype), t_items - 1, excluded=excluded
+            )
         return {"category": cat, "item": item, "total": w_cat * cat + w_item * item}
+
+    def _seen_before(
+        self, items: torch.Tensor, valid: torch.Tensor, has_item: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What :func:`softmax_cross_entropy` leaves out of each target row's softmax: the
+        items at or before the row's position in its window (never padding or the OOV row).
+        Columns follow the item rows without padding."""
+        first = first_positions(items, self.config.n_item_buckets, skip=(PAD, OOV))[:, 1:]
+        where = valid.nonzero()[has_item]  # (N', 2): window, position of each target row
+        return first, where[:, 0], where[:, 1]
 
     def _sampled_item_loss(self, h: torch.Tensor, t_items: torch.Tensor) -> torch.Tensor:
         """Sampled softmax with log-Q correction: the target against ``item_negatives``
@@ -401,6 +417,7 @@ class SequenceModel(nn.Module):
         ``probs``: the category head as probabilities instead (no log/softmax round trip).
         With ``copy_weights`` (and a copy head) also ``copy`` ``(B, T)``: the probability mass
         the copy head put on each event (split evenly over its categories).
+        With ``config.exclude_seen`` the item logits of the row's own items are ``-inf``.
         """
         h, ctx = self._trunk(inputs, last_only=True)  # (B, 1, D), (B, T, D)
         out = {}
@@ -416,5 +433,9 @@ class SequenceModel(nn.Module):
             attn, gate = self._copy(h, ctx, inputs)
             out["copy"] = ((1.0 - gate) * attn)[:, 0]
         if "item" in heads:
-            out["item"] = self.heads(h[:, 0], ("item",))["item"]
+            logits = self.heads(h[:, 0], ("item",))["item"]
+            if self.config.exclude_seen:  # the next item is one the user has not had yet
+                seen = inputs["items"].masked_fill(inputs["items"] == OOV, PAD)
+                logits = logits.scatter(1, seen, float("-inf"))
+            out["item"] = logits
         return out

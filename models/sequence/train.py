@@ -32,7 +32,7 @@ from tqdm import tqdm
 from models.fusion import checkpoint_key
 from models.sequence.calibrate import fit_fusion_on_tail, fit_item_category_mix
 from models.sequence.checkpoint import save_checkpoint
-from models.sequence.config import PAD, SequenceConfig
+from models.sequence.config import OOV, PAD, SequenceConfig
 from models.sequence.device import PRECISIONS, autocast, pick_device, resolve_precision
 from models.sequence.encoding import EncodedSequence, SequenceEncoder, collate
 from models.sequence.model import SequenceModel
@@ -85,12 +85,17 @@ class TrainConfig:
     compile: bool = False
     # "auto": bf16 autocast on CUDA, and on CPUs with native bf16 for CPU_BF16_OBJECTIVES
     precision: str = "auto"
+    # leave a user's earlier items out of the item softmax (SequenceConfig.exclude_seen):
+    # "auto" = where the full softmax trains the item head and repeats are rare in the data
+    exclude_seen: str = "auto"
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.exclude_seen not in EXCLUDE_SEEN:
+            raise ValueError(f"exclude_seen must be one of {', '.join(EXCLUDE_SEEN)}")
 
 
 # Defaults of `interest-tracker train` per objective: the item objective follows the
@@ -115,6 +120,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 # the item recipe's full softmax over the catalog is most of its step and gains 12-30%; the
 # category and joint recipes' short windows gained nothing (docs/RESULTS.md)
 CPU_BF16_OBJECTIVES = ("item",)
+EXCLUDE_SEEN = ("auto", "on", "off")
+# "auto" leaves seen items out where fewer training targets than this repeat an item of their
+# window: ratings (ML-1M: none) but not views and clicks (taobao-head: most)
+MAX_REPEAT_SHARE = 0.01
 DEFAULT_MAX_SECONDS = 2400.0  # the CLI's training budget: 40 minutes, then stop after the epoch
 
 
@@ -224,24 +233,38 @@ def validation_ranking(
 ) -> dict[str, float]:
     """Full-ranking ``ndcg@10`` / ``hr@10`` of each sample's LAST target item against every
     item row (padding excluded; the sample's own items masked, as
-    ``models.evaluation.item_eval`` does)."""
+    ``models.evaluation.item_eval`` does), and ``item``: its mean cross-entropy over all item
+    rows, unmasked (what :func:`evaluate_loss` gives for one target per sample). A model that
+    leaves the user's items out (``exclude_seen``) cannot predict a repeat: such a target ranks
+    last and is left out of the loss.
+
+    One forward pass of the last position per sample; the samples run shortest first, so a
+    batch pads little (the figures do not depend on the order)."""
     model.eval()
-    ndcg = hits = 0.0
-    n = 0
-    for batch in shuffled_batches(samples, batch_size, None):
+    ndcg = hits = loss = 0.0
+    n = n_loss = 0
+    ordered = sorted(samples, key=len)
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
         x, _ = collate(batch, device=device, pad_side="left")
         with autocast(device):
             logits = model.predict_last(x, ("item",))["item"].float()  # (B, V)
         target = torch.tensor([s.target_items[-1] for s in batch], device=device)
+        picked = logits.gather(1, target[:, None])  # (B, 1)
+        nll = torch.logsumexp(logits, 1) - picked[:, 0]
+        possible = torch.isfinite(nll)
+        loss += float(nll[possible].sum())
+        n_loss += int(possible.sum())
         seen = x["items"].masked_fill(x["items"] == target[:, None], PAD)
         logits = logits.scatter(1, seen, float("-inf"))
         logits[:, PAD] = float("-inf")
-        rank = (logits > logits.gather(1, target[:, None])).sum(1)
+        rank = torch.where(possible, (logits > picked).sum(1), logits.shape[1])
         hit = rank < k
         ndcg += float(torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), 0.0).sum())
         hits += float(hit.sum())
         n += len(batch)
-    return {"ndcg@10": ndcg / max(1, n), "hr@10": hits / max(1, n)}
+    n = max(1, n)
+    return {"ndcg@10": ndcg / n, "hr@10": hits / n, "item": loss / max(1, n_loss)}
 
 
 def item_log_q(
@@ -421,6 +444,7 @@ def train(
         "n_val_windows": len(val_samples),
         "n_parameters": model.num_parameters(),
         "objective": config.objective,
+        "exclude_seen": config.exclude_seen,
         "split": tc.split,
         "train_config": {k: v for k, v in asdict(tc).items() if v is not None},
         "device": str(device),
@@ -489,7 +513,47 @@ def _prepare_data(events: list, config: SequenceConfig, tc: TrainConfig) -> _Dat
         train_s, val_s = build_samples(events, encoder, n_fit, n_train, stride)
     else:
         train_s, val_s = build_leave_last_out_samples(events, encoder, stride, splits)
+    config = replace(config, exclude_seen=decide_exclude_seen(tc.exclude_seen, config, train_s))
     return _Data(encoder, config, train_s, val_s, fit_events, n_fit, n_val)
+
+
+def repeat_share(samples: Sequence[EncodedSequence]) -> float:
+    """Share of the item targets of ``samples`` that repeat an item already in their window
+    (the OOV row does not count).
+
+    >>> from models.sequence.encoding import SequenceEncoder
+    >>> enc = SequenceEncoder(["a"], 0, 8, items=["x", "y", "z"])
+    >>> ev = [{"item_id": i, "categories": ["a"], "event_type": "view", "ts": t}
+    ...       for t, i in enumerate("xyxz")]
+    >>> repeat_share([enc.encode(ev, targets=True)])  # y, x (again), z
+    0.3333333333333333
+    """
+    repeats = targets = 0
+    for s in samples:
+        seen: set[int] = set()
+        for item, target in zip(s.items, s.target_items, strict=False):
+            seen.add(item)
+            if target not in (PAD, OOV):
+                targets += 1
+                repeats += target in seen
+    return repeats / max(1, targets)
+
+
+def decide_exclude_seen(
+    choice: str, config: SequenceConfig, samples: Sequence[EncodedSequence]
+) -> bool:
+    """Whether the item head leaves a user's earlier items out (``TrainConfig.exclude_seen``):
+    only with the full softmax of the item or joint objective; ``auto`` where fewer than
+    :data:`MAX_REPEAT_SHARE` of the training targets are repeats."""
+    full_softmax = config.objective != "category" and config.item_negatives == 0
+    if choice == "on" and not full_softmax:
+        raise ValueError(
+            "exclude_seen needs the item head trained by the full softmax (objective item or "
+            "joint, a catalog under full_softmax_max_items)"
+        )
+    if choice == "off" or not full_softmax:
+        return False
+    return choice == "on" or repeat_share(samples) < MAX_REPEAT_SHARE
 
 
 def model_config(
@@ -537,12 +601,16 @@ def _validate(
 ) -> dict[str, float]:
     if not val:
         return {"val_category": math.nan, "val_item": math.nan}
-    losses = evaluate_loss(model, val, device)
-    record = {"val_category": losses["category"], "val_item": losses["item"]}
-    if rank_val:
+    if rank_val:  # the item objective: its loss and ranking from one pass, no category head
         ranking = validation_ranking(model, val, device)
-        record.update(val_ndcg=ranking["ndcg@10"], val_hr=ranking["hr@10"])
-    return record
+        return {
+            "val_category": math.nan,
+            "val_item": ranking["item"],
+            "val_ndcg": ranking["ndcg@10"],
+            "val_hr": ranking["hr@10"],
+        }
+    losses = evaluate_loss(model, val, device)
+    return {"val_category": losses["category"], "val_item": losses["item"]}
 
 
 def _stop_score(record: Mapping[str, float], objective: str, rank_val: bool) -> float:

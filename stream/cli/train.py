@@ -28,6 +28,7 @@ CONFIGS = ("tiny", "small", "base", "large")
 OBJECTIVES = ("category", "item", "joint")
 SPLITS = ("time", "leave-last-out")
 PRECISIONS = ("auto", "fp32", "bf16")
+EXCLUDE_SEEN = ("auto", "on", "off")
 
 
 NAME = "train"
@@ -99,6 +100,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "CPUs with native bf16 (AVX512-BF16/AMX), else fp32; validation and serving run "
         "unchanged (default: auto)",
     )
+    p.add_argument(
+        "--exclude-seen",
+        choices=EXCLUDE_SEEN,
+        default="auto",
+        help="leave a user's earlier items out of the item softmax, as the item-level "
+        "evaluation ranks: auto = with the full softmax where under 1%% of training targets "
+        "repeat an item of their window (ratings; not views) (default: auto)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
@@ -145,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         max_item_vocab=args.max_item_vocab,
         compile=args.compile,
         precision=args.precision,
+        exclude_seen=args.exclude_seen,
     )
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
@@ -163,5 +173,6 @@ def run(args: argparse.Namespace) -> int:
         f"{m['split']} split, {m['epochs']} epochs, best epoch {m['best_epoch']}, "
         f"{what} {abs(best):.4f}, {m['tokens_per_s']:,.0f} tokens/s, "
         f"{m['precision']}, {m['seconds']:.0f}s, fusion {m['fusion']}"
+        + (", the user's earlier items left out of the item softmax" if m["exclude_seen"] else "")
     )
     return 0

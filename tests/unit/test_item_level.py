@@ -34,10 +34,16 @@ from models.sequence import (
     load_checkpoint,
     save_checkpoint,
 )
-from models.sequence.losses import softmax_cross_entropy
+from models.sequence.losses import first_positions, softmax_cross_entropy
 from models.sequence.samples import build_leave_last_out_samples, leave_last_out
 from models.sequence.scorer import SequenceScorer, item_category_probs
-from models.sequence.train import TrainConfig, train
+from models.sequence.train import (
+    TrainConfig,
+    decide_exclude_seen,
+    evaluate_loss,
+    train,
+    validation_ranking,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -131,6 +137,80 @@ def test_chunked_full_softmax_matches_plain_cross_entropy_and_its_gradients():
         torch.testing.assert_close(g1, g2)
 
 
+def test_full_softmax_without_gradients_gives_the_same_loss_and_refuses_backward():
+    torch.manual_seed(0)
+    h, w, b = torch.randn(9, 4), torch.randn(6, 4), torch.randn(6)
+    t = torch.randint(0, 6, (9,))
+    with torch.no_grad():
+        loss = softmax_cross_entropy(h, w, b, t, chunk=4)
+    torch.testing.assert_close(loss, F.cross_entropy(h @ w.T + b, t))
+    h.requires_grad_(True)
+    with torch.no_grad():
+        frozen = softmax_cross_entropy(h, w, b, t, chunk=4)
+    assert not frozen.requires_grad  # no graph, so no silent backward through stale gradients
+
+
+def test_full_softmax_leaves_out_the_items_seen_before_each_position_but_never_the_target():
+    torch.manual_seed(0)
+    items = torch.tensor([[2, 3, 4, 2, 5, 0], [6, 6, 1, 3, 0, 0]])  # 1 = OOV, never left out
+    first = first_positions(items, 8, skip=(0, 1))[:, 1:]  # columns: item rows without padding
+    assert first.tolist() == [[6, 0, 1, 2, 4, 6, 6], [6, 6, 3, 6, 6, 0, 6]]
+    row = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    pos = torch.tensor([0, 1, 3, 4, 0, 1, 3])
+    t = torch.tensor([2, 3, 3, 6, 5, 0, 2])  # row 2's target (item 4) was seen: kept
+    h = torch.randn(7, 4, requires_grad=True)
+    w = torch.randn(7, 4, requires_grad=True)
+    b = torch.randn(7, requires_grad=True)
+    left_out = first[row] <= pos[:, None]
+    left_out[torch.arange(7), t] = False
+    assert left_out[3].nonzero()[:, 0].tolist() == [1, 2, 3, 4]  # items 2-5 before position 4
+    assert not left_out[5, 0]  # OOV row
+    plain = F.cross_entropy((h @ w.T + b).masked_fill(left_out, float("-inf")), t)
+    chunked = softmax_cross_entropy(h, w, b, t, chunk=3, excluded=(first, row, pos))
+    torch.testing.assert_close(chunked, plain)
+    for g1, g2 in zip(
+        torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
+    ):
+        torch.testing.assert_close(g1, g2)
+
+
+def test_seen_items_are_left_out_only_where_the_full_softmax_trains_and_repeats_are_rare():
+    no_repeats = planted(n_users=30, n_items=40, length=4)  # walks of 4 steps: no repeats
+    walks = planted(n_users=30, n_items=4, length=12)  # 4 items: mostly repeats
+    cfg = SequenceConfig.for_objective("tiny", "item", max_len=16)
+    enc = SequenceEncoder.from_events(no_repeats + walks, cfg, min_item_count=1)
+
+    def samples(events):
+        return build_leave_last_out_samples(events, enc, stride=16)[0]
+
+    assert decide_exclude_seen("auto", cfg, samples(no_repeats)) is True
+    assert decide_exclude_seen("auto", cfg, samples(walks)) is False
+    assert decide_exclude_seen("off", cfg, samples(no_repeats)) is False
+    sampled = replace(cfg, item_negatives=64)
+    assert decide_exclude_seen("auto", sampled, samples(no_repeats)) is False
+    with pytest.raises(ValueError, match="needs the item head trained by the full softmax"):
+        decide_exclude_seen("on", sampled, samples(no_repeats))
+    with pytest.raises(ValueError, match="exclude_seen must be one of"):
+        TrainConfig(exclude_seen="yes")
+
+
+def test_a_model_that_leaves_seen_items_out_never_predicts_them():
+    cfg = replace(SequenceConfig.for_objective("tiny", "item", max_len=8), n_item_buckets=12)
+    torch.manual_seed(0)
+    model = SequenceModel(replace(cfg, exclude_seen=True).with_vocab(4)).eval()
+    x = {
+        "items": torch.tensor([[0, 1, 5, 7], [3, 4, 5, 6]]),
+        "mask": torch.tensor([[False, True, True, True], [True, True, True, True]]),
+        "categories": torch.zeros(2, 4, 1, dtype=torch.long),
+        "event_types": torch.zeros(2, 4, dtype=torch.long),
+        "gaps": torch.zeros(2, 4, dtype=torch.long),
+    }
+    logits = model.predict_last(x, ("item",))["item"]
+    assert torch.isinf(logits[0, [0, 5, 7]]).all() and torch.isfinite(logits[0, 1])  # OOV kept
+    assert torch.isinf(logits[1, [3, 4, 5, 6]]).all()
+    assert torch.isfinite(logits[0, [2, 3, 4, 6, 8, 9, 10, 11]]).all()
+
+
 def test_chunked_full_softmax_under_cpu_bf16_autocast_stays_close_to_fp32():
     """bf16 products, fp32 log-sum-exp and accumulation: loss and gradients within ~1%."""
     torch.manual_seed(0)
@@ -195,6 +275,26 @@ def test_leave_last_out_never_shows_the_test_item_and_validates_on_the_one_befor
     # every training target is used once: positions 1.. of each user's training events
     n_targets = sum(1 for s in train_s for t in s.target_items if t)
     assert n_targets == sum(max(0, len(tr) - 1) for tr, _, _ in splits.values())
+
+
+def test_one_pass_validation_matches_the_loss_pass_and_ignores_sample_order():
+    """The item loss and the ranks of the validation targets come from one forward pass of
+    each window's last position: the same loss as the full loss pass, whatever the order."""
+    events = planted(n_users=40, length=12)
+    cfg = SequenceConfig.for_objective("tiny", "item", max_len=8, n_embd=16)
+    enc = SequenceEncoder.from_events(events, cfg, min_item_count=1)
+    cfg = replace(cfg, n_item_buckets=enc.n_item_buckets).with_vocab(enc.n_categories)
+    _, val_s = build_leave_last_out_samples(events, enc, stride=8)
+    cuts = [3, 8, 5, 2] * 10  # windows of several lengths, each ending at its target
+    val_s = [s.window(max(0, len(s) - k), len(s)) for s, k in zip(val_s, cuts, strict=True)]
+    torch.manual_seed(0)
+    model = SequenceModel(cfg)
+    one_pass = validation_ranking(model, val_s, torch.device("cpu"), batch_size=7)
+    loss_pass = evaluate_loss(model, val_s, torch.device("cpu"), batch_size=5)
+    assert one_pass["item"] == pytest.approx(loss_pass["item"], rel=1e-5)
+    reordered = validation_ranking(model, val_s[::-1], torch.device("cpu"), batch_size=3)
+    assert reordered == pytest.approx(one_pass, rel=1e-6)
+    assert 0.0 <= one_pass["ndcg@10"] <= one_pass["hr@10"] <= 1.0
 
 
 # ----------------------------------------------------------------------------- metrics

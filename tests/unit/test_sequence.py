@@ -450,11 +450,12 @@ def test_cli_train_choices_are_the_models_own():
     """The CLI repeats them so that it parses without importing torch; they must agree."""
     from models.sequence.config import CONFIG_NAMES, OBJECTIVES
     from models.sequence.device import PRECISIONS
-    from models.sequence.train import SPLITS
+    from models.sequence.train import EXCLUDE_SEEN, SPLITS
     from stream.cli import train as cli_train
 
     assert cli_train.CONFIGS == CONFIG_NAMES and cli_train.OBJECTIVES == OBJECTIVES
     assert cli_train.SPLITS == SPLITS and cli_train.PRECISIONS == PRECISIONS
+    assert cli_train.EXCLUDE_SEEN == EXCLUDE_SEEN
 
 
 def test_cli_train_missing_file_is_one_line_error(tmp_path, capsys):

@@ -46,6 +46,7 @@ from models.sequence.samples import (
     shuffled_batches,
     split_points,
 )
+from models.sequence.validation import validate
 
 SPLITS = ("time", "leave-last-out")
 
@@ -201,72 +202,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@torch.no_grad()
-def evaluate_loss(
-    model: SequenceModel,
-    samples: list[EncodedSequence],
-    device: torch.device,
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """Mean per-target category and item losses over ``samples`` (item: full softmax)."""
-    model.eval()
-    tot = {"category": 0.0, "item": 0.0}
-    n = 0
-    for batch in shuffled_batches(samples, batch_size, None):
-        x, y = collate(batch, device=device)
-        with autocast(device):
-            losses = model.losses(x, y)
-        k = int((y["categories"] != 0).any(-1).sum())
-        tot["category"] += float(losses["category"]) * k
-        tot["item"] += float(losses["item"]) * k
-        n += k
-    return {k: v / max(1, n) for k, v in tot.items()}
-
-
-@torch.no_grad()
-def validation_ranking(
-    model: SequenceModel,
-    samples: list[EncodedSequence],
-    device: torch.device,
-    batch_size: int = 256,
-    k: int = 10,
-) -> dict[str, float]:
-    """Full-ranking ``ndcg@10`` / ``hr@10`` of each sample's LAST target item against every
-    item row (padding excluded; the sample's own items masked, as
-    ``models.evaluation.item_eval`` does), and ``item``: its mean cross-entropy over all item
-    rows, unmasked (what :func:`evaluate_loss` gives for one target per sample). A model that
-    leaves the user's items out (``exclude_seen``) cannot predict a repeat: such a target ranks
-    last and is left out of the loss.
-
-    One forward pass of the last position per sample; the samples run shortest first, so a
-    batch pads little (the figures do not depend on the order)."""
-    model.eval()
-    ndcg = hits = loss = 0.0
-    n = n_loss = 0
-    ordered = sorted(samples, key=len)
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start : start + batch_size]
-        x, _ = collate(batch, device=device, pad_side="left")
-        with autocast(device):
-            logits = model.predict_last(x, ("item",))["item"].float()  # (B, V)
-        target = torch.tensor([s.target_items[-1] for s in batch], device=device)
-        picked = logits.gather(1, target[:, None])  # (B, 1)
-        nll = torch.logsumexp(logits, 1) - picked[:, 0]
-        possible = torch.isfinite(nll)
-        loss += float(nll[possible].sum())
-        n_loss += int(possible.sum())
-        seen = x["items"].masked_fill(x["items"] == target[:, None], PAD)
-        logits = logits.scatter(1, seen, float("-inf"))
-        logits[:, PAD] = float("-inf")
-        rank = torch.where(possible, (logits > picked).sum(1), logits.shape[1])
-        hit = rank < k
-        ndcg += float(torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), 0.0).sum())
-        hits += float(hit.sum())
-        n += len(batch)
-    n = max(1, n)
-    return {"ndcg@10": ndcg / n, "hr@10": hits / n, "item": loss / max(1, n_loss)}
-
-
 def item_log_q(
     events: Sequence[Mapping[str, Any]], encoder: SequenceEncoder, n_rows: int
 ) -> torch.Tensor:
@@ -384,7 +319,7 @@ def train(
         epoch_cpu = time.process_time() - epoch_cpu
         tokens += epoch_tokens
         train_seconds += epoch_seconds
-        record = _validate(model, val_samples, device, rank_val)
+        record = validate(model, val_samples, device, rank_val)
         record.update(
             epoch=epoch,
             train_loss=running / max(1, n_seen),
@@ -594,23 +529,6 @@ def _compiled_step(
             return fwd(x, y)[1]
 
     return step
-
-
-def _validate(
-    model: SequenceModel, val: list[EncodedSequence], device: torch.device, rank_val: bool
-) -> dict[str, float]:
-    if not val:
-        return {"val_category": math.nan, "val_item": math.nan}
-    if rank_val:  # the item objective: its loss and ranking from one pass, no category head
-        ranking = validation_ranking(model, val, device)
-        return {
-            "val_category": math.nan,
-            "val_item": ranking["item"],
-            "val_ndcg": ranking["ndcg@10"],
-            "val_hr": ranking["hr@10"],
-        }
-    losses = evaluate_loss(model, val, device)
-    return {"val_category": losses["category"], "val_item": losses["item"]}
 
 
 def _stop_score(record: Mapping[str, float], objective: str, rank_val: bool) -> float:

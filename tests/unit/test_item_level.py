@@ -37,13 +37,8 @@ from models.sequence import (
 from models.sequence.losses import first_positions, softmax_cross_entropy
 from models.sequence.samples import build_leave_last_out_samples, leave_last_out
 from models.sequence.scorer import SequenceScorer, item_category_probs
-from models.sequence.train import (
-    TrainConfig,
-    decide_exclude_seen,
-    evaluate_loss,
-    train,
-    validation_ranking,
-)
+from models.sequence.train import TrainConfig, decide_exclude_seen, train
+from models.sequence.validation import evaluate_loss, validation_ranking
 
 pytestmark = pytest.mark.unit
 

@@ -193,6 +193,14 @@ def optional_text(value: str) -> str | None:
     return value or None
 
 
+def secret(value: str) -> str:
+    """A key or token that turns a protection on. Set but blank (a deployment's secret that
+    resolved to nothing) is refused rather than read as unset, which would turn it off."""
+    if not value.strip():
+        raise ValueError("is set but blank: give it a value, or unset it to turn it off")
+    return value
+
+
 def upper_text(value: str) -> str:
     return value.upper()
 

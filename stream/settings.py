@@ -45,6 +45,7 @@ from stream.envvars import (
     port,
     positive_number,
     positive_whole,
+    secret,
     setting,
 )
 from stream.kafka_security import KafkaSecurity
@@ -214,14 +215,18 @@ class Settings:
     store: str = env_text("INTEREST_STORE", "memory://", "Faust table store", parse=non_empty_text)
     web_host: str = env_text("INTEREST_WEB_HOST", "127.0.0.1", "the worker's web server: host")
     web_port: int = env_int("INTEREST_WEB_PORT", 6066, "the worker's web server: port", parse=port)
-    web_token: str | None = env_optional(
+    web_token: str | None = setting(
         "INTEREST_WEB_TOKEN",
-        "token required by the dashboard and endpoints (not `/health`)",
+        None,
+        "token required by the dashboard and endpoints (not `/health`; set but blank: refused)",
+        parse=secret,
         repr=False,
     )
-    pseudonymise_key: str | None = env_optional(
+    pseudonymise_key: str | None = setting(
         "INTEREST_PSEUDONYMISE_KEY",
-        "store and publish users as `p-` + HMAC-SHA256(key, id)[:32]",
+        None,
+        "store and publish users as `p-` + HMAC-SHA256(key, id)[:32] (set but blank: refused)",
+        parse=secret,
         repr=False,
     )
     security: KafkaSecurity = nested(KafkaSecurity)

@@ -110,6 +110,8 @@ def test_the_dashboard_feed_can_be_turned_off_but_not_below_zero():
         ({"INTEREST_SCORER_BATCH": "0"}, "INTEREST_SCORER_BATCH must be 1 or more"),
         ({"INTEREST_SCORER_MS": "0"}, "INTEREST_SCORER_MS must be > 0"),
         ({"INTEREST_WEB_PORT": "65536"}, "INTEREST_WEB_PORT must be a port"),
+        ({"INTEREST_WEB_TOKEN": ""}, "INTEREST_WEB_TOKEN is set but blank"),
+        ({"INTEREST_PSEUDONYMISE_KEY": " "}, "INTEREST_PSEUDONYMISE_KEY is set but blank"),
         ({"INTEREST_EVENTS_TOPIC": " "}, "INTEREST_EVENTS_TOPIC must not be empty"),
         ({"INTEREST_SCORER_PROCESS": "maybe"}, "INTEREST_SCORER_PROCESS must be 1/0"),
         ({"KAFKA_SECURITY_PROTOCOL": "bogus"}, "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT or"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-
 import torch
 import torch.nn.functional as F
 
@@ -32,7 +30,9 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             logits = torch.addmm(b, hc, w.t()).float()  # (c, V)
             picked = logits.gather(1, tc[:, None])
             if excluded is not None:
-                _leave_out(logits, excluded, s, s + len(hc))
+                seen, row, pos = excluded
+                e = s + len(hc)
+                logits.scatter_(1, _seen_columns(seen, row[s:e], pos[s:e], tc), float("-inf"))
                 logits.scatter_(1, tc[:, None], picked)  # the target is never left out
             top = logits.amax(1, keepdim=True)
             p = logits.sub_(top).exp_()  # unnormalised softmax, in place
@@ -97,10 +97,10 @@ def softmax_cross_entropy(
     Under the CPU's bf16 autocast the chunks' products run in bf16 (1.5x faster where the CPU
     has bf16 units). Elsewhere (CUDA) the plain fused kernel.
 
-    ``excluded = (first, row, pos)`` leaves classes out of row ``i``'s softmax: those with
-    ``first[row[i], c] <= pos[i]`` (``first`` ``(B, V)``: where each class first occurs in
-    window ``b``, see :func:`first_positions`; the items a user had up to that position), never
-    the row's target. Rows must come window by window (``row`` non-decreasing).
+    ``excluded = (seen, row, pos)`` leaves classes out of row ``i``'s softmax: the classes
+    ``seen[row[i], j]`` for ``j <= pos[i]`` (``seen`` ``(B, T)``: the class at each position of
+    each window, ``-1`` where there is none to leave out; the items a user had up to that
+    position), never the row's target.
 
     Examples
     --------
@@ -118,9 +118,8 @@ def softmax_cross_entropy(
     if h.device.type != "cpu":
         logits = F.linear(h, weight, bias).float()
         if excluded is not None:
-            first, row, pos = excluded
             picked = logits.gather(1, target[:, None])
-            logits = logits.masked_fill(first[row] <= pos[:, None], float("-inf"))
+            logits = logits.scatter(1, _seen_columns(*excluded, target), float("-inf"))
             logits.scatter_(1, target[:, None], picked)
         return F.cross_entropy(logits, target)
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
@@ -136,51 +135,26 @@ def softmax_cross_entropy(
             chunk or _chunk_rows(weight.shape[0]),
             torch.bfloat16 if bf16 else torch.float32,
             need_grad,
-            None if excluded is None else _by_window(*excluded),
+            excluded,
         )
 
 
-def first_positions(items: torch.Tensor, n_classes: int, skip: tuple[int, ...]) -> torch.Tensor:
-    """``(B, n_classes)``: the first position of each class in each row of ``items`` ``(B, T)``,
-    ``T`` where it does not occur (nor for the classes in ``skip``: padding, a shared OOV row).
+def _seen_columns(
+    seen: torch.Tensor, row: torch.Tensor, pos: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """``(N, P)``: the classes to leave out of each of ``N`` rows, those of its window up to its
+    position; the row's ``target`` stands in for the rest (later positions, ``-1``), so the
+    caller, which restores the target's logit, leaves out nothing else. A scatter of these is
+    ``T`` writes a row where a comparison against every class was ``V``.
 
-    >>> first_positions(torch.tensor([[2, 3, 2, 0]]), 5, skip=(0,)).tolist()
-    [[4, 4, 0, 1, 4]]
+    >>> seen, row, pos = torch.tensor([[4, -1, 2, 4]]), torch.tensor([0, 0]), torch.tensor([1, 2])
+    >>> _seen_columns(seen, row, pos, target=torch.tensor([7, 8])).tolist()
+    [[4, 7, 7], [4, 8, 2]]
     """
-    B, T = items.shape
-    first = torch.full((B, n_classes), T, dtype=torch.int16, device=items.device)
-    pos = torch.arange(T, dtype=torch.int16, device=items.device).expand(B, T)
-    first.scatter_reduce_(1, items, pos, reduce="amin")
-    first[:, list(skip)] = T
-    return first
-
-
-def _by_window(
-    first: torch.Tensor, row: torch.Tensor, pos: torch.Tensor
-) -> tuple[torch.Tensor, list[int], torch.Tensor]:
-    """``excluded`` with ``row`` as the offsets where each window's rows start (and the end)."""
-    counts = torch.bincount(row, minlength=first.shape[0])
-    offsets = [0, *torch.cumsum(counts, 0).tolist()]
-    return first, offsets, pos.to(first.dtype)
-
-
-def _leave_out(
-    logits: torch.Tensor,
-    excluded: tuple[torch.Tensor, list[int], torch.Tensor],
-    start: int,
-    stop: int,
-) -> None:
-    """Set ``logits`` (rows ``start:stop`` of the batch) to ``-inf`` where the row's window had
-    the class at or before the row's position: one comparison per window in the chunk against
-    the window's first positions, broadcast, with no ``(rows, V)`` gather."""
-    first, offsets, pos = excluded
-    b = bisect.bisect_right(offsets, start) - 1
-    while b < len(offsets) - 1 and offsets[b] < stop:
-        lo, hi = max(start, offsets[b]), min(stop, offsets[b + 1])
-        if hi > lo:
-            seen = first[b][None, :] <= pos[lo:hi, None]  # (hi - lo, V)
-            logits[lo - start : hi - start].masked_fill_(seen, float("-inf"))
-        b += 1
+    width = int(pos.max()) + 1
+    cols = seen[row, :width]  # (N, P)
+    later = torch.arange(width, device=seen.device)[None, :] > pos[:, None]
+    return torch.where(later | (cols < 0), target[:, None], cols)
 
 
 def category_loss(

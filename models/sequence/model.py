@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.sequence.config import OOV, PAD, SequenceConfig
-from models.sequence.losses import category_loss, first_positions, softmax_cross_entropy
+from models.sequence.losses import category_loss, softmax_cross_entropy
 
 
 class CausalSelfAttention(nn.Module):
@@ -384,9 +384,9 @@ class SequenceModel(nn.Module):
         """What :func:`softmax_cross_entropy` leaves out of each target row's softmax: the
         items at or before the row's position in its window (never padding or the OOV row).
         Columns follow the item rows without padding."""
-        first = first_positions(items, self.config.n_item_buckets, skip=(PAD, OOV))[:, 1:]
+        seen = torch.where((items == PAD) | (items == OOV), -1, items - 1)  # (B, T) columns
         where = valid.nonzero()[has_item]  # (N', 2): window, position of each target row
-        return first, where[:, 0], where[:, 1]
+        return seen, where[:, 0], where[:, 1]
 
     def _sampled_item_loss(self, h: torch.Tensor, t_items: torch.Tensor) -> torch.Tensor:
         """Sampled softmax with log-Q correction: the target against ``item_negatives``

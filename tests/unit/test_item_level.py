@@ -34,7 +34,7 @@ from models.sequence import (
     load_checkpoint,
     save_checkpoint,
 )
-from models.sequence.losses import first_positions, softmax_cross_entropy
+from models.sequence.losses import softmax_cross_entropy
 from models.sequence.samples import build_leave_last_out_samples, leave_last_out
 from models.sequence.scorer import SequenceScorer, item_category_probs
 from models.sequence.train import TrainConfig, decide_exclude_seen, train
@@ -148,20 +148,21 @@ def test_full_softmax_without_gradients_gives_the_same_loss_and_refuses_backward
 def test_full_softmax_leaves_out_the_items_seen_before_each_position_but_never_the_target():
     torch.manual_seed(0)
     items = torch.tensor([[2, 3, 4, 2, 5, 0], [6, 6, 1, 3, 0, 0]])  # 1 = OOV, never left out
-    first = first_positions(items, 8, skip=(0, 1))[:, 1:]  # columns: item rows without padding
-    assert first.tolist() == [[6, 0, 1, 2, 4, 6, 6], [6, 6, 3, 6, 6, 0, 6]]
+    seen = torch.where(items <= 1, -1, items - 1)  # columns: item rows without padding
     row = torch.tensor([0, 0, 0, 0, 1, 1, 1])
     pos = torch.tensor([0, 1, 3, 4, 0, 1, 3])
     t = torch.tensor([2, 3, 3, 6, 5, 0, 2])  # row 2's target (item 4) was seen: kept
     h = torch.randn(7, 4, requires_grad=True)
     w = torch.randn(7, 4, requires_grad=True)
     b = torch.randn(7, requires_grad=True)
-    left_out = first[row] <= pos[:, None]
-    left_out[torch.arange(7), t] = False
+    left_out = torch.zeros(7, 7, dtype=torch.bool)
+    for i, (r, p) in enumerate(zip(row.tolist(), pos.tolist(), strict=True)):
+        for item in items[r, : p + 1].tolist():
+            left_out[i, item - 1] = item > 1 and item - 1 != t[i]
     assert left_out[3].nonzero()[:, 0].tolist() == [1, 2, 3, 4]  # items 2-5 before position 4
     assert not left_out[5, 0]  # OOV row
     plain = F.cross_entropy((h @ w.T + b).masked_fill(left_out, float("-inf")), t)
-    chunked = softmax_cross_entropy(h, w, b, t, chunk=3, excluded=(first, row, pos))
+    chunked = softmax_cross_entropy(h, w, b, t, chunk=3, excluded=(seen, row, pos))
     torch.testing.assert_close(chunked, plain)
     for g1, g2 in zip(
         torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 class _ChunkedSoftmaxCE(torch.autograd.Function):
     """Mean cross-entropy of ``softmax(h @ weight.T + bias)`` computed ``chunk`` rows at a time,
     with its gradients computed in the same pass (as Liger's fused linear cross-entropy does):
-    each chunk's logits are made once, turned into ``softmax - onehot`` in place and multiplied
-    out, so no ``N x V`` tensor is kept and backward only scales the stored gradients. Chunks
+    each chunk's logits are made once, turned into ``softmax - onehot`` (one fused softmax, so
+    left-out ``-inf`` logits never reach a slow ``exp``) and multiplied out, so no ``N x V``
+    tensor is kept and backward only scales the stored gradients by the mean's ``1 / N``. Chunks
     small enough to stay in the CPU's cache make it memory-light as well as fast. The products
     run in ``dtype`` (fp32 or bf16); log-sum-exp, softmax and the gradients' sums stay in fp32."""
 
@@ -18,46 +19,44 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     def forward(ctx, h, weight, bias, target, chunk, dtype, need_grad, excluded):  # type: ignore[override]
         N = h.shape[0]
         hd, w, b = h.to(dtype), weight.to(dtype), bias.to(dtype)
-        inv = 1.0 / max(1, N)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         dh = dw = db = None
         if need_grad:
             dh = torch.empty(h.shape, dtype=torch.float32, device=h.device)
             dw = torch.zeros(w.shape, dtype=torch.float32, device=h.device)
             db = torch.zeros(b.shape, dtype=torch.float32, device=h.device)
+        left_out = None if excluded is None else _seen_columns(*excluded, target)  # (N, P)
         for s in range(0, N, chunk):
-            hc, tc = hd[s : s + chunk], target[s : s + chunk]
+            hc, tc = hd[s : s + chunk], target[s : s + chunk, None]
             logits = torch.addmm(b, hc, w.t()).float()  # (c, V)
-            picked = logits.gather(1, tc[:, None])
-            if excluded is not None:
-                seen, row, pos = excluded
-                e = s + len(hc)
-                logits.scatter_(1, _seen_columns(seen, row[s:e], pos[s:e], tc), float("-inf"))
-                logits.scatter_(1, tc[:, None], picked)  # the target is never left out
-            top = logits.amax(1, keepdim=True)
-            p = logits.sub_(top).exp_()  # unnormalised softmax, in place
-            z = p.sum(1, keepdim=True)
-            total += (z.log() + top - picked).sum()
+            picked = logits.gather(1, tc)
+            if left_out is not None:
+                logits.scatter_(1, left_out[s : s + chunk], float("-inf"))
+                logits.scatter_(1, tc, picked)  # the target is never left out
+            p = torch.softmax(logits, 1)  # one fused pass; exact zeros where left out
+            p_target = p.gather(1, tc)
+            total += _row_losses(logits, picked, p_target).sum()
             if need_grad:
-                p.mul_(z.reciprocal_().mul_(inv))  # softmax / N
-                p[torch.arange(len(hc), device=h.device), tc] -= inv  # d mean loss / d logits
+                p.scatter_(1, tc, p_target - 1.0)  # d loss / d logits, each row's
                 db += p.sum(0)
                 pc = p.to(dtype)
-                dh[s : s + chunk] = pc @ w
                 if dtype == torch.float32:
+                    torch.mm(pc, w, out=dh[s : s + chunk])
                     dw.addmm_(pc.t(), hc)
-                else:  # bf16 product, fp32 accumulation across chunks
+                else:  # bf16 products, fp32 accumulation across chunks
+                    dh[s : s + chunk] = pc @ w
                     dw += pc.t() @ hc
         ctx.save_for_backward(dh, dw, db)
         ctx.dtypes = (h.dtype, weight.dtype, bias.dtype)
-        return (total * inv).to(h.dtype)
+        ctx.inv = 1.0 / max(1, N)  # the mean's factor, applied to the gradients in backward
+        return (total * ctx.inv).to(h.dtype)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         dh, dw, db = ctx.saved_tensors
         if dh is None:
             raise RuntimeError("softmax_cross_entropy ran without gradients and cannot backward")
-        g = grad.float()
+        g = grad.float() * ctx.inv
         h_dtype, w_dtype, b_dtype = ctx.dtypes
         return (
             (dh * g).to(h_dtype),
@@ -69,6 +68,17 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _row_losses(logits: torch.Tensor, picked: torch.Tensor, p_target: torch.Tensor) -> torch.Tensor:
+    """Each row's ``-log softmax`` at its target, from the softmax's value there; where that
+    value is too small for its log to be exact (a loss past ~69), from the row's logits."""
+    loss = -p_target.log()
+    tiny = p_target < 1e-30
+    if bool(tiny.any()):
+        rows = tiny[:, 0].nonzero()[:, 0]
+        loss[rows] = torch.logsumexp(logits[rows], 1, keepdim=True) - picked[rows]
+    return loss
 
 
 def _chunk_rows(n_classes: int) -> int:

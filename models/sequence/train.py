@@ -46,7 +46,7 @@ from models.sequence.samples import (
     shuffled_batches,
     split_points,
 )
-from models.sequence.validation import validate
+from models.sequence.validation import ranking_batches, validate
 
 SPLITS = ("time", "leave-last-out")
 
@@ -288,6 +288,7 @@ def train(
         return tc.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
     rank_val = config.objective == "item" and tc.split == "leave-last-out"
+    ranking = ranking_batches(val_samples, device) if rank_val else None  # collated once
     rng = random.Random(tc.seed)
     best = {"loss": math.inf, "epoch": 0, "state": None, "item": math.inf}
     best_val_loss = math.inf
@@ -319,7 +320,7 @@ def train(
         epoch_cpu = time.process_time() - epoch_cpu
         tokens += epoch_tokens
         train_seconds += epoch_seconds
-        record = validate(model, val_samples, device, rank_val)
+        record = validate(model, val_samples, device, ranking)
         record.update(
             epoch=epoch,
             train_loss=running / max(1, n_seen),

@@ -38,7 +38,7 @@ from models.sequence.losses import softmax_cross_entropy
 from models.sequence.samples import build_leave_last_out_samples, leave_last_out
 from models.sequence.scorer import SequenceScorer, item_category_probs
 from models.sequence.train import TrainConfig, decide_exclude_seen, train
-from models.sequence.validation import evaluate_loss, validation_ranking
+from models.sequence.validation import evaluate_loss, ranking_batches, validation_ranking
 
 pytestmark = pytest.mark.unit
 
@@ -125,6 +125,22 @@ def test_chunked_full_softmax_matches_plain_cross_entropy_and_its_gradients():
     t = torch.randint(0, 11, (37,))
     chunked = softmax_cross_entropy(h, w, b, t, chunk=5)
     plain = F.cross_entropy(h @ w.T + b, t)
+    torch.testing.assert_close(chunked, plain)
+    for g1, g2 in zip(
+        torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
+    ):
+        torch.testing.assert_close(g1, g2)
+
+
+def test_full_softmax_keeps_its_loss_exact_where_the_target_is_far_below_the_rest():
+    torch.manual_seed(0)
+    h = torch.randn(12, 4, requires_grad=True)
+    w = (torch.randn(9, 4) * 60.0).requires_grad_()  # logit gaps in the hundreds
+    b = torch.zeros(9, requires_grad=True)
+    t = (h @ w.T).argmin(1).detach()  # each row's least likely class: softmax ~ 0 there
+    chunked = softmax_cross_entropy(h, w, b, t, chunk=5)
+    plain = F.cross_entropy(h @ w.T + b, t)
+    assert plain.item() > 100.0
     torch.testing.assert_close(chunked, plain)
     for g1, g2 in zip(
         torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
@@ -285,11 +301,14 @@ def test_one_pass_validation_matches_the_loss_pass_and_ignores_sample_order():
     val_s = [s.window(max(0, len(s) - k), len(s)) for s, k in zip(val_s, cuts, strict=True)]
     torch.manual_seed(0)
     model = SequenceModel(cfg)
-    one_pass = validation_ranking(model, val_s, torch.device("cpu"), batch_size=7)
-    loss_pass = evaluate_loss(model, val_s, torch.device("cpu"), batch_size=5)
+    cpu = torch.device("cpu")
+    batches = ranking_batches(val_s, cpu, batch_size=7)
+    one_pass = validation_ranking(model, batches)
+    loss_pass = evaluate_loss(model, val_s, cpu, batch_size=5)
     assert one_pass["item"] == pytest.approx(loss_pass["item"], rel=1e-5)
-    reordered = validation_ranking(model, val_s[::-1], torch.device("cpu"), batch_size=3)
+    reordered = validation_ranking(model, ranking_batches(val_s[::-1], cpu, batch_size=3))
     assert reordered == pytest.approx(one_pass, rel=1e-6)
+    assert validation_ranking(model, batches) == one_pass  # batches collated once, reused
     assert 0.0 <= one_pass["ndcg@10"] <= one_pass["hr@10"] <= 1.0
 
 

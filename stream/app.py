@@ -77,7 +77,17 @@ FORGET = b"forget"
 
 
 class Pipeline:
-    """Topics, tables, the batch ingest path and the emission timers of one Faust app."""
+    """Topics, tables, the batch ingest path and the emission timers of one Faust app.
+
+    >>> _, p = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc", min_interval_s=1.0))
+    >>> r, ev = p.record("u"), {"item_id": "i", "categories": ["a"], "event_type": "view"}
+    >>> _ = r.apply({**ev, "ts": 1.0}); p.due("u", r, now=0.0)  # a first snapshot: at once
+    True
+    >>> p.recent["u"] = (0.0, r.own_top(3)); p.due("u", r, now=0.4), p.pending  # owed at 1.0
+    (False, {'u': 1.0})
+    >>> _ = r.apply({**ev, "categories": ["b"], "ts": 2.0}); p.due("u", r, now=0.5)  # moved
+    True
+    """
 
     def __init__(self, app: faust.App, settings: Settings):
         self.app, self.settings = app, settings
@@ -127,16 +137,7 @@ class Pipeline:
                 table.changelog_topic = table._new_changelog_topic()
         self.counters = Counters()
         self.output = Output(app, parts)
-        builders, offload_lag = settings.snapshot_builders()
-        self.builder = SnapshotBuilder(
-            self.cfg,
-            settings.snapshot_format,
-            settings.snapshots_topic,
-            self.output,
-            builders,
-            settings.collab_prior,
-            offload_lag,
-        )
+        self.builder = SnapshotBuilder.from_settings(settings, self.cfg, self.output)
         if self.builder.processes:
             app.task(self.builder.start)
         # The record cache: live records of recently touched users (LRU order), and which of

@@ -40,6 +40,7 @@ from models.tracker import (
 )
 from stream.codec import encode_record, encode_snapshot, unpack
 from stream.processes import exit_with_parent
+from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,16 @@ class SnapshotBuilder:
     """Builds the snapshots the worker publishes, in builder processes, in order.
 
     Snapshots go to ``output`` (``Output``: ``add``, ``partition_for``, ``send``) under
-    ``topic``; ``processes`` 0 builds them in the caller, at once.
+    ``topic``; ``processes`` 0 builds them in the caller, at once. With an ``offload_lag``
+    a batch's snapshots go to the processes only while the worker is behind (``plan``):
+
+    >>> b = SnapshotBuilder(TrackerConfig(), "json", "snapshots", None, 1, offload_lag=20_000)
+    >>> for due, behind in [(5_000, 50_000), (5_000, 100), (10, 50_000)]:
+    ...     b.plan(due, lambda: behind)
+    ...     print(due, behind, b.offload)
+    5000 50000 True
+    5000 100 False
+    10 50000 False
     """
 
     def __init__(
@@ -204,6 +214,17 @@ class SnapshotBuilder:
         self._error: BaseException | None = None
         self.fallbacks = 0  # jobs built in the worker because a builder process failed
         self.built_here = 0  # snapshots built in the worker
+
+    @classmethod
+    def from_settings(cls, settings: Settings, cfg: TrackerConfig, output: Any) -> SnapshotBuilder:
+        """The worker's builder: ``INTEREST_SNAPSHOT_*`` and ``INTEREST_COLLAB_PRIOR``."""
+        processes, offload_lag = settings.snapshot_builders()
+        fmt, topic, collab = (
+            settings.snapshot_format,
+            settings.snapshots_topic,
+            settings.collab_prior,
+        )
+        return cls(cfg, fmt, topic, output, processes, collab, offload_lag)
 
     # -- what the worker asks for, in order --------------------------------------------------
     def plan(self, snapshots: int, behind: Callable[[], int]) -> None:

@@ -47,7 +47,19 @@ RECORD_VERSION = 3
 
 
 class RecordField(IntEnum):
-    """Positions in a record list, versions 2 and 3 (see the module's table)."""
+    """Positions in a record list, versions 2 and 3 (see the module's table).
+
+    Examples
+    --------
+    >>> from models.tracker import TrackerConfig, replay
+    >>> evs = [{"item_id": f"i{t}", "categories": [c], "event_type": "view", "ts": float(t)}
+    ...        for t, c in enumerate("abb")]
+    >>> state = replay(evs, TrackerConfig()).to_state()
+    >>> state[RecordField.VERSION], state[RecordField.ITEMS], state[RecordField.OFFSET]
+    (3, ['i0', 'i1', 'i2'], -1)
+    >>> state[RecordField.CATEGORY_TABLE], state[RecordField.CATEGORIES], state[RecordField.TIMES]
+    (['a', 'b'], [0, 1, 1], [[0], 1, 1])
+    """
 
     VERSION = 0
     PARTITION = 1
@@ -63,7 +75,17 @@ class RecordField(IntEnum):
 
 
 class HistoryField(IntEnum):
-    """Positions in one history entry ``(item_id, categories, event_type, ts, moved)``."""
+    """Positions in one history entry ``(item_id, categories, event_type, ts, moved)``.
+
+    Examples
+    --------
+    >>> from models.tracker import TrackerConfig, UserRecord
+    >>> r = UserRecord(TrackerConfig())
+    >>> _ = r.apply({"item_id": "i", "categories": ["a", "b"], "event_type": "cart", "ts": 2.5})
+    >>> entry = r.history[-1]
+    >>> entry[HistoryField.CATEGORIES], entry[HistoryField.EVENT_TYPE], entry[HistoryField.TS]
+    (('a', 'b'), 'cart', 2.5)
+    """
 
     ITEM_ID = 0
     CATEGORIES = 1
@@ -73,7 +95,17 @@ class HistoryField(IntEnum):
 
 
 class V1Key:
-    """Keys of a version-1 record (a dict); read, never written."""
+    """Keys of a version-1 record (a dict); read, never written.
+
+    Examples
+    --------
+    >>> from models.tracker import UserRecord
+    >>> v1 = {V1Key.HISTORY: [("i", ["a"], "view", 5.0, 0.5)], V1Key.PARTITION: 2,
+    ...       V1Key.OFFSET: 41}
+    >>> state = UserRecord.from_state(v1).to_state()  # rewritten as the current list
+    >>> state[RecordField.PARTITION], state[RecordField.OFFSET], state[RecordField.TIMES]
+    (2, 41, [[5]])
+    """
 
     INTEREST = "u"
     TOPICS = "t"
@@ -92,6 +124,16 @@ class PopulationField:
     the stored one times ``2 ** (-(T - REFERENCE) / population_half_life)``; the short
     horizon's likewise with ``SHORT_REFERENCE`` and ``population_short_half_life``. States
     from before the short horizon lack its keys.
+
+    Examples
+    --------
+    >>> from models.online import InterestConfig, PopulationInterest
+    >>> pop = PopulationInterest(InterestConfig(population_half_life=10.0))
+    >>> for c, t in [("x", 0.0), ("y", 10.0)]:
+    ...     pop.learn_one({"categories": [c], "event_type": "view", "ts": t})
+    >>> s = pop.state()  # y, one half-life after REFERENCE, is stored at twice its weight
+    >>> s[PopulationField.REFERENCE], s[PopulationField.MASSES], s[PopulationField.N_EVENTS]
+    (0.0, {'x': 1.0, 'y': 2.0}, 2)
     """
 
     LAST_TS = "t"

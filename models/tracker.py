@@ -35,7 +35,15 @@ ONLINE_MODEL_VERSION = "decayed-interest/1"
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """How much a record keeps and what a snapshot shows."""
+    """How much a record keeps and what a snapshot shows.
+
+    >>> evs = [{"item_id": f"i{t}", "categories": [c], "event_type": "view", "ts": float(t)}
+    ...        for t, c in enumerate("abb")]
+    >>> for cfg in (TrackerConfig(), TrackerConfig(top_k=1)):  # the top k; the rest _other
+    ...     print(build_snapshot("u", replay(evs, cfg), cfg)["distribution"])
+    {'b': 0.51, 'a': 0.22, '_other': 0.27}
+    {'b': 0.51, '_other': 0.49}
+    """
 
     interest: InterestConfig = InterestConfig()
     history: int = 50

@@ -36,7 +36,27 @@ SCHEME = "batchkafka"
 
 
 class BatchSink(Protocol):
-    """What a ``BatchConsumer`` delivers to."""
+    """What a ``BatchConsumer`` delivers to.
+
+    At a commit the consumer has the sink write its state before it takes the offsets that
+    state covers (``stream.app.Pipeline`` is the project's sink); committing them is then
+    Faust's, and needs the started consumer:
+
+    >>> import faust
+    >>> register_transport()
+    >>> consumer = faust.App("doc", broker="batchkafka://127.0.0.1:1").consumer
+    >>> class Sink:  # records the calls made to it
+    ...     calls = []
+    ...     async def before_commit(self): self.calls.append("before_commit")
+    ...     def pending_acks(self): self.calls.append("pending_acks"); return {TP("t", 0): 5}
+    >>> consumer.register_batch_topic("t", Sink())
+    >>> asyncio.run(consumer.force_commit())
+    Traceback (most recent call last):
+    ...
+    faust.exceptions.ConsumerNotStarted: Consumer thread not yet started
+    >>> Sink.calls
+    ['before_commit', 'pending_acks']
+    """
 
     async def handle_records(self, batches: Mapping[TP, list[Any]]) -> None:
         """Apply the records (aiokafka ``ConsumerRecord``s, in offset order per partition)."""
@@ -88,7 +108,18 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with a bulk path for the topics of a ``BatchSink``."""
+    """Faust's aiokafka consumer with a bulk path for the topics of a ``BatchSink``.
+
+    The worker's app has one, with its pipeline as the events topic's sink and the users
+    table and the item catalog recovered in bulk:
+
+    >>> from stream.app import create_app
+    >>> from stream.settings import Settings
+    >>> app, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc"))
+    >>> consumer = app.consumer  # built, not started: nothing connects
+    >>> consumer._batch_topics == {"interest.events": pipeline}, sorted(consumer._bulk_tables)
+    (True, ['doc-interest-users-changelog', 'interest.items'])
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -250,7 +281,13 @@ def partition_lag(consumer: Any, topic: str) -> dict[int, int | None]:
 
 
 class BatchTransport(faust_aiokafka.Transport):
-    """The aiokafka transport with ``BatchConsumer`` (URL scheme ``batchkafka://``)."""
+    """The aiokafka transport with ``BatchConsumer`` (URL scheme ``batchkafka://``).
+
+    >>> from faust.transport import by_url
+    >>> register_transport()
+    >>> by_url("batchkafka://127.0.0.1:9092") is BatchTransport, BatchTransport.Consumer
+    (True, <class 'stream.batch_consumer.BatchConsumer'>)
+    """
 
     Consumer = BatchConsumer
 

@@ -19,7 +19,19 @@ _CLIENT_ID = b"interest-tracker-check"
 
 
 class SecurityCheckFailed(RuntimeError):
-    """The broker refused the TLS handshake or the SASL credentials (a one-line reason)."""
+    """The broker refused the TLS handshake or the SASL credentials (a one-line reason).
+
+    A listener on this machine that takes the connection and never answers (not Kafka, or
+    not SASL) fails the SASL exchange:
+
+    >>> silent = socket.create_server(("127.0.0.1", 0))
+    >>> sasl = KafkaSecurity(protocol="SASL_PLAINTEXT", sasl_username="u", sasl_password="p")
+    >>> check_security(sasl, "127.0.0.1", silent.getsockname()[1], timeout=0.05)
+    Traceback (most recent call last):
+    ...
+    stream.brokercheck.SecurityCheckFailed: SASL exchange with 127.0.0.1:... failed: timed out ...
+    >>> silent.close()
+    """
 
 
 def _sasl_mechanism(security: KafkaSecurity, host: str):

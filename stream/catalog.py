@@ -51,6 +51,11 @@ class CatalogTable(GlobalTable):
 
     Faust's partition assignor finds a global table's changelog by its name: it must be the
     items topic's, not the default ``<app>-<table>-changelog``.
+
+    >>> app = faust.App("doc", autodiscover=False)  # nothing connects until it starts
+    >>> table = catalog_table(app, "shop.items")
+    >>> table._changelog_topic_name(), GlobalTable._changelog_topic_name(table)
+    ('shop.items', 'doc-interest-items-changelog')
     """
 
     def _changelog_topic_name(self) -> str:

@@ -36,11 +36,30 @@ FETCH_MAX_WAIT_MS = 50
 
 
 class BrokerUnavailable(RuntimeError):
-    """No Kafka broker answered at the configured address."""
+    """No Kafka broker answered at the configured address.
+
+    The commands report it on one line with exit status 1 (``stream.cli.common``):
+
+    >>> import contextlib, sys
+    >>> from stream.cli.common import reporting
+    >>> follow = reporting(lambda args: list(iterate_snapshots(Settings(bootstrap=None))), "demo")
+    >>> with contextlib.redirect_stderr(sys.stdout):  # the one line it prints on stderr
+    ...     status = follow(None)
+    demo: error: no Kafka broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `make kafka-up`
+    >>> status
+    1
+    """
 
 
 class DeliveryFailed(RuntimeError):
-    """The broker did not take some of the events sent (``Producer.flush`` and ``close``)."""
+    """The broker did not take some of the events sent (``Producer.flush`` and ``close``).
+
+    Only a broker can refuse a delivery, so there is nothing of it to run here; what matters
+    to a caller is that it is not :class:`BrokerUnavailable` (nothing sent at all):
+
+    >>> issubclass(DeliveryFailed, BrokerUnavailable), issubclass(DeliveryFailed, RuntimeError)
+    (False, True)
+    """
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -60,6 +79,15 @@ class Producer:
         Where to publish; ``Settings.from_env()`` when omitted.
     topic
         Overrides the settings' events topic.
+
+    Examples
+    --------
+    Without a broker address nothing is started (the module docstring shows sending):
+
+    >>> Producer(Settings(bootstrap=None))
+    Traceback (most recent call last):
+    ...
+    stream.clients.BrokerUnavailable: no Kafka broker configured: set KAFKA_BOOTSTRAP_SERVERS ...
     """
 
     def __init__(self, settings: Settings | None = None, topic: str | None = None, **kafka):

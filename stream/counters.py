@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Counters:
-    """Per-process counters for ``/metrics`` and the dashboard (not stream state)."""
+    """Per-process counters for ``/metrics`` and the dashboard (not stream state).
+
+    >>> from stream.app import create_app
+    >>> from stream.settings import Settings
+    >>> _, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc"))
+    >>> pipeline.counters.events += 3; pipeline.counters.dlq["late"] += 1  # as ingest does
+    >>> population = pipeline.dashboard.population()  # GET /population
+    >>> population["events"], population["dlq"], population["dlq_by_reason"]
+    (3, 1, {'late': 1})
+    """
 
     started: float = field(default_factory=time.time)
     events: int = 0

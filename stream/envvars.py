@@ -26,7 +26,19 @@ UNSET = "unset"
 
 
 class SettingsError(ValueError):
-    """A variable's value is not one the setting can take (the message names the variable)."""
+    """A variable's value is not one the setting can take (the message names the variable).
+
+    >>> from stream.settings import Settings
+    >>> try:
+    ...     Settings.from_env({"INTEREST_SCORER_BATCH": "lots"})
+    ... except ValueError as err:  # a SettingsError is a ValueError
+    ...     print(type(err).__name__, "|", err)
+    SettingsError | INTEREST_SCORER_BATCH must be a whole number, got 'lots'
+    >>> Settings.from_env({"INTEREST_DLQ_TOPIC": "interest.events"})  # dead letters as events
+    Traceback (most recent call last):
+    ...
+    stream.envvars.SettingsError: the topics must be four different ones, got INTEREST_EVENTS...
+    """
 
 
 Declared = tuple[str, "EnvVar", Any]  # (attribute, variable, default)
@@ -34,7 +46,19 @@ Declared = tuple[str, "EnvVar", Any]  # (attribute, variable, default)
 
 @dataclass(frozen=True)
 class EnvVar:
-    """How one setting is read: variable name, parser of its text, help, shown default."""
+    """How one setting is read: variable name, parser of its text, help, shown default.
+
+    >>> from stream.settings import INTEREST_VARIABLES, Settings
+    >>> attribute, var = INTEREST_VARIABLES[1]  # one of the worker's settings
+    >>> attribute, var.name, var.parse("600")
+    ('short_half_life', 'INTEREST_SHORT_HALF_LIFE_S', 600.0)
+    >>> Settings.from_env({var.name: "600"}).interest.short_half_life
+    600.0
+    >>> Settings.from_env({var.name: "-5"})
+    Traceback (most recent call last):
+    ...
+    stream.envvars.SettingsError: INTEREST_SHORT_HALF_LIFE_S must be > 0, got -5
+    """
 
     name: str
     parse: Callable[[str], Any]

@@ -57,7 +57,20 @@ def murmur2(key: bytes) -> int:
 
 
 class Output:
-    """Appends records to per-partition batches of the app's aiokafka producer."""
+    """Appends records to per-partition batches of the app's aiokafka producer.
+
+    It has no producer of its own: records go to the one the worker starts (and Faust
+    flushes before each commit), so none can be queued before it has started:
+
+    >>> from stream.app import create_app
+    >>> from stream.settings import Settings
+    >>> _, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc"))
+    >>> asyncio.run(pipeline.output.drain())  # nothing queued: nothing to wait for
+    >>> pipeline.output.add("interest.snapshots", b"u1", b"snapshot", partition=0)
+    Traceback (most recent call last):
+    ...
+    faust.exceptions.NotReady: Producer service not yet started
+    """
 
     def __init__(self, app: Any, partitions: int):
         self.app = app

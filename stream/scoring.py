@@ -38,7 +38,16 @@ RELOAD_EVERY_S = 2.0
 
 @dataclass
 class ScorerStats:
-    """Per-process scorer counters for ``/metrics`` (not stream state)."""
+    """Per-process scorer counters for ``/metrics`` (not stream state).
+
+    >>> from types import SimpleNamespace
+    >>> from stream.web.metrics import MetricsText, add_scorer_metrics
+    >>> stats = ScorerStats(batches=2, users_scored=9, total_ms=30.0)
+    >>> metrics = MetricsText()
+    >>> add_scorer_metrics(metrics, SimpleNamespace(stats=stats))  # a StreamScorer's stats
+    >>> [m for m in metrics.render().splitlines() if m.startswith("interest_scorer_mean")]
+    ['interest_scorer_mean_batch_size 4.5', 'interest_scorer_mean_batch_seconds 0.015']
+    """
 
     batches: int = 0
     users_scored: int = 0
@@ -98,7 +107,21 @@ def _child_score(histories: list[list[tuple]], n_items: int) -> tuple[str, list,
 
 
 class ScorerProcess:
-    """A ``SequenceScorer`` in its own process, with the methods the stream calls."""
+    """A ``SequenceScorer`` in its own process, with the methods the stream calls.
+
+    Its ``score_histories`` answers what the module's :func:`score_histories` answers for
+    the scorer that ``options`` load (``tests/unit/test_sequence.py`` compares the two).
+    Starting the process takes seconds (a fresh interpreter imports torch), so this runs
+    the call the process makes, here:
+
+    >>> from models.sequence import SequenceConfig, SequenceEncoder, SequenceModel
+    >>> config = SequenceConfig.tiny(n_item_buckets=64, max_len=8).with_vocab(4)
+    >>> here = SequenceScorer(SequenceModel(config), SequenceEncoder(["a", "b"], 64, 8),
+    ...                       device="cpu", top_k=2, num_threads=1)
+    >>> dists, items = score_histories(here, [[("i1", ["a"], "view", 1.0)]], n_items=0)
+    >>> sorted(dists[0]), round(sum(dists[0].values()), 6), items
+    (['_other', 'a', 'b'], 1.0, [[]])
+    """
 
     def __init__(self, options: dict, nice: int = 0):
         ctx = multiprocessing.get_context("spawn")
@@ -118,7 +141,24 @@ class ScorerProcess:
 
 
 class StreamScorer:
-    """Scores dirty users in micro-batches beside a ``Pipeline`` and fuses the estimates."""
+    """Scores dirty users in micro-batches beside a ``Pipeline`` and fuses the estimates.
+
+    Users touched by the ingest path are marked; a full micro-batch wakes :meth:`run`
+    before its period is up:
+
+    >>> from models.sequence import SequenceConfig, SequenceEncoder, SequenceModel
+    >>> from stream.app import create_app
+    >>> from stream.settings import Settings
+    >>> _, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc", scorer_batch=2))
+    >>> config = SequenceConfig.tiny(n_item_buckets=64, max_len=8).with_vocab(4)
+    >>> sequence = SequenceScorer(SequenceModel(config), SequenceEncoder(["a", "b"], 64, 8),
+    ...                           device="cpu", num_threads=1)
+    >>> scorer = StreamScorer(pipeline, sequence)
+    >>> scorer.mark("u1"); scorer.wakeup.is_set()
+    False
+    >>> scorer.mark("u2"); scorer.wakeup.is_set(), list(scorer.dirty)
+    (True, ['u1', 'u2'])
+    """
 
     def __init__(self, pipeline, scorer: SequenceScorer | ScorerProcess):
         self.pipeline = pipeline

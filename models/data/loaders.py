@@ -22,7 +22,19 @@ GENERIC_COLUMNS = ("user_id", "item_id", "category", "event_type", "ts")
 
 
 class EventFileError(ValueError):
-    """A row of an event file that cannot be read, named by file and line (or row)."""
+    """A row of an event file that cannot be read, named by file and line (or row).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "ev.csv"
+    >>> _ = path.write_text("user_id,item_id,category,event_type,ts\\nu,1,a,view,soon\\n")
+    >>> load_events(path)
+    Traceback (most recent call last):
+    models.data.loaders.EventFileError: ev.csv line 2: ts 'soon' is not a number
+    >>> issubclass(EventFileError, ValueError)  # the CLI reports it as a bad input
+    True
+    """
 
 
 def sort_by_time(events: Iterable[dict]) -> list[dict]:

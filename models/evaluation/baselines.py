@@ -29,7 +29,19 @@ from models.evaluation.vocabulary import Vocabulary
 
 @runtime_checkable
 class Predictor(Protocol):
-    """What the replay harness drives: ``predict`` before ``learn``, one event at a time."""
+    """What the replay harness drives: ``predict`` before ``learn``, one event at a time.
+
+    Examples
+    --------
+    >>> v = Vocabulary(["a", "b"])
+    >>> isinstance(MarkovOne(v), Predictor), isinstance(v, Predictor)  # name, predict, learn?
+    (True, False)
+    >>> pop = Popularity(v)
+    >>> for c in "aab":  # predict from the earlier events only, then learn the event
+    ...     print(pop.predict({"user_id": "u", "ts": 0.0}).round(2).tolist(), end=" ")
+    ...     pop.learn({"user_id": "u", "categories": [c]})
+    [0.5, 0.5] [1.0, 0.0] [1.0, 0.0]
+    """
 
     name: str
 

@@ -152,7 +152,18 @@ def _replay_noted(
 
 @dataclass
 class Report(JsonReport):
-    """The evaluation of one dataset: rows in table order and notes on what was left out."""
+    """The evaluation of one dataset: rows in table order and notes on what was left out.
+
+    Examples
+    --------
+    >>> evs = [{"user_id": u, "categories": [c], "event_type": "view", "ts": float(i)}
+    ...        for i, (u, c) in enumerate(zip("uvuvuvuvuv", "abababcaba"))]
+    >>> rep = evaluate(evs, "toy", rows=["popularity"])
+    >>> print(rep.markdown().splitlines()[0])
+    **toy**: 10 events, 2 scored (last 20%), 0 from warm users ..., 2 cold (a user's first 5)
+    >>> [(r["name"], r["hit@1"], r["nll_warm"]) for r in rep.to_json()["rows"]]
+    [('popularity', 0.5, None)]
+    """
 
     dataset: str
     events: int

@@ -153,7 +153,15 @@ def mrr(ranks: np.ndarray) -> float:
 
 @dataclass
 class ItemRow:
-    """One row of the item-level table."""
+    """One row of the item-level table.
+
+    Examples
+    --------
+    >>> row = ItemRow.from_ranks("popularity", np.array([0, 3, 12]), seconds=0.0)
+    >>> row.to_json()  # rank 12 misses the top 10: HR 2/3, NDCG (1 + 1/log2(5)) / 3
+    {'name': 'popularity', 'hr@10': 0.6667, 'ndcg@10': 0.4769, 'mrr': 0.4423, 'users': 3,
+     'seconds': 0.0}
+    """
 
     name: str
     hr: float
@@ -303,7 +311,19 @@ def transformer_item_rows(
 
 @dataclass
 class ItemReport(JsonReport):
-    """The item-level evaluation of one dataset."""
+    """The item-level evaluation of one dataset.
+
+    Examples
+    --------
+    >>> evs = [{"user_id": u, "item_id": i} for u, i in
+    ...        [("x", "a"), ("y", "a"), ("x", "b"), ("y", "c"), ("z", "c"), ("z", "b")]]
+    >>> rep = evaluate_items(evs, "toy")
+    >>> print("\\n".join(rep.markdown().splitlines()[2:]))
+    | row | HR@10 | NDCG@10 | MRR | users | seconds |
+    |---|---:|---:|---:|---:|---:|
+    | popularity | 1.0000 | 0.7540 | 0.6667 | 3 | 0.0 |
+    | transition | 1.0000 | 0.7540 | 0.6667 | 3 | 0.0 |
+    """
 
     dataset: str
     events: int

@@ -7,7 +7,18 @@ from pathlib import Path
 
 
 class JsonReport:
-    """``write_json(path)`` for a report dataclass that has ``to_json() -> dict``."""
+    """``write_json(path)`` for a report dataclass that has ``to_json() -> dict``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from models.evaluation.item_eval import evaluate_items
+    >>> evs = [{"user_id": u, "item_id": i} for u in "xy" for i in "ab"]
+    >>> path = Path(tempfile.mkdtemp()) / "new" / "items.json"
+    >>> evaluate_items(evs, "toy").write_json(path)  # its folder is made too
+    >>> [r["name"] for r in json.loads(path.read_text())["rows"]]
+    ['popularity', 'transition']
+    """
 
     def write_json(self, path: str | Path) -> None:
         path = Path(path)

@@ -39,7 +39,16 @@ from models.schema import OTHER
 class CoOccurrenceConfig:
     """``max_row``: entries kept per row (a row of twice as many is cut back to the largest
     ``max_row``); ``context``: how many of the user's most probable categories form the
-    context of an event."""
+    context of an event.
+
+    Examples
+    --------
+    >>> co = CategoryCoOccurrence(CoOccurrenceConfig(max_row=1, context=1))
+    >>> for c in ["socks", "socks", "laces", "hats"]:  # a third entry: cut back to socks
+    ...     co.learn_one({"context": {"shoes": 0.6, "tea": 0.4}}, [c])
+    >>> co.state()  # tea, the second category of the context, gets no row
+    {'rows': {'shoes': {'socks': 1.2}}}
+    """
 
     max_row: int = 64
     context: int = 8

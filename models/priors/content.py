@@ -29,7 +29,18 @@ TOPIC_PREFIX = "topic-"
 class ContentConfig:
     """``n_topics`` LDA topics over at most ``max_features`` terms; an item counts for the
     topics holding at least ``min_share`` of it (its main one always); ``neighbours`` for
-    ``nearest_categories``."""
+    ``nearest_categories``.
+
+    Examples
+    --------
+    >>> texts = ["red wine grape cellar", "wine grape vineyard", "football goal match",
+    ...          "match goal league football", "grape wine red", "league match football"]
+    >>> for share in (0.25, 0.0):  # how many of the 3 topics "wine football" counts for
+    ...     tm = TopicModel(ContentConfig(n_topics=3, min_share=share)).fit(texts)
+    ...     print(share, tm.labels("wine football"))
+    0.25 ['topic-1', 'topic-2']
+    0.0 ['topic-1', 'topic-2', 'topic-0']
+    """
 
     n_topics: int = 8
     max_features: int = 5000

@@ -104,7 +104,15 @@ class SubscriberView:
 
 @dataclass(frozen=True)
 class SnapshotScore:
-    """How well frozen snapshots predict their users' later events (see :func:`score_snapshots`)."""
+    """How well frozen snapshots predict their users' later events (see :func:`score_snapshots`).
+
+    Examples
+    --------
+    >>> later = [{"user_id": "u", "categories": ["a"]}, {"user_id": "u", "categories": ["b"]},
+    ...          {"user_id": "v", "categories": ["a"]}]  # v has no snapshot: not scored
+    >>> score_snapshots({"u": {"a": 0.5, "_other": 0.5}}, {"a": 0.5, "b": 0.5}, 2, later)
+    SnapshotScore(nll=0.6931, n_events=2, hits=1, n_users=1)
+    """
 
     nll: float
     n_events: int

@@ -85,6 +85,16 @@ class EncodedEvent(NamedTuple):
     ``gap`` the time-gap bucket when known at encoding time (``0``: computed later).
 
     A named tuple: a ring buffer of them transposes into columns at C speed.
+
+    Examples
+    --------
+    >>> enc = SequenceEncoder(["a"], n_item_buckets=8, max_len=4)
+    >>> ev = {"item_id": 3, "categories": ["a", "z"], "event_type": "view", "ts": 0.0}
+    >>> first = enc.encode_event(ev)
+    >>> first  # z is out of the vocabulary: the OOV index 1, its name kept
+    EncodedEvent(item=7, categories=(2, 1), event_type=2, ts=0.0, oov=('z',), gap=0)
+    >>> enc.encode_event({**ev, "ts": 60.0}, previous=first).gap  # log2 bucket of 60 s
+    7
     """
 
     item: int

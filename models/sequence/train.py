@@ -166,7 +166,15 @@ def recipe_configs(
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns (and saved, when given a path)."""
+    """What :func:`train` returns (and saved, when given a path).
+
+    >>> evs = [{"user_id": "x", "item_id": i % 3, "categories": ["ab"[i % 2]], "ts": float(i)}
+    ...        for i in range(40)]
+    >>> res = train(evs, SequenceConfig.tiny(max_len=4), TrainConfig(epochs=1, fit_fusion=False),
+    ...             device="cpu", progress=False)
+    >>> res.encoder.vocab, res.model.training, res.version  # eval mode; no path: not saved
+    (['<pad>', '<oov>', 'a', 'b'], False, None)
+    """
 
     model: SequenceModel
     encoder: SequenceEncoder

@@ -36,11 +36,29 @@ Command = Callable[[argparse.Namespace], int]
 
 
 class CommandError(Exception):
-    """A reason to stop the command: printed on one line, exit status 1."""
+    """A reason to stop the command: printed on one line, exit status 1.
+
+    >>> args = argparse.Namespace(data="no/such/events.csv", items=None, format="generic")
+    >>> check_event_files(args)
+    Traceback (most recent call last):
+    ...
+    stream.cli.common.CommandError: data file not found: no/such/events.csv
+    >>> reporting(check_event_files, "demo")(args)  # stderr: "demo: error: data file not ..."
+    1
+    """
 
 
 class UsageError(CommandError):
-    """Arguments that parsed but are out of range: printed on one line, exit status 2."""
+    """Arguments that parsed but are out of range: printed on one line, exit status 2.
+
+    >>> args = argparse.Namespace(batch=0)
+    >>> require_positive(args, "batch")
+    Traceback (most recent call last):
+    ...
+    stream.cli.common.UsageError: argument --batch: expected a whole number > 0, got '0'
+    >>> reporting(lambda a: require_positive(a, "batch"), "demo")(args)  # not 1: usage
+    2
+    """
 
 
 def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:

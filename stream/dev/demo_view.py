@@ -38,7 +38,19 @@ def top_interests(snapshot: Mapping, n: int = 3) -> list[tuple[str, float]]:
 @dataclass
 class Shift:
     """A user whose snapshot reported drift: the interest that rose most since their previous
-    snapshot and the one that fell most, each as (category, before, after)."""
+    snapshot and the one that fell most, each as (category, before, after).
+
+    Examples
+    --------
+    >>> shift = Shift(0.0, "u1", *biggest_moves({"Drama": 0.6, "Comedy": 0.3},
+    ...                                        {"Drama": 0.2, "Comedy": 0.7}))
+    >>> shift.rose, shift.fell
+    (('Comedy', 0.3, 0.7), ('Drama', 0.6, 0.2))
+    >>> # ``_other`` is no interest: its fall is not reported, so nothing fell here
+    >>> Shift(0.0, "u2", *biggest_moves({"Drama": 0.5, "_other": 0.5},
+    ...                                 {"Drama": 0.5, "_other": 0.1, "Comedy": 0.4}))
+    Shift(at=0.0, user_id='u2', rose=('Comedy', 0.0, 0.4), fell=None)
+    """
 
     at: float
     user_id: str

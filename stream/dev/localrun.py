@@ -21,7 +21,21 @@ KAFKA_SH = REPO_ROOT / "docker" / "kafka" / "kafka.sh"
 
 
 class BrokerError(RuntimeError):
-    """The local broker could not be started."""
+    """The local broker could not be started.
+
+    ``start_local_broker`` raises it with the tail of ``kafka.sh up``'s stderr (that takes a
+    process, so it is not run here); it is a ``RuntimeError``, and callers that turn it into a
+    skip or an error line (the kafka-tier fixtures, the demo) read its message.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise BrokerError("the local Kafka broker did not start:\\nkafka: mvn is needed")
+    ... except RuntimeError as exc:
+    ...     print(f"kafka tier: no broker: {exc}")
+    kafka tier: no broker: the local Kafka broker did not start:
+    kafka: mvn is needed
+    """
 
 
 def start_local_broker(env: Mapping[str, str] | None = None) -> tuple[str, bool]:
@@ -105,7 +119,20 @@ def worker_env(bootstrap: str, name: str, state_dir: Path, **extra: str) -> dict
 
 
 class WorkerProcess:
-    """An ``interest-tracker worker`` process; ``start`` waits until Faust says it is ready."""
+    """An ``interest-tracker worker`` process; ``start`` waits until Faust says it is ready.
+
+    Examples
+    --------
+    Before ``start`` there is no process, only the run's own environment (a copy):
+
+    >>> from tempfile import gettempdir
+    >>> env = worker_env("127.0.0.1:1", "doc", Path(gettempdir()) / "doc-state")
+    >>> worker = WorkerProcess(env, Path(gettempdir()) / "doc-worker.log")
+    >>> env["INTEREST_APP_ID"] = "changed later"
+    >>> worker.env["INTEREST_EVENTS_TOPIC"], worker.env["INTEREST_APP_ID"], worker.proc
+    ('doc.events', 'doc.app', None)
+    >>> worker.stop()  # nothing started, nothing to stop: ``finally: worker.stop()`` is safe
+    """
 
     def __init__(
         self,

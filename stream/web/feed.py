@@ -23,6 +23,19 @@ class SnapshotFeed(Service):
     worker's dashboard is not empty; reconnects after broker errors. It shares the worker's
     event loop, so it takes at most ``max_per_s`` snapshots a second: past that it skips to
     the end of the topic (the dashboard samples the stream; the ingest path keeps its time).
+
+    A worker's feed hands what it reads to its dashboard (``Dashboard.ingest``), which then
+    serves the snapshots of users held by other workers:
+
+    >>> from stream.app import create_app
+    >>> from stream.codec import encode_snapshot
+    >>> _, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="doc"))
+    >>> feed = pipeline.dashboard.feed  # not started here: nothing connects
+    >>> feed.ingest(b"u2", encode_snapshot({"user_id": "u2", "version": 1,
+    ...                                     "distribution": {"bags": 1.0}}))
+    >>> payload, status = pipeline.dashboard.user_interest("u2")
+    >>> status, payload["source"], payload["snapshot"]["distribution"]
+    (200, 'cache', {'bags': 1.0})
     """
 
     def __init__(

@@ -39,6 +39,9 @@ POPULATION_PREFIX = POPULATION_KEY + "/"
 # INTEREST_MAX_FUTURE_S): a larger message is "oversized", a later ts is "future".
 MAX_PAYLOAD_BYTES = 65536
 MAX_FUTURE_S = 300.0
+# The largest event weight: decayed masses add up weights scaled by up to 2**REBASE_EXPONENT,
+# and two weights near float's maximum made a population's total infinite ("oversized-field").
+MAX_WEIGHT = 1e6
 
 
 def population_key(partition: int) -> str:

@@ -38,11 +38,12 @@ from models.records import PopulationField
 from models.schema import POPULATION_PREFIX, population_key, population_partition
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth
 from models.tracker import total_variation as tv
-from stream.batch_consumer import partition_lag, register_transport
+from stream.batch_consumer import assigned_partitions, partition_lag, register_transport
 from stream.catalog import catalog_table, decode_item, resolve_categories
 from stream.codec import (
     InvalidEvent,
     Limits,
+    control_key,
     dead_letter,
     decode_event,
     decode_record,
@@ -232,19 +233,18 @@ class Pipeline:
     ) -> None:
         self.counters.events += 1
         headers = rec.headers
-        if headers and header(headers, CONTROL_HEADER) == FORGET:
-            uid = self.settings.user_key((rec.key or b"").decode(errors="replace"))
-            self.forget(uid, rec)
-            touched.pop(uid, None)
-            return
         try:
+            if headers and header(headers, CONTROL_HEADER) == FORGET:
+                uid = self.settings.user_key(control_key(rec.key))
+                self.forget(uid, rec)
+                touched.pop(uid, None)
+                return
             event = decode_event(
                 rec.value, header(headers, "content-type"), self.limits, now, catalog=True
             )
             resolve_categories(event, catalog)
             key = event["user_id"].encode()
-            if rec.key is not None and rec.key != key:
-                # Keyed by something else: re-key so the user's state stays on one partition.
+            if rec.key != key:  # keyed by something else or not at all: re-key to its user
                 topic = self.settings.events_topic
                 self.output.add(
                     topic, key, rec.value, self.output.partition_for(topic, key), rec.headers
@@ -492,10 +492,11 @@ class Pipeline:
         now = time.monotonic()
         due = [uid for uid, at in self.pending.items() if at <= now]
         self.builder.plan(len(due), self.events_behind)
+        owned = assigned_partitions(self.app.consumer, self.settings.events_topic)
         for i, uid in enumerate(due):
-            record = self.user_record(uid)
-            if record is None:
-                self.pending.pop(uid, None)
+            record = self.user_record(uid)  # not a revoked partition's, nor a standby's:
+            if record is None or (owned is not None and record.partition not in owned):
+                self.pending.pop(uid, None)  # its owner publishes it
                 continue
             self.publish(uid, record, now)
             if i % 500 == 499:

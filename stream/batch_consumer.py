@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -266,6 +267,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         except Exception as exc:
             log.exception("batch drain raised: %r", exc)
             raise
+
+
+def assigned_partitions(consumer: Any, topic: str) -> set[int] | None:
+    """``topic``'s partitions assigned to ``consumer`` (a Faust consumer) now; None before it
+    has started (no assignment yet to judge by)."""
+    try:
+        return {tp.partition for tp in consumer.assignment() if tp.topic == topic}
+    except ConsumerNotStarted:
+        return None
 
 
 def partition_lag(consumer: Any, topic: str) -> dict[int, int | None]:

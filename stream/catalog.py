@@ -28,6 +28,7 @@ from models.priors.content import (
     sentence_embeddings,
     tfidf_vectors,
 )
+from models.schema import OTHER
 from stream.codec import (
     MAX_CATEGORIES,
     MAX_CATEGORY_BYTES,
@@ -90,30 +91,42 @@ def validate_item(item_id: str, entry: Mapping) -> dict:
     >>> validate_item("7", {"categories": []})
     Traceback (most recent call last):
     ...
-    ValueError: item 7: categories must be a non-empty list of str
+    ValueError: item 7: categories must be a non-empty list of str other than '_other'
     """
     if not item_id or len(item_id.encode()) > MAX_ID_BYTES:
         raise ValueError(f"item id must be 1 to {MAX_ID_BYTES} bytes")
+    return checked_entry(entry, f"item {item_id}")
+
+
+def checked_entry(entry: Mapping, what: str = "catalog entry") -> dict:
+    """``validate_item`` without the item id (``what`` names the entry in the error).
+
+    >>> checked_entry({"categories": ["_other"]})
+    Traceback (most recent call last):
+    ...
+    ValueError: catalog entry: categories must be a non-empty list of str other than '_other'
+    """
     cats = entry.get("categories")
     if (
         not isinstance(cats, list)
         or not cats
         or len(cats) > MAX_CATEGORIES
         or not all(isinstance(c, str) and 0 < len(c.encode()) <= MAX_CATEGORY_BYTES for c in cats)
+        or OTHER in cats
     ):
-        raise ValueError(f"item {item_id}: categories must be a non-empty list of str")
+        raise ValueError(f"{what}: categories must be a non-empty list of str other than {OTHER!r}")
     out: dict = {"categories": list(cats)}
     for name in LIST_FIELDS:
         values = entry.get(name)
         if values is not None:
             if not isinstance(values, list) or not all(isinstance(t, str) for t in values):
-                raise ValueError(f"item {item_id}: {name} must be a list of str")
+                raise ValueError(f"{what}: {name} must be a list of str")
             out[name] = list(values)
     for name in TEXT_FIELDS:
         value = entry.get(name)
         if value is not None:
             if not isinstance(value, str) or len(value.encode()) > MAX_TEXT_BYTES:
-                raise ValueError(f"item {item_id}: {name} must be str of <= {MAX_TEXT_BYTES} bytes")
+                raise ValueError(f"{what}: {name} must be str of <= {MAX_TEXT_BYTES} bytes")
             out[name] = value
     return out
 
@@ -210,13 +223,13 @@ def encode_item(entry: Mapping) -> bytes:
 
 
 def decode_item(blob: bytes) -> dict | None:
-    """A catalog record's value as the catalog table holds it; None (the item counts as not
-    in the catalog) when it is not a msgpack map, which is logged.
+    """A catalog record's value as the catalog table holds it (``checked_entry``); None (the
+    item counts as not in the catalog) when it is not a valid entry, which is logged.
 
-    >>> decode_item(encode_item({"categories": ["a"]}))
+    >>> decode_item(encode_item({"categories": ["a"], "x": 1}))
     {'categories': ['a']}
-    >>> decode_item(b"not msgpack") is None
-    True
+    >>> [decode_item(b) for b in (b"not msgpack", encode_item({"categories": "shoes"}))]
+    [None, None]
     """
     try:
         entry = unpack(blob)
@@ -226,4 +239,8 @@ def decode_item(blob: bytes) -> dict | None:
     if not isinstance(entry, dict):
         log.warning("catalog record is a %s, not a map: ignored", type(entry).__name__)
         return None
-    return entry
+    try:  # checked as the publishing side checks it: any producer may write this topic
+        return checked_entry(entry)
+    except ValueError as err:
+        log.warning("%s: ignored", err)
+        return None

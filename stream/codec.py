@@ -26,6 +26,8 @@ from models.schema import (
     EVENT_TYPES,
     MAX_FUTURE_S,
     MAX_PAYLOAD_BYTES,
+    MAX_WEIGHT,
+    OTHER,
     POPULATION_PREFIX,
     canonical_event_type,
 )
@@ -152,6 +154,27 @@ def _user_id(event: Mapping) -> str:
     return uid
 
 
+def control_key(key: bytes | None) -> str:
+    """The user a control record (``forget``) names: its key, as UTF-8.
+
+    >>> control_key(b"user-1")
+    'user-1'
+    >>> control_key(None)
+    Traceback (most recent call last):
+    ...
+    stream.codec.InvalidEvent: missing-field: a control record's key is the user id
+    """
+    if not key:
+        raise InvalidEvent("missing-field", "a control record's key is the user id")
+    try:
+        uid = key.decode()
+    except UnicodeDecodeError:
+        raise InvalidEvent("wrong-type", "a control record's key is not UTF-8") from None
+    if uid.startswith(POPULATION_PREFIX):
+        raise InvalidEvent("reserved-id", f"ids starting with {POPULATION_PREFIX} are reserved")
+    return uid
+
+
 def _categories(event: Mapping, optional: bool = False) -> list[str] | None:
     if optional and "categories" not in event and "category" not in event:
         return None  # to be resolved through the item catalog
@@ -176,6 +199,8 @@ def _categories(event: Mapping, optional: bool = False) -> list[str] | None:
             raise InvalidEvent("empty-categories", "a category is the empty string")
         if len(c) > MAX_CATEGORY_BYTES // 4 and len(c.encode()) > MAX_CATEGORY_BYTES:
             raise InvalidEvent("oversized-field", f"a category is over {MAX_CATEGORY_BYTES} bytes")
+        if c == OTHER:  # a distribution's unnamed mass: a category of that name would hide in it
+            raise InvalidEvent("reserved-id", f"the category {OTHER!r} is reserved")
         out.append(c)
     return out
 
@@ -198,7 +223,11 @@ def _number(event: Mapping, name: str) -> float:
     value = event[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent("wrong-type", f"{name} must be a number, not {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer past float's range (JSON allows any number of digits)
+        reason = "bad-timestamp" if name == "ts" else "wrong-type"
+        raise InvalidEvent(reason, f"{name} is out of range") from None
 
 
 def validate_event(
@@ -239,6 +268,8 @@ def validate_event(
         w = _number(event, "weight")
         if not math.isfinite(w) or w < 0:
             raise InvalidEvent("wrong-type", f"weight must be finite and >= 0, got {w}")
+        if w > MAX_WEIGHT:
+            raise InvalidEvent("oversized-field", f"weight is over {MAX_WEIGHT:g}, got {w:g}")
         out["weight"] = w
     return out
 

@@ -130,7 +130,7 @@ class Output:
         """Queue one record (``value`` None: a tombstone)."""
         if headers:
             items = headers.items() if isinstance(headers, Mapping) else headers
-            headers = [(str(k), bytes(v)) for k, v in items]
+            headers = [(str(k), None if v is None else bytes(v)) for k, v in items]
         else:
             headers = []
         slot = (topic, partition)

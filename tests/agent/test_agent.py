@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
+from faust.types import TP
 
 from models.tracker import build_snapshot, replay
 from stream.codec import decode_snapshot, pack, unpack
@@ -128,3 +130,63 @@ def test_the_window_writes_its_tables_when_the_collector_runs_in_between(pipelin
     assert pipe.counters.flushes > 0 and pipe.counters.dlq == {}
     assert PopulationInterest.from_state(pipe.population["p0"]).n_events == len(events)
     assert sum(pipe.user_record(f"user-{u}").n_events for u in range(3)) == len(events)
+
+
+def test_an_event_without_a_key_is_rekeyed_to_its_user(pipeline):
+    app, pipe, _, _ = pipeline
+    rekeyed = pipe.output.sent[pipe.settings.events_topic]
+    e = scripted_events(1)[0]
+    asyncio.run(feed(app, [(None, pack(e))]))
+    assert rekeyed == [(e["user_id"].encode(), pack(e))]
+    assert pipe.user_record(e["user_id"]) is None  # applied when its keyed copy comes back
+
+
+def test_a_forget_without_a_key_is_dead_lettered_and_forgets_no_one(pipeline):
+    from stream.app import CONTROL_HEADER, FORGET
+
+    app, pipe, _, dead = pipeline
+    events = scripted_events(5, users=1)
+
+    async def run():
+        async with app.agents[AGENT].test_context() as agent:
+            for e in events:
+                await agent.put(key=b"user-0", value=pack(e))
+            await agent.put(key=None, value=b"", headers=[(CONTROL_HEADER, FORGET)])
+            await asyncio.sleep(0.3)
+
+    asyncio.run(run())
+    assert [unpack(v)["reason"] for _, v in dead] == ["missing-field"]
+    assert pipe.counters.forgotten == 0 and pipe.user_record("user-0").n_events == 5
+
+
+def test_a_weight_past_the_limit_is_dead_lettered_and_the_population_stays_finite(pipeline):
+    app, pipe, snapshots, dead = pipeline
+    events = scripted_events(12, users=3)
+    huge = [pack({**e, "weight": 1e308}) for e in events[:2]]
+    payloads = [(e["user_id"].encode(), v) for e, v in zip(events[:2], huge, strict=True)]
+    payloads += [(e["user_id"].encode(), pack(e)) for e in events]
+    asyncio.run(feed(app, payloads))
+    assert [unpack(v)["reason"] for _, v in dead] == ["oversized-field"] * 2
+    assert pipe.counters.applied == len(events)
+    pop = pipe._population(0)
+    assert math.isfinite(sum(pop.state()["m"].values()))
+
+
+def test_trailing_snapshots_are_published_only_for_partitions_the_worker_owns(
+    pipeline, monkeypatch
+):
+    app, pipe, snapshots, _ = pipeline
+    events = scripted_events(20, users=2)
+    asyncio.run(feed(app, [(e["user_id"].encode(), pack(e)) for e in events]))
+    published = len(snapshots)
+    records = {uid: pipe.user_record(uid) for uid in ("user-0", "user-1")}
+    records["user-1"].partition = 1  # as if its events came on partition 1
+    for uid in records:
+        pipe.pending[uid] = 0.0  # owed a trailing snapshot
+    topic = pipe.settings.events_topic
+    # After a rebalance this worker has partition 0 only; partition 1 is another's (or a
+    # standby it holds): that owner publishes user-1.
+    monkeypatch.setattr(app.consumer, "assignment", lambda: {TP(topic, 0), TP("other", 1)})
+    asyncio.run(pipe.flush_pending())
+    assert [k for k, _ in snapshots[published:]] == [b"user-0"]
+    assert pipe.pending == {}

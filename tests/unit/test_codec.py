@@ -11,6 +11,7 @@ import pytest
 from stream.codec import (
     InvalidEvent,
     Limits,
+    control_key,
     dead_letter,
     decode_event,
     decode_snapshot,
@@ -116,12 +117,39 @@ def test_dead_letter_keeps_the_original_bytes():
         (pack({**GOOD, "ts": math.inf}), "bad-timestamp"),
         (pack({**GOOD, "ts": -1.0}), "bad-timestamp"),
         (pack({**GOOD, "ts": NOW + 86400}), "future"),
+        (pack({**GOOD, "weight": 1e308}), "oversized-field"),  # masses would reach infinity
+        (pack({**GOOD, "categories": ["shoes", "_other"]}), "reserved-id"),  # the unnamed mass
+        (
+            pack({**{k: v for k, v in GOOD.items() if k != "categories"}, "category": "_other"}),
+            "reserved-id",
+        ),
         (b"\x81\xa1a" + b"\x91" * 5000 + b"\xc0", "malformed"),  # nested far too deep
         (b"\xa2\xff\xfe", "malformed"),  # invalid UTF-8 in a str
     ],
 )
 def test_bad_input_gets_its_reason(payload: bytes, expected: str):
     assert reason(payload) == expected
+
+
+@pytest.mark.parametrize(("field", "expected"), [("ts", "bad-timestamp"), ("weight", "wrong-type")])
+def test_a_json_number_past_floats_range_gets_its_reason(field: str, expected: str):
+    text = json.dumps({**GOOD, field: 1}).replace(f'"{field}": 1', f'"{field}": 1{"0" * 400}')
+    with pytest.raises(InvalidEvent) as err:
+        decode_event(text.encode(), b"application/json", now=NOW)
+    assert err.value.reason == expected
+
+
+def test_control_records_name_their_user_by_a_utf8_key():
+    assert control_key(b"user-1") == "user-1"
+    for key, expected in [
+        (None, "missing-field"),
+        (b"", "missing-field"),
+        (b"\xff\xfe", "wrong-type"),
+        (b"__population__/p0", "reserved-id"),
+    ]:
+        with pytest.raises(InvalidEvent) as err:
+            control_key(key)
+        assert err.value.reason == expected
 
 
 def test_oversized_payload_is_rejected_before_decoding():

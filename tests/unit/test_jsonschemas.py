@@ -86,6 +86,9 @@ CASES = [
     ({**GOOD, "ts": -1}, False),
     ({**GOOD, "ts": "yesterday"}, False),
     ({**GOOD, "weight": -1}, False),
+    ({**GOOD, "weight": 1_000_000}, True),
+    ({**GOOD, "weight": 1e308}, False),
+    ({**GOOD, "categories": ["shoes", "_other"]}, False),  # the name of the unnamed mass
     ({k: v for k, v in GOOD.items() if k != "ts"}, False),
     ({k: v for k, v in GOOD.items() if k != "item_id"}, False),
     ([GOOD], False),

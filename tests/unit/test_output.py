@@ -6,6 +6,8 @@ import random
 
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 
 from stream.output import PARTITION_MEMO, Output, murmur2
 
@@ -61,3 +63,19 @@ def test_partition_for_does_not_remember_a_guessed_partition_count():
     assert out.partition_for("late", key) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % 4
     app.cluster.counts["late"] = 6  # the topic turns out to have 6
     assert out.partition_for("late", key) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % 6
+
+
+def test_a_null_header_value_is_written_as_null():
+    """aiokafka reads a header without a value as None; a record re-keyed with it keeps it."""
+    app = _App({"events": 4})
+    batches = []
+
+    def create_batch():
+        batches.append(BatchBuilder(16_384, 0))
+        return batches[-1]
+
+    app.producer._ensure_producer().create_batch = create_batch
+    out = Output(app, partitions=4)
+    out.add("events", b"u1", b"v", 0, headers=[("trace", None), ("content-type", b"x")])
+    (record,) = DefaultRecordBatch(bytes(batches[0]._build()))
+    assert record.headers == [("trace", None), ("content-type", b"x")]

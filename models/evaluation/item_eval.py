@@ -92,6 +92,8 @@ def rank_dense(
     >>> s = np.array([[0.1, 0.9, 0.5, 0.5], [0.3, 0.2, 0.1, 0.0]])
     >>> rank_dense(s, np.array([3, 2]), [np.array([1]), np.array([0, 2])]).tolist()
     [1, 1]
+    >>> rank_dense(np.array([[0.5, np.nan]]), np.array([1]), [np.array([0])]).tolist()  # last
+    [2]
     """
     s = np.array(scores, dtype=float)  # copy: the mask is written in place
     rows = np.arange(len(s))
@@ -100,7 +102,8 @@ def rank_dense(
         s[r, h] = -np.inf
     st = s[rows, targets][:, None]
     before = np.arange(s.shape[1])[None, :] < targets[:, None]
-    return (s > st).sum(axis=1) + ((s == st) & before).sum(axis=1)
+    ranks = (s > st).sum(axis=1) + ((s == st) & before).sum(axis=1)
+    return np.where(np.isnan(st[:, 0]), s.shape[1], ranks)  # NaN compares false: rank it last
 
 
 def popularity_ranks(split: ItemSplit) -> np.ndarray:

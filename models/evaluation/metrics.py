@@ -44,10 +44,14 @@ def rank(p: np.ndarray, targets: np.ndarray) -> int:
     >>> p = np.array([0.1, 0.4, 0.4, 0.1])
     >>> rank(p, np.array([1])), rank(p, np.array([2])), rank(p, np.array([3, 0]))
     (0, 1, 2)
+    >>> rank(np.array([0.5, np.nan]), np.array([1]))  # a broken (NaN) score ranks last
+    2
     """
     best = len(p)
     for t in targets.tolist():
         pt = p[t]
+        if pt != pt:  # NaN compares false with everything: it would rank first
+            continue
         r = int(np.count_nonzero(p > pt)) + int(np.count_nonzero(p[:t] == pt))
         best = min(best, r)
     return best

@@ -168,8 +168,8 @@ LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
 
 
 def log_seconds_between(log: bytes, first: bytes, last: bytes) -> float | None:
-    """Seconds between the log lines holding ``first`` and (after it) ``last``."""
-    i = log.rfind(first)
+    """Seconds between the first log line holding ``first`` and the next holding ``last``."""
+    i = log.find(first)
     j = log.find(last, max(i, 0))
     if i < 0 or j < 0:
         return None
@@ -251,10 +251,11 @@ def consume_phase(
 def recovery_phase(env: dict, log_path: Path) -> dict:
     """Restart a worker on a group's existing state: recovery start to ready, from its log."""
     restarted = WorkerProcess(env, log_path)
+    before = log_path.stat().st_size if log_path.exists() else 0  # the log of earlier starts
     restarted.start(timeout=900)
     rss = restarted.rss_bytes()
     restarted.stop()
-    log = log_path.read_bytes()
+    log = log_path.read_bytes()[before:]  # from its first recovery (a restarted one counts)
     return {
         "process_to_ready_s": restarted.ready_after,
         "recovery_s": log_seconds_between(log, b"Highwater for active changelog", b"Worker ready"),

@@ -63,6 +63,13 @@ def print_table(r: dict) -> None:
             f"{lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} / {lat['p99_ms']:.0f} ms "
             f"({lat['snapshots']:,} snapshots{_split(lat)}) |"
         )
+        if "event_p99_ms" in lat:
+            print(
+                f"| the same, every event to the first snapshot that counts it: p50 / p95 / p99 | "
+                f"{lat['event_p50_ms']:.0f} / {lat['event_p95_ms']:.0f} / "
+                f"{lat['event_p99_ms']:.0f} ms ({lat['events_measured']:,} of "
+                f"{lat['events']:,} events) |"
+            )
     for store, m in r.get("memory", {}).items():
         waves = ", ".join(f"{int(u):,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
         print(

@@ -4,7 +4,10 @@ Events stamped with the wall clock go to a worker at a fixed rate; a subscriber 
 of its own measures, for every snapshot, the time from its user's latest event to its arrival,
 and splits it at the snapshot's ``emitted_at`` (when the worker built it): the time to the
 build (the queue before the worker and its batch so far), and the time after it (the rest of
-the batch, the producer, the broker's append, the subscriber's fetch).
+the batch, the producer, the broker's append, the subscriber's fetch). A snapshot that covers
+several events (the emission policy coalesces a user's events) is measured from the latest;
+the per-event figures measure every event, from its own time to the first snapshot that
+counts it (the snapshot's ``n_events``), so an event that waited for a later one counts too.
 
 The subscriber reads with aiokafka (records parsed in C). On this project's 2-core bench
 machine it shares the cores with the worker, the producer and the broker, and a pure-Python
@@ -48,15 +51,49 @@ def subscribe_latencies(
     out.write_text(json.dumps(latencies))
 
 
-def _delays(records: Any, arrived: float, latencies: list[list[float]]) -> None:
-    """Per user snapshot: ``[arrival - ts, emitted_at - ts]`` (its whole delay, and the part
-    spent before the worker built it; the rest is the batch's end, the producer, the broker
-    and the subscriber's fetch)."""
+def _delays(records: Any, arrived: float, latencies: list[list]) -> None:
+    """Per user snapshot: ``[user, n_events, arrival, emitted_at, ts]`` (``snapshot_delays``
+    and ``event_delays`` make the figures of them)."""
     for msg in records:
         if not msg.key.startswith(b"__"):  # not the population's snapshots
             snapshot = decode_snapshot(msg.value)
-            ts = snapshot["ts"]
-            latencies.append([arrived - ts, snapshot.get("emitted_at", arrived) - ts])
+            latencies.append(
+                [
+                    msg.key.decode(),
+                    snapshot["n_events"],
+                    arrived,
+                    snapshot.get("emitted_at", arrived),
+                    snapshot["ts"],
+                ]
+            )
+
+
+def snapshot_delays(seen: list[list]) -> list[tuple[float, float]]:
+    """Per snapshot: its whole delay from the user's latest event, and the part before the
+    worker built it (the rest is the batch's end, the producer, the broker and the fetch).
+
+    >>> snapshot_delays([["u", 2, 10.5, 10.2, 10.0]])
+    [(0.5, 0.2)]
+    """
+    return [(arrived - ts, emitted - ts) for _, _, arrived, emitted, ts in seen]
+
+
+def event_delays(seen: list[list], sent: dict[str, list[float]]) -> list[float]:
+    """Per event sent (``sent``: each user's event times in order): the time to the arrival
+    of the first snapshot that counts it; events no snapshot counted are left out.
+
+    >>> sent = {"u": [1.0, 2.0, 3.0]}
+    >>> event_delays([["u", 2, 2.5, 2.4, 2.0], ["u", 3, 3.1, 3.0, 3.0]], sent)
+    [1.5, 0.5, 0.1...]
+    """
+    out: list[float] = []
+    done: dict[str, int] = {}
+    for user, n, arrived, _, _ in sorted(seen, key=lambda s: s[2]):
+        times = sent.get(user, [])
+        first, last = done.get(user, 0), min(n, len(times))
+        out.extend(arrived - t for t in times[first:last])
+        done[user] = max(first, last)
+    return out
 
 
 async def _aiokafka_latencies(
@@ -102,8 +139,11 @@ def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -
     return latencies
 
 
-async def paced_events(bootstrap: str, topic: str, rate: float, seconds: float, users: int) -> int:
-    """Send ``rate`` events/s for ``seconds``, each stamped with the wall clock when made.
+async def paced_events(
+    bootstrap: str, topic: str, rate: float, seconds: float, users: int
+) -> dict[str, list[float]]:
+    """Send ``rate`` events/s for ``seconds``, each stamped with the wall clock when made;
+    returns each user's event times, in order.
 
     Every 2 ms the events due are appended to per-partition batches and sent whole (Kafka's
     default partitioner, each user's partition computed once): the producer shares this
@@ -117,6 +157,7 @@ async def paced_events(bootstrap: str, topic: str, rate: float, seconds: float, 
         keys = [f"user-{u}".encode() for u in range(users)]
         parts = [(murmur2(key) & 0x7FFFFFFF) % partitions for key in keys]
         rng = random.Random(5)
+        times: dict[str, list[float]] = {f"user-{u}": [] for u in range(users)}
         n, sent, started = int(rate * seconds), 0, time.monotonic()
         while sent < n:
             due = min(n, int((time.monotonic() - started) * rate) + 1)
@@ -131,6 +172,7 @@ async def paced_events(bootstrap: str, topic: str, rate: float, seconds: float, 
                     "event_type": "view",
                     "ts": now,
                 }
+                times[event["user_id"]].append(now)
                 part, key, value = parts[u], keys[u], pack(event)
                 batch = batches.get(part)
                 if batch is None:
@@ -146,7 +188,7 @@ async def paced_events(bootstrap: str, topic: str, rate: float, seconds: float, 
         await producer.flush()
     finally:
         await producer.stop()
-    return n
+    return times
 
 
 def latency_phase(
@@ -176,18 +218,25 @@ def latency_phase(
     sub.start()
     ready.wait(30)
     time.sleep(1)  # the subscriber's first fetch is at the end of the topic
-    n = asyncio.run(paced_events(bootstrap, settings.events_topic, rate, seconds, users))
+    sent = asyncio.run(paced_events(bootstrap, settings.events_topic, rate, seconds, users))
     time.sleep(3)
     stop.set()
     sub.join(30)
     worker.stop()
-    pairs = json.loads(out.read_text())
+    seen = json.loads(out.read_text())
+    pairs = snapshot_delays(seen)
     total, built = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
     after = sorted(p[0] - p[1] for p in pairs)
+    per_event = sorted(event_delays(seen, sent))
     return {
         "rate": rate,
-        "events": n,
+        "events": sum(len(t) for t in sent.values()),
         "snapshots": len(total),
+        # every event, to the first snapshot that counts it (coalesced ones included)
+        "events_measured": len(per_event),
+        "event_p50_ms": quantile_ms(per_event, 0.50),
+        "event_p95_ms": quantile_ms(per_event, 0.95),
+        "event_p99_ms": quantile_ms(per_event, 0.99),
         "p50_ms": quantile_ms(total, 0.50),
         "p95_ms": quantile_ms(total, 0.95),
         "p99_ms": quantile_ms(total, 0.99),

@@ -76,6 +76,8 @@ def test_latency_rows_show_the_split_at_the_build_when_measured(capsys):
             **{"p50_ms": 60.0, "p95_ms": 180.0, "p99_ms": 250.0},
             **{"built_p50_ms": 35.0, "built_p99_ms": 140.0},
             **{"after_p50_ms": 20.0, "after_p99_ms": 110.0},
+            **{"events_measured": 339_000, "event_p50_ms": 70.0, "event_p95_ms": 210.0},
+            "event_p99_ms": 300.0,
         },
         "an older run": {**base, "p50_ms": 60.0, "p95_ms": 180.0, "p99_ms": 250.0},
     }
@@ -85,4 +87,9 @@ def test_latency_rows_show_the_split_at_the_build_when_measured(capsys):
         "| event→snapshot at 17,000 ev/s, min-interval 0: p50 / p95 / p99 | 60 / 180 / 250 ms "
         "(300,000 snapshots; to the build p50 / p99 35 / 140 ms, after it 20 / 110 ms) |"
     ) in out
+    assert (
+        "| the same, every event to the first snapshot that counts it: p50 / p95 / p99 | "
+        "70 / 210 / 300 ms (339,000 of 340,000 events) |"
+    ) in out
     assert "an older run: p50 / p95 / p99 | 60 / 180 / 250 ms (300,000 snapshots) |" in out
+    assert out.count("every event to the first snapshot") == 1  # not for the older run

@@ -34,6 +34,9 @@ from stream.processes import exit_with_parent
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
+# Users whose latest sequence estimate is kept, the most recently scored: without a bound the
+# estimates of every user ever scored stayed (~1,000 users a second on the bench machine).
+SEQUENCE_USERS = 65_536
 
 
 @dataclass
@@ -255,11 +258,15 @@ class StreamScorer:
         now_wall, now = time.time(), time.monotonic()
         version = self.scorer.version
         recent, interval = self.pipeline.recent, self.settings.min_interval_s
+        sequence = self.pipeline.sequence
         for uid, dist, top in zip(users, dists, items, strict=True):
-            self.pipeline.sequence[uid] = (dist, now_wall, version, top)
+            sequence.pop(uid, None)  # re-inserted: the dict's order is the order of scoring
+            sequence[uid] = (dist, now_wall, version, top)
             # the fused snapshot goes out under the emission policy: at most one per interval
             last = recent.get(uid)
             self.pipeline.pending.setdefault(uid, now if last is None else last[0] + interval)
+        while len(sequence) > SEQUENCE_USERS:  # the least recently scored go first
+            del sequence[next(iter(sequence))]
 
     def _score(self, histories: list) -> tuple[list[dict], list[list[tuple[str, float]]]]:
         """Category distributions and, with ``INTEREST_TOP_ITEMS``, the top predicted items."""

@@ -257,6 +257,33 @@ def test_the_stream_scores_a_stored_record_as_its_live_history(tiny):
     assert len(stored[0][0]) == 4  # the top 3 categories and _other
 
 
+def test_the_stream_keeps_the_estimates_of_the_most_recently_scored_users_only(tiny, monkeypatch):
+    """The worker's sequence estimates are bounded: the least recently scored go first."""
+    import asyncio
+
+    from stream import scoring
+    from stream.app import create_app
+    from stream.settings import Settings
+
+    model, enc = tiny
+    monkeypatch.setattr(scoring, "SEQUENCE_USERS", 3)
+    _, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="t", scorer_batch=2))
+    scorer = scoring.StreamScorer(pipeline, SequenceScorer(model, enc, device="cpu"))
+    for u, e in enumerate(make_events(5, seed=1)):
+        pipeline.record(f"u{u}").apply({**e, "user_id": f"u{u}"})
+
+    async def score(users):
+        for uid in users:
+            scorer.mark(uid)
+        while scorer.dirty:
+            await scorer.score_pending(asyncio.get_running_loop())
+
+    asyncio.run(score(["u0", "u1", "u2", "u3"]))
+    assert list(pipeline.sequence) == ["u1", "u2", "u3"]
+    asyncio.run(score(["u1", "u4"]))  # u1 scored again: now the most recent but one
+    assert list(pipeline.sequence) == ["u3", "u1", "u4"]
+
+
 def test_the_scorer_process_runs_below_the_worker_and_scores_the_same(tiny, tmp_path):
     """INTEREST_SCORER_NICE: the scorer's process takes the CPU that ingestion leaves."""
     model, enc = tiny

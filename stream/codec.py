@@ -148,7 +148,10 @@ def _id(event: Mapping, name: str) -> str:
 
 
 def _user_id(event: Mapping) -> str:
-    uid = _id(event, "user_id")
+    return _not_reserved(_id(event, "user_id"))
+
+
+def _not_reserved(uid: str) -> str:
     if uid.startswith(POPULATION_PREFIX):  # would overwrite a population record's snapshots
         raise InvalidEvent("reserved-id", f"ids starting with {POPULATION_PREFIX} are reserved")
     return uid
@@ -170,9 +173,7 @@ def control_key(key: bytes | None) -> str:
         uid = key.decode()
     except UnicodeDecodeError:
         raise InvalidEvent("wrong-type", "a control record's key is not UTF-8") from None
-    if uid.startswith(POPULATION_PREFIX):
-        raise InvalidEvent("reserved-id", f"ids starting with {POPULATION_PREFIX} are reserved")
-    return uid
+    return _not_reserved(uid)
 
 
 def _categories(event: Mapping, optional: bool = False) -> list[str] | None:

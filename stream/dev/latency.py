@@ -51,7 +51,7 @@ def subscribe_latencies(
     out.write_text(json.dumps(latencies))
 
 
-def _delays(records: Any, arrived: float, latencies: list[list]) -> None:
+def _observe(records: Any, arrived: float, latencies: list[list]) -> None:
     """Per user snapshot: ``[user, n_events, arrival, emitted_at, ts]`` (``snapshot_delays``
     and ``event_delays`` make the figures of them)."""
     for msg in records:
@@ -115,7 +115,7 @@ async def _aiokafka_latencies(
             fetched = await consumer.getmany(timeout_ms=200)
             arrived = time.time()
             for records in fetched.values():
-                _delays(records, arrived, latencies)
+                _observe(records, arrived, latencies)
     finally:
         await consumer.stop()
     return latencies
@@ -134,7 +134,7 @@ def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -
     ready.set()
     while not stop.is_set():
         for records in consumer.poll(timeout_ms=200).values():
-            _delays(records, time.time(), latencies)
+            _observe(records, time.time(), latencies)
     consumer.close()
     return latencies
 

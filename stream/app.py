@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -60,6 +60,7 @@ from stream.settings import Settings
 from stream.snapshot_builder import SnapshotBuilder
 from stream.table_partition import in_partition
 from stream.topics import TABLES
+from stream.trailing import HeldSnapshots, TrailingSnapshots
 from stream.web.dashboard import Dashboard
 from stream.web.views import register_web
 
@@ -71,7 +72,7 @@ log = logging.getLogger(__name__)
 # every minute, or less often when it is slow (stream.memory.FullCollections).
 GC_THRESHOLD = 1_000_000
 GC_CHECK_S = 10.0
-CATCH_UP_TIMEOUT_S = 15.0
+TRAILING_CHECK_S = 0.05  # how often owed snapshots are looked for between batches
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
 FORGET = b"forget"
@@ -84,8 +85,8 @@ class Pipeline:
     >>> r, ev = p.record("u"), {"item_id": "i", "categories": ["a"], "event_type": "view"}
     >>> _ = r.apply({**ev, "ts": 1.0}); p.due("u", r, now=0.0)  # a first snapshot: at once
     True
-    >>> p.recent["u"] = (0.0, r.own_top(3)); p.due("u", r, now=0.4), p.pending  # owed at 1.0
-    (False, {'u': 1.0})
+    >>> p.recent["u"] = (0.0, r.own_top(3)); p.due("u", r, now=0.4), p.pending.next_at()  # owed
+    (False, 1.0)
     >>> _ = r.apply({**ev, "categories": ["b"], "ts": 2.0}); p.due("u", r, now=0.5)  # moved
     True
     """
@@ -157,10 +158,9 @@ class Pipeline:
         # Emission bookkeeping (safe to lose): users emitted within the last min-interval
         # (when, what), users owed a trailing snapshot (when), sequence estimates.
         self.recent: dict[str, tuple[float, dict]] = {}
-        self.pending: dict[str, float] = {}
+        self.pending = TrailingSnapshots()
         self.sequence: dict[str, tuple] = {}
-        self._held: set[str] = set()  # snapshots held while a replay catches up
-        self._catching_up_since: float | None = None
+        self.held = HeldSnapshots()  # while a recovery's replay catches up
         self.dashboard: Dashboard | None = None
         self.priors: dict[int, tuple[float, PopulationPrior]] = {}  # per partition: built at
         self.collab: CollaborativePrior | None = None
@@ -173,7 +173,7 @@ class Pipeline:
             self.scorer = StreamScorer.from_settings(self)
             app.task(self.scorer.run)
         app.agent(self.events, name="interest-tracker-events")(self.process)
-        app.timer(max(0.05, settings.min_interval_s / 4), on_leader=False)(self.flush_pending)
+        app.timer(TRAILING_CHECK_S, on_leader=False)(self.flush_pending)
         app.timer(5.0, on_leader=False)(self.publish_population)
         app.timer(5.0, on_leader=False)(self.trim_heap)
         self.full_collections = FullCollections()
@@ -214,10 +214,11 @@ class Pipeline:
             self.dirty_populations.add(tp.partition)
         self.counters.last_event_wall = now
         mono = time.monotonic()
-        if self._catching_up_since is not None:  # replaying after a recovery: see _on_recover
-            self._held.update(touched)
+        if self.held.active:  # replaying after a recovery: see stream.trailing
+            self.held.add(touched)
             touched = {}
         due = [(uid, record) for uid, record in touched.items() if self.due(uid, record, mono)]
+        due += self._owed(mono, touched)  # the timer may wait behind a batch: not they
         self.builder.plan(len(due), self.events_behind)
         for uid, record in due:
             self.publish(uid, record, mono)
@@ -313,9 +314,10 @@ class Pipeline:
         self.dirty.discard(uid)
         self.encoded.pop(uid, None)
         self.deleted[uid] = rec.partition
-        for cache in (self.recent, self.pending, self.sequence):
+        for cache in (self.recent, self.sequence):
             cache.pop(uid, None)
-        self._held.discard(uid)
+        self.pending.settle(uid)
+        self.held.discard(uid)
         if self.scorer is not None:
             self.scorer.dirty.pop(uid, None)
         self.builder.ready(uid, None)  # after any snapshot of the user still being built
@@ -438,7 +440,7 @@ class Pipeline:
             return True
         if tv(record.own_top(self.settings.top_k), last[1]) > self.settings.tv_threshold:
             return True
-        self.pending.setdefault(uid, last[0] + self.settings.min_interval_s)
+        self.pending.owe(uid, last[0] + self.settings.min_interval_s)
         return False
 
     def snapshot(self, uid: str, record: UserRecord) -> dict:
@@ -482,38 +484,40 @@ class Pipeline:
             self.encoded[uid] = blob
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
             self.recent[uid] = (now, record.own_top(self.settings.top_k))
-        self.pending.pop(uid, None)
+        self.pending.settle(uid)
         self.counters.snapshots += 1
 
     async def flush_pending(self) -> None:
         """Trailing emit: every user's latest state is published within ``min_interval``."""
-        if self._catching_up_since is not None:
-            self._release_held()
         now = time.monotonic()
-        due = [uid for uid, at in self.pending.items() if at <= now]
+        for uid in self.held.release(self._caught_up):  # every recovered and replayed user
+            self.pending.owe(uid, now)
+        due = self._owed(now)
         self.builder.plan(len(due), self.events_behind)
-        owned = assigned_partitions(self.app.consumer, self.settings.events_topic)
-        for i, uid in enumerate(due):
-            record = self.user_record(uid)  # not a revoked partition's, nor a standby's:
-            if record is None or (owned is not None and record.partition not in owned):
-                self.pending.pop(uid, None)  # its owner publishes it
-                continue
+        for i, (uid, record) in enumerate(due):
             self.publish(uid, record, now)
             if i % 500 == 499:
                 self.builder.submit()
         self.builder.submit()
         await self.output.send()
 
+    def _owed(self, now: float, touched: Container = frozenset()) -> list[tuple[str, UserRecord]]:
+        """The trailing snapshots due at ``now`` (``touched`` users are published with their
+        batch), of users whose partition is this worker's: a revoked partition's or a
+        standby's are its owner's to publish."""
+        due = self.pending.due(now)
+        if not due:
+            return []
+        owned = assigned_partitions(self.app.consumer, self.settings.events_topic)
+        records = [(uid, self.user_record(uid)) for uid in due if uid not in touched]
+        return [
+            (uid, r)
+            for uid, r in records
+            if r is not None and (owned is None or r.partition in owned)
+        ]
+
     async def _on_recover(self) -> None:
-        # The changelog lags what the previous owner published by up to a commit window, and
-        # the input is replayed from the committed offsets: publishing now would take users
-        # back in time. Hold every snapshot until the replay has caught up with the input;
-        # then publish every recovered user (one may have had a deferred snapshot) and every
-        # user the replay touched.
-        held = list(self.users.data.keys())
-        if held:
-            self._held.update(held)
-            self._catching_up_since = time.monotonic()
+        self.held.hold(self.users.data.keys())
 
     def events_behind(self) -> int:
         """Events of the assigned events partitions not yet applied (as of the last fetch)."""
@@ -526,24 +530,6 @@ class Pipeline:
         the lag is never zero)."""
         lag = partition_lag(self.app.consumer, self.settings.events_topic)
         return all(n is not None and n <= self.settings.batch for n in lag.values())
-
-    def _release_held(self) -> None:
-        """Publish the held snapshots once caught up (or after ``CATCH_UP_TIMEOUT_S``)."""
-        waited = time.monotonic() - self._catching_up_since
-        caught_up = self._caught_up()
-        if waited < CATCH_UP_TIMEOUT_S and not caught_up:
-            return
-        log.info(
-            "publishing %d held snapshots %.1f s after recovery (%s)",
-            len(self._held),
-            waited,
-            "caught up" if caught_up else "catch-up timeout",
-        )
-        now = time.monotonic()
-        for uid in self._held:
-            self.pending[uid] = now
-        self._held.clear()
-        self._catching_up_since = None
 
     def reload_collab(self) -> None:
         """(Re)load the collaborative prior file when it is new or has changed."""

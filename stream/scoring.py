@@ -264,7 +264,7 @@ class StreamScorer:
             sequence[uid] = (dist, now_wall, version, top)
             # the fused snapshot goes out under the emission policy: at most one per interval
             last = recent.get(uid)
-            self.pipeline.pending.setdefault(uid, now if last is None else last[0] + interval)
+            self.pipeline.pending.owe(uid, now if last is None else last[0] + interval)
         while len(sequence) > SEQUENCE_USERS:  # the least recently scored go first
             del sequence[next(iter(sequence))]
 

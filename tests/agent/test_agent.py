@@ -182,11 +182,11 @@ def test_trailing_snapshots_are_published_only_for_partitions_the_worker_owns(
     records = {uid: pipe.user_record(uid) for uid in ("user-0", "user-1")}
     records["user-1"].partition = 1  # as if its events came on partition 1
     for uid in records:
-        pipe.pending[uid] = 0.0  # owed a trailing snapshot
+        pipe.pending.owe(uid, 0.0)  # owed a trailing snapshot
     topic = pipe.settings.events_topic
     # After a rebalance this worker has partition 0 only; partition 1 is another's (or a
     # standby it holds): that owner publishes user-1.
     monkeypatch.setattr(app.consumer, "assignment", lambda: {TP(topic, 0), TP("other", 1)})
     asyncio.run(pipe.flush_pending())
     assert [k for k, _ in snapshots[published:]] == [b"user-0"]
-    assert pipe.pending == {}
+    assert len(pipe.pending) == 0

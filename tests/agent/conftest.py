@@ -63,19 +63,34 @@ class RecordingOutput:
 
 
 @pytest.fixture
-def pipeline():
+def make_pipeline():
+    """A factory: (app, pipeline, snapshots sent, dead letters sent) under ``Settings``
+    overrides (by default min-interval 0: a snapshot per change)."""
+
+    def make(**overrides):
+        settings = Settings(
+            bootstrap="127.0.0.1:1",
+            app_id="agent-test",
+            **{
+                "min_interval_s": 0.0,
+                "batch": 64,
+                "batch_ms": 5.0,
+                # built in the test's process: test_snapshot_builder has the rest
+                "snapshot_processes": 0,
+                **overrides,
+            },
+        )
+        app, pipe = create_app(settings, store="memory://")
+        s = pipe.settings
+        pipe.output = pipe.builder.output = RecordingOutput(
+            [s.snapshots_topic, s.dlq_topic, s.events_topic]
+        )
+        return app, pipe, pipe.output.sent[s.snapshots_topic], pipe.output.sent[s.dlq_topic]
+
+    return make
+
+
+@pytest.fixture
+def pipeline(make_pipeline):
     """(app, pipeline, snapshots sent, dead letters sent) for one test."""
-    settings = Settings(
-        bootstrap="127.0.0.1:1",
-        app_id="agent-test",
-        min_interval_s=0.0,
-        batch=64,
-        batch_ms=5.0,
-        snapshot_processes=0,  # built in the test's process: test_snapshot_builder has the rest
-    )
-    app, pipe = create_app(settings, store="memory://")
-    s = pipe.settings
-    pipe.output = pipe.builder.output = RecordingOutput(
-        [s.snapshots_topic, s.dlq_topic, s.events_topic]
-    )
-    return app, pipe, pipe.output.sent[s.snapshots_topic], pipe.output.sent[s.dlq_topic]
+    return make_pipeline()

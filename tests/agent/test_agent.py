@@ -172,6 +172,29 @@ def test_a_weight_past_the_limit_is_dead_lettered_and_the_population_stays_finit
     assert math.isfinite(sum(pop.state()["m"].values()))
 
 
+def test_a_trailing_snapshot_goes_out_with_the_first_batch_after_it_falls_due(make_pipeline):
+    app, pipe, snapshots, _ = make_pipeline(min_interval_s=0.5)
+    (first,) = scripted_events(1, users=1)
+    second = {**first, "ts": first["ts"] + 10.0}  # the same category: too small a move to send
+    other = {**first, "user_id": "user-9"}
+
+    async def run() -> list[tuple[bytes, int]]:
+        async with app.agents[AGENT].test_context() as agent:
+            for e in (first, second):  # two batches: the second is owed at first + 0.5 s
+                await agent.put(key=b"user-0", value=pack(e))
+                await asyncio.sleep(0.05)
+            before = [(k, decode_snapshot(v)["n_events"]) for k, v in snapshots]
+            await asyncio.sleep(0.5)  # due now; no timer runs under test_context
+            await agent.put(key=b"user-9", value=pack(other))
+            await asyncio.sleep(0.1)
+        return before
+
+    assert asyncio.run(run()) == [(b"user-0", 1)]
+    after = [(k, decode_snapshot(v)["n_events"]) for k, v in snapshots]
+    assert after == [(b"user-0", 1), (b"user-9", 1), (b"user-0", 2)]
+    assert len(pipe.pending) == 0
+
+
 def test_trailing_snapshots_are_published_only_for_partitions_the_worker_owns(
     pipeline, monkeypatch
 ):

@@ -28,6 +28,7 @@ from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -72,6 +73,10 @@ log = logging.getLogger(__name__)
 # every minute, or less often when it is slow (stream.memory.FullCollections).
 GC_THRESHOLD = 1_000_000
 GC_CHECK_S = 10.0
+# Keeping up with the input, a batch waits up to this long for the broker to take its output
+# before the next is applied: the producer has one request in flight per broker and is served
+# only between batches, so the snapshots would otherwise leave after the next batch's work.
+SETTLE_S = 0.02
 TRAILING_CHECK_S = 0.05  # how often owed snapshots are looked for between batches
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
@@ -228,6 +233,8 @@ class Pipeline:
         self.builder.submit()
         freeze_survivors()  # what the batch left alive: reference counting frees it
         await self.output.send_behind()  # handed over while the next batch is applied
+        if self.events_behind() < self.settings.batch:  # behind: throughput first
+            await self.output.settle(SETTLE_S)
 
     def _apply(
         self, rec: Any, now: float, touched: dict, pop: PopulationInterest, catalog: Mapping
@@ -520,10 +527,13 @@ class Pipeline:
         self.held.hold(self.users.data.keys())
 
     def events_behind(self) -> int:
-        """Events of the assigned events partitions not yet applied (as of the last fetch)."""
-        return sum(
-            filter(None, partition_lag(self.app.consumer, self.settings.events_topic).values())
-        )
+        """Events of the assigned events partitions not yet applied (as of the last fetch;
+        0 before the consumer has started, as under Faust's test_context)."""
+        try:
+            lag = partition_lag(self.app.consumer, self.settings.events_topic)
+        except ConsumerNotStarted:
+            return 0
+        return sum(filter(None, lag.values()))
 
     def _caught_up(self) -> bool:
         """Every events partition is within one fetch of its end (under a steady input

@@ -168,6 +168,19 @@ class Output:
             await previous
         self._behind = asyncio.ensure_future(self.send())
 
+    async def settle(self, timeout: float) -> None:
+        """Wait until the broker has taken every batch handed over so far (``send``,
+        ``send_behind``), or ``timeout`` seconds have passed; delivery failures are left to
+        ``drain`` to raise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._behind is not None and not self._behind.done():
+            await asyncio.wait([self._behind], timeout=timeout)
+        pending = [f for f in self._inflight if not f.done()]
+        left = deadline - loop.time()
+        if pending and left > 0:
+            await asyncio.wait(pending, timeout=left)
+
     def _done(self, topic: str, partition: int, n: int) -> Callable[[asyncio.Future], None]:
         def done(fut: asyncio.Future) -> None:
             self._inflight.discard(fut)

@@ -58,6 +58,9 @@ class RecordingOutput:
     async def send_behind(self):
         pass
 
+    async def settle(self, timeout):
+        pass
+
     async def drain(self):
         pass
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from types import SimpleNamespace
 
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
@@ -79,3 +81,31 @@ def test_a_null_header_value_is_written_as_null():
     out.add("events", b"u1", b"v", 0, headers=[("trace", None), ("content-type", b"x")])
     (record,) = DefaultRecordBatch(bytes(batches[0]._build()))
     assert record.headers == [("trace", None), ("content-type", b"x")]
+
+
+def test_settle_waits_for_the_broker_to_take_the_output_and_no_longer_than_asked():
+    async def run() -> tuple[bool, bool, float]:
+        loop = asyncio.get_running_loop()
+        app, acks = _App({"snaps": 1}), []
+
+        async def send_batch(builder, topic, partition):
+            acks.append(loop.create_future())  # resolved when the broker has the batch
+            return acks[-1]
+
+        producer = app.producer._ensure_producer()
+        producer.create_batch, producer.send_batch = lambda: BatchBuilder(16_384, 0), send_batch
+        out = Output(app, partitions=1)
+        out.add("snaps", b"u1", b"v", 0)
+        await out.send_behind()
+        loop.call_later(0.01, lambda: acks[0].set_result(SimpleNamespace(offset=0)))
+        await out.settle(5.0)
+        first_taken = acks[0].done()
+        out.add("snaps", b"u2", b"v", 0)
+        await out.send_behind()  # this one is never acknowledged
+        start = loop.time()
+        await out.settle(0.05)
+        return first_taken, acks[1].done(), loop.time() - start
+
+    first_taken, second_taken, waited = asyncio.run(run())
+    assert first_taken and not second_taken
+    assert 0.04 <= waited < 1.0

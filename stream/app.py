@@ -223,7 +223,7 @@ class Pipeline:
             self.held.add(touched)
             touched = {}
         due = [(uid, record) for uid, record in touched.items() if self.due(uid, record, mono)]
-        due += self._owed(mono, touched)  # the timer may wait behind a batch: not they
+        due += self._owed(mono, touched)  # owed ones now due: the timer can wait behind batches
         self.builder.plan(len(due), self.events_behind)
         for uid, record in due:
             self.publish(uid, record, mono)

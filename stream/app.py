@@ -233,7 +233,11 @@ class Pipeline:
         self.builder.submit()
         freeze_survivors()  # what the batch left alive: reference counting frees it
         await self.output.send_behind()  # handed over while the next batch is applied
-        if self.events_behind() < self.settings.batch:  # behind: throughput first
+
+    async def after_records(self) -> None:
+        """Keeping up with the input, let the broker take the batch's snapshots before the
+        next batch is applied (at most ``SETTLE_S``); behind it, go on: throughput first."""
+        if self.events_behind() < self.settings.batch:
             await self.output.settle(SETTLE_S)
 
     def _apply(

@@ -62,6 +62,10 @@ class BatchSink(Protocol):
     async def handle_records(self, batches: Mapping[TP, list[Any]]) -> None:
         """Apply the records (aiokafka ``ConsumerRecord``s, in offset order per partition)."""
 
+    async def after_records(self) -> None:
+        """The consumer's positions are past the records just handled; the next fetch's
+        records come after this returns."""
+
     def pending_acks(self) -> dict[TP, int]:
         """The next offset to commit per partition, for state already handed to the
         producer by ``before_commit``; emptied by the call."""
@@ -246,6 +250,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await sink.handle_records(by_tp)
                     for tp, recs in by_tp.items():
                         read_offset[tp] = recs[-1].offset + 1
+                    await sink.after_records()
                 for tp, recs in others:
                     bulk = self._bulk_tables.get(tp.topic)
                     if bulk is not None and self._apply_changelog(bulk[0], tp, recs, bulk[1]):

@@ -58,9 +58,6 @@ class RecordingOutput:
     async def send_behind(self):
         pass
 
-    async def settle(self, timeout):
-        pass
-
     async def drain(self):
         pass
 

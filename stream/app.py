@@ -28,7 +28,6 @@ from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import faust
-from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -90,8 +89,8 @@ class Pipeline:
     >>> r, ev = p.record("u"), {"item_id": "i", "categories": ["a"], "event_type": "view"}
     >>> _ = r.apply({**ev, "ts": 1.0}); p.due("u", r, now=0.0)  # a first snapshot: at once
     True
-    >>> p.recent["u"] = (0.0, r.own_top(3)); p.due("u", r, now=0.4), p.pending.next_at()  # owed
-    (False, 1.0)
+    >>> p.recent["u"] = (0.0, r.own_top(3)); p.due("u", r, now=0.4), p.pending.due(1.0)  # owed
+    (False, ['u'])
     >>> _ = r.apply({**ev, "categories": ["b"], "ts": 2.0}); p.due("u", r, now=0.5)  # moved
     True
     """
@@ -531,13 +530,10 @@ class Pipeline:
         self.held.hold(self.users.data.keys())
 
     def events_behind(self) -> int:
-        """Events of the assigned events partitions not yet applied (as of the last fetch;
-        0 before the consumer has started, as under Faust's test_context)."""
-        try:
-            lag = partition_lag(self.app.consumer, self.settings.events_topic)
-        except ConsumerNotStarted:
-            return 0
-        return sum(filter(None, lag.values()))
+        """Events of the assigned events partitions not yet applied (as of the last fetch)."""
+        return sum(
+            filter(None, partition_lag(self.app.consumer, self.settings.events_topic).values())
+        )
 
     def _caught_up(self) -> bool:
         """Every events partition is within one fetch of its end (under a steady input

@@ -285,9 +285,14 @@ def assigned_partitions(consumer: Any, topic: str) -> set[int] | None:
 
 def partition_lag(consumer: Any, topic: str) -> dict[int, int | None]:
     """``topic``'s assigned partitions -> records not yet handed on by ``consumer`` (a Faust
-    consumer), as of its last fetch (None: the partition's end not known yet)."""
+    consumer), as of its last fetch (None: the partition's end not known yet); none before
+    it has started (as ``assigned_partitions``)."""
     lag: dict[int, int | None] = {}
-    for tp in consumer.assignment():
+    try:
+        assigned = consumer.assignment()
+    except ConsumerNotStarted:
+        return lag
+    for tp in assigned:
         if tp.topic == topic:
             highwater = consumer.highwater(tp)
             position = consumer._read_offset.get(tp) or 0

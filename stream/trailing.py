@@ -30,13 +30,13 @@ class TrailingSnapshots:
 
     >>> t = TrailingSnapshots()
     >>> t.owe("u", 2.0); t.owe("v", 1.0); t.owe("u", 3.0)  # u stays owed at 2.0, the earlier
-    >>> t.due(1.5), len(t), "u" in t
-    (['v'], 1, True)
+    >>> t.due(1.5), len(t)
+    (['v'], 1)
     >>> t.settle("u")  # published with a batch before it fell due
     >>> t.due(9.0), len(t)
     ([], 0)
-    >>> t.owe("u", 4.0); t.owe("w", 4.0); t.next_at(), t.due(4.0)  # due at 4.0: ready at 4.0
-    (4.0, ['u', 'w'])
+    >>> t.owe("u", 4.0); t.owe("w", 4.0); t.due(3.9), t.due(4.0)  # due at 4.0: out at 4.0
+    ([], ['u', 'w'])
     """
 
     def __init__(self) -> None:
@@ -53,13 +53,6 @@ class TrailingSnapshots:
         """``uid``'s snapshot went out (or the user is gone): nothing is owed."""
         self._at.pop(uid, None)
 
-    def next_at(self) -> float | None:
-        """When the next snapshot falls due (None: none owed)."""
-        queue, at = self._queue, self._at
-        while queue and at.get(queue[0][1]) != queue[0][0]:
-            heapq.heappop(queue)  # settled, or owed again later: a stale entry
-        return queue[0][0] if queue else None
-
     def due(self, now: float) -> list[str]:
         """The users whose snapshot is due at ``now``, earliest first; they are settled."""
         out: list[str] = []
@@ -73,9 +66,6 @@ class TrailingSnapshots:
 
     def __len__(self) -> int:
         return len(self._at)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._at
 
 
 class HeldSnapshots:

@@ -8,14 +8,13 @@ state exactly. The record holds the online estimator's state and the last ``hist
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from models.online import InterestConfig, UserInterest
-from models.online.masses import top_k
+from models.online.masses import entropy, top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import (
@@ -451,18 +450,6 @@ def stored_history(state: Sequence | Mapping, cfg: TrackerConfig | None = None) 
 STALE_CATEGORIES = 8
 
 _TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
-
-
-def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
-    """Half the L1 distance between two (sparse) distributions."""
-    keys = set(p) | set(q)
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
-
-
-def entropy(p: Mapping[str, float]) -> float:
-    """Shannon entropy in nats (``_other`` counted as one outcome)."""
-    log = math.log
-    return -sum([v * log(v) for v in p.values() if v > 0])  # a list: half a generator's cost
 
 
 def apply_event(record: UserRecord, event: Mapping, cfg: TrackerConfig) -> dict[str, float]:

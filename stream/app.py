@@ -32,12 +32,12 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from models.online import PopulationInterest
+from models.online.masses import total_variation as tv
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import PopulationField
 from models.schema import POPULATION_PREFIX, population_key, population_partition
 from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth
-from models.tracker import total_variation as tv
 from stream.batch_consumer import assigned_partitions, partition_lag, register_transport
 from stream.catalog import catalog_table, decode_item, resolve_categories
 from stream.codec import (

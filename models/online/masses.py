@@ -4,13 +4,51 @@ Masses are stored relative to a reference time r: an event of weight w at time t
 w * 2**((t - r) / half_life), so nothing needs decaying per event and late events need no
 special case. The real mass at time T is the stored one times 2**(-(T - r) / half_life).
 When the exponent grows large the masses are rebased to a new r (rare, O(categories)).
+
+The functions marked ``@accelerated`` run, when it is built, in C (``_masses.c``): a user
+tracks a handful of categories, and in Python each step over them is a list of tuples or a
+dict comprehension of a few microseconds, a dozen of them per event and snapshot. The
+definitions here are the specification; the C ones give the same results bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from models.schema import OTHER
+
+try:
+    from models.online import _masses
+except ImportError:  # not built (no C compiler at install): the Python definitions run
+    _masses = None
+
+F = TypeVar("F", bound=Callable)
+
+
+def accelerated(python: F) -> F:
+    """``python``, run by the C function of the same name when ``_masses`` is built.
+
+    The C one takes exact dicts of ``str`` to ``float`` only and raises ``TypeError`` for
+    anything else (a Mapping, an int mass), and then ``python`` runs, so results keep their
+    types. Either definition stays reachable: ``.python`` and ``.fast`` (None if not built).
+    """
+    fast = getattr(_masses, python.__name__, None)
+    if fast is None:
+        python.python, python.fast = python, None
+        return python
+
+    @functools.wraps(python)
+    def call(*args):
+        try:
+            return fast(*args)
+        except TypeError:
+            return python(*args)
+
+    call.python, call.fast = python, fast
+    return call  # type: ignore[return-value]
 
 
 def event_labels(x: Mapping, y: str | Sequence[str] | None) -> list:
@@ -61,6 +99,7 @@ def smoothed(
     return out
 
 
+@accelerated
 def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
     """The ``k`` most probable categories plus ``_other`` holding the rest, summing to 1.
 
@@ -70,6 +109,7 @@ def top_k(p: Mapping[str, float], k: int) -> dict[str, float]:
     return rank_top([(-v, c) for c, v in p.items() if c != OTHER], k)
 
 
+@accelerated
 def top_smoothed(
     masses: Mapping[str, float], residual: float, alpha: float, k: int
 ) -> dict[str, float]:
@@ -92,6 +132,134 @@ def rank_top(negated: list[tuple[float, str]], k: int) -> dict[str, float]:
     out = {c: -v for v, c in ranked}
     out[OTHER] = max(0.0, 1.0 - sum(out.values()))
     return out
+
+
+@accelerated
+def rank_smoothed(
+    tracked: Mapping[str, float],
+    coef: float,
+    prior: Mapping[str, float],
+    ranked: Sequence[str],
+    k: int,
+) -> dict[str, float]:
+    """The ``k`` most probable of the ``tracked`` categories (their probabilities) and of the
+    first ``k`` untracked ones of ``ranked`` (the prior's, most probable first), each of those
+    at ``coef * prior[c]``; the rest as ``_other``.
+
+    >>> rank_smoothed({"b": 0.5}, 0.5, {"a": 0.6, "b": 0.2, "c": 0.2}, ["a", "b", "c"], 2)
+    {'b': 0.5, 'a': 0.3, '_other': 0.19999999999999996}
+    """
+    negated = [(-v, c) for c, v in tracked.items() if c != OTHER]
+    if k > 0:
+        get, left, append = prior.get, k, negated.append
+        for c in ranked:
+            if c not in tracked:
+                append((-(coef * get(c, 0.0)), c))
+                left -= 1
+                if not left:
+                    break
+    return rank_top(negated, k)
+
+
+@accelerated
+def mix_horizons(
+    short: Mapping[str, float],
+    long_: Mapping[str, float],
+    ws: float,
+    short_res: float,
+    long_res: float,
+    a_short: float,
+    a_long: float,
+) -> dict[str, float]:
+    """The two horizons' masses, each smoothed by its pseudo-count ``a_*`` and mixed with
+    weights ``ws`` and ``1 - ws``; residuals and pseudo-counts as ``_other``.
+
+    >>> mix_horizons({"a": 1.0}, {"a": 1.0, "b": 2.0}, 0.5, 0.0, 0.0, 1.0, 1.0)
+    {'a': 0.375, 'b': 0.25, '_other': 0.375}
+    """
+    t_short = sum(short.values()) + short_res + a_short
+    t_long = sum(long_.values()) + long_res + a_long
+    wl = 1.0 - ws
+    out = {c: wl * (m / t_long) for c, m in long_.items()}
+    get = out.get
+    for c, m in short.items():
+        out[c] = get(c, 0.0) + ws * (m / t_short)
+    out[OTHER] = (1.0 - ws) * ((long_res + a_long) / t_long) + ws * (
+        (short_res + a_short) / t_short
+    )
+    return out
+
+
+@accelerated
+def smoothed_tracked(
+    short: Mapping[str, float],
+    long_: Mapping[str, float],
+    ws: float,
+    short_res: float,
+    long_res: float,
+    a_short: float,
+    a_long: float,
+    prior: Mapping[str, float],
+) -> tuple[dict[str, float], float]:
+    """The two horizons smoothed toward ``prior`` and mixed (as :func:`mix_horizons`), on the
+    tracked categories only; and the multiple of its prior that every untracked category
+    gets. A horizon's residual is spread over the untracked categories by the prior.
+
+    >>> out, coef = smoothed_tracked({"a": 1.0}, {"a": 1.0}, 0.5, 0.0, 0.0, 1.0, 1.0,
+    ...                              {"a": 0.5, "b": 0.5})
+    >>> out, coef, out["a"] + coef * 0.5
+    ({'a': 0.75}, 0.5, 1.0)
+    """
+    get = prior.get
+    out: dict[str, float] = {}
+    coef = 0.0
+    for weight, masses, res, alpha in (
+        (ws, short, short_res, a_short),
+        (1.0 - ws, long_, long_res, a_long),
+    ):
+        total = sum(masses.values()) + res + alpha
+        oget = out.get
+        if not res:  # nothing evicted (most users): no mass to spread over the untracked
+            coef += weight * alpha / total
+            for c, m in masses.items():
+                out[c] = oget(c, 0.0) + weight * m / total
+            continue
+        p_tracked = [get(c, 0.0) for c in masses]
+        untracked = 1.0 - sum(p_tracked)
+        spread = res / untracked if untracked > 1e-12 else 0.0
+        coef += weight * (alpha + spread) / total
+        for (c, m), p in zip(masses.items(), p_tracked, strict=True):
+            out[c] = oget(c, 0.0) + weight * (m - spread * p) / total
+    for c in out:
+        out[c] += coef * get(c, 0.0)
+    return out, coef
+
+
+@accelerated
+def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    """Half the L1 distance between two (sparse) distributions: over ``q``'s entries, then
+    ``p``'s that ``q`` lacks.
+
+    >>> total_variation({"a": 0.5, "b": 0.5}, {"a": 0.75, "c": 0.25})
+    0.5
+    """
+    get = p.get
+    moved = sum([abs(v - get(c, 0.0)) for c, v in q.items()])
+    gone = [v for c, v in p.items() if c not in q]
+    if gone:
+        moved += sum(gone)
+    return 0.5 * moved
+
+
+@accelerated
+def entropy(p: Mapping[str, float]) -> float:
+    """Shannon entropy in nats (``_other`` counted as one outcome).
+
+    >>> round(entropy({"a": 0.5, "_other": 0.5}), 6)
+    0.693147
+    """
+    log = math.log
+    return -sum([v * log(v) for v in p.values() if v > 0])  # a list: half a generator's cost
 
 
 class EventClock:

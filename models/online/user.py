@@ -23,11 +23,14 @@ from models.online.masses import (
     EventClock,
     add_mass,
     event_labels,
-    rank_top,
+    mix_horizons,
+    rank_smoothed,
     rescale,
     smoothed,
+    smoothed_tracked,
     top_k,
     top_smoothed,
+    total_variation,
 )
 from models.schema import OTHER
 
@@ -125,12 +128,7 @@ class UserInterest(EventClock, base.Classifier):
         after = self.own_distribution()
         if before is None:
             return after, 1.0
-        get = before.get
-        moved = sum([abs(p - get(c, 0.0)) for c, p in after.items()])
-        gone = before.keys() - after.keys()  # categories the event pushed out of the top
-        if gone:
-            moved += sum([before[c] for c in gone])
-        return after, 0.5 * moved
+        return after, total_variation(before, after)
 
     def own_distribution(self) -> dict[str, float]:
         """``predict_proba_one({})`` (no prior: the smoothing mass as ``_other``), cached
@@ -157,18 +155,15 @@ class UserInterest(EventClock, base.Classifier):
         if self._n == 0:
             return {OTHER: 1.0}
         a_short, a_long = self._alphas(False)
-        ws = self.short_weight()
-        t_short = sum(self._short.values()) + self._short_res + a_short
-        t_long = sum(self._long.values()) + self._long_res + a_long
-        wl = 1.0 - ws
-        out = {c: wl * (m / t_long) for c, m in self._long.items()}
-        get = out.get
-        for c, m in self._short.items():
-            out[c] = get(c, 0.0) + ws * (m / t_short)
-        out[OTHER] = (1.0 - ws) * ((self._long_res + a_long) / t_long) + ws * (
-            (self._short_res + a_short) / t_short
+        return mix_horizons(
+            self._short,
+            self._long,
+            self.short_weight(),
+            self._short_res,
+            self._long_res,
+            a_short,
+            a_long,
         )
-        return out
 
     def _learn(self, x: dict, cats: list, before: Mapping[str, float] | None) -> None:
         cfg = self._cfg
@@ -334,47 +329,24 @@ class UserInterest(EventClock, base.Classifier):
         True
         """
         out, coef = self._smoothed_tracked(prior)
-        negated = [(-v, c) for c, v in out.items() if c != OTHER]
-        if k > 0:
-            get, left, append = prior.get, k, negated.append
-            for c in ranked:
-                if c not in out:
-                    append((-(coef * get(c, 0.0)), c))
-                    left -= 1
-                    if not left:
-                        break
-        return rank_top(negated, k)
+        return rank_smoothed(out, coef, prior, ranked, k)
 
     def _smoothed_tracked(self, prior: Mapping[str, float]) -> tuple[dict[str, float], float]:
         """The smoothed probabilities of the tracked categories, and the multiple of its prior
         that every untracked category gets."""
-        out: dict[str, float] = {}
         if not self._n:
-            return out, 1.0
-        get = prior.get
-        ws = self.short_weight()
+            return {}, 1.0
         a_short, a_long = self._alphas()
-        coef = 0.0
-        for weight, masses, res, alpha in (
-            (ws, self._short, self._short_res, a_short),
-            (1.0 - ws, self._long, self._long_res, a_long),
-        ):
-            total = sum(masses.values()) + res + alpha
-            oget = out.get
-            if not res:  # nothing evicted (most users): no mass to spread over the untracked
-                coef += weight * alpha / total
-                for c, m in masses.items():
-                    out[c] = oget(c, 0.0) + weight * m / total
-                continue
-            p_tracked = [get(c, 0.0) for c in masses]
-            untracked = 1.0 - sum(p_tracked)
-            spread = res / untracked if untracked > 1e-12 else 0.0
-            coef += weight * (alpha + spread) / total
-            for (c, m), p in zip(masses.items(), p_tracked, strict=True):
-                out[c] = oget(c, 0.0) + weight * (m - spread * p) / total
-        for c in out:
-            out[c] += coef * get(c, 0.0)
-        return out, coef
+        return smoothed_tracked(
+            self._short,
+            self._long,
+            self.short_weight(),
+            self._short_res,
+            self._long_res,
+            a_short,
+            a_long,
+            prior,
+        )
 
     def top_horizons(self, k: int) -> tuple[dict[str, float], dict[str, float]]:
         """The ``k`` most probable categories of each of ``horizons()`` (no prior), the rest

@@ -12,9 +12,9 @@ from typing import Any
 
 import faust
 
+from models.online.masses import top_k, total_variation
 from models.online.population import merged_distribution
 from models.schema import OTHER, POPULATION_PREFIX
-from models.tracker import top_k, total_variation
 from stream.batch_consumer import partition_lag
 from stream.codec import REASONS, decode_snapshot
 from stream.web.cache import ChangeLog, SnapshotCache, compact

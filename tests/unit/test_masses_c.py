@@ -1,0 +1,171 @@
+"""The C arithmetic of ``models/online/_masses.c``: ``masses.py``'s, bit for bit."""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+from collections import OrderedDict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.online import masses, user
+from models.online.user import UserInterest
+from models.schema import OTHER
+from stream.dev.events import interleaved_events
+
+pytestmark = pytest.mark.unit
+
+ACCELERATED = (
+    "top_k",
+    "top_smoothed",
+    "rank_smoothed",
+    "mix_horizons",
+    "smoothed_tracked",
+    "total_variation",
+    "entropy",
+)
+
+built = pytest.mark.skipif(masses._masses is None, reason="models.online._masses is not built")
+
+
+def both(name: str, *args):
+    """The C and the Python definition of ``name`` on the same arguments."""
+    fn = getattr(masses, name)
+    return fn.fast(*args), fn.python(*args)
+
+
+def same(a, b) -> bool:
+    """Equal, floats bit for bit, dicts in the same order."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, float):
+        return type(b) is float and (a == b and math.copysign(1, a) == math.copysign(1, b))
+    return a == b
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: masses.py runs in Python")
+def test_the_install_builds_the_c_arithmetic():
+    assert masses._masses is not None, "pip install -e . did not build models.online._masses"
+    for name in ACCELERATED:
+        assert getattr(masses, name).fast is not None, name
+
+
+# Few names and few values: ties (broken by name) are common, as in a user's masses after
+# events with several categories.
+names = st.sampled_from(["a", "b", "c", "d", "e", "shoes", "bags", "é", "Z", OTHER])
+masses_ = st.floats(min_value=0.0, max_value=50.0, allow_nan=False) | st.sampled_from(
+    [0.0, 0.25, 0.5, 1.0, 3.0]
+)
+dicts = st.dictionaries(names.filter(lambda c: c != OTHER), masses_, max_size=9)
+dists = st.dictionaries(names, masses_, max_size=9)
+ks = st.integers(min_value=0, max_value=12)
+small = st.floats(min_value=0.0, max_value=5.0, allow_nan=False)
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dists, ks)
+def test_top_k(p, k):
+    assert same(*both("top_k", p, k))
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dicts, small, st.floats(min_value=0.01, max_value=5.0), ks)
+def test_top_smoothed(m, residual, alpha, k):
+    assert same(*both("top_smoothed", m, residual, alpha, k))
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dicts, small, dicts, st.lists(names.filter(lambda c: c != OTHER), max_size=12, unique=True), ks)
+def test_rank_smoothed(tracked, coef, prior, ranked, k):
+    assert same(*both("rank_smoothed", tracked, coef, prior, ranked, k))
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dicts, dicts, st.floats(min_value=0.0, max_value=1.0), small, small, small, small)
+def test_mix_horizons(short, long_, ws, short_res, long_res, a_short, a_long):
+    a_short, a_long = a_short + 0.01, a_long + 0.01  # the pseudo-counts are positive
+    assert same(*both("mix_horizons", short, long_, ws, short_res, long_res, a_short, a_long))
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dicts, dicts, st.floats(min_value=0.0, max_value=1.0), small, small, small, small, dicts)
+def test_smoothed_tracked(short, long_, ws, short_res, long_res, a_short, a_long, prior):
+    total = sum(prior.values())
+    prior = {c: p / total for c, p in prior.items()} if total else prior
+    args = (short, long_, ws, short_res, long_res, a_short + 0.01, a_long + 0.01, prior)
+    assert same(*both("smoothed_tracked", *args))
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dists, dists)
+def test_total_variation_and_entropy(p, q):
+    assert same(*both("total_variation", p, q))
+    assert same(*both("entropy", p))
+
+
+@built
+def test_inputs_the_c_code_does_not_take_get_the_python_definition():
+    assert masses.top_k({"a": 2, "b": 1}, 1) == {"a": 2, OTHER: 0.0}  # ints stay ints
+    assert type(masses.top_k({"a": 2, "b": 1}, 1)["a"]) is int
+    assert masses.top_k(OrderedDict(a=0.5, b=0.5), 1) == {"a": 0.5, OTHER: 0.5}  # a Mapping
+    assert masses.entropy({1: 0.5, 2: 0.5}) == masses.entropy.python({1: 0.5, 2: 0.5})
+    p = {"a": 0.5, "b": 0.25, "c": 0.25}
+    assert masses.top_k(p, -1) == masses.top_k.python(p, -1) == {"a": 0.5, "b": 0.25, OTHER: 0.25}
+    with pytest.raises(ZeroDivisionError):
+        masses.top_smoothed({}, 0.0, 0.0, 3)
+    with pytest.raises(TypeError):  # a wrong call is still refused, by the Python definition
+        masses.top_k({"a": 1.0})
+
+
+@built
+def test_a_replay_gives_the_same_estimates_with_the_python_definitions(monkeypatch):
+    """Users, priors and events as the worker sees them: every snapshot part is the same
+    bit for bit with the C functions and with the Python definitions."""
+    rng = random.Random(0)
+    events = list(interleaved_events(0, 40, 60, seed=3))
+    for e in events:  # multi-category events, extra weights: ties and evictions
+        if rng.random() < 0.3:
+            e["categories"] = rng.sample([f"cat-{i}" for i in range(40)], rng.randint(2, 4))
+    prior = {f"cat-{i}": 1 / 40 for i in range(40)}
+    ranked = sorted(prior)
+
+    def run() -> list:
+        users: dict[str, UserInterest] = {}
+        out = []
+        for e in events:
+            u = users.setdefault(e["user_id"], UserInterest())
+            after, moved = u.learn_and_predict(e)
+            out.append(
+                (
+                    dict(after),
+                    moved,
+                    u.own_top(10),
+                    u.top_horizons(10),
+                    u.predict_top(prior, ranked, 10),
+                    masses.entropy(u.own_top(10)),
+                )
+            )
+        return out
+
+    fast = run()
+    for name in ACCELERATED:
+        python = getattr(masses, name).python
+        monkeypatch.setattr(masses, name, python)
+        if hasattr(user, name):
+            monkeypatch.setattr(user, name, python)
+    slow = run()
+    assert len(fast) == len(slow) == len(events)
+    for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
+        assert same(a, b), i
+    assert any(len(s[0]) > 20 for s in fast)  # some users past max_categories: residuals

@@ -18,6 +18,19 @@ static PyObject *OTHER; /* "_other": never ranked; holds the rest of the mass */
 
 /* ---- checks -------------------------------------------------------------------------- */
 
+static int type_error(void);
+
+/* "O&" converter: an exact dict (a subclass, say an OrderedDict, may iterate in another
+ * order than its underlying dict: TypeError, and the Python definition answers). */
+static int
+exact_dict(PyObject *obj, void *out)
+{
+    if (!PyDict_CheckExact(obj))
+        return type_error();
+    *(PyObject **)out = obj;
+    return 1;
+}
+
 static int
 type_error(void)
 {
@@ -210,7 +223,7 @@ top_k(PyObject *self, PyObject *args)
     Py_ssize_t k;
     Best b;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!n", &PyDict_Type, &p, &k) || best_init(&b, k) < 0)
+    if (!PyArg_ParseTuple(args, "O&n", exact_dict, &p, &k) || best_init(&b, k) < 0)
         return NULL;
     if (offer_divided(&b, p, 1.0) < 0) {
         best_free(&b);
@@ -227,7 +240,7 @@ top_smoothed(PyObject *self, PyObject *args)
     Py_ssize_t k;
     Best b;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!ddn", &PyDict_Type, &masses, &residual, &alpha, &k))
+    if (!PyArg_ParseTuple(args, "O&ddn", exact_dict, &masses, &residual, &alpha, &k))
         return NULL;
     if (sum_values(masses, &total) < 0)
         return NULL;
@@ -248,12 +261,12 @@ top_smoothed(PyObject *self, PyObject *args)
 static PyObject *
 rank_smoothed(PyObject *self, PyObject *args)
 {
-    PyObject *tracked, *prior, *ranked, *seq = NULL, *name;
+    PyObject *tracked, *prior, *ranked, *seq = NULL, *name, *out;
     double coef, p;
     Py_ssize_t k, left;
     Best b;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!dO!On", &PyDict_Type, &tracked, &coef, &PyDict_Type, &prior,
+    if (!PyArg_ParseTuple(args, "O&dO&On", exact_dict, &tracked, &coef, exact_dict, &prior,
                           &ranked, &k))
         return NULL;
     if (best_init(&b, k) < 0)
@@ -279,8 +292,9 @@ rank_smoothed(PyObject *self, PyObject *args)
         offer(&b, coef * p, name);
         left--;
     }
+    out = best_dict(&b); /* before seq goes: the names offered from it are borrowed */
     Py_DECREF(seq);
-    return best_dict(&b);
+    return out;
 fail:
     Py_XDECREF(seq);
     best_free(&b);
@@ -296,7 +310,7 @@ mix_horizons(PyObject *self, PyObject *args)
     double ws, wl, short_res, long_res, a_short, a_long, t_short, t_long;
     Py_ssize_t pos = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!O!ddddd", &PyDict_Type, &short_, &PyDict_Type, &long_, &ws,
+    if (!PyArg_ParseTuple(args, "O&O&ddddd", exact_dict, &short_, exact_dict, &long_, &ws,
                           &short_res, &long_res, &a_short, &a_long))
         return NULL;
     if (sum_values(short_, &t_short) < 0 || sum_values(long_, &t_long) < 0)
@@ -373,8 +387,8 @@ smoothed_tracked(PyObject *self, PyObject *args)
     double ws, short_res, long_res, a_short, a_long, coef = 0.0, p;
     Py_ssize_t pos = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!O!dddddO!", &PyDict_Type, &short_, &PyDict_Type, &long_, &ws,
-                          &short_res, &long_res, &a_short, &a_long, &PyDict_Type, &prior))
+    if (!PyArg_ParseTuple(args, "O&O&dddddO&", exact_dict, &short_, exact_dict, &long_, &ws,
+                          &short_res, &long_res, &a_short, &a_long, exact_dict, &prior))
         return NULL;
     if ((out = PyDict_New()) == NULL)
         return NULL;
@@ -403,7 +417,7 @@ total_variation(PyObject *self, PyObject *args)
     double total = 0.0, gone = 0.0, was;
     int any_gone = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &before_, &PyDict_Type, &after))
+    if (!PyArg_ParseTuple(args, "O&O&", exact_dict, &before_, exact_dict, &after))
         return NULL;
     while (PyDict_Next(after, &pos, &name, &value)) {
         if (!checked(name, value) || get_or_zero(before_, name, &was) < 0)
@@ -434,7 +448,7 @@ entropy(PyObject *self, PyObject *args)
     Py_ssize_t pos = 0, terms = 0;
     double total = 0.0, v;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &p))
+    if (!PyArg_ParseTuple(args, "O&", exact_dict, &p))
         return NULL;
     while (PyDict_Next(p, &pos, &name, &value)) {
         if (!PyFloat_CheckExact(value)) {

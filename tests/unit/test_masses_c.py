@@ -83,7 +83,9 @@ def test_top_smoothed(m, residual, alpha, k):
 
 @built
 @settings(max_examples=300, deadline=None)
-@given(dicts, small, dicts, st.lists(names.filter(lambda c: c != OTHER), max_size=12, unique=True), ks)
+@given(
+    dicts, small, dicts, st.lists(names.filter(lambda c: c != OTHER), max_size=12, unique=True), ks
+)
 def test_rank_smoothed(tracked, coef, prior, ranked, k):
     assert same(*both("rank_smoothed", tracked, coef, prior, ranked, k))
 
@@ -118,7 +120,15 @@ def test_total_variation_and_entropy(p, q):
 def test_inputs_the_c_code_does_not_take_get_the_python_definition():
     assert masses.top_k({"a": 2, "b": 1}, 1) == {"a": 2, OTHER: 0.0}  # ints stay ints
     assert type(masses.top_k({"a": 2, "b": 1}, 1)["a"]) is int
-    assert masses.top_k(OrderedDict(a=0.5, b=0.5), 1) == {"a": 0.5, OTHER: 0.5}  # a Mapping
+    moved_last = OrderedDict(a=0.5, b=0.5)
+    moved_last.move_to_end("a")  # iterates b, a; the dict under it a, b: Python's order wins
+    assert list(masses.top_k(moved_last, 2)) == list(masses.top_k.python(moved_last, 2))
+    ranked = (c for c in ["c", "d"])  # any iterable: its names outlive the ranking
+    got = masses.rank_smoothed({"a": 0.5}, 0.5, {"c": 0.6, "d": 0.4}, ranked, 2)
+    assert same(
+        got, masses.rank_smoothed.python({"a": 0.5}, 0.5, {"c": 0.6, "d": 0.4}, ["c", "d"], 2)
+    )
+    assert list(got) == ["a", "c", OTHER]
     assert masses.entropy({1: 0.5, 2: 0.5}) == masses.entropy.python({1: 0.5, 2: 0.5})
     p = {"a": 0.5, "b": 0.25, "c": 0.25}
     assert masses.top_k(p, -1) == masses.top_k.python(p, -1) == {"a": 0.5, "b": 0.25, OTHER: 0.25}

@@ -1,0 +1,115 @@
+"""What one event costs the worker's estimator in-process, with the C arithmetic and without.
+
+No broker: users with long histories from the bench's generator, a population prior, then
+more events, each applied to its user's record, built into a snapshot and packed, timed per
+event; and the parts of a snapshot one at a time. Each variant runs in a process of its own
+(``python`` blocks ``models.online._masses`` before anything imports it), alternating.
+
+    python -m stream.dev.estimator_cost            # both variants, 3 rounds
+    python -m stream.dev.estimator_cost --rounds 1 --users 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+VARIANTS = ("c", "python")
+
+
+def measure(users: int, history: int, events: int) -> dict[str, float]:
+    """µs per event (apply; apply + build; apply + build + pack) and per snapshot part."""
+    from models.online import masses
+    from models.online.population import PopulationInterest
+    from models.priors.population import PopulationPrior
+    from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, snapshot_of
+    from stream.codec import encode_snapshot
+    from stream.dev.events import interleaved_events
+
+    cfg = TrackerConfig()
+    generated = list(interleaved_events(0, users, history + events // users + 1, seed=0))
+    warm, rest = generated[: users * history], generated[users * history :][:events]
+    records: dict[str, UserRecord] = {}
+    pop = PopulationInterest(cfg.interest)
+    for e in warm:
+        r = records.setdefault(e["user_id"], UserRecord(cfg))
+        r.apply(e)
+        pop.learn_one(e, user_events=r.n_events - 1)
+    prior = PopulationPrior.from_population(pop, prior_depth(cfg))
+
+    def per_event(build: bool, pack: bool) -> float:
+        start = time.perf_counter()
+        for e in rest:
+            r = records[e["user_id"]]
+            r.apply(dict(e))
+            if build:
+                s = build_snapshot(e["user_id"], r, cfg, prior=prior)
+                if pack:
+                    encode_snapshot(s)
+        return (time.perf_counter() - start) / len(rest) * 1e6
+
+    out = {
+        "c": masses._masses is not None,
+        "apply_us": per_event(False, False),
+        "apply_build_us": per_event(True, False),
+        "apply_build_pack_us": per_event(True, True),
+    }
+    estimators = [r.interest for r in records.values()]
+    k = cfg.top_k
+    parts = {
+        "own_distribution_us": lambda u: u.own_distribution(),
+        "own_top_us": lambda u: u.own_top(k),
+        "top_horizons_us": lambda u: u.top_horizons(k),
+        "predict_top_us": lambda u: u.predict_top(prior.probs, prior.ranked, k),
+        "snapshot_of_us": lambda u: snapshot_of("u", u, None, [], cfg, prior=prior),
+    }
+    for name, part in parts.items():
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for u in estimators:
+                u._own = u._own_top = u._scales = None  # the caches an event clears
+                part(u)
+            best = min(best, (time.perf_counter() - start) / len(estimators) * 1e6)
+        out[name] = best
+    return out
+
+
+def run_variant(variant: str, users: int, history: int, events: int) -> dict[str, float]:
+    """``measure`` in a fresh process, with the C extension or with it blocked."""
+    block = 'import sys; sys.modules["models.online._masses"] = None; ' if variant != "c" else ""
+    code = (
+        f"{block}import json; from stream.dev.estimator_cost import measure; "
+        f"print(json.dumps(measure({users}, {history}, {events})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="estimator_cost", description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--history", type=int, default=50, help="events per user before timing")
+    ap.add_argument("--events", type=int, default=60_000, help="events timed per pass")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    rows: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for _ in range(args.rounds):
+        for variant in VARIANTS:
+            rows[variant].append(run_variant(variant, args.users, args.history, args.events))
+    keys = [k for k in rows["c"][0] if k.endswith("_us")]
+    print(f"{args.users:,} users, {args.history} events each, then {args.events:,} timed")
+    print("| µs | " + " | ".join(f"{v} (min of {args.rounds})" for v in VARIANTS) + " |")
+    print("|---|" + "---:|" * len(VARIANTS))
+    for key in keys:
+        cells = [f"{min(r[key] for r in rows[v]):.1f}" for v in VARIANTS]
+        print(f"| {key[:-3]} | " + " | ".join(cells) + " |")
+    if not rows["c"][0]["c"]:
+        print("(models.online._masses is not built here: both columns ran the Python definitions)")
+
+
+if __name__ == "__main__":
+    main()

@@ -310,7 +310,7 @@ mix_horizons(PyObject *self, PyObject *args)
     double ws, wl, short_res, long_res, a_short, a_long, t_short, t_long;
     Py_ssize_t pos = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O&O&ddddd", exact_dict, &short_, exact_dict, &long_, &ws,
+    if (!PyArg_ParseTuple(args, "(O&O&ddddd)", exact_dict, &short_, exact_dict, &long_, &ws,
                           &short_res, &long_res, &a_short, &a_long))
         return NULL;
     if (sum_values(short_, &t_short) < 0 || sum_values(long_, &t_long) < 0)
@@ -387,7 +387,7 @@ smoothed_tracked(PyObject *self, PyObject *args)
     double ws, short_res, long_res, a_short, a_long, coef = 0.0, p;
     Py_ssize_t pos = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O&O&dddddO&", exact_dict, &short_, exact_dict, &long_, &ws,
+    if (!PyArg_ParseTuple(args, "(O&O&ddddd)O&", exact_dict, &short_, exact_dict, &long_, &ws,
                           &short_res, &long_res, &a_short, &a_long, exact_dict, &prior))
         return NULL;
     if ((out = PyDict_New()) == NULL)

@@ -161,22 +161,21 @@ def rank_smoothed(
     return rank_top(negated, k)
 
 
-@accelerated
-def mix_horizons(
-    short: Mapping[str, float],
-    long_: Mapping[str, float],
-    ws: float,
-    short_res: float,
-    long_res: float,
-    a_short: float,
-    a_long: float,
-) -> dict[str, float]:
-    """The two horizons' masses, each smoothed by its pseudo-count ``a_*`` and mixed with
-    weights ``ws`` and ``1 - ws``; residuals and pseudo-counts as ``_other``.
+# A user's two horizons as mix_horizons and smoothed_tracked read them: (short masses, long
+# masses, the short horizon's weight, short residual, long residual, short pseudo-count, long
+# pseudo-count), masses and pseudo-counts in stored units (UserInterest.horizon_parts).
+Horizons = tuple[Mapping[str, float], Mapping[str, float], float, float, float, float, float]
 
-    >>> mix_horizons({"a": 1.0}, {"a": 1.0, "b": 2.0}, 0.5, 0.0, 0.0, 1.0, 1.0)
+
+@accelerated
+def mix_horizons(horizons: Horizons) -> dict[str, float]:
+    """The two horizons' masses, each smoothed by its pseudo-count and mixed with weights
+    ``ws`` and ``1 - ws``; residuals and pseudo-counts as ``_other``.
+
+    >>> mix_horizons(({"a": 1.0}, {"a": 1.0, "b": 2.0}, 0.5, 0.0, 0.0, 1.0, 1.0))
     {'a': 0.375, 'b': 0.25, '_other': 0.375}
     """
+    short, long_, ws, short_res, long_res, a_short, a_long = horizons
     t_short = sum(short.values()) + short_res + a_short
     t_long = sum(long_.values()) + long_res + a_long
     wl = 1.0 - ws
@@ -192,24 +191,18 @@ def mix_horizons(
 
 @accelerated
 def smoothed_tracked(
-    short: Mapping[str, float],
-    long_: Mapping[str, float],
-    ws: float,
-    short_res: float,
-    long_res: float,
-    a_short: float,
-    a_long: float,
-    prior: Mapping[str, float],
+    horizons: Horizons, prior: Mapping[str, float]
 ) -> tuple[dict[str, float], float]:
     """The two horizons smoothed toward ``prior`` and mixed (as :func:`mix_horizons`), on the
     tracked categories only; and the multiple of its prior that every untracked category
     gets. A horizon's residual is spread over the untracked categories by the prior.
 
-    >>> out, coef = smoothed_tracked({"a": 1.0}, {"a": 1.0}, 0.5, 0.0, 0.0, 1.0, 1.0,
+    >>> out, coef = smoothed_tracked(({"a": 1.0}, {"a": 1.0}, 0.5, 0.0, 0.0, 1.0, 1.0),
     ...                              {"a": 0.5, "b": 0.5})
     >>> out, coef, out["a"] + coef * 0.5
     ({'a': 0.75}, 0.5, 1.0)
     """
+    short, long_, ws, short_res, long_res, a_short, a_long = horizons
     get = prior.get
     out: dict[str, float] = {}
     coef = 0.0

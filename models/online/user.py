@@ -21,6 +21,7 @@ from models.online.drift import SurpriseDrift
 from models.online.masses import (
     REBASE_EXPONENT,
     EventClock,
+    Horizons,
     add_mass,
     event_labels,
     mix_horizons,
@@ -154,16 +155,7 @@ class UserInterest(EventClock, base.Classifier):
     def _predict_own(self) -> dict[str, float]:
         if self._n == 0:
             return {OTHER: 1.0}
-        a_short, a_long = self._alphas(False)
-        return mix_horizons(
-            self._short,
-            self._long,
-            self.short_weight(),
-            self._short_res,
-            self._long_res,
-            a_short,
-            a_long,
-        )
+        return mix_horizons(self.horizon_parts(prior=False))
 
     def _learn(self, x: dict, cats: list, before: Mapping[str, float] | None) -> None:
         cfg = self._cfg
@@ -336,8 +328,13 @@ class UserInterest(EventClock, base.Classifier):
         that every untracked category gets."""
         if not self._n:
             return {}, 1.0
-        a_short, a_long = self._alphas()
-        return smoothed_tracked(
+        return smoothed_tracked(self.horizon_parts(prior=True), prior)
+
+    def horizon_parts(self, prior: bool) -> Horizons:
+        """The two horizons as ``masses.mix_horizons`` reads them, with the pseudo-counts
+        toward a prior (``prior_strength``) or as ``_other`` (``other_strength``)."""
+        a_short, a_long = self._alphas(prior)
+        return (
             self._short,
             self._long,
             self.short_weight(),
@@ -345,7 +342,6 @@ class UserInterest(EventClock, base.Classifier):
             self._long_res,
             a_short,
             a_long,
-            prior,
         )
 
     def top_horizons(self, k: int) -> tuple[dict[str, float], dict[str, float]]:

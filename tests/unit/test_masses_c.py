@@ -95,7 +95,8 @@ def test_rank_smoothed(tracked, coef, prior, ranked, k):
 @given(dicts, dicts, st.floats(min_value=0.0, max_value=1.0), small, small, small, small)
 def test_mix_horizons(short, long_, ws, short_res, long_res, a_short, a_long):
     a_short, a_long = a_short + 0.01, a_long + 0.01  # the pseudo-counts are positive
-    assert same(*both("mix_horizons", short, long_, ws, short_res, long_res, a_short, a_long))
+    horizons = (short, long_, ws, short_res, long_res, a_short, a_long)
+    assert same(*both("mix_horizons", horizons))
 
 
 @built
@@ -104,8 +105,8 @@ def test_mix_horizons(short, long_, ws, short_res, long_res, a_short, a_long):
 def test_smoothed_tracked(short, long_, ws, short_res, long_res, a_short, a_long, prior):
     total = sum(prior.values())
     prior = {c: p / total for c, p in prior.items()} if total else prior
-    args = (short, long_, ws, short_res, long_res, a_short + 0.01, a_long + 0.01, prior)
-    assert same(*both("smoothed_tracked", *args))
+    horizons = (short, long_, ws, short_res, long_res, a_short + 0.01, a_long + 0.01)
+    assert same(*both("smoothed_tracked", horizons, prior))
 
 
 @built

@@ -108,6 +108,136 @@ add_float(PyObject *d, PyObject *name, double x)
     return set_float(d, name, was + x);
 }
 
+/* ---- learning ------------------------------------------------------------------------ */
+
+/* The index of cats[i] among cats[0..i) (a repeated category), else -1. */
+static Py_ssize_t
+seen_before(PyObject **cats, Py_ssize_t i)
+{
+    for (Py_ssize_t j = 0; j < i; j++)
+        if (cats[j] == cats[i] || PyUnicode_Compare(cats[j], cats[i]) == 0)
+            return j;
+    return -1;
+}
+
+/* add_mass(masses, residual, cats, w, cap): everything is checked before masses changes, so
+ * a TypeError (and the Python definition's run after it) never follows a half-done add. */
+static PyObject *
+add_mass(PyObject *self, PyObject *args)
+{
+    PyObject *masses, *cats, *seq, **items, *name, *value, *smallest;
+    double residual, w, share, least, was;
+    Py_ssize_t cap, n, fresh = 0, pos;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&dOdn", exact_dict, &masses, &residual, &cats, &w, &cap))
+        return NULL;
+    if (!PyList_CheckExact(cats) && !PyTuple_CheckExact(cats)) {
+        type_error();
+        return NULL;
+    }
+    if ((seq = PySequence_Fast(cats, "cats")) == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    items = PySequence_Fast_ITEMS(seq);
+    if (n == 0) { /* Python's w / len(cats) */
+        PyErr_SetString(PyExc_ZeroDivisionError, "float division by zero");
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_CheckExact(items[i])) {
+            type_error();
+            goto fail;
+        }
+        value = PyDict_GetItemWithError(masses, items[i]);
+        if (value == NULL && PyErr_Occurred())
+            goto fail;
+        if (value != NULL && !PyFloat_CheckExact(value)) {
+            type_error();
+            goto fail;
+        }
+        if (value == NULL && seen_before(items, i) < 0)
+            fresh++;
+    }
+    if (PyDict_GET_SIZE(masses) + fresh > cap) { /* an eviction will scan every entry */
+        pos = 0;
+        while (PyDict_Next(masses, &pos, &name, &value))
+            if (!checked(name, value))
+                goto fail;
+    }
+    share = w / (double)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (get_or_zero(masses, items[i], &was) < 0 || set_float(masses, items[i], was + share) < 0)
+            goto fail;
+    }
+    while (PyDict_GET_SIZE(masses) > cap) {
+        smallest = NULL;
+        least = 0.0;
+        pos = 0;
+        while (PyDict_Next(masses, &pos, &name, &value)) {
+            double m = PyFloat_AS_DOUBLE(value);
+            if (smallest == NULL || m < least ||
+                (m == least && PyUnicode_Compare(name, smallest) < 0)) {
+                smallest = name;
+                least = m;
+            }
+        }
+        Py_INCREF(smallest);
+        int rc = PyDict_DelItem(masses, smallest);
+        Py_DECREF(smallest);
+        if (rc < 0)
+            goto fail;
+        residual += least;
+    }
+    Py_DECREF(seq);
+    return PyFloat_FromDouble(residual);
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyObject *
+mean_surprise(PyObject *self, PyObject *args)
+{
+    PyObject *p, *cats, *seq, *other_value, *name;
+    double spread, other, total = 0.0, x;
+    Py_ssize_t n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&Od", exact_dict, &p, &cats, &spread))
+        return NULL;
+    other_value = PyDict_GetItemWithError(p, OTHER);
+    if (other_value == NULL || !PyFloat_CheckExact(other_value) || spread == 0.0) {
+        if (!PyErr_Occurred()) /* KeyError, ZeroDivisionError: the Python definition's own */
+            type_error();
+        return NULL;
+    }
+    other = PyFloat_AS_DOUBLE(other_value) / spread;
+    if ((seq = PySequence_Fast(cats, "categories must be a sequence")) == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0) {
+        Py_DECREF(seq);
+        type_error();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        name = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *v = PyDict_GetItemWithError(p, name);
+        if (v == NULL && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (v != NULL && !PyFloat_CheckExact(v)) {
+            Py_DECREF(seq);
+            type_error();
+            return NULL;
+        }
+        x = v != NULL ? PyFloat_AS_DOUBLE(v) : other;
+        total += log(x < 1e-9 ? 1e-9 : x);
+    }
+    Py_DECREF(seq);
+    return PyFloat_FromDouble(-total / (double)n);
+}
+
 /* ---- ranking ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -474,6 +604,8 @@ static PyMethodDef methods[] = {
     {"smoothed_tracked", smoothed_tracked, METH_VARARGS, "masses.smoothed_tracked, in C."},
     {"total_variation", total_variation, METH_VARARGS, "masses.total_variation, in C."},
     {"entropy", entropy, METH_VARARGS, "masses.entropy, in C."},
+    {"add_mass", add_mass, METH_VARARGS, "masses.add_mass, in C."},
+    {"mean_surprise", mean_surprise, METH_VARARGS, "masses.mean_surprise, in C."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -67,9 +67,17 @@ def rescale(masses: dict[str, float], residual: float, factor: float) -> float:
     return residual * factor
 
 
+@accelerated
 def add_mass(
     masses: dict[str, float], residual: float, cats: Sequence[str], w: float, cap: int
 ) -> float:
+    """Add ``w`` to ``masses``, split evenly over ``cats`` (in place); past ``cap``
+    categories the smallest (ties by name) go to the residual, which is returned.
+
+    >>> m = {"a": 1.0, "b": 0.5}
+    >>> add_mass(m, 0.0, ["c"], 0.25, 2), m
+    (0.25, {'a': 1.0, 'b': 0.5})
+    """
     share = w / len(cats)
     for c in cats:
         masses[c] = masses.get(c, 0.0) + share
@@ -242,6 +250,19 @@ def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     if gone:
         moved += sum(gone)
     return 0.5 * moved
+
+
+@accelerated
+def mean_surprise(p: Mapping[str, float], categories: Sequence[str], other_spread: float) -> float:
+    """Mean ``-log p(c)`` of ``categories``; one ``p`` does not name gets ``p["_other"] /
+    other_spread``, and no probability counts as less than 1e-9.
+
+    >>> round(mean_surprise({"a": 0.5, "_other": 0.5}, ["a", "b"], 100.0), 4)
+    2.9957
+    """
+    other = p[OTHER] / other_spread
+    log, get = math.log, p.get
+    return -sum([log(max(get(c, other), 1e-9)) for c in categories]) / len(categories)
 
 
 @accelerated

@@ -10,7 +10,6 @@ Event time drives decay, never arrival time, and an estimator's whole state is a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ from models.online.masses import (
     Horizons,
     add_mass,
     event_labels,
+    mean_surprise,
     mix_horizons,
     rank_smoothed,
     rescale,
@@ -109,9 +109,7 @@ class UserInterest(EventClock, base.Classifier):
         if self._n == 0:
             return 0.0
         p = self.predict_proba_one({}) if p is None else p
-        other = p[OTHER] / self._cfg.other_spread
-        log, get = math.log, p.get
-        return -sum([log(max(get(c, other), 1e-9)) for c in categories]) / len(categories)
+        return mean_surprise(p, categories, self._cfg.other_spread)
 
     def learn_one(self, x: dict, y: str | Sequence[str] | None = None) -> None:
         before = self.own_distribution() if self._n else None

@@ -26,6 +26,8 @@ ACCELERATED = (
     "smoothed_tracked",
     "total_variation",
     "entropy",
+    "add_mass",
+    "mean_surprise",
 )
 
 built = pytest.mark.skipif(masses._masses is None, reason="models.online._masses is not built")
@@ -118,6 +120,39 @@ def test_total_variation_and_entropy(p, q):
 
 
 @built
+@settings(max_examples=300, deadline=None)
+@given(dicts, small, st.lists(names.filter(lambda c: c != OTHER), max_size=4), small, ks)
+def test_add_mass(m, residual, cats, w, cap):
+    fast_masses, python_masses = dict(m), dict(m)
+    if not cats:
+        for fn, masses_ in ((masses.add_mass.fast, fast_masses), (masses.add_mass.python, m)):
+            with pytest.raises(ZeroDivisionError):
+                fn(masses_, residual, cats, w, cap)
+        return
+    fast = masses.add_mass.fast(fast_masses, residual, cats, w, cap)
+    python = masses.add_mass.python(python_masses, residual, cats, w, cap)
+    assert same(fast, python)
+    assert same(fast_masses, python_masses)
+
+
+def test_add_mass_refused_by_the_c_code_changes_nothing_before_the_python_definition_runs():
+    m = {"a": 1.0, "b": 2}  # an int mass: the C refuses it when an eviction must scan it
+    assert masses.add_mass(m, 0.0, ["c"], 1.0, 2) == 1.0  # "a" evicted, by the Python definition
+    assert m == {"b": 2, "c": 1.0}
+    m = {"a": 1.0}
+    assert masses.add_mass(m, 0.0, ["a", 7], 1.0, 5) == 0.0  # a non-str category
+    assert m == {"a": 1.5, 7: 0.5}
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(dists, st.lists(names, min_size=1, max_size=4), st.floats(min_value=1.0, max_value=200.0))
+def test_mean_surprise(p, cats, spread):
+    p = {**p, OTHER: p.get(OTHER, 0.5)}
+    assert same(*both("mean_surprise", p, cats, spread))
+
+
+@built
 def test_inputs_the_c_code_does_not_take_get_the_python_definition():
     assert masses.top_k({"a": 2, "b": 1}, 1) == {"a": 2, OTHER: 0.0}  # ints stay ints
     assert type(masses.top_k({"a": 2, "b": 1}, 1)["a"]) is int
@@ -137,6 +172,10 @@ def test_inputs_the_c_code_does_not_take_get_the_python_definition():
         masses.top_smoothed({}, 0.0, 0.0, 3)
     with pytest.raises(TypeError):  # a wrong call is still refused, by the Python definition
         masses.top_k({"a": 1.0})
+    with pytest.raises(KeyError):  # no _other: the Python definition's error
+        masses.mean_surprise({"a": 1.0}, ["a"], 100.0)
+    with pytest.raises(ZeroDivisionError):
+        masses.mean_surprise({OTHER: 1.0}, [], 100.0)
 
 
 @built

@@ -2,7 +2,7 @@
  *
  * Every function here has a Python definition of the same name and arguments in masses.py,
  * which stays the specification: the same divisions and products, sums in the same order
- * (Python 3.11's float sum adds left to right), ties broken by name as Python's sort of
+ * (as the running interpreter's sum() does: see PySum), ties broken by name as Python's sort of
  * (-p, name) pairs does, so the results are equal bit for bit (tests/unit/test_masses_c.py).
  * A user's distributions hold a handful of categories; in Python each step is a list of
  * tuples or a dict comprehension, a few microseconds, and a snapshot takes a dozen of them.
@@ -15,6 +15,40 @@
 #include <math.h>
 
 static PyObject *OTHER; /* "_other": never ranked; holds the rest of the mass */
+
+/* ---- Python's sum() ------------------------------------------------------------------ */
+
+/* A float sum as the running interpreter's sum() computes it: left to right before 3.12,
+ * from 3.12 with Neumaier's compensation (Python/bltinmodule.c), so that C and Python agree
+ * bit for bit on either. Starting from 0.0 matches sum()'s int start: 0 + x is x. */
+typedef struct {
+    double f, c;
+} PySum;
+
+static inline void
+pysum_add(PySum *s, double x)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    double t = s->f + x;
+    if (fabs(s->f) >= fabs(x))
+        s->c += (s->f - t) + x;
+    else
+        s->c += (x - t) + s->f;
+    s->f = t;
+#else
+    s->f += x;
+#endif
+}
+
+static inline double
+pysum_result(const PySum *s)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (s->c != 0.0 && isfinite(s->c))
+        return s->f + s->c;
+#endif
+    return s->f;
+}
 
 /* ---- checks -------------------------------------------------------------------------- */
 
@@ -77,13 +111,13 @@ sum_values(PyObject *d, double *out)
 {
     PyObject *name, *value;
     Py_ssize_t pos = 0;
-    double total = 0.0;
+    PySum total = {0.0, 0.0};
     while (PyDict_Next(d, &pos, &name, &value)) {
         if (!checked(name, value))
             return -1;
-        total += PyFloat_AS_DOUBLE(value);
+        pysum_add(&total, PyFloat_AS_DOUBLE(value));
     }
-    *out = total;
+    *out = pysum_result(&total);
     return 0;
 }
 
@@ -199,7 +233,8 @@ static PyObject *
 mean_surprise(PyObject *self, PyObject *args)
 {
     PyObject *p, *cats, *seq, *other_value, *name;
-    double spread, other, total = 0.0, x;
+    double spread, other, x;
+    PySum total = {0.0, 0.0};
     Py_ssize_t n;
     (void)self;
     if (!PyArg_ParseTuple(args, "O&Od", exact_dict, &p, &cats, &spread))
@@ -232,10 +267,10 @@ mean_surprise(PyObject *self, PyObject *args)
             return NULL;
         }
         x = v != NULL ? PyFloat_AS_DOUBLE(v) : other;
-        total += log(x < 1e-9 ? 1e-9 : x);
+        pysum_add(&total, log(x < 1e-9 ? 1e-9 : x));
     }
     Py_DECREF(seq);
-    return PyFloat_FromDouble(-total / (double)n);
+    return PyFloat_FromDouble(-pysum_result(&total) / (double)n);
 }
 
 /* ---- ranking ------------------------------------------------------------------------- */
@@ -310,16 +345,17 @@ offer(Best *b, double p, PyObject *name)
 static PyObject *
 best_dict(Best *b)
 {
-    double total = 0.0, rest;
+    double rest;
+    PySum total = {0.0, 0.0};
     PyObject *out = PyDict_New();
     if (out == NULL)
         goto fail;
     for (Py_ssize_t i = 0; i < b->n; i++) {
-        total += b->top[i].p;
+        pysum_add(&total, b->top[i].p);
         if (set_float(out, b->top[i].name, b->top[i].p) < 0)
             goto fail;
     }
-    rest = 1.0 - total;
+    rest = 1.0 - pysum_result(&total);
     if (set_float(out, OTHER, rest > 0.0 ? rest : 0.0) < 0)
         goto fail;
     best_free(b);
@@ -478,7 +514,8 @@ smooth_horizon(PyObject *out, PyObject *masses, PyObject *prior, double weight, 
 {
     PyObject *name, *value;
     Py_ssize_t pos = 0;
-    double total, untracked = 1.0, tracked = 0.0, spread, p;
+    double total, untracked = 1.0, spread, p;
+    PySum tracked = {0.0, 0.0};
     if (sum_values(masses, &total) < 0)
         return -1;
     total = total + res + alpha;
@@ -496,9 +533,9 @@ smooth_horizon(PyObject *out, PyObject *masses, PyObject *prior, double weight, 
     while (PyDict_Next(masses, &pos, &name, &value)) {
         if (get_or_zero(prior, name, &p) < 0)
             return -1;
-        tracked += p;
+        pysum_add(&tracked, p);
     }
-    untracked = 1.0 - tracked;
+    untracked = 1.0 - pysum_result(&tracked);
     spread = untracked > 1e-12 ? res / untracked : 0.0;
     *coef += weight * (alpha + spread) / total;
     pos = 0;
@@ -544,7 +581,8 @@ total_variation(PyObject *self, PyObject *args)
 {
     PyObject *before_, *after, *name, *value;
     Py_ssize_t pos = 0;
-    double total = 0.0, gone = 0.0, was;
+    double was, total;
+    PySum moved = {0.0, 0.0}, gone = {0.0, 0.0};
     int any_gone = 0;
     (void)self;
     if (!PyArg_ParseTuple(args, "O&O&", exact_dict, &before_, exact_dict, &after))
@@ -552,7 +590,7 @@ total_variation(PyObject *self, PyObject *args)
     while (PyDict_Next(after, &pos, &name, &value)) {
         if (!checked(name, value) || get_or_zero(before_, name, &was) < 0)
             return NULL;
-        total += fabs(PyFloat_AS_DOUBLE(value) - was);
+        pysum_add(&moved, fabs(PyFloat_AS_DOUBLE(value) - was));
     }
     pos = 0;
     while (PyDict_Next(before_, &pos, &name, &value)) {
@@ -562,12 +600,13 @@ total_variation(PyObject *self, PyObject *args)
         if (kept < 0)
             return NULL;
         if (!kept) {
-            gone += PyFloat_AS_DOUBLE(value);
+            pysum_add(&gone, PyFloat_AS_DOUBLE(value));
             any_gone = 1;
         }
     }
+    total = pysum_result(&moved);
     if (any_gone)
-        total += gone;
+        total += pysum_result(&gone);
     return PyFloat_FromDouble(0.5 * total);
 }
 
@@ -576,7 +615,8 @@ entropy(PyObject *self, PyObject *args)
 {
     PyObject *p, *name, *value;
     Py_ssize_t pos = 0, terms = 0;
-    double total = 0.0, v;
+    double v;
+    PySum total = {0.0, 0.0};
     (void)self;
     if (!PyArg_ParseTuple(args, "O&", exact_dict, &p))
         return NULL;
@@ -587,13 +627,13 @@ entropy(PyObject *self, PyObject *args)
         }
         v = PyFloat_AS_DOUBLE(value);
         if (v > 0.0) {
-            total += v * log(v);
+            pysum_add(&total, v * log(v));
             terms++;
         }
     }
     if (terms == 0) /* Python's -sum([]): the int 0 */
         return PyLong_FromLong(0);
-    return PyFloat_FromDouble(-total);
+    return PyFloat_FromDouble(-pysum_result(&total));
 }
 
 static PyMethodDef methods[] = {

@@ -5,7 +5,9 @@ w * 2**((t - r) / half_life), so nothing needs decaying per event and late event
 special case. The real mass at time T is the stored one times 2**(-(T - r) / half_life).
 When the exponent grows large the masses are rebased to a new r (rare, O(categories)).
 
-The functions marked ``@accelerated`` run, when it is built, in C (``_masses.c``): a user
+The functions marked ``@accelerated`` run, when it is built, in C (``models/_masses.c``, the
+extension ``models._masses``: beside the package, not in it, so importing it does not go
+through ``models.online``'s ``__init__``, which imports this module): a user
 tracks a handful of categories, and in Python each step over them is a list of tuples or a
 dict comprehension of a few microseconds, a dozen of them per event and snapshot. The
 definitions here are the specification; the C ones give the same results bit for bit.
@@ -21,7 +23,7 @@ from typing import TypeVar
 from models.schema import OTHER
 
 try:
-    from models.online import _masses
+    from models import _masses
 except ImportError:  # not built (no C compiler at install): the Python definitions run
     _masses = None
 

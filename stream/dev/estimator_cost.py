@@ -3,7 +3,7 @@
 No broker: users with long histories from the bench's generator, a population prior, then
 more events, each applied to its user's record, built into a snapshot and packed, timed per
 event; and the parts of a snapshot one at a time. Each variant runs in a process of its own
-(``python`` blocks ``models.online._masses`` before anything imports it), alternating.
+(``python`` blocks ``models._masses`` before anything imports it), alternating.
 
     python -m stream.dev.estimator_cost            # both variants, 3 rounds
     python -m stream.dev.estimator_cost --rounds 1 --users 500
@@ -80,7 +80,7 @@ def measure(users: int, history: int, events: int) -> dict[str, float]:
 
 def run_variant(variant: str, users: int, history: int, events: int) -> dict[str, float]:
     """``measure`` in a fresh process, with the C extension or with it blocked."""
-    block = 'import sys; sys.modules["models.online._masses"] = None; ' if variant != "c" else ""
+    block = 'import sys; sys.modules["models._masses"] = None; ' if variant != "c" else ""
     code = (
         f"{block}import json; from stream.dev.estimator_cost import measure; "
         f"print(json.dumps(measure({users}, {history}, {events})))"
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         cells = [f"{min(r[key] for r in rows[v]):.1f}" for v in VARIANTS]
         print(f"| {key[:-3]} | " + " | ".join(cells) + " |")
     if not rows["c"][0]["c"]:
-        print("(models.online._masses is not built here: both columns ran the Python definitions)")
+        print("(models._masses is not built here: both columns ran the Python definitions)")
 
 
 if __name__ == "__main__":

@@ -30,16 +30,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def module_files() -> dict[str, Path]:
-    """Dotted module name -> file, for every module of the packages (a C extension's
-    module by its ``.c`` source, which imports no project module)."""
+    """Dotted module name -> file, for every module of the packages."""
     out = {}
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             out[name] = path
-        for path in sorted((ROOT / package).rglob("*.c")):
-            out[".".join(path.relative_to(ROOT).with_suffix("").parts)] = path
     return out
 
 
@@ -73,9 +70,6 @@ def import_graph() -> dict[str, set[str]]:
     modules = module_files()
     graph = {}
     for name, path in modules.items():
-        if path.suffix == ".c":
-            graph[name] = set()
-            continue
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         targets: set[str] = set()

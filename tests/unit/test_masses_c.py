@@ -1,4 +1,4 @@
-"""The C arithmetic of ``models/online/_masses.c``: ``masses.py``'s, bit for bit."""
+"""The C arithmetic of ``models/_masses.c``: ``masses.py``'s, bit for bit."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ ACCELERATED = (
     "mean_surprise",
 )
 
-built = pytest.mark.skipif(masses._masses is None, reason="models.online._masses is not built")
+built = pytest.mark.skipif(masses._masses is None, reason="models._masses is not built")
 
 
 def both(name: str, *args):
@@ -52,7 +52,7 @@ def same(a, b) -> bool:
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: masses.py runs in Python")
 def test_the_install_builds_the_c_arithmetic():
-    assert masses._masses is not None, "pip install -e . did not build models.online._masses"
+    assert masses._masses is not None, "pip install -e . did not build models._masses"
     for name in ACCELERATED:
         assert getattr(masses, name).fast is not None, name
 

@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from models.history import push_event
 from models.online import InterestConfig, UserInterest
 from models.online.masses import entropy, top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import (
+    MS,
     RECORD_VERSION,
     HistoryField,
     RecordField,
@@ -25,7 +27,6 @@ from models.records import (
     read_times,
     read_v2_times,
     stored_times,
-    time_head,
 )
 from models.schema import EVENT_TYPES, OTHER
 
@@ -142,28 +143,36 @@ class UserRecord:
         return after
 
     def _append(self, item: str, cats: Sequence[str], et: str, ts: float, moved: float) -> None:
-        self._items.append(item)
-        if len(cats) == 1:
-            self._cats.append(self._ref(cats[0]))
-        else:
-            self._cats.append([self._ref(c) for c in cats])
-        self._types.append(_TYPE_INDEX.get(et, et))
         ts = float(ts)
         if self._ms or not ts.is_integer():
             if not self._ms:  # the first sub-second time: the whole column to milliseconds
                 self._times, self._ms = stored_times(self._ts, ms=True), True
             ts = round(ts * 1000) / 1000
-        if self._ts:  # inline: this runs for every event
-            prev = self._ts[-1]
-            step = round(ts * 1000) - round(prev * 1000) if self._ms else int(ts) - int(prev)
-            self._times.append(step)
-        else:
-            self._times.append(time_head(ts, self._ms))
-        self._ts.append(ts)
-        self._moved.append(round(moved * 1e6))
-        over = len(self._items) - self.cfg.history
-        if over > 0:
-            self._drop(over)
+        cap = self.cfg.history
+        dropping = len(self._items) >= cap
+        self._stale = push_event(
+            (
+                self._items,
+                self._table,
+                self._index,
+                self._refs,
+                self._cats,
+                self._types,
+                self._ts,
+                self._times,
+                self._moved,
+            ),
+            item,
+            cats,
+            _TYPE_INDEX.get(et, et),
+            ts,
+            MS if self._ms else None,
+            moved,
+            cap,
+            self._stale,
+        )
+        if dropping and self._stale > STALE_CATEGORIES:
+            self._compact()
 
     def _ref(self, category: str) -> int:
         i = self._index.get(category)
@@ -175,21 +184,6 @@ class UserRecord:
             self._stale -= 1
         self._refs[i] += 1
         return i
-
-    def _drop(self, n: int) -> None:
-        """Forget the ``n`` oldest events of the history."""
-        refs = self._refs
-        for c in self._cats[:n]:
-            for i in (c,) if c.__class__ is int else c:
-                refs[i] -= 1
-                if refs[i] == 0:
-                    self._stale += 1
-        del self._items[:n], self._cats[:n], self._types[:n]
-        del self._ts[:n], self._times[:n], self._moved[:n]
-        if self._times:  # the new first time: absolute
-            self._times[0] = time_head(self._ts[0], self._ms)
-        if self._stale > STALE_CATEGORIES:
-            self._compact()
 
     def _compact(self) -> None:
         """Rebuild the category table from the events the history holds."""

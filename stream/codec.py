@@ -23,6 +23,7 @@ from faust.serializers import codecs
 
 from models.schema import (
     DLQ_REASONS,
+    EVENT_TYPE_ALIASES,
     EVENT_TYPES,
     MAX_FUTURE_S,
     MAX_PAYLOAD_BYTES,
@@ -38,6 +39,29 @@ MAX_ID_BYTES = 256
 MAX_CATEGORY_BYTES = 128
 MAX_CATEGORIES = 64
 REASONS = DLQ_REASONS  # the DLQ reasons, under the name this module has always exported
+
+try:  # validate_event's common case in C (stream/_events.c); optional, as models' extensions
+    from stream import _events
+except ImportError:
+    _events = None
+
+# What stream/_events.c's clean_event needs of the rules below, built from their constants:
+# the id, categories and category limits in characters that no byte count can exceed (4 bytes
+# a character), the reserved category and user prefix, every accepted event type name (aliases
+# too) with its schema name, the largest weight.
+_PLAIN_RULES = (
+    MAX_ID_BYTES // 4,
+    MAX_CATEGORIES,
+    MAX_CATEGORY_BYTES // 4,
+    OTHER,
+    POPULATION_PREFIX,
+    {
+        name: canonical_event_type(name)
+        for name in (*EVENT_TYPES, *EVENT_TYPE_ALIASES)
+        if canonical_event_type(name) in EVENT_TYPES
+    },
+    float(MAX_WEIGHT),
+)
 
 
 class InvalidEvent(ValueError):
@@ -248,6 +272,12 @@ def validate_event(
     ...
     stream.codec.InvalidEvent: empty-categories: categories must hold at least one category
     """
+    now = time.time() if now is None else now
+    latest = now + limits.max_future_s
+    if _events is not None and type(latest) is float:  # the usual shape, in C; else below
+        plain = _events.clean_event(event, _PLAIN_RULES, latest)
+        if plain is not None:
+            return plain
     if not isinstance(event, dict):
         raise InvalidEvent("not-a-map", f"an event is a map, not {type(event).__name__}")
     out = {
@@ -261,8 +291,7 @@ def validate_event(
     ts = _number(event, "ts")
     if not math.isfinite(ts) or ts < 0:
         raise InvalidEvent("bad-timestamp", f"ts must be finite and >= 0, got {ts}")
-    now = time.time() if now is None else now
-    if ts > now + limits.max_future_s:
+    if ts > latest:
         raise InvalidEvent("future", f"ts is {ts - now:.0f}s in the future")
     out["ts"] = ts
     if event.get("weight") is not None:

@@ -15,11 +15,10 @@ definitions here are the specification; the C ones give the same results bit for
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
 
+from models.native import accelerated_by
 from models.schema import OTHER
 
 try:
@@ -27,30 +26,9 @@ try:
 except ImportError:  # not built (no C compiler at install): the Python definitions run
     _masses = None
 
-F = TypeVar("F", bound=Callable)
-
-
-def accelerated(python: F) -> F:
-    """``python``, run by the C function of the same name when ``_masses`` is built.
-
-    The C one takes exact dicts of ``str`` to ``float`` only and raises ``TypeError`` for
-    anything else (a Mapping, an int mass), and then ``python`` runs, so results keep their
-    types. Either definition stays reachable: ``.python`` and ``.fast`` (None if not built).
-    """
-    fast = getattr(_masses, python.__name__, None)
-    if fast is None:
-        python.python, python.fast = python, None
-        return python
-
-    @functools.wraps(python)
-    def call(*args):
-        try:
-            return fast(*args)
-        except TypeError:
-            return python(*args)
-
-    call.python, call.fast = python, fast
-    return call  # type: ignore[return-value]
+# ``python``, run by the C function of the same name when ``_masses`` is built; it takes
+# exact dicts of ``str`` to ``float`` only (``models.native.accelerated_by``).
+accelerated = accelerated_by(_masses)
 
 
 def event_labels(x: Mapping, y: str | Sequence[str] | None) -> list:

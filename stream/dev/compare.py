@@ -11,6 +11,9 @@ printed also goes to ``bench-results/compare-<time>/compare.md``.
     git worktree add ../baseline HEAD~1
     .venv/bin/python -m stream.dev.compare --tree base=../baseline --tree new=. \\
         --users 100000 --per-user 3
+
+``--env NAME:VAR=VALUE`` gives one tree's worker a setting of its own, to compare settings of
+one tree (``--tree a=. --tree b=. --env b:INTEREST_SNAPSHOT_PROCESSES=0``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,28 @@ def summarize(raw: Path, top: int = 25) -> list[tuple[str, float]]:
     return [(name, n / busy) for name, n in ranked if n < busy][:top]
 
 
+def tree_settings(specs: list[str], names: set[str]) -> dict[str, dict[str, str]]:
+    """``NAME:VAR=VALUE`` specs as each tree's own settings.
+
+    >>> tree_settings(["on:INTEREST_SNAPSHOT_PROCESSES=1", "off:A=b=c"], {"on", "off"})
+    {'on': {'INTEREST_SNAPSHOT_PROCESSES': '1'}, 'off': {'A': 'b=c'}}
+    >>> tree_settings(["x:A=1"], {"on"})
+    Traceback (most recent call last):
+    ...
+    ValueError: --env x:A=1: no tree named x
+    """
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        name, sep, setting = spec.partition(":")
+        var, eq, value = setting.partition("=")
+        if not sep or not eq or not var:
+            raise ValueError(f"--env {spec}: expected NAME:VAR=VALUE")
+        if name not in names:
+            raise ValueError(f"--env {spec}: no tree named {name}")
+        out.setdefault(name, {})[var] = value
+    return out
+
+
 def run_tree(
     bootstrap: str, env: dict, tree: Path, total: int, log: Path, profile_to: Path | None
 ) -> dict[str, float]:
@@ -131,6 +156,12 @@ def run_tree(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        help="NAME:VAR=VALUE, a setting for tree NAME's worker only (repeat)",
+    )
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--per-user", type=int, default=150)
     parser.add_argument("--profile", help="directory for a py-spy profile of each worker")
@@ -139,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
+    tree_env = tree_settings(args.env, {name for name, _ in trees})
 
     bootstrap, _ = start_local_broker()
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -163,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, tree in trees:
         run_env = worker_env(
-            bootstrap, f"cmp-{stamp}-{name}", work / name, INTEREST_MIN_INTERVAL_S=default_policy
+            bootstrap,
+            f"cmp-{stamp}-{name}",
+            work / name,
+            **{"INTEREST_MIN_INTERVAL_S": default_policy, **tree_env.get(name, {})},
         )
         ensure_topics(Settings.from_env(run_env))
         run_env["INTEREST_EVENTS_TOPIC"] = env["INTEREST_EVENTS_TOPIC"]

@@ -1,0 +1,103 @@
+"""A user's event history as columns: what each event does to them.
+
+``UserRecord`` (:mod:`models.tracker`) keeps its last events as the columns of
+:class:`~models.records.RecordField` (items, a category table with per-entry reference counts,
+categories as table indexes, type codes, times, moves) plus each event's time as a float.
+:func:`push_event` appends one event and drops the oldest past the history's cap: a dozen
+list and dict operations per event, about 10 µs in Python with a full 50-event history, so
+it runs in C (``models/_history.c``) when that extension is built; this definition is the
+specification, and the C one leaves the columns equal to it, bit for bit
+(``tests/unit/test_history_c.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from models.native import accelerated_by
+
+try:
+    from models import _history
+except ImportError:  # not built (no C compiler at install): the Python definition runs
+    _history = None
+
+# The columns push_event works on, in this order.
+HISTORY_COLUMNS = ("items", "table", "index", "refs", "cats", "types", "ts", "times", "moved")
+
+
+@accelerated_by(_history)
+def push_event(
+    history: Sequence[list | dict],
+    item: str,
+    cats: Sequence[str],
+    type_code: int | str,
+    ts: float,
+    unit_mark: int | None,
+    moved: float,
+    cap: int,
+    stale: int,
+) -> int:
+    """Append an event to ``history`` (the lists and dict of ``HISTORY_COLUMNS``, in place),
+    then drop the oldest events past ``cap``; returns ``stale`` updated: how many table
+    entries no event names any more.
+
+    ``ts`` is the event's time in the column's unit already rounded; ``unit_mark`` is None
+    for a column in whole seconds, else the mark a millisecond column's first entry carries.
+    An event of one category stores its table index, of several a list of them; ``moved``
+    is stored in millionths.
+
+    >>> h = ([], [], {}, [], [], [], [], [], [])
+    >>> push_event(h, "i1", ["a"], 0, 100.0, None, 1.0, 2, 0)
+    0
+    >>> push_event(h, "i2", ["b", "a"], 1, 130.0, None, 0.5, 2, 0)
+    0
+    >>> push_event(h, "i3", ["b"], 0, 131.0, None, 0.25, 2, 0)  # i1 leaves: "a" still named
+    0
+    >>> push_event(h, "i4", ["b"], 0, 140.0, None, 0.125, 2, 0)  # i2 leaves: "a" is stale
+    1
+    >>> items, table, index, refs, cats, types, ts, times, moved = h
+    >>> items, table, refs, cats, times, moved
+    (['i3', 'i4'], ['a', 'b'], [0, 2], [1, 1], [[131], 9], [250000, 125000])
+    """
+    items, table, index, refs, cat_col, types, ts_col, times, moved_col = history
+
+    def ref(category: str) -> int:
+        nonlocal stale
+        i = index.get(category)
+        if i is None:
+            i = index[category] = len(table)
+            table.append(sys.intern(category))
+            refs.append(0)
+        elif refs[i] == 0:
+            stale -= 1
+        refs[i] += 1
+        return i
+
+    ms = unit_mark is not None
+    items.append(item)
+    if len(cats) == 1:
+        cat_col.append(ref(cats[0]))
+    else:
+        cat_col.append([ref(c) for c in cats])
+    types.append(type_code)
+    if ts_col:
+        prev = ts_col[-1]
+        times.append(round(ts * 1000) - round(prev * 1000) if ms else int(ts) - int(prev))
+    else:
+        times.append([round(ts * 1000), unit_mark] if ms else [int(ts)])
+    ts_col.append(ts)
+    moved_col.append(round(moved * 1e6))
+    over = len(items) - cap
+    if over > 0:
+        for c in cat_col[:over]:
+            for i in (c,) if c.__class__ is int else c:
+                refs[i] -= 1
+                if refs[i] == 0:
+                    stale += 1
+        del items[:over], cat_col[:over], types[:over]
+        del ts_col[:over], times[:over], moved_col[:over]
+        if times:  # the new first time: absolute
+            first = ts_col[0]
+            times[0] = [round(first * 1000), unit_mark] if ms else [int(first)]
+    return stale

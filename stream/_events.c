@@ -1,0 +1,193 @@
+/* The common case of stream/codec.py's validate_event, in C.
+ *
+ * clean_event(event, rules, latest_ts) returns the normalised event that validate_event
+ * would return, for an event of the usual shape only: a dict whose ids are short non-empty
+ * str, whose "categories" is a list of 1..max short non-empty str, whose event type is known
+ * and whose ts (and weight, if any) are plain floats or ints in range. For anything else,
+ * valid or not, it returns None and validate_event answers in Python: the reasons and
+ * details of bad events stay defined in one place. tests/unit/test_events_c.py checks that
+ * every event it answers for gets exactly validate_event's answer.
+ *
+ * rules (built once by codec.py from its constants): (max_id_chars, max_categories,
+ * max_category_chars, reserved_category, reserved_user_prefix, event_types, max_weight),
+ * event_types mapping every accepted name (aliases too) to the schema's name.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+static PyObject *K_USER, *K_ITEM, *K_CATS, *K_TYPE, *K_TS, *K_WEIGHT;
+
+typedef struct {
+    Py_ssize_t max_id, max_cats, max_cat;
+    PyObject *reserved, *prefix, *types;
+    double max_weight;
+} Rules;
+
+static int
+read_rules(PyObject *t, Rules *r)
+{
+    if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 7
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(t, 3))
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(t, 4))
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(t, 5))) {
+        PyErr_SetString(PyExc_TypeError, "clean_event: rules as codec.py builds them");
+        return 0;
+    }
+    r->max_id = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+    r->max_cats = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+    r->max_cat = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 2));
+    r->reserved = PyTuple_GET_ITEM(t, 3);
+    r->prefix = PyTuple_GET_ITEM(t, 4);
+    r->types = PyTuple_GET_ITEM(t, 5);
+    r->max_weight = PyFloat_AsDouble(PyTuple_GET_ITEM(t, 6));
+    return !PyErr_Occurred();
+}
+
+/* A short, non-empty, exact str: what str(value) returns unchanged and no length check
+ * refuses (at most 4 bytes a character). */
+static int
+short_str(PyObject *v, Py_ssize_t max_chars)
+{
+    return v != NULL && PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) > 0
+           && PyUnicode_GET_LENGTH(v) <= max_chars;
+}
+
+/* float(value) for an exact float or int, as validate_event's _number reads it; 0 if the
+ * value is of any other type or past float's range. */
+static int
+plain_number(PyObject *v, double *out)
+{
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (!PyLong_CheckExact(v))
+        return 0;
+    *out = PyLong_AsDouble(v);
+    if (*out == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+get(PyObject *event, PyObject *key, int *failed)
+{
+    PyObject *v = PyDict_GetItemWithError(event, key);
+    if (v == NULL && PyErr_Occurred())
+        *failed = 1;
+    return v;
+}
+
+/* The categories, as a new list, or NULL (with *failed on an error) when not plain. */
+static PyObject *
+plain_categories(PyObject *cats, const Rules *r, int *failed)
+{
+    if (cats == NULL || !PyList_CheckExact(cats))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(cats);
+    if (n < 1 || n > r->max_cats)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PyList_GET_ITEM(cats, i);
+        if (!short_str(c, r->max_cat))
+            return NULL;
+        int reserved = PyUnicode_Compare(c, r->reserved);
+        if (reserved == -1 && PyErr_Occurred()) {
+            *failed = 1;
+            return NULL;
+        }
+        if (reserved == 0)
+            return NULL;
+    }
+    PyObject *out = PyList_GetSlice(cats, 0, n);
+    if (out == NULL)
+        *failed = 1;
+    return out;
+}
+
+static PyObject *
+clean_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Rules r;
+    if (nargs != 3 || !read_rules(args[1], &r) || !PyFloat_CheckExact(args[2])) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "clean_event(event, rules, latest_ts)");
+        return NULL;
+    }
+    PyObject *event = args[0];
+    double latest = PyFloat_AS_DOUBLE(args[2]), ts, weight = 0.0;
+    int failed = 0, weighted = 0;
+    if (!PyDict_CheckExact(event))
+        Py_RETURN_NONE;
+    PyObject *user = get(event, K_USER, &failed);
+    PyObject *item = get(event, K_ITEM, &failed);
+    PyObject *type = get(event, K_TYPE, &failed);
+    PyObject *ts_obj = get(event, K_TS, &failed);
+    PyObject *w_obj = get(event, K_WEIGHT, &failed);
+    if (failed)
+        return NULL;
+    if (!short_str(user, r.max_id) || !short_str(item, r.max_id) || type == NULL
+        || !PyUnicode_CheckExact(type) || ts_obj == NULL || !plain_number(ts_obj, &ts)
+        || !isfinite(ts) || ts < 0 || ts > latest)
+        Py_RETURN_NONE;
+    int reserved = PyUnicode_Tailmatch(user, r.prefix, 0, PY_SSIZE_T_MAX, -1);
+    if (reserved == -1)
+        return NULL;
+    PyObject *canonical = PyDict_GetItemWithError(r.types, type);
+    if (canonical == NULL && PyErr_Occurred())
+        return NULL;
+    if (reserved || canonical == NULL)
+        Py_RETURN_NONE;
+    if (w_obj != NULL && w_obj != Py_None) {
+        if (!plain_number(w_obj, &weight) || !isfinite(weight) || weight < 0
+            || weight > r.max_weight)
+            Py_RETURN_NONE;
+        weighted = 1;
+    }
+    PyObject *cats = plain_categories(get(event, K_CATS, &failed), &r, &failed);
+    if (cats == NULL) {
+        if (failed)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyDict_New();
+    PyObject *ts_out = PyFloat_FromDouble(ts);
+    PyObject *w_out = weighted ? PyFloat_FromDouble(weight) : NULL;
+    if (out == NULL || ts_out == NULL || (weighted && w_out == NULL)
+        || PyDict_SetItem(out, K_USER, user) < 0 || PyDict_SetItem(out, K_ITEM, item) < 0
+        || PyDict_SetItem(out, K_CATS, cats) < 0 || PyDict_SetItem(out, K_TYPE, canonical) < 0
+        || PyDict_SetItem(out, K_TS, ts_out) < 0
+        || (weighted && PyDict_SetItem(out, K_WEIGHT, w_out) < 0))
+        Py_CLEAR(out);
+    Py_DECREF(cats);
+    Py_XDECREF(ts_out);
+    Py_XDECREF(w_out);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"clean_event", (PyCFunction)(void (*)(void))clean_event, METH_FASTCALL,
+     "validate_event's answer for a plain event, else None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_events", "codec.py's validate_event for plain events, in C.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__events(void)
+{
+    if ((K_USER = PyUnicode_InternFromString("user_id")) == NULL
+        || (K_ITEM = PyUnicode_InternFromString("item_id")) == NULL
+        || (K_CATS = PyUnicode_InternFromString("categories")) == NULL
+        || (K_TYPE = PyUnicode_InternFromString("event_type")) == NULL
+        || (K_TS = PyUnicode_InternFromString("ts")) == NULL
+        || (K_WEIGHT = PyUnicode_InternFromString("weight")) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

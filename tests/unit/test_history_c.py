@@ -1,0 +1,147 @@
+"""The history bookkeeping of ``models/_history.c``: ``history.py``'s, bit for bit."""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import models.tracker
+from models import history
+from models.history import push_event
+from models.records import MS
+from models.tracker import TrackerConfig, UserRecord
+from stream.dev.events import interleaved_events
+
+pytestmark = pytest.mark.unit
+
+built = pytest.mark.skipif(history._history is None, reason="models._history is not built")
+
+
+def empty() -> list:
+    return [[], [], {}, [], [], [], [], [], []]
+
+
+def same(a, b) -> bool:
+    """Equal, floats bit for bit, dicts in the same order, nested alike."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, float):
+        return type(b) is float and a == b and math.copysign(1, a) == math.copysign(1, b)
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: history.py runs in Python")
+def test_the_install_builds_the_c_history():
+    assert history._history is not None, "pip install -e . did not build models._history"
+    assert push_event.fast is not None
+
+
+names = st.sampled_from(["a", "b", "c", "d", "shoes", "é"])
+events = st.lists(
+    st.tuples(
+        st.lists(names, max_size=3),  # categories: none, one, several, repeated
+        st.sampled_from([0, 1, 2, "custom"]),  # type code (an unknown type stays a name)
+        st.floats(min_value=0.0, max_value=5_000.0, allow_nan=False),  # time step
+        st.floats(min_value=0.0, max_value=1.0, allow_nan=False),  # moved
+    ),
+    max_size=40,
+)
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(events, st.integers(min_value=1, max_value=6), st.booleans())
+def test_push_event(stream, cap, ms):
+    fast, python = empty(), empty()
+    stale_fast = stale_python = 0
+    ts = 1_760_000_000.0
+    for i, (cats, type_code, step, moved) in enumerate(stream):
+        ts += step
+        t = round(ts * 1000) / 1000 if ms else float(int(ts))
+        unit = MS if ms else None
+        args = (f"item-{i}", cats, type_code, t, unit, moved, cap)
+        stale_fast = push_event.fast(fast, *args, stale_fast)
+        stale_python = push_event.python(python, *args, stale_python)
+        assert stale_fast == stale_python
+        assert same(fast, python), (i, fast, python)
+
+
+def test_a_full_history_drops_the_oldest_and_restarts_its_times():
+    h = empty()
+    stale = 0
+    for i, (cats, t) in enumerate([(["a"], 10.0), (["b", "a"], 12.0), (["b"], 15.0)]):
+        stale = push_event(h, f"i{i}", cats, 0, t, None, 0.5, 2, stale)
+    items, table, index, refs, cats, _, ts, times, moved = h
+    assert (items, cats, ts, times, moved) == (
+        ["i1", "i2"],
+        [[1, 0], 1],
+        [12.0, 15.0],
+        [[12], 3],
+        [500000, 500000],
+    )
+    assert (table, refs, stale) == (["a", "b"], [1, 2], 0)
+    push_event(h, "i3", ["b"], 0, 16.0, None, 0.5, 2, stale)
+    assert refs == [0, 2] and times == [[15], 1]
+
+
+@built
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda h, a: h[3].__setitem__(0, 1.0),  # a reference count that is not an int
+        lambda h, a: h[6].__setitem__(-1, 3),  # an int time where floats are stored
+        lambda h, a: h[4].__setitem__(0, 99),  # a leaving event naming no table entry
+        lambda h, a: h[1].pop(),  # table and counts of different lengths
+        lambda h, a: a.__setitem__(3, 7),  # an int time
+        lambda h, a: a.__setitem__(3, math.inf),  # a time Python's round() refuses
+        lambda h, a: a.__setitem__(6, 0),  # cap 0: every event leaves at once
+        lambda h, a: a.__setitem__(1, [1]),  # a category that is not a str
+    ],
+)
+def test_what_the_c_code_refuses_it_leaves_untouched_for_the_python_definition(spoil):
+    h = empty()
+    for i in range(3):
+        push_event(h, f"i{i}", ["a"], 0, float(i), None, 0.5, 3, 0)
+    args = ["i9", ["b"], 0, 9.0, None, 0.5, 3]
+    spoil(h, args)
+    before = copy.deepcopy(h)
+    with pytest.raises(TypeError):
+        push_event.fast(h, *args, 0)
+    assert same(h, before)
+    try:
+        expected = push_event.python(copy.deepcopy(h), *args, 0)
+    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
+        with pytest.raises(type(exc)):
+            push_event(h, *args, 0)
+    else:
+        assert push_event(h, *args, 0) == expected
+
+
+@built
+def test_a_replay_gives_the_same_records_with_the_python_definition(monkeypatch):
+    """Records of 300 users × 24 events (a history of 10, so events leave and the category
+    table compacts), some times with milliseconds: the same stored state either way."""
+    cfg = TrackerConfig(history=10)
+    events = list(interleaved_events(0, 300, 24, seed=3, categories="item"))
+    for n, e in enumerate(events):
+        if n % 7 == 0:
+            e["ts"] += 0.125  # the column switches to milliseconds
+        if n % 5 == 0:
+            e["categories"] = [*e["categories"], f"extra-{n % 13}"]
+
+    def replay() -> dict:
+        records: dict[str, UserRecord] = {}
+        for e in events:
+            records.setdefault(e["user_id"], UserRecord(cfg)).apply(dict(e))
+        return {u: r.to_state() for u, r in records.items()}
+
+    fast = replay()
+    monkeypatch.setattr(models.tracker, "push_event", push_event.python)
+    assert same(fast, replay())

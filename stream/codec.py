@@ -40,12 +40,12 @@ MAX_CATEGORY_BYTES = 128
 MAX_CATEGORIES = 64
 REASONS = DLQ_REASONS  # the DLQ reasons, under the name this module has always exported
 
-try:  # validate_event's common case in C (stream/_events.c); optional, as models' extensions
-    from stream import _events
+try:  # validate_event's common case in C (stream/_wire.c); optional, as models' extensions
+    from stream import _wire
 except ImportError:
-    _events = None
+    _wire = None
 
-# What stream/_events.c's clean_event needs of the rules below, built from their constants:
+# What stream/_wire.c's clean_event needs of the rules below, built from their constants:
 # the id, categories and category limits in characters that no byte count can exceed (4 bytes
 # a character), the reserved category and user prefix, every accepted event type name (aliases
 # too) with its schema name, the largest weight.
@@ -274,8 +274,8 @@ def validate_event(
     """
     now = time.time() if now is None else now
     latest = now + limits.max_future_s
-    if _events is not None and type(latest) is float:  # the usual shape, in C; else below
-        plain = _events.clean_event(event, _PLAIN_RULES, latest)
+    if _wire is not None and type(latest) is float:  # the usual shape, in C; else below
+        plain = _wire.clean_event(event, _PLAIN_RULES, latest, bool(catalog))
         if plain is not None:
             return plain
     if not isinstance(event, dict):

@@ -1,4 +1,5 @@
-"""``stream/_events.c``: validate_event's answer for plain events, None for the rest."""
+"""``stream/_wire.c``: validate_event's answer for plain events (None for the rest), and
+Kafka's murmur2."""
 
 from __future__ import annotations
 
@@ -12,26 +13,27 @@ from hypothesis import strategies as st
 from stream import codec
 from stream.codec import InvalidEvent, Limits, validate_event
 from stream.dev.events import interleaved_events
+from stream.output import murmur2
 
 pytestmark = pytest.mark.unit
 
-built = pytest.mark.skipif(codec._events is None, reason="stream._events is not built")
+built = pytest.mark.skipif(codec._wire is None, reason="stream._wire is not built")
 NOW = 1_760_000_000.0
 
 
-def python_answer(event, limits=Limits()):
+def python_answer(event, limits=Limits(), catalog=False):
     """validate_event's answer in Python alone: the event, or the InvalidEvent raised."""
-    fast, codec._events = codec._events, None
+    fast, codec._wire = codec._wire, None
     try:
-        return validate_event(event, limits, NOW)
+        return validate_event(event, limits, NOW, catalog)
     except InvalidEvent as err:
         return err
     finally:
-        codec._events = fast
+        codec._wire = fast
 
 
-def c_answer(event, limits=Limits()):
-    return codec._events.clean_event(event, codec._PLAIN_RULES, NOW + limits.max_future_s)
+def c_answer(event, limits=Limits(), catalog=False):
+    return codec._wire.clean_event(event, codec._PLAIN_RULES, NOW + limits.max_future_s, catalog)
 
 
 def same(a, b) -> bool:
@@ -46,7 +48,7 @@ def same(a, b) -> bool:
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: codec.py runs in Python")
 def test_the_install_builds_the_c_event_check():
-    assert codec._events is not None, "pip install -e . did not build stream._events"
+    assert codec._wire is not None, "pip install -e . did not build stream._wire"
 
 
 # Values of every kind a producer might send, valid and not, near each limit.
@@ -92,10 +94,10 @@ def events(draw) -> dict:
 
 @built
 @settings(max_examples=1500, deadline=None)
-@given(events())
-def test_every_event_the_c_code_answers_gets_validate_events_answer(event):
-    expected = python_answer(event)
-    got = c_answer(event)
+@given(events(), st.booleans())
+def test_every_event_the_c_code_answers_gets_validate_events_answer(event, catalog):
+    expected = python_answer(event, catalog=catalog)
+    got = c_answer(event, catalog=catalog)
     if got is not None:
         assert same(got, expected), (event, got, expected)
 
@@ -109,6 +111,10 @@ def test_the_c_code_answers_for_the_usual_events():
         got = c_answer(event)
         assert got is not None, event
         assert same(got, python_answer(event))
+    for event in interleaved_events(0, 50, 4, seed=1, t0=NOW - 1_000, categories="catalog"):
+        got = c_answer(event, catalog=True)  # the item catalog names the categories
+        assert got is not None and got["categories"] is None, event
+        assert same(got, python_answer(event, catalog=True))
 
 
 @built
@@ -143,3 +149,14 @@ def test_events_it_leaves_to_python_still_get_their_reasons():
             with pytest.raises(InvalidEvent) as err:
                 validate_event(event, now=NOW)
             assert err.value.reason == reason
+
+
+@built
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40))
+def test_murmur2_in_c_is_the_python_definitions(key):
+    assert murmur2.fast(key) == murmur2.python(key)
+
+
+def test_murmur2_of_what_the_c_code_does_not_take_is_the_python_definitions():
+    assert murmur2(bytearray(b"user-1")) == murmur2.python(b"user-1") == murmur2(b"user-1")

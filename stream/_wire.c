@@ -1,12 +1,17 @@
-/* The common case of stream/codec.py's validate_event, in C.
+/* What the worker does to every record on the wire, in C: an event's check (codec.py's
+ * validate_event, its common case) and a key's hash (output.py's murmur2).
  *
- * clean_event(event, rules, latest_ts) returns the normalised event that validate_event
- * would return, for an event of the usual shape only: a dict whose ids are short non-empty
- * str, whose "categories" is a list of 1..max short non-empty str, whose event type is known
+ * clean_event(event, rules, latest_ts, catalog) returns the normalised event that
+ * validate_event would return, for an event of the usual shape only: a dict whose ids are
+ * short non-empty str, whose "categories" is a list of 1..max short non-empty str (or, with
+ * catalog true, absent, as is "category": None, for the item catalog), whose event type is known
  * and whose ts (and weight, if any) are plain floats or ints in range. For anything else,
  * valid or not, it returns None and validate_event answers in Python: the reasons and
- * details of bad events stay defined in one place. tests/unit/test_events_c.py checks that
+ * details of bad events stay defined in one place. tests/unit/test_wire_c.py checks that
  * every event it answers for gets exactly validate_event's answer.
+ *
+ * murmur2(key) is Kafka's default partitioner's hash of a bytes key, unsigned, as output.py's
+ * Python definition computes it (tests/unit/test_output.py checks both against aiokafka's).
  *
  * rules (built once by codec.py from its constants): (max_id_chars, max_categories,
  * max_category_chars, reserved_category, reserved_user_prefix, event_types, max_weight),
@@ -15,8 +20,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 
-static PyObject *K_USER, *K_ITEM, *K_CATS, *K_TYPE, *K_TS, *K_WEIGHT;
+static PyObject *K_USER, *K_ITEM, *K_CATS, *K_CAT, *K_TYPE, *K_TS, *K_WEIGHT;
 
 typedef struct {
     Py_ssize_t max_id, max_cats, max_cat;
@@ -112,11 +118,13 @@ static PyObject *
 clean_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Rules r;
-    if (nargs != 3 || !read_rules(args[1], &r) || !PyFloat_CheckExact(args[2])) {
+    if (nargs != 4 || !read_rules(args[1], &r) || !PyFloat_CheckExact(args[2])
+        || !PyBool_Check(args[3])) {
         if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "clean_event(event, rules, latest_ts)");
+            PyErr_SetString(PyExc_TypeError, "clean_event(event, rules, latest_ts, catalog)");
         return NULL;
     }
+    int catalog = args[3] == Py_True;
     PyObject *event = args[0];
     double latest = PyFloat_AS_DOUBLE(args[2]), ts, weight = 0.0;
     int failed = 0, weighted = 0;
@@ -147,8 +155,13 @@ clean_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE;
         weighted = 1;
     }
-    PyObject *cats = plain_categories(get(event, K_CATS, &failed), &r, &failed);
-    if (cats == NULL) {
+    PyObject *cats_in = get(event, K_CATS, &failed), *cats;
+    PyObject *single = cats_in == NULL ? get(event, K_CAT, &failed) : NULL;
+    if (failed)
+        return NULL;
+    if (cats_in == NULL && catalog && single == NULL) /* the catalog will name them */
+        cats = Py_NewRef(Py_None);
+    else if ((cats = plain_categories(cats_in, &r, &failed)) == NULL) {
         if (failed)
             return NULL;
         Py_RETURN_NONE;
@@ -168,23 +181,62 @@ clean_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+static PyObject *
+murmur2(PyObject *module, PyObject *key)
+{
+    if (!PyBytes_CheckExact(key)) {
+        PyErr_SetString(PyExc_TypeError, "murmur2: bytes only");
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(key);
+    Py_ssize_t n = PyBytes_GET_SIZE(key);
+    const uint32_t m = 0x5BD1E995;
+    uint32_t h = 0x9747B28Cu ^ (uint32_t)n;
+    Py_ssize_t words = n >> 2;
+    for (Py_ssize_t i = 0; i < words; i++) {
+        const unsigned char *b = data + 4 * i;
+        uint32_t k = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16
+                     | (uint32_t)b[3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h = (h * m) ^ k;
+    }
+    const unsigned char *tail = data + 4 * words;
+    switch (n & 3) {
+    case 3:
+        h ^= (uint32_t)tail[2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)tail[1] << 8;
+        /* fall through */
+    case 1:
+        h = (h ^ tail[0]) * m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    return PyLong_FromUnsignedLong(h ^ (h >> 15));
+}
+
 static PyMethodDef methods[] = {
     {"clean_event", (PyCFunction)(void (*)(void))clean_event, METH_FASTCALL,
      "validate_event's answer for a plain event, else None."},
+    {"murmur2", murmur2, METH_O, "output.murmur2, in C."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_events", "codec.py's validate_event for plain events, in C.", -1,
-    methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_wire", "An event's check and a key's hash, in C.", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
-PyInit__events(void)
+PyInit__wire(void)
 {
     if ((K_USER = PyUnicode_InternFromString("user_id")) == NULL
         || (K_ITEM = PyUnicode_InternFromString("item_id")) == NULL
         || (K_CATS = PyUnicode_InternFromString("categories")) == NULL
+        || (K_CAT = PyUnicode_InternFromString("category")) == NULL
         || (K_TYPE = PyUnicode_InternFromString("event_type")) == NULL
         || (K_TS = PyUnicode_InternFromString("ts")) == NULL
         || (K_WEIGHT = PyUnicode_InternFromString("weight")) == NULL)

@@ -16,6 +16,7 @@ from models.history import push_event
 from models.records import MS
 from models.tracker import TrackerConfig, UserRecord
 from stream.dev.events import interleaved_events
+from tests.unit.bitwise import same
 
 pytestmark = pytest.mark.unit
 
@@ -24,17 +25,6 @@ built = pytest.mark.skipif(history._history is None, reason="models._history is 
 
 def empty() -> list:
     return [[], [], {}, [], [], [], [], [], []]
-
-
-def same(a, b) -> bool:
-    """Equal, floats bit for bit, dicts in the same order, nested alike."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, float):
-        return type(b) is float and a == b and math.copysign(1, a) == math.copysign(1, b)
-    return type(a) is type(b) and a == b
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: history.py runs in Python")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import shutil
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from models.online import masses, user
 from models.online.user import UserInterest
 from models.schema import OTHER
 from stream.dev.events import interleaved_events
+from tests.unit.bitwise import same
 
 pytestmark = pytest.mark.unit
 
@@ -37,17 +37,6 @@ def both(name: str, *args):
     """The C and the Python definition of ``name`` on the same arguments."""
     fn = getattr(masses, name)
     return fn.fast(*args), fn.python(*args)
-
-
-def same(a, b) -> bool:
-    """Equal, floats bit for bit, dicts in the same order."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, tuple):
-        return isinstance(b, tuple) and len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, float):
-        return type(b) is float and (a == b and math.copysign(1, a) == math.copysign(1, b))
-    return a == b
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: masses.py runs in Python")

@@ -3,7 +3,6 @@ Kafka's murmur2."""
 
 from __future__ import annotations
 
-import math
 import shutil
 
 import pytest
@@ -14,6 +13,7 @@ from stream import codec
 from stream.codec import InvalidEvent, Limits, validate_event
 from stream.dev.events import interleaved_events
 from stream.output import murmur2
+from tests.unit.bitwise import same
 
 pytestmark = pytest.mark.unit
 
@@ -34,16 +34,6 @@ def python_answer(event, limits=Limits(), catalog=False):
 
 def c_answer(event, limits=Limits(), catalog=False):
     return codec._wire.clean_event(event, codec._PLAIN_RULES, NOW + limits.max_future_s, catalog)
-
-
-def same(a, b) -> bool:
-    if isinstance(a, dict):
-        return type(b) is dict and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return type(b) is list and len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, float):
-        return type(b) is float and a == b and math.copysign(1, a) == math.copysign(1, b)
-    return type(a) is type(b) and a == b
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: codec.py runs in Python")

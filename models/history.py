@@ -22,8 +22,42 @@ try:
 except ImportError:  # not built (no C compiler at install): the Python definition runs
     _history = None
 
-# The columns push_event works on, in this order.
-HISTORY_COLUMNS = ("items", "table", "index", "refs", "cats", "types", "ts", "times", "moved")
+
+def table_ref(category: str, table: list[str], index: dict[str, int], refs: list[int]) -> int:
+    """The table index of ``category`` (a new entry, interned, if the table lacks it), its
+    reference count raised by one.
+
+    >>> table, index, refs = ["a"], {"a": 0}, [0]
+    >>> table_ref("b", table, index, refs), table_ref("a", table, index, refs), refs
+    (1, 0, [1, 1])
+    """
+    i = index.get(category)
+    if i is None:
+        i = index[category] = len(table)
+        table.append(sys.intern(category))
+        refs.append(0)
+    refs[i] += 1
+    return i
+
+
+def compact_table(table: list[str], cats: list) -> tuple[list[str], dict[str, int], list, list]:
+    """A new category table with only the entries ``cats`` (a categories column: an index,
+    or a list of them, per event) names, in order of first use: (table, index, reference
+    counts, the column re-indexed).
+
+    >>> compact_table(["a", "b", "c"], [2, [0, 2]])
+    (['c', 'a'], {'c': 0, 'a': 1}, [2, 1], [0, [1, 0]])
+    """
+    new: list[str] = []
+    index: dict[str, int] = {}
+    refs: list[int] = []
+    column = [
+        table_ref(table[c], new, index, refs)
+        if c.__class__ is int
+        else [table_ref(table[i], new, index, refs) for i in c]
+        for c in cats
+    ]
+    return new, index, refs, column
 
 
 @accelerated_by(_history)
@@ -38,9 +72,9 @@ def push_event(
     cap: int,
     stale: int,
 ) -> int:
-    """Append an event to ``history`` (the lists and dict of ``HISTORY_COLUMNS``, in place),
-    then drop the oldest events past ``cap``; returns ``stale`` updated: how many table
-    entries no event names any more.
+    """Append an event to ``history`` (in place: the columns items, table, index, refs, cats,
+    types, ts, times, moved), then drop the oldest events past ``cap``; returns ``stale``
+    updated: how many table entries no event names any more.
 
     ``ts`` is the event's time in the column's unit already rounded; ``unit_mark`` is None
     for a column in whole seconds, else the mark a millisecond column's first entry carries.
@@ -64,16 +98,12 @@ def push_event(
 
     def ref(category: str) -> int:
         nonlocal stale
-        i = index.get(category)
-        if i is None:
-            i = index[category] = len(table)
-            table.append(sys.intern(category))
-            refs.append(0)
-        elif refs[i] == 0:
+        i = table_ref(category, table, index, refs)
+        if refs[i] == 1 and i < n_table:  # an entry no event named any more, named again
             stale -= 1
-        refs[i] += 1
         return i
 
+    n_table = len(table)
     ms = unit_mark is not None
     items.append(item)
     if len(cats) == 1:

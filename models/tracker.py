@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.history import push_event
+from models.history import compact_table, push_event
 from models.online import InterestConfig, UserInterest
 from models.online.masses import entropy, top_k
 from models.priors.collaborative import CollaborativePrior
@@ -174,25 +174,10 @@ class UserRecord:
         if dropping and self._stale > STALE_CATEGORIES:
             self._compact()
 
-    def _ref(self, category: str) -> int:
-        i = self._index.get(category)
-        if i is None:
-            i = self._index[category] = len(self._table)
-            self._table.append(sys.intern(category))
-            self._refs.append(0)
-        elif self._refs[i] == 0:
-            self._stale -= 1
-        self._refs[i] += 1
-        return i
-
     def _compact(self) -> None:
         """Rebuild the category table from the events the history holds."""
-        table, cats = self._table, self._cats
-        self._table, self._index, self._refs, self._stale = [], {}, [], 0
-        self._cats = [
-            self._ref(table[c]) if isinstance(c, int) else [self._ref(table[i]) for i in c]
-            for c in cats
-        ]
+        self._table, self._index, self._refs, self._cats = compact_table(self._table, self._cats)
+        self._stale = 0
 
     @property
     def history(self) -> list[tuple]:

@@ -8,11 +8,13 @@ The hot path works on record batches (``stream.batch_consumer``): each fetch's r
 decoded, validated and applied to live user records held in a record cache in front of the
 table; once per commit window each changed user's record is written to the table and its
 changelog (``before_commit``), and only then are the offsets that cover it committed, as Kafka
-Streams' record caches and Quix Streams' checkpoints do. The cache is the table's rows in
-live form, bounded, dropped when partitions are revoked. A replay after a crash skips what a
-user's record already holds (its partition and offset), so the effect on state is exactly
-once. The Faust agent on the events topic is the subscription and the per-event path that
-``test_context`` drives; it applies batches through the same code.
+Streams' record caches and Quix Streams' checkpoints do. The window's records are written in
+slices between batches, each as it was at the window's end (one that a later batch is about
+to change is written first), so the ingest loop does not stop for the whole window. The
+cache is the table's rows in live form, bounded, dropped when partitions are revoked. A
+replay after a crash skips what a user's record already holds (its partition and offset), so
+the effect on state is exactly once. The Faust agent on the events topic is the subscription
+and the per-event path that ``test_context`` drives; it applies batches through the same code.
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ SETTLE_S = 0.02
 TRAILING_CHECK_S = 0.05  # how often owed snapshots are looked for between batches
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
+# The window's records are encoded and written in slices of about this long, the ingest loop
+# served in between: all at once, 2,000 users with 50-event histories stopped it for 45-90 ms
+# a second (docs/RESULTS.md). Between slices a pause, not only a yield: the consumer's thread
+# needs the GIL to hand the next fetch over.
+WRITE_SLICE_S = 0.005
+WRITE_PAUSE_S = 0.001
 FORGET = b"forget"
 
 
@@ -153,6 +161,12 @@ class Pipeline:
         # Encoded records of dirty users that a snapshot was built from and that have not
         # changed since: the window's write reuses them.
         self.encoded: dict[str, bytes] = {}
+        # The window being written: records changed in it and not written yet (each still as
+        # it was at the window's end), the bytes encoded for some of them, and the offsets
+        # (next per partition) that the window covers.
+        self.unwritten: dict[str, UserRecord] = {}
+        self._unwritten_bytes: dict[str, bytes] = {}
+        self._covered: dict[TP, int] = {}
         self.deleted: dict[str, int] = {}  # forgotten users -> partition, until the window ends
         self.populations: dict[int, PopulationInterest] = {}
         self.dirty_populations: set[int] = set()
@@ -183,7 +197,8 @@ class Pipeline:
         self.full_collections = FullCollections()
         app.timer(GC_CHECK_S, on_leader=False)(self.collect_cycles)
         self.users.on_recover(self._on_recover)
-        self.output.on_sent(self.users.changelog_topic.get_topic_name(), self._changelog_sent)
+        self._changelog = self.users.changelog_topic.get_topic_name()
+        self.output.on_sent(self._changelog, self._changelog_sent)
 
     def attach(self, consumer: Any) -> None:
         """Take the events topic's record batches from a ``BatchConsumer``."""
@@ -270,6 +285,8 @@ class Pipeline:
             last_ts = record.last_ts
             if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
                 raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
+            if self.unwritten:
+                self.write_before_change(uid)
             record.apply(event)
             touched[uid] = record
             record.partition, record.offset = rec.partition, rec.offset
@@ -320,6 +337,7 @@ class Pipeline:
 
     def forget(self, uid: str, rec: Any) -> None:
         """Remove a user everywhere: table (changelog tombstone), caches, snapshot topic."""
+        self.write_before_change(uid)  # the window being written has it before the tombstone
         self.cache.pop(uid, None)
         self.dirty.discard(uid)
         self.encoded.pop(uid, None)
@@ -366,42 +384,77 @@ class Pipeline:
         """Write every changed record to the table and its changelog (the window's end),
         and wait until the broker has them and the snapshots of the events they cover."""
         async with self._flush_lock:
-            self._write_window()
+            self._end_window()
+            await self._write_unwritten()
+            self._window_written()
             await self.builder.drain()
             await self.output.drain()
 
-    def _write_window(self) -> None:
-        # Synchronous from here: the records written are exactly the state that the
-        # processed offsets (moved to _written below) cover.
-        users, store = self.users, self.users.data
-        changelog = users.changelog_topic.get_topic_name()
-        events_topic = self.settings.events_topic
+    def _end_window(self) -> None:
+        """Close the window: what it changed becomes ``unwritten`` (the records as they are
+        now, written by ``_write_unwritten`` or, for one about to change, before the change),
+        the tombstones and population states are written, and its offsets put aside."""
+        # Synchronous: the window's state is the records changed so far, each as it is now,
+        # and it covers exactly the offsets processed so far.
+        store, events_topic = self.users.data, self.settings.events_topic
         for uid, partition in self.deleted.items():
             if uid in self.dirty:
                 continue  # events after the forget: their new record replaces the old one
             in_partition(events_topic, partition)
             store.pop(uid, None)
-            self.output.add(changelog, uid.encode(), None, partition)
+            self.output.add(self._changelog, uid.encode(), None, partition)
         self.deleted.clear()
-        encoded = self.encoded
+        # A window whose write failed part-way is still to write: its records have not
+        # changed since (they are written before they change), so they join this one.
+        cache, unwritten = self.cache, self.unwritten
         for uid in self.dirty:
-            record = self.cache[uid]
-            blob = encoded.get(uid) or encode_record(record)
-            in_partition(events_topic, record.partition)
-            store[uid] = blob
-            self.output.add(changelog, uid.encode(), blob, record.partition)
-        self.counters.records_written += len(self.dirty)
+            unwritten[uid] = cache[uid]
         self.dirty.clear()
-        encoded.clear()
+        self._unwritten_bytes.update(self.encoded)
+        self.encoded.clear()
         for partition in self.dirty_populations:
             if partition in self.populations:
                 in_partition(events_topic, partition)
                 self.population[population_key(partition)] = self.populations[partition].state()
         self.dirty_populations.clear()
         _current_event.set(None)
+        covered = self._covered
         for tp, offset in self._processed.items():
-            self._written[tp] = max(offset, self._written.get(tp, 0))
+            covered[tp] = max(offset, covered.get(tp, 0))
         self._processed.clear()
+
+    async def _write_unwritten(self) -> None:
+        """Write the closed window's records, the ingest loop served every ``WRITE_SLICE_S``."""
+        unwritten = self.unwritten
+        deadline = time.perf_counter() + WRITE_SLICE_S
+        while unwritten:
+            self._write(*unwritten.popitem())
+            if len(unwritten) % 32 == 0 and time.perf_counter() >= deadline:
+                _current_event.set(None)
+                await asyncio.sleep(WRITE_PAUSE_S)
+                deadline = time.perf_counter() + WRITE_SLICE_S
+        _current_event.set(None)
+
+    def write_before_change(self, uid: str) -> None:
+        """Write the user's record now if the closed window has not written it yet (it is
+        about to change, or be forgotten)."""
+        record = self.unwritten.pop(uid, None)
+        if record is not None:
+            self._write(uid, record)
+            _current_event.set(None)
+
+    def _write(self, uid: str, record: UserRecord) -> None:
+        blob = self._unwritten_bytes.pop(uid, None) or encode_record(record)
+        in_partition(self.settings.events_topic, record.partition)
+        self.users.data[uid] = blob
+        self.output.add(self._changelog, uid.encode(), blob, record.partition)
+        self.counters.records_written += 1
+
+    def _window_written(self) -> None:
+        """The closed window is written: its offsets may be committed."""
+        for tp, offset in self._covered.items():
+            self._written[tp] = max(offset, self._written.get(tp, 0))
+        self._covered = {}
         self.counters.flushes += 1
         self._evict()
 

@@ -213,3 +213,60 @@ def test_trailing_snapshots_are_published_only_for_partitions_the_worker_owns(
     asyncio.run(pipe.flush_pending())
     assert [k for k, _ in snapshots[published:]] == [b"user-0"]
     assert len(pipe.pending) == 0
+
+
+class _Record:
+    """An aiokafka ConsumerRecord's fields that ``handle_records`` reads."""
+
+    def __init__(self, topic: str, offset: int, event: dict):
+        self.topic, self.partition, self.offset = topic, 0, offset
+        self.key, self.value, self.headers = event["user_id"].encode(), pack(event), ()
+
+
+def _stored(events: list[dict], upto: int, uid: str, cfg) -> bytes:
+    """The user's record after ``events[:upto]`` (offsets = positions), encoded."""
+    from stream.codec import encode_record
+
+    own = [i for i in range(upto) if events[i]["user_id"] == uid]
+    record = replay([events[i] for i in own], cfg)
+    record.partition, record.offset = 0, own[-1]
+    return encode_record(record)
+
+
+def test_a_window_is_written_as_it_ended_while_later_batches_change_its_records(
+    pipeline, monkeypatch
+):
+    import stream.app
+
+    monkeypatch.setattr(stream.app, "WRITE_SLICE_S", 0.0)  # the loop served every 32 records
+    app, pipe, _, _ = pipeline
+    written = pipe.output.sent.setdefault(pipe._changelog, [])
+    topic = pipe.settings.events_topic
+    tp = TP(topic, 0)
+    events = scripted_events(400, users=100)
+    records = [_Record(topic, i, e) for i, e in enumerate(events)]
+
+    async def run() -> tuple[dict, int]:
+        async with app.agents[AGENT].test_context():
+            await pipe.handle_records({tp: records[:300]})
+            commit = asyncio.ensure_future(pipe.before_commit())
+            await asyncio.sleep(0)  # the first slice is written; the rest wait
+            assert 0 < len(pipe.unwritten) < 100
+            await pipe.handle_records({tp: records[300:]})  # changes most of them
+            await commit
+            acks = pipe.pending_acks()
+            in_first = len(written)
+            await pipe.before_commit()
+            return acks, in_first
+
+    acks, in_first = asyncio.run(run())
+    assert acks == {tp: 300}  # the second batch is not covered by the first window
+    first, second = dict(written[:in_first]), dict(written[in_first:])
+    users = {e["user_id"] for e in events[:300]}
+    assert len(first) == in_first and set(first) == {u.encode() for u in users}  # once each
+    for uid in users:  # as at the first window's end, though most changed before written
+        assert first[uid.encode()] == _stored(events, 300, uid, pipe.cfg)
+    changed = {e["user_id"] for e in events[300:]}
+    assert len(changed & users) > 50 and set(second) == {u.encode() for u in changed}
+    for uid in changed:
+        assert second[uid.encode()] == _stored(events, 400, uid, pipe.cfg)

@@ -1,4 +1,4 @@
-/* models/history.py's push_event, in C.
+/* models/history.py's push_event and most_moved, in C.
  *
  * The Python definition is the specification: the same columns, entries and counts after
  * each call, bit for bit (tests/unit/test_history_c.py). Everything is checked before the
@@ -312,14 +312,99 @@ push_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLongLong(stale);
 }
 
+/* most_moved(moved, window, top): the positions of the top largest of the last window
+ * entries, largest first, the earlier first among equals (sorted(..., reverse=True) is
+ * stable). Exact list of exact ints in range, window and top >= 0; else TypeError. */
+static PyObject *
+most_moved(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1])
+        || !PyLong_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "most_moved: an exact list and two ints");
+        return NULL;
+    }
+    PyObject *moved = args[0];
+    Py_ssize_t window = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t top = PyLong_AsSsize_t(args[2]);
+    if ((window == -1 || top == -1) && PyErr_Occurred())
+        PyErr_Clear();
+    if (window < 0 || top < 0) {
+        PyErr_SetString(PyExc_TypeError, "most_moved: window and top >= 0");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(moved);
+    Py_ssize_t lo = n - window > 0 ? n - window : 0;
+    Py_ssize_t k = top < n - lo ? top : n - lo;
+    Py_ssize_t stack_pos[64];
+    long long stack_val[64];
+    Py_ssize_t *pos = stack_pos;
+    long long *val = stack_val;
+    if (k > 64) {
+        pos = PyMem_Malloc(k * sizeof(Py_ssize_t));
+        val = PyMem_Malloc(k * sizeof(long long));
+        if (pos == NULL || val == NULL) {
+            PyMem_Free(pos);
+            PyMem_Free(val);
+            return PyErr_NoMemory();
+        }
+    }
+    Py_ssize_t held = 0;
+    int refused = 0;
+    for (Py_ssize_t i = lo; i < n && k > 0; i++) {
+        PyObject *item = PyList_GET_ITEM(moved, i);
+        int overflow;
+        long long v = PyLong_CheckExact(item) ? PyLong_AsLongLongAndOverflow(item, &overflow) : 0;
+        if (!PyLong_CheckExact(item) || overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            refused = 1;
+            break;
+        }
+        /* after every held entry at least as large: this one is the latest */
+        Py_ssize_t at = held;
+        while (at > 0 && val[at - 1] < v)
+            at--;
+        if (at >= k)
+            continue;
+        Py_ssize_t last = held < k ? held : k - 1;
+        for (Py_ssize_t j = last; j > at; j--) {
+            pos[j] = pos[j - 1];
+            val[j] = val[j - 1];
+        }
+        pos[at] = i;
+        val[at] = v;
+        if (held < k)
+            held++;
+    }
+    PyObject *out = NULL;
+    if (refused)
+        PyErr_SetString(PyExc_TypeError, "most_moved: exact ints in range only");
+    else if ((out = PyList_New(held)) != NULL) {
+        for (Py_ssize_t j = 0; j < held; j++) {
+            PyObject *p = PyLong_FromSsize_t(pos[j]);
+            if (p == NULL) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, j, p);
+        }
+    }
+    if (pos != stack_pos) {
+        PyMem_Free(pos);
+        PyMem_Free(val);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"push_event", (PyCFunction)(void (*)(void))push_event, METH_FASTCALL,
      "history.push_event, in C."},
+    {"most_moved", (PyCFunction)(void (*)(void))most_moved, METH_FASTCALL,
+     "history.most_moved, in C."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_history", "history.py's push_event, in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_history", "history.py's push_event and most_moved, in C.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

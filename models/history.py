@@ -7,7 +7,8 @@ categories as table indexes, type codes, times, moves) plus each event's time as
 list and dict operations per event, about 10 µs in Python with a full 50-event history, so
 it runs in C (``models/_history.c``) when that extension is built; this definition is the
 specification, and the C one leaves the columns equal to it, bit for bit
-(``tests/unit/test_history_c.py``).
+(``tests/unit/test_history_c.py``). So does :func:`most_moved`, the events a snapshot's
+``explain`` names, asked for at every snapshot.
 """
 
 from __future__ import annotations
@@ -131,3 +132,17 @@ def push_event(
             first = ts_col[0]
             times[0] = [round(first * 1000), unit_mark] if ms else [int(first)]
     return stale
+
+
+@accelerated_by(_history)
+def most_moved(moved: list[int], window: int, top: int) -> list[int]:
+    """Of the last ``window`` entries of the moved column, the positions of the ``top``
+    largest, largest first, the earlier first among equals.
+
+    >>> most_moved([5, 9, 1, 9, 3], 4, 3)
+    [1, 3, 4]
+    >>> most_moved([5, 9], 10, 3), most_moved([5, 9], 2, 0)
+    ([1, 0], [])
+    """
+    n = len(moved)
+    return sorted(range(max(0, n - window), n), key=moved.__getitem__, reverse=True)[:top]

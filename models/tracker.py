@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.history import compact_table, push_event
+from models.history import compact_table, most_moved, push_event
 from models.online import InterestConfig, UserInterest
 from models.online.masses import entropy, top_k
 from models.priors.collaborative import CollaborativePrior
@@ -205,36 +205,42 @@ class UserRecord:
         """
         n = self.n_events
         cached = self._explained
-        if (
-            cached is not None
-            and cached[0] == window
-            and cached[1] == top
-            and (cached[2] == n or (cached[2] == n - 1 and self._still_most_moved(cached, n)))
-        ):
-            self._explained = (window, top, n, cached[3], cached[4])
-            return list(cached[4])
+        numbers = None
+        if cached is not None and cached[0] == window and cached[1] == top:
+            if cached[2] == n:
+                return list(cached[4])
+            if cached[2] == n - 1:
+                numbers = self._with_latest(cached[3], window, top, n)
+                if numbers is cached[3]:
+                    self._explained = (window, top, n, numbers, cached[4])
+                    return list(cached[4])
         moved = self._moved
         first = n - len(moved)  # the event number of the history's first event
-        most = _most_moved(moved, window, top)
-        entries = [
-            _explain_entry(self._items, self._table, self._cats, self._types, self._ts, moved, i)
-            for i in most
-        ]
-        self._explained = (window, top, n, [first + i for i in most], entries)
+        if numbers is None:
+            numbers = [first + i for i in most_moved(moved, window, top)]
+        known = dict(zip(cached[3], cached[4], strict=True)) if cached is not None else {}
+        columns = self._items, self._table, self._cats, self._types, self._ts, moved
+        # an event's entry never changes: those still named are reused
+        entries = [known.get(k) or _explain_entry(*columns, k - first) for k in numbers]
+        self._explained = (window, top, n, numbers, entries)
         return list(entries)
 
-    def _still_most_moved(self, cached: tuple, n: int) -> bool:
-        """Whether ``cached`` (explain's answer after ``n - 1`` events) is still the answer
-        after the ``n``-th: none of its events has left the window, and the new event moved
-        less than the last of them, or as much (the earlier one ranks first)."""
-        window, top, _, numbers, _ = cached
+    def _with_latest(self, numbers: list[int], window: int, top: int, n: int) -> list[int] | None:
+        """``numbers`` (the event numbers of explain's answer after ``n - 1`` events, largest
+        move first) after the ``n``-th event: the same list if the event moved less than the
+        last of them, or as much (the earlier ranks first), and they are ``top``; else the
+        event joins them; None if one of them has left the window (computed anew then)."""
         moved = self._moved
         first = n - len(moved)
-        if len(numbers) < top:
-            return False
-        if not numbers:  # top 0
-            return True
-        return min(numbers) >= max(n - window, first) and moved[-1] <= moved[numbers[-1] - first]
+        if numbers and min(numbers) < max(n - window, first):
+            return None
+        latest = moved[-1]
+        at = len(numbers)
+        while at and moved[numbers[at - 1] - first] < latest:
+            at -= 1
+        if at >= top:
+            return numbers
+        return [*numbers[:at], n - 1, *numbers[at:]][:top]
 
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
@@ -338,11 +344,6 @@ def _event_type_name(et: int | str) -> str:
     return EVENT_TYPES[et] if et.__class__ is int else et
 
 
-def _most_moved(moved: Sequence[int], window: int, top: int) -> list[int]:
-    n = len(moved)
-    return sorted(range(max(0, n - window), n), key=moved.__getitem__, reverse=True)[:top]
-
-
 def _explain_entries(
     items: Sequence,
     table: Sequence,
@@ -354,10 +355,10 @@ def _explain_entries(
     top: int,
 ) -> list[dict]:
     """A snapshot's ``explain`` entries, read from history columns: the events of
-    ``_most_moved``, each as a dict (the snapshot schema's), without history tuples."""
+    ``most_moved``, each as a dict (the snapshot schema's), without history tuples."""
     return [
         _explain_entry(items, table, cats, types, ts, moved, i)
-        for i in _most_moved(moved, window, top)
+        for i in most_moved(moved, window, top)
     ]
 
 

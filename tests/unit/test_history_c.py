@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import models.tracker
 from models import history
-from models.history import push_event
+from models.history import most_moved, push_event
 from models.records import MS
 from models.tracker import TrackerConfig, UserRecord
 from stream.dev.events import interleaved_events
@@ -30,7 +30,7 @@ def empty() -> list:
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: history.py runs in Python")
 def test_the_install_builds_the_c_history():
     assert history._history is not None, "pip install -e . did not build models._history"
-    assert push_event.fast is not None
+    assert push_event.fast is not None and most_moved.fast is not None
 
 
 names = st.sampled_from(["a", "b", "c", "d", "shoes", "é"])
@@ -135,3 +135,31 @@ def test_a_replay_gives_the_same_records_with_the_python_definition(monkeypatch)
     fast = replay()
     monkeypatch.setattr(models.tracker, "push_event", push_event.python)
     assert same(fast, replay())
+
+
+@built
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=4), max_size=90),  # few values: many ties
+    st.integers(min_value=0, max_value=100),
+    st.integers(min_value=0, max_value=80),  # past 64 too: the C's buffers on the heap
+)
+def test_most_moved(moved, window, top):
+    assert most_moved.fast(moved, window, top) == most_moved.python(moved, window, top)
+
+
+@built
+@pytest.mark.parametrize(
+    "args",
+    [
+        ([3, 1.0, 2], 5, 2),  # a float among the moves
+        ([3, 2**70], 5, 2),  # past int64
+        ([3, 1], -1, 2),  # a negative window: Python's range is empty
+        ([3, 1], 5, -1),  # a negative top: Python's slice drops from the end
+        ((3, 1), 5, 1),  # not a list
+    ],
+)
+def test_what_most_moved_refuses_the_python_definition_answers(args):
+    with pytest.raises(TypeError):
+        most_moved.fast(*args)
+    assert most_moved(*args) == most_moved.python(*args)

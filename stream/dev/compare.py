@@ -14,6 +14,12 @@ printed also goes to ``bench-results/compare-<time>/compare.md``.
 
 ``--env NAME:VAR=VALUE`` gives one tree's worker a setting of its own, to compare settings of
 one tree (``--tree a=. --tree b=. --env b:INTEREST_SNAPSHOT_PROCESSES=0``).
+
+``--latency RATE`` measures the bench's latency row instead (``stream.dev.latency``: events
+stamped with the wall clock at RATE a second for ``--seconds``, 2,000 users, min-interval 0
+unless ``--env`` says otherwise), a fresh worker of each tree in turn; name a tree twice
+(``--tree base=../b --tree new=. --tree base2=../b --tree new2=.``) to alternate them, as the
+machine's speed drifts within minutes.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 
 from stream.dev.bench import committed_total, make_events, produce
+from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
     WorkerProcess,
     delete_run_topics,
@@ -42,6 +49,7 @@ from stream.topics import ensure_topics
 
 PROFILE_AFTER_S = 10.0
 PROFILE_FOR_S = 20
+LATENCY_USERS = 2_000  # as the bench's latency rows
 
 
 def broker_pid() -> int | None:
@@ -153,6 +161,31 @@ def run_tree(
     }
 
 
+def latency_row(
+    bootstrap: str, env: dict, tree: Path, work: Path, rate: float, seconds: float
+) -> dict:
+    """``latency_phase`` with a worker of ``tree`` (its code: started from its directory)."""
+    here = Path.cwd()
+    os.chdir(tree)
+    try:
+        return latency_phase(bootstrap, env, work, rate, seconds, users=LATENCY_USERS)
+    finally:
+        os.chdir(here)
+
+
+def latency_line(name: str, r: dict) -> str:
+    """A row of the latency table.
+
+    >>> latency_line("new", {"snapshots": 1200, "event_p50_ms": 21.4, "event_p95_ms": 98.0,
+    ...     "event_p99_ms": 137.2, "built_p99_ms": 109.0, "after_p99_ms": 41.5})
+    '| new | 1,200 | 21 / 98 / 137 | 109 | 42 |'
+    """
+    return (
+        f"| {name} | {r['snapshots']:,} | {r['event_p50_ms']:.0f} / {r['event_p95_ms']:.0f} / "
+        f"{r['event_p99_ms']:.0f} | {r['built_p99_ms']:.0f} | {r['after_p99_ms']:.0f} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
@@ -168,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep-topics", action="store_true", help="leave the run's topics in the broker"
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        metavar="RATE",
+        help="the latency row at RATE events/s instead of the throughput of --users × --per-user",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="the latency row's length")
     args = parser.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
     tree_env = tree_settings(args.env, {name for name, _ in trees})
@@ -176,17 +216,39 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     work = Path(f"bench-results/compare-{stamp}").resolve()
     work.mkdir(parents=True)
-    env = worker_env(bootstrap, f"cmp-{stamp}", work / "topic-state")
-    ensure_topics(Settings.from_env(env))
-    total = args.users * args.per_user
-    produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], make_events(0, args.users, args.per_user, 7))
-    default_policy = str(Settings.from_env({}).min_interval_s)
     report = work / "compare.md"
 
     def out(line: str = "") -> None:
         print(line, flush=True)
         with report.open("a") as fh:
             fh.write(line + "\n")
+
+    if args.latency:
+        out(f"latency at {args.latency:,.0f} events/s, {LATENCY_USERS:,} users, {args.seconds:g} s")
+        out(
+            "| tree | snapshots | per event p50 / p95 / p99 ms | to the build p99 ms "
+            "| after it p99 ms |\n|---|---:|---:|---:|---:|"
+        )
+        for name, tree in trees:
+            run_env = worker_env(
+                bootstrap,
+                f"cmp-{stamp}-{name}",
+                work / name / "state",
+                **{"INTEREST_MIN_INTERVAL_S": "0", **tree_env.get(name, {})},
+            )
+            (work / name).mkdir(parents=True, exist_ok=True)
+            r = latency_row(bootstrap, run_env, tree, work / name, args.latency, args.seconds)
+            out(latency_line(name, r))
+        if not args.keep_topics:
+            delete_run_topics(bootstrap, f"cmp-{stamp}")
+        print(f"written to {report}")
+        return 0
+
+    env = worker_env(bootstrap, f"cmp-{stamp}", work / "topic-state")
+    ensure_topics(Settings.from_env(env))
+    total = args.users * args.per_user
+    produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], make_events(0, args.users, args.per_user, 7))
+    default_policy = str(Settings.from_env({}).min_interval_s)
 
     out(f"{args.users:,} users × {args.per_user}: {total:,} events")
     out(

@@ -205,42 +205,19 @@ class UserRecord:
         """
         n = self.n_events
         cached = self._explained
-        numbers = None
-        if cached is not None and cached[0] == window and cached[1] == top:
-            if cached[2] == n:
-                return list(cached[4])
-            if cached[2] == n - 1:
-                numbers = self._with_latest(cached[3], window, top, n)
-                if numbers is cached[3]:
-                    self._explained = (window, top, n, numbers, cached[4])
-                    return list(cached[4])
+        if cached is not None and cached[:3] == (window, top, n):
+            return list(cached[4])
         moved = self._moved
         first = n - len(moved)  # the event number of the history's first event
-        if numbers is None:
-            numbers = [first + i for i in most_moved(moved, window, top)]
-        known = dict(zip(cached[3], cached[4], strict=True)) if cached is not None else {}
-        columns = self._items, self._table, self._cats, self._types, self._ts, moved
-        # an event's entry never changes: those still named are reused
-        entries = [known.get(k) or _explain_entry(*columns, k - first) for k in numbers]
+        numbers = [first + i for i in most_moved(moved, window, top)]
+        if cached is not None and cached[:2] == (window, top) and numbers == cached[3]:
+            entries = cached[4]
+        else:  # an event's entry never changes: those still named are reused
+            known = dict(zip(cached[3], cached[4], strict=True)) if cached is not None else {}
+            columns = self._items, self._table, self._cats, self._types, self._ts, moved
+            entries = [known.get(k) or _explain_entry(*columns, k - first) for k in numbers]
         self._explained = (window, top, n, numbers, entries)
         return list(entries)
-
-    def _with_latest(self, numbers: list[int], window: int, top: int, n: int) -> list[int] | None:
-        """``numbers`` (the event numbers of explain's answer after ``n - 1`` events, largest
-        move first) after the ``n``-th event: the same list if the event moved less than the
-        last of them, or as much (the earlier ranks first), and they are ``top``; else the
-        event joins them; None if one of them has left the window (computed anew then)."""
-        moved = self._moved
-        first = n - len(moved)
-        if numbers and min(numbers) < max(n - window, first):
-            return None
-        latest = moved[-1]
-        at = len(numbers)
-        while at and moved[numbers[at - 1] - first] < latest:
-            at -= 1
-        if at >= top:
-            return numbers
-        return [*numbers[:at], n - 1, *numbers[at:]][:top]
 
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""

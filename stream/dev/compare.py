@@ -25,7 +25,7 @@ machine's speed drifts within minutes.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import subprocess
 import sys
 import threading
@@ -119,13 +119,9 @@ def run_tree(
 ) -> dict[str, float]:
     """One worker of ``tree`` consumes the topic of ``env``: its rate and CPU per event."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    here = Path.cwd()
-    os.chdir(tree)
-    try:
+    with contextlib.chdir(tree):
         worker = WorkerProcess({**env, "INTEREST_WEB_PORT": str(free_port())}, log)
         worker.start(timeout=300)
-    finally:
-        os.chdir(here)
     broker = broker_pid()
     cpu0 = thread_cpu_seconds(worker.pid)
     children0 = children_cpu_seconds(worker.pid)
@@ -165,12 +161,8 @@ def latency_row(
     bootstrap: str, env: dict, tree: Path, work: Path, rate: float, seconds: float
 ) -> dict:
     """``latency_phase`` with a worker of ``tree`` (its code: started from its directory)."""
-    here = Path.cwd()
-    os.chdir(tree)
-    try:
+    with contextlib.chdir(tree):
         return latency_phase(bootstrap, env, work, rate, seconds, users=LATENCY_USERS)
-    finally:
-        os.chdir(here)
 
 
 def latency_line(name: str, r: dict) -> str:

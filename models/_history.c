@@ -1,4 +1,4 @@
-/* models/history.py's push_event and most_moved, in C.
+/* models/history.py's push_event, most_moved and explained, in C.
  *
  * The Python definition is the specification: the same columns, entries and counts after
  * each call, bit for bit (tests/unit/test_history_c.py). Everything is checked before the
@@ -315,49 +315,24 @@ push_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* most_moved(moved, window, top): the positions of the top largest of the last window
  * entries, largest first, the earlier first among equals (sorted(..., reverse=True) is
  * stable). Exact list of exact ints in range, window and top >= 0; else TypeError. */
-static PyObject *
-most_moved(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The positions of the top largest of the last window entries of moved (exact ints), largest
+ * first, the earlier first among equals, into pos (room for min(top, window) of them):
+ * how many, or -1 with TypeError for what the C code does not take. */
+static Py_ssize_t
+top_positions(PyObject *moved, Py_ssize_t window, Py_ssize_t top, Py_ssize_t *pos, long long *val)
 {
-    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1])
-        || !PyLong_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "most_moved: an exact list and two ints");
-        return NULL;
-    }
-    PyObject *moved = args[0];
-    Py_ssize_t window = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t top = PyLong_AsSsize_t(args[2]);
-    if ((window == -1 || top == -1) && PyErr_Occurred())
-        PyErr_Clear();
-    if (window < 0 || top < 0) {
-        PyErr_SetString(PyExc_TypeError, "most_moved: window and top >= 0");
-        return NULL;
-    }
     Py_ssize_t n = PyList_GET_SIZE(moved);
     Py_ssize_t lo = n - window > 0 ? n - window : 0;
     Py_ssize_t k = top < n - lo ? top : n - lo;
-    Py_ssize_t stack_pos[64];
-    long long stack_val[64];
-    Py_ssize_t *pos = stack_pos;
-    long long *val = stack_val;
-    if (k > 64) {
-        pos = PyMem_Malloc(k * sizeof(Py_ssize_t));
-        val = PyMem_Malloc(k * sizeof(long long));
-        if (pos == NULL || val == NULL) {
-            PyMem_Free(pos);
-            PyMem_Free(val);
-            return PyErr_NoMemory();
-        }
-    }
     Py_ssize_t held = 0;
-    int refused = 0;
     for (Py_ssize_t i = lo; i < n && k > 0; i++) {
         PyObject *item = PyList_GET_ITEM(moved, i);
         int overflow;
         long long v = PyLong_CheckExact(item) ? PyLong_AsLongLongAndOverflow(item, &overflow) : 0;
         if (!PyLong_CheckExact(item) || overflow || (v == -1 && PyErr_Occurred())) {
             PyErr_Clear();
-            refused = 1;
-            break;
+            PyErr_SetString(PyExc_TypeError, "most_moved: exact ints in range only");
+            return -1;
         }
         /* after every held entry at least as large: this one is the latest */
         Py_ssize_t at = held;
@@ -375,24 +350,308 @@ most_moved(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (held < k)
             held++;
     }
+    return held;
+}
+
+/* A window and a top from exact ints >= 0 (else TypeError). */
+static int
+window_top(PyObject *w, PyObject *t, Py_ssize_t *window, Py_ssize_t *top)
+{
+    if (!PyLong_CheckExact(w) || !PyLong_CheckExact(t)) {
+        PyErr_SetString(PyExc_TypeError, "most_moved: window and top are exact ints");
+        return -1;
+    }
+    *window = PyLong_AsSsize_t(w);
+    *top = PyLong_AsSsize_t(t);
+    if ((*window == -1 || *top == -1) && PyErr_Occurred())
+        PyErr_Clear();
+    if (*window < 0 || *top < 0) {
+        PyErr_SetString(PyExc_TypeError, "most_moved: window and top >= 0");
+        return -1;
+    }
+    return 0;
+}
+
+/* Buffers for top_positions: on the stack up to 64 entries. */
+typedef struct {
+    Py_ssize_t stack_pos[64], *pos;
+    long long stack_val[64], *val;
+} Positions;
+
+static int
+positions_init(Positions *p, Py_ssize_t top)
+{
+    p->pos = p->stack_pos;
+    p->val = p->stack_val;
+    if (top > 64) {
+        p->pos = PyMem_Malloc(top * sizeof(Py_ssize_t));
+        p->val = PyMem_Malloc(top * sizeof(long long));
+        if (p->pos == NULL || p->val == NULL) {
+            PyMem_Free(p->pos);
+            PyMem_Free(p->val);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+positions_free(Positions *p)
+{
+    if (p->pos != p->stack_pos) {
+        PyMem_Free(p->pos);
+        PyMem_Free(p->val);
+    }
+}
+
+static PyObject *
+most_moved(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t window, top, held;
+    Positions p;
     PyObject *out = NULL;
-    if (refused)
-        PyErr_SetString(PyExc_TypeError, "most_moved: exact ints in range only");
-    else if ((out = PyList_New(held)) != NULL) {
+    (void)self;
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "most_moved: an exact list and two ints");
+        return NULL;
+    }
+    if (window_top(args[1], args[2], &window, &top) < 0 || positions_init(&p, top) < 0)
+        return NULL;
+    held = top_positions(args[0], window, top, p.pos, p.val);
+    if (held >= 0 && (out = PyList_New(held)) != NULL) {
         for (Py_ssize_t j = 0; j < held; j++) {
-            PyObject *p = PyLong_FromSsize_t(pos[j]);
-            if (p == NULL) {
+            PyObject *v = PyLong_FromSsize_t(p.pos[j]);
+            if (v == NULL) {
                 Py_CLEAR(out);
                 break;
             }
-            PyList_SET_ITEM(out, j, p);
+            PyList_SET_ITEM(out, j, v);
         }
     }
-    if (pos != stack_pos) {
-        PyMem_Free(pos);
-        PyMem_Free(val);
+    positions_free(&p);
+    return out;
+}
+
+/* ---- explain ------------------------------------------------------------------------- */
+
+enum { E_ITEMS, E_TABLE, E_CATS, E_TYPES, E_TS, E_MOVED, E_COLUMNS };
+
+static PyObject *K_item_id, *K_categories, *K_event_type, *K_ts, *K_moved, *EVENT_TYPES;
+
+static int
+explain_refuse(void)
+{
+    PyErr_SetString(PyExc_TypeError, "explained: exact lists of what push_event writes only");
+    return -1;
+}
+
+/* table[c] for an exact int c in range (a new reference), else TypeError. */
+static PyObject *
+table_name(PyObject *table, PyObject *c)
+{
+    Py_ssize_t i = PyLong_CheckExact(c) ? PyLong_AsSsize_t(c) : -1;
+    if (i == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    if (i < 0 || i >= PyList_GET_SIZE(table))
+        return explain_refuse(), NULL;
+    PyObject *name = PyList_GET_ITEM(table, i);
+    Py_INCREF(name);
+    return name;
+}
+
+/* history.explain_entry(columns, i). */
+static PyObject *
+entry_of(PyObject **col, Py_ssize_t i)
+{
+    PyObject *cat = PyList_GET_ITEM(col[E_CATS], i), *et = PyList_GET_ITEM(col[E_TYPES], i);
+    PyObject *moved = PyList_GET_ITEM(col[E_MOVED], i), *names = NULL, *type_name, *value, *out;
+    double m;
+    if (!PyLong_CheckExact(moved) || ((m = PyLong_AsDouble(moved)) == -1.0 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return explain_refuse(), NULL;
+    }
+    if (PyLong_CheckExact(cat)) {
+        PyObject *name = table_name(col[E_TABLE], cat);
+        if (name == NULL || (names = PyList_New(1)) == NULL) {
+            Py_XDECREF(name);
+            return NULL;
+        }
+        PyList_SET_ITEM(names, 0, name);
+    }
+    else if (PyList_CheckExact(cat)) {
+        if ((names = PyList_New(PyList_GET_SIZE(cat))) == NULL)
+            return NULL;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(cat); j++) {
+            PyObject *name = table_name(col[E_TABLE], PyList_GET_ITEM(cat, j));
+            if (name == NULL) {
+                Py_DECREF(names);
+                return NULL;
+            }
+            PyList_SET_ITEM(names, j, name);
+        }
+    }
+    else {
+        return explain_refuse(), NULL;
+    }
+    if (PyLong_CheckExact(et)) {
+        Py_ssize_t t = PyLong_AsSsize_t(et);
+        if (t == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        if (t < 0 || t >= PyTuple_GET_SIZE(EVENT_TYPES)) {
+            Py_DECREF(names);
+            return explain_refuse(), NULL;
+        }
+        type_name = PyTuple_GET_ITEM(EVENT_TYPES, t);
+    }
+    else {
+        type_name = et;
+    }
+    if ((out = PyDict_New()) == NULL || (value = PyFloat_FromDouble(m / 1e6)) == NULL) {
+        Py_XDECREF(out);
+        Py_DECREF(names);
+        return NULL;
+    }
+    if (PyDict_SetItem(out, K_item_id, PyList_GET_ITEM(col[E_ITEMS], i)) < 0 ||
+        PyDict_SetItem(out, K_categories, names) < 0 || PyDict_SetItem(out, K_event_type, type_name) < 0 ||
+        PyDict_SetItem(out, K_ts, PyList_GET_ITEM(col[E_TS], i)) < 0 ||
+        PyDict_SetItem(out, K_moved, value) < 0)
+        Py_CLEAR(out);
+    Py_DECREF(names);
+    Py_DECREF(value);
+    return out;
+}
+
+/* The entries of numbers (event numbers; the history's first is first): those the cache
+ * names reused (its last one of a number, as dict(zip(...)) keeps), the others read. */
+static PyObject *
+read_entries(PyObject **col, PyObject *cached, const Py_ssize_t *numbers, Py_ssize_t held,
+             Py_ssize_t first)
+{
+    PyObject *known = NULL, *old = NULL, *out = PyList_New(held);
+    if (out == NULL)
+        return NULL;
+    if (cached != Py_None) {
+        known = PyTuple_GET_ITEM(cached, 3);
+        old = PyTuple_GET_ITEM(cached, 4);
+    }
+    for (Py_ssize_t j = 0; j < held; j++) {
+        PyObject *entry = NULL;
+        for (Py_ssize_t c = known != NULL ? PyList_GET_SIZE(known) - 1 : -1; c >= 0; c--) {
+            Py_ssize_t was = PyLong_AsSsize_t(PyList_GET_ITEM(known, c));
+            if (was == -1 && PyErr_Occurred())
+                PyErr_Clear();
+            else if (was == numbers[j]) {
+                entry = PyList_GET_ITEM(old, c);
+                break;
+            }
+        }
+        if (entry != NULL && PyDict_GET_SIZE(entry) > 0) {
+            Py_INCREF(entry); /* a non-empty dict: known.get(k) is true */
+        }
+        else if ((entry = entry_of(col, numbers[j] - first)) == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, j, entry);
     }
     return out;
+}
+
+/* Whether the cache is (window, top, n, numbers, entries) with exact ints, exact dicts and
+ * lists of one length (anything else: TypeError, and the Python definition answers). */
+static int
+cache_checked(PyObject *cached)
+{
+    if (cached == Py_None)
+        return 0;
+    if (!PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 5 ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(cached, 0)) ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(cached, 1)) ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(cached, 3)) ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(cached, 4)) ||
+        PyList_GET_SIZE(PyTuple_GET_ITEM(cached, 3)) != PyList_GET_SIZE(PyTuple_GET_ITEM(cached, 4)))
+        return explain_refuse();
+    PyObject *known = PyTuple_GET_ITEM(cached, 3), *old = PyTuple_GET_ITEM(cached, 4);
+    for (Py_ssize_t c = 0; c < PyList_GET_SIZE(known); c++)
+        if (!PyLong_CheckExact(PyList_GET_ITEM(known, c)) || !PyDict_CheckExact(PyList_GET_ITEM(old, c)))
+            return explain_refuse();
+    return 0;
+}
+
+static PyObject *
+explained(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *cached, *columns, *col[E_COLUMNS], *numbers = NULL, *entries = NULL;
+    Py_ssize_t window, top, n, first, held, len;
+    Positions p;
+    int same;
+    (void)self;
+    if (nargs != 5 || !PyLong_CheckExact(args[3]) || !PyTuple_CheckExact(args[4]) ||
+        PyTuple_GET_SIZE(args[4]) != E_COLUMNS)
+        return explain_refuse(), NULL;
+    cached = args[0];
+    columns = args[4];
+    if (window_top(args[1], args[2], &window, &top) < 0 || cache_checked(cached) < 0)
+        return NULL;
+    if ((n = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
+        return NULL;
+    for (int c = 0; c < E_COLUMNS; c++)
+        if (!PyList_CheckExact(col[c] = PyTuple_GET_ITEM(columns, c)))
+            return explain_refuse(), NULL;
+    len = PyList_GET_SIZE(col[E_MOVED]);
+    for (int c = 0; c < E_COLUMNS; c++)
+        if (c != E_TABLE && PyList_GET_SIZE(col[c]) != len)
+            return explain_refuse(), NULL;
+    if (EVENT_TYPES == NULL) {
+        PyObject *schema = PyImport_ImportModule("models.schema");
+        if (schema == NULL)
+            return NULL;
+        EVENT_TYPES = PyObject_GetAttrString(schema, "EVENT_TYPES");
+        Py_DECREF(schema);
+        if (EVENT_TYPES == NULL)
+            return NULL;
+        if (!PyTuple_CheckExact(EVENT_TYPES)) {
+            Py_CLEAR(EVENT_TYPES);
+            return explain_refuse(), NULL;
+        }
+    }
+    first = n - len;
+    if (positions_init(&p, top) < 0)
+        return NULL;
+    if ((held = top_positions(col[E_MOVED], window, top, p.pos, p.val)) < 0)
+        goto done;
+    for (Py_ssize_t j = 0; j < held; j++)
+        p.pos[j] += first; /* event numbers from here on */
+    same = cached != Py_None && PyLong_AsSsize_t(PyTuple_GET_ITEM(cached, 0)) == window &&
+           PyLong_AsSsize_t(PyTuple_GET_ITEM(cached, 1)) == top &&
+           PyList_GET_SIZE(PyTuple_GET_ITEM(cached, 3)) == held;
+    PyErr_Clear(); /* an int past Py_ssize_t: not the same */
+    for (Py_ssize_t j = 0; same && j < held; j++)
+        same = PyLong_AsSsize_t(PyList_GET_ITEM(PyTuple_GET_ITEM(cached, 3), j)) == p.pos[j];
+    PyErr_Clear();
+    if (same) {
+        entries = PyTuple_GET_ITEM(cached, 4);
+        Py_INCREF(entries);
+    }
+    else if ((entries = read_entries(col, cached, p.pos, held, first)) == NULL) {
+        goto done;
+    }
+    if ((numbers = PyList_New(held)) == NULL)
+        goto done;
+    for (Py_ssize_t j = 0; j < held; j++) {
+        PyObject *v = PyLong_FromSsize_t(p.pos[j]);
+        if (v == NULL)
+            goto done;
+        PyList_SET_ITEM(numbers, j, v);
+    }
+    positions_free(&p);
+    return Py_BuildValue("(OOONN)", args[1], args[2], args[3], numbers, entries);
+done:
+    positions_free(&p);
+    Py_XDECREF(numbers);
+    Py_XDECREF(entries);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
@@ -400,16 +659,24 @@ static PyMethodDef methods[] = {
      "history.push_event, in C."},
     {"most_moved", (PyCFunction)(void (*)(void))most_moved, METH_FASTCALL,
      "history.most_moved, in C."},
+    {"explained", (PyCFunction)(void (*)(void))explained, METH_FASTCALL,
+     "history.explained, in C."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_history", "history.py's push_event and most_moved, in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_history", "history.py's push_event, most_moved and explained, in C.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
 PyInit__history(void)
 {
+    if ((K_item_id = PyUnicode_InternFromString("item_id")) == NULL ||
+        (K_categories = PyUnicode_InternFromString("categories")) == NULL ||
+        (K_event_type = PyUnicode_InternFromString("event_type")) == NULL ||
+        (K_ts = PyUnicode_InternFromString("ts")) == NULL ||
+        (K_moved = PyUnicode_InternFromString("moved")) == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }

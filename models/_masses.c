@@ -154,54 +154,43 @@ seen_before(PyObject **cats, Py_ssize_t i)
     return -1;
 }
 
-/* add_mass(masses, residual, cats, w, cap): everything is checked before masses changes, so
- * a TypeError (and the Python definition's run after it) never follows a half-done add. */
-static PyObject *
-add_mass(PyObject *self, PyObject *args)
+/* Checks add_mass's arguments (masses: an exact dict; cats: n exact str) before anything
+ * changes: -1 with TypeError when the C code does not take them. */
+static int
+add_mass_check(PyObject *masses, PyObject **items, Py_ssize_t n, Py_ssize_t cap)
 {
-    PyObject *masses, *cats, *seq, **items, *name, *value, *smallest;
-    double residual, w, share, least, was;
-    Py_ssize_t cap, n, fresh = 0, pos;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "O&dOdn", exact_dict, &masses, &residual, &cats, &w, &cap))
-        return NULL;
-    if (!PyList_CheckExact(cats) && !PyTuple_CheckExact(cats)) {
-        type_error();
-        return NULL;
-    }
-    if ((seq = PySequence_Fast(cats, "cats")) == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    items = PySequence_Fast_ITEMS(seq);
-    if (n == 0) { /* Python's w / len(cats) */
-        PyErr_SetString(PyExc_ZeroDivisionError, "float division by zero");
-        goto fail;
-    }
+    PyObject *name, *value;
+    Py_ssize_t fresh = 0, pos = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyUnicode_CheckExact(items[i])) {
-            type_error();
-            goto fail;
-        }
+        if (!PyUnicode_CheckExact(items[i]))
+            return type_error() - 1;
         value = PyDict_GetItemWithError(masses, items[i]);
         if (value == NULL && PyErr_Occurred())
-            goto fail;
-        if (value != NULL && !PyFloat_CheckExact(value)) {
-            type_error();
-            goto fail;
-        }
+            return -1;
+        if (value != NULL && !PyFloat_CheckExact(value))
+            return type_error() - 1;
         if (value == NULL && seen_before(items, i) < 0)
             fresh++;
     }
     if (PyDict_GET_SIZE(masses) + fresh > cap) { /* an eviction will scan every entry */
-        pos = 0;
         while (PyDict_Next(masses, &pos, &name, &value))
             if (!checked(name, value))
-                goto fail;
+                return -1;
     }
-    share = w / (double)n;
+    return 0;
+}
+
+/* add_mass on checked arguments (add_mass_check), n > 0; the new residual in *residual. */
+static int
+add_mass_of(PyObject *masses, double *residual, PyObject **items, Py_ssize_t n, double w,
+            Py_ssize_t cap)
+{
+    PyObject *name, *value, *smallest;
+    double share = w / (double)n, least, was;
+    Py_ssize_t pos;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (get_or_zero(masses, items[i], &was) < 0 || set_float(masses, items[i], was + share) < 0)
-            goto fail;
+            return -1;
     }
     while (PyDict_GET_SIZE(masses) > cap) {
         smallest = NULL;
@@ -219,58 +208,94 @@ add_mass(PyObject *self, PyObject *args)
         int rc = PyDict_DelItem(masses, smallest);
         Py_DECREF(smallest);
         if (rc < 0)
-            goto fail;
-        residual += least;
+            return -1;
+        *residual += least;
     }
-    Py_DECREF(seq);
+    return 0;
+}
+
+/* The categories of an event: an exact list or tuple, borrowed as an array of n items. */
+static int
+category_items(PyObject *cats, PyObject ***items, Py_ssize_t *n)
+{
+    if (PyList_CheckExact(cats)) {
+        *items = ((PyListObject *)cats)->ob_item;
+        *n = PyList_GET_SIZE(cats);
+    }
+    else if (PyTuple_CheckExact(cats)) {
+        *items = ((PyTupleObject *)cats)->ob_item;
+        *n = PyTuple_GET_SIZE(cats);
+    }
+    else {
+        return type_error() - 1;
+    }
+    return 0;
+}
+
+/* add_mass(masses, residual, cats, w, cap): everything is checked before masses changes, so
+ * a TypeError (and the Python definition's run after it) never follows a half-done add. */
+static PyObject *
+add_mass(PyObject *self, PyObject *args)
+{
+    PyObject *masses, *cats, **items;
+    double residual, w;
+    Py_ssize_t cap, n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&dOdn", exact_dict, &masses, &residual, &cats, &w, &cap) ||
+        category_items(cats, &items, &n) < 0)
+        return NULL;
+    if (n == 0) { /* Python's w / len(cats) */
+        PyErr_SetString(PyExc_ZeroDivisionError, "float division by zero");
+        return NULL;
+    }
+    if (add_mass_check(masses, items, n, cap) < 0 ||
+        add_mass_of(masses, &residual, items, n, w, cap) < 0)
+        return NULL;
     return PyFloat_FromDouble(residual);
-fail:
-    Py_DECREF(seq);
-    return NULL;
+}
+
+/* mean_surprise of n categories (n > 0); -1 with the Python definition's error or TypeError. */
+static int
+mean_surprise_of(PyObject *p, PyObject **items, Py_ssize_t n, double spread, double *out)
+{
+    PyObject *other_value = PyDict_GetItemWithError(p, OTHER);
+    double other, x;
+    PySum total = {0.0, 0.0};
+    if (other_value == NULL || !PyFloat_CheckExact(other_value) || spread == 0.0) {
+        if (!PyErr_Occurred()) /* KeyError, ZeroDivisionError: the Python definition's own */
+            type_error();
+        return -1;
+    }
+    other = PyFloat_AS_DOUBLE(other_value) / spread;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyDict_GetItemWithError(p, items[i]);
+        if (v == NULL && PyErr_Occurred())
+            return -1;
+        if (v != NULL && !PyFloat_CheckExact(v))
+            return type_error() - 1;
+        x = v != NULL ? PyFloat_AS_DOUBLE(v) : other;
+        pysum_add(&total, log(x < 1e-9 ? 1e-9 : x));
+    }
+    *out = -pysum_result(&total) / (double)n;
+    return 0;
 }
 
 static PyObject *
 mean_surprise(PyObject *self, PyObject *args)
 {
-    PyObject *p, *cats, *seq, *other_value, *name;
-    double spread, other, x;
-    PySum total = {0.0, 0.0};
+    PyObject *p, *cats, *seq;
+    double spread, out;
     Py_ssize_t n;
+    int rc;
     (void)self;
     if (!PyArg_ParseTuple(args, "O&Od", exact_dict, &p, &cats, &spread))
         return NULL;
-    other_value = PyDict_GetItemWithError(p, OTHER);
-    if (other_value == NULL || !PyFloat_CheckExact(other_value) || spread == 0.0) {
-        if (!PyErr_Occurred()) /* KeyError, ZeroDivisionError: the Python definition's own */
-            type_error();
-        return NULL;
-    }
-    other = PyFloat_AS_DOUBLE(other_value) / spread;
     if ((seq = PySequence_Fast(cats, "categories must be a sequence")) == NULL)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
-    if (n == 0) {
-        Py_DECREF(seq);
-        type_error();
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        name = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *v = PyDict_GetItemWithError(p, name);
-        if (v == NULL && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        if (v != NULL && !PyFloat_CheckExact(v)) {
-            Py_DECREF(seq);
-            type_error();
-            return NULL;
-        }
-        x = v != NULL ? PyFloat_AS_DOUBLE(v) : other;
-        pysum_add(&total, log(x < 1e-9 ? 1e-9 : x));
-    }
+    rc = n == 0 ? type_error() - 1 : mean_surprise_of(p, PySequence_Fast_ITEMS(seq), n, spread, &out);
     Py_DECREF(seq);
-    return PyFloat_FromDouble(-pysum_result(&total) / (double)n);
+    return rc < 0 ? NULL : PyFloat_FromDouble(out);
 }
 
 /* ---- ranking ------------------------------------------------------------------------- */
@@ -383,13 +408,10 @@ offer_divided(Best *b, PyObject *d, double divisor)
 }
 
 static PyObject *
-top_k(PyObject *self, PyObject *args)
+top_k_of(PyObject *p, Py_ssize_t k)
 {
-    PyObject *p;
-    Py_ssize_t k;
     Best b;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "O&n", exact_dict, &p, &k) || best_init(&b, k) < 0)
+    if (best_init(&b, k) < 0)
         return NULL;
     if (offer_divided(&b, p, 1.0) < 0) {
         best_free(&b);
@@ -399,15 +421,21 @@ top_k(PyObject *self, PyObject *args)
 }
 
 static PyObject *
-top_smoothed(PyObject *self, PyObject *args)
+top_k(PyObject *self, PyObject *args)
 {
-    PyObject *masses;
-    double residual, alpha, total;
+    PyObject *p;
     Py_ssize_t k;
-    Best b;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O&ddn", exact_dict, &masses, &residual, &alpha, &k))
+    if (!PyArg_ParseTuple(args, "O&n", exact_dict, &p, &k))
         return NULL;
+    return top_k_of(p, k);
+}
+
+static PyObject *
+top_smoothed_of(PyObject *masses, double residual, double alpha, Py_ssize_t k)
+{
+    double total;
+    Best b;
     if (sum_values(masses, &total) < 0)
         return NULL;
     total = total + residual + alpha;
@@ -425,16 +453,24 @@ top_smoothed(PyObject *self, PyObject *args)
 }
 
 static PyObject *
-rank_smoothed(PyObject *self, PyObject *args)
+top_smoothed(PyObject *self, PyObject *args)
 {
-    PyObject *tracked, *prior, *ranked, *seq = NULL, *name, *out;
-    double coef, p;
-    Py_ssize_t k, left;
-    Best b;
+    PyObject *masses;
+    double residual, alpha;
+    Py_ssize_t k;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O&dO&On", exact_dict, &tracked, &coef, exact_dict, &prior,
-                          &ranked, &k))
+    if (!PyArg_ParseTuple(args, "O&ddn", exact_dict, &masses, &residual, &alpha, &k))
         return NULL;
+    return top_smoothed_of(masses, residual, alpha, k);
+}
+
+static PyObject *
+rank_smoothed_of(PyObject *tracked, double coef, PyObject *prior, PyObject *ranked, Py_ssize_t k)
+{
+    PyObject *seq = NULL, *name, *out;
+    double p;
+    Py_ssize_t left;
+    Best b;
     if (best_init(&b, k) < 0)
         return NULL;
     if (offer_divided(&b, tracked, 1.0) < 0)
@@ -467,44 +503,80 @@ fail:
     return NULL;
 }
 
+static PyObject *
+rank_smoothed(PyObject *self, PyObject *args)
+{
+    PyObject *tracked, *prior, *ranked;
+    double coef;
+    Py_ssize_t k;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&dO&On", exact_dict, &tracked, &coef, exact_dict, &prior,
+                          &ranked, &k))
+        return NULL;
+    return rank_smoothed_of(tracked, coef, prior, ranked, k);
+}
+
 /* ---- distributions ------------------------------------------------------------------- */
 
-static PyObject *
-mix_horizons(PyObject *self, PyObject *args)
+/* A user's two horizons as masses.Horizons holds them. */
+typedef struct {
+    PyObject *short_, *long_; /* borrowed */
+    double ws, short_res, long_res, a_short, a_long;
+} HorizonParts;
+
+/* "O&" converter of a Horizons tuple. */
+static int
+horizon_parts(PyObject *obj, void *out)
 {
-    PyObject *short_, *long_, *out, *name, *value;
-    double ws, wl, short_res, long_res, a_short, a_long, t_short, t_long;
+    HorizonParts *h = out;
+    if (!PyTuple_Check(obj))
+        return type_error();
+    return PyArg_ParseTuple(obj, "O&O&ddddd", exact_dict, &h->short_, exact_dict, &h->long_,
+                            &h->ws, &h->short_res, &h->long_res, &h->a_short, &h->a_long);
+}
+
+static PyObject *
+mix_horizons_of(const HorizonParts *h)
+{
+    PyObject *out, *name, *value;
+    double wl, t_short, t_long;
     Py_ssize_t pos = 0;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "(O&O&ddddd)", exact_dict, &short_, exact_dict, &long_, &ws,
-                          &short_res, &long_res, &a_short, &a_long))
+    if (sum_values(h->short_, &t_short) < 0 || sum_values(h->long_, &t_long) < 0)
         return NULL;
-    if (sum_values(short_, &t_short) < 0 || sum_values(long_, &t_long) < 0)
-        return NULL;
-    t_short = t_short + short_res + a_short;
-    t_long = t_long + long_res + a_long;
+    t_short = t_short + h->short_res + h->a_short;
+    t_long = t_long + h->long_res + h->a_long;
     if (t_short == 0.0 || t_long == 0.0) {
         PyErr_SetString(PyExc_ZeroDivisionError, "float division by zero");
         return NULL;
     }
-    wl = 1.0 - ws;
+    wl = 1.0 - h->ws;
     if ((out = PyDict_New()) == NULL)
         return NULL;
-    while (PyDict_Next(long_, &pos, &name, &value))
+    while (PyDict_Next(h->long_, &pos, &name, &value))
         if (set_float(out, name, wl * (PyFloat_AS_DOUBLE(value) / t_long)) < 0)
             goto fail;
     pos = 0;
-    while (PyDict_Next(short_, &pos, &name, &value))
-        if (add_float(out, name, ws * (PyFloat_AS_DOUBLE(value) / t_short)) < 0)
+    while (PyDict_Next(h->short_, &pos, &name, &value))
+        if (add_float(out, name, h->ws * (PyFloat_AS_DOUBLE(value) / t_short)) < 0)
             goto fail;
     if (set_float(out, OTHER,
-                  (1.0 - ws) * ((long_res + a_long) / t_long) +
-                      ws * ((short_res + a_short) / t_short)) < 0)
+                  (1.0 - h->ws) * ((h->long_res + h->a_long) / t_long) +
+                      h->ws * ((h->short_res + h->a_short) / t_short)) < 0)
         goto fail;
     return out;
 fail:
     Py_DECREF(out);
     return NULL;
+}
+
+static PyObject *
+mix_horizons(PyObject *self, PyObject *args)
+{
+    HorizonParts h;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&", horizon_parts, &h))
+        return NULL;
+    return mix_horizons_of(&h);
 }
 
 /* One horizon of smoothed_tracked: its masses into out; its share of coef. */
@@ -547,58 +619,66 @@ smooth_horizon(PyObject *out, PyObject *masses, PyObject *prior, double weight, 
     return 0;
 }
 
+/* smoothed_tracked's dict, its coef in *coef. */
 static PyObject *
-smoothed_tracked(PyObject *self, PyObject *args)
+smoothed_tracked_of(const HorizonParts *h, PyObject *prior, double *coef)
 {
-    PyObject *short_, *long_, *prior, *out, *name, *value, *result;
-    double ws, short_res, long_res, a_short, a_long, coef = 0.0, p;
+    PyObject *out, *name, *value;
     Py_ssize_t pos = 0;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "(O&O&ddddd)O&", exact_dict, &short_, exact_dict, &long_, &ws,
-                          &short_res, &long_res, &a_short, &a_long, exact_dict, &prior))
-        return NULL;
+    double p;
+    *coef = 0.0;
     if ((out = PyDict_New()) == NULL)
         return NULL;
-    if (smooth_horizon(out, short_, prior, ws, short_res, a_short, &coef) < 0 ||
-        smooth_horizon(out, long_, prior, 1.0 - ws, long_res, a_long, &coef) < 0)
+    if (smooth_horizon(out, h->short_, prior, h->ws, h->short_res, h->a_short, coef) < 0 ||
+        smooth_horizon(out, h->long_, prior, 1.0 - h->ws, h->long_res, h->a_long, coef) < 0)
         goto fail;
     while (PyDict_Next(out, &pos, &name, &value)) {
         if (get_or_zero(prior, name, &p) < 0)
             goto fail;
         /* value is a float this module made; replacing an existing key keeps pos valid */
-        if (set_float(out, name, PyFloat_AS_DOUBLE(value) + coef * p) < 0)
+        if (set_float(out, name, PyFloat_AS_DOUBLE(value) + *coef * p) < 0)
             goto fail;
     }
-    result = Py_BuildValue("(Nd)", out, coef);
-    return result;
+    return out;
 fail:
     Py_DECREF(out);
     return NULL;
 }
 
 static PyObject *
-total_variation(PyObject *self, PyObject *args)
+smoothed_tracked(PyObject *self, PyObject *args)
 {
-    PyObject *before_, *after, *name, *value;
+    PyObject *prior, *out;
+    HorizonParts h;
+    double coef;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&O&", horizon_parts, &h, exact_dict, &prior))
+        return NULL;
+    if ((out = smoothed_tracked_of(&h, prior, &coef)) == NULL)
+        return NULL;
+    return Py_BuildValue("(Nd)", out, coef);
+}
+
+static int
+total_variation_of(PyObject *before_, PyObject *after, double *out)
+{
+    PyObject *name, *value;
     Py_ssize_t pos = 0;
     double was, total;
     PySum moved = {0.0, 0.0}, gone = {0.0, 0.0};
     int any_gone = 0;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "O&O&", exact_dict, &before_, exact_dict, &after))
-        return NULL;
     while (PyDict_Next(after, &pos, &name, &value)) {
         if (!checked(name, value) || get_or_zero(before_, name, &was) < 0)
-            return NULL;
+            return -1;
         pysum_add(&moved, fabs(PyFloat_AS_DOUBLE(value) - was));
     }
     pos = 0;
     while (PyDict_Next(before_, &pos, &name, &value)) {
         if (!checked(name, value))
-            return NULL;
+            return -1;
         int kept = PyDict_Contains(after, name);
         if (kept < 0)
-            return NULL;
+            return -1;
         if (!kept) {
             pysum_add(&gone, PyFloat_AS_DOUBLE(value));
             any_gone = 1;
@@ -607,19 +687,29 @@ total_variation(PyObject *self, PyObject *args)
     total = pysum_result(&moved);
     if (any_gone)
         total += pysum_result(&gone);
-    return PyFloat_FromDouble(0.5 * total);
+    *out = 0.5 * total;
+    return 0;
 }
 
 static PyObject *
-entropy(PyObject *self, PyObject *args)
+total_variation(PyObject *self, PyObject *args)
 {
-    PyObject *p, *name, *value;
+    PyObject *before_, *after;
+    double out;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&O&", exact_dict, &before_, exact_dict, &after) ||
+        total_variation_of(before_, after, &out) < 0)
+        return NULL;
+    return PyFloat_FromDouble(out);
+}
+
+static PyObject *
+entropy_of(PyObject *p)
+{
+    PyObject *name, *value;
     Py_ssize_t pos = 0, terms = 0;
     double v;
     PySum total = {0.0, 0.0};
-    (void)self;
-    if (!PyArg_ParseTuple(args, "O&", exact_dict, &p))
-        return NULL;
     while (PyDict_Next(p, &pos, &name, &value)) {
         if (!PyFloat_CheckExact(value)) {
             type_error();
@@ -636,6 +726,424 @@ entropy(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(-pysum_result(&total));
 }
 
+static PyObject *
+entropy(PyObject *self, PyObject *args)
+{
+    PyObject *p;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&", exact_dict, &p))
+        return NULL;
+    return entropy_of(p);
+}
+
+/* ---- a snapshot's numbers, in one call ----------------------------------------------- */
+
+static PyObject *
+snapshot_tops(PyObject *self, PyObject *args)
+{
+    PyObject *own, *prior_parts, *prior, *ranked, *tracked;
+    PyObject *own_top = NULL, *short_top = NULL, *long_top = NULL, *dist = NULL, *h = NULL;
+    HorizonParts parts, smoothing;
+    Py_ssize_t k;
+    double coef;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&O&OOOn", exact_dict, &own, horizon_parts, &parts,
+                          &prior_parts, &prior, &ranked, &k))
+        return NULL;
+    if (prior != Py_None && (!exact_dict(prior, &prior) || !horizon_parts(prior_parts, &smoothing)))
+        return NULL;
+    if ((own_top = top_k_of(own, k)) == NULL ||
+        (short_top = top_smoothed_of(parts.short_, parts.short_res, parts.a_short, k)) == NULL ||
+        (long_top = top_smoothed_of(parts.long_, parts.long_res, parts.a_long, k)) == NULL)
+        goto fail;
+    if (prior == Py_None) {
+        dist = PyDict_Copy(own_top);
+    }
+    else if ((tracked = smoothed_tracked_of(&smoothing, prior, &coef)) != NULL) {
+        dist = rank_smoothed_of(tracked, coef, prior, ranked, k);
+        Py_DECREF(tracked);
+    }
+    if (dist == NULL || (h = entropy_of(dist)) == NULL)
+        goto fail;
+    return Py_BuildValue("(NNNNN)", own_top, short_top, long_top, dist, h);
+fail:
+    Py_XDECREF(own_top);
+    Py_XDECREF(short_top);
+    Py_XDECREF(long_top);
+    Py_XDECREF(dist);
+    return NULL;
+}
+
+/* ---- one event learned: user.py's learn_event (UserInterest.learn_and_predict) --------- */
+
+/* Attribute names of UserInterest, SurpriseDrift and InterestConfig, and an event's keys. */
+static PyObject *A_t, *A_r, *A_nr, *A_n, *A_short, *A_long, *A_short_res, *A_long_res, *A_drift,
+    *A_since_drift, *A_drift_now, *A_own, *A_own_top, *A_scales, *A_cfg, *A_count, *A_mean,
+    *A_sum_increase, *A_min_increase, *A_drift_detected, *A_alpha, *A_delta, *A_min_instances,
+    *A_threshold, *A_short_hl, *A_long_hl, *A_short_ehl, *A_long_ehl, *A_short_weight,
+    *A_drift_short_weight, *A_settle, *A_other_strength, *A_other_spread, *A_max_categories,
+    *A_weights, *K_ts, *K_weight, *K_event_type, *K_categories, *K_view;
+
+/* An InterestConfig's numbers, read once per config object (it is frozen); both held while
+ * cached, so that no other object takes their addresses. */
+typedef struct {
+    PyObject *cfg;
+    PyObject *weights; /* event_weights, an exact dict */
+    double short_hl, long_hl, short_ehl, long_ehl, short_weight, drift_short_weight, settle,
+        other_strength, other_spread;
+    Py_ssize_t cap;
+} Config;
+
+static Config CONFIG;
+
+/* A float or an int attribute as a double (an int is converted as Python's arithmetic does). */
+static int
+number_attr(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    int rc = 0;
+    if (v == NULL)
+        return -1;
+    if (PyFloat_CheckExact(v))
+        *out = PyFloat_AS_DOUBLE(v);
+    else if (PyLong_CheckExact(v))
+        rc = (*out = PyLong_AsDouble(v)) == -1.0 && PyErr_Occurred() ? -1 : 0;
+    else
+        rc = type_error() - 1;
+    Py_DECREF(v);
+    return rc;
+}
+
+static int
+float_attr(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int rc = PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
+    Py_DECREF(v);
+    return rc;
+}
+
+/* A float attribute that may be None (*set = 0). */
+static int
+optional_float_attr(PyObject *obj, PyObject *name, double *out, int *set)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    *set = v != Py_None;
+    int rc = !*set ? 0 : PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
+    Py_DECREF(v);
+    return rc;
+}
+
+static int
+int_attr(PyObject *obj, PyObject *name, Py_ssize_t *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int rc = PyLong_CheckExact(v) ? ((*out = PyLong_AsSsize_t(v)) == -1 && PyErr_Occurred() ? -1 : 0)
+                                  : type_error() - 1;
+    Py_DECREF(v);
+    return rc;
+}
+
+/* An exact dict attribute (a new reference). */
+static PyObject *
+dict_attr(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v != NULL && !PyDict_CheckExact(v)) {
+        Py_DECREF(v);
+        type_error();
+        return NULL;
+    }
+    return v;
+}
+
+static int
+set_attr(PyObject *obj, PyObject *name, PyObject *value) /* steals value */
+{
+    if (value == NULL)
+        return -1;
+    int rc = PyObject_SetAttr(obj, name, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static const Config *
+config_of(PyObject *cfg)
+{
+    Config c = {cfg, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    PyObject *weights;
+    if (cfg == CONFIG.cfg)
+        return &CONFIG;
+    if (number_attr(cfg, A_short_hl, &c.short_hl) < 0 ||
+        number_attr(cfg, A_long_hl, &c.long_hl) < 0 ||
+        number_attr(cfg, A_short_ehl, &c.short_ehl) < 0 ||
+        number_attr(cfg, A_long_ehl, &c.long_ehl) < 0 ||
+        number_attr(cfg, A_short_weight, &c.short_weight) < 0 ||
+        number_attr(cfg, A_drift_short_weight, &c.drift_short_weight) < 0 ||
+        number_attr(cfg, A_settle, &c.settle) < 0 ||
+        number_attr(cfg, A_other_strength, &c.other_strength) < 0 ||
+        number_attr(cfg, A_other_spread, &c.other_spread) < 0 ||
+        int_attr(cfg, A_max_categories, &c.cap) < 0 || (weights = dict_attr(cfg, A_weights)) == NULL)
+        return NULL;
+    c.weights = weights;
+    Py_INCREF(cfg);
+    Py_XDECREF(CONFIG.cfg);
+    Py_XDECREF(CONFIG.weights);
+    CONFIG = c;
+    return &CONFIG;
+}
+
+/* UserInterest._exponents: log2 of the stored weight, per horizon, of the k-th event at ts. */
+static void
+exponents(const Config *c, double ts, double r, Py_ssize_t k, Py_ssize_t nr, double *e_short,
+          double *e_long)
+{
+    double dt = ts - r, dk = (double)(k - nr);
+    *e_short = dt / c->short_hl;
+    *e_long = dt / c->long_hl;
+    if (c->short_ehl > 0)
+        *e_short += dk / c->short_ehl;
+    if (c->long_ehl > 0)
+        *e_long += dk / c->long_ehl;
+}
+
+/* UserInterest.short_weight. */
+static double
+short_weight(const Config *c, Py_ssize_t since)
+{
+    if (since < 0 || (double)since >= c->settle)
+        return c->short_weight;
+    return c->drift_short_weight + (c->short_weight - c->drift_short_weight) * ((double)since / c->settle);
+}
+
+/* Every entry an exact str with an exact float (so nothing fails half-way through). */
+static int
+all_checked(PyObject *d)
+{
+    PyObject *name, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &name, &value))
+        if (!checked(name, value))
+            return -1;
+    return 0;
+}
+
+/* The event's weight: InterestConfig.weight when the C code can read it (else TypeError). */
+static int
+event_weight(const Config *c, PyObject *x, double *w)
+{
+    PyObject *v = PyDict_GetItemWithError(x, K_weight), *et;
+    if (v == NULL && PyErr_Occurred())
+        return -1;
+    if (v == NULL || v == Py_None) {
+        et = PyDict_GetItemWithError(x, K_event_type);
+        if (et == NULL && PyErr_Occurred())
+            return -1;
+        if (et == NULL)
+            et = K_view;
+        if (!PyUnicode_CheckExact(et) || (v = PyDict_GetItemWithError(c->weights, et)) == NULL)
+            return PyErr_Occurred() ? -1 : type_error() - 1; /* not named: canonical names */
+    }
+    if (PyFloat_CheckExact(v))
+        *w = PyFloat_AS_DOUBLE(v);
+    else if (PyLong_CheckExact(v))
+        return (*w = PyLong_AsDouble(v)) == -1.0 && PyErr_Occurred() ? -1 : 0;
+    else
+        return type_error() - 1;
+    return 0;
+}
+
+/* The own distribution (UserInterest._predict_own, n > 0) with the horizons' scales. */
+static PyObject *
+own_distribution(const Config *c, PyObject *short_, PyObject *long_, double short_res,
+                 double long_res, Py_ssize_t since, double scale_short, double scale_long)
+{
+    HorizonParts h = {short_, long_, short_weight(c, since), short_res, long_res,
+                      c->other_strength * scale_short, c->other_strength * scale_long};
+    return mix_horizons_of(&h);
+}
+
+/* learn_event(user, x): the user's state and caches changed as user.py's definition changes
+ * them, or, for anything it does not take, TypeError before anything has changed. */
+static PyObject *
+learn_event(PyObject *self, PyObject *args)
+{
+    PyObject *u, *x, *cfg_obj, *cats, **items, *v;
+    PyObject *short_ = NULL, *long_ = NULL, *drift = NULL, *before = NULL, *after = NULL;
+    PyObject *result = NULL;
+    const Config *c;
+    Py_ssize_t n_cats, n, nr, since;
+    double t = 0.0, r = 0.0, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l;
+    double e_s, e_l, count, mean, sum_inc, min_inc, alpha, delta, min_inst, threshold;
+    int has_t, has_r, detected, rebased = 0, t_moved = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO", &u, &x))
+        return NULL;
+    if (!PyDict_CheckExact(x))
+        return type_error(), NULL;
+    /* -- read and check everything: nothing changes before this part is through -- */
+    if ((cfg_obj = PyObject_GetAttr(u, A_cfg)) == NULL)
+        return NULL;
+    c = config_of(cfg_obj);
+    Py_DECREF(cfg_obj);
+    if (c == NULL)
+        return NULL;
+    if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
+        return PyErr_Occurred() ? NULL : (type_error(), NULL); /* the Python KeyError */
+    if (category_items(cats, &items, &n_cats) < 0 || event_weight(c, x, &w) < 0)
+        return NULL;
+    if (n_cats == 0)
+        return type_error(), NULL;
+    if (optional_float_attr(u, A_t, &t, &has_t) < 0 || optional_float_attr(u, A_r, &r, &has_r) < 0 ||
+        int_attr(u, A_n, &n) < 0 || int_attr(u, A_nr, &nr) < 0 ||
+        int_attr(u, A_since_drift, &since) < 0 || float_attr(u, A_short_res, &short_res) < 0 ||
+        float_attr(u, A_long_res, &long_res) < 0)
+        return NULL;
+    if (has_t != has_r)
+        return type_error(), NULL;
+    v = PyDict_GetItemWithError(x, K_ts);
+    if (v == NULL && PyErr_Occurred())
+        return NULL;
+    if (v == NULL)
+        ts = has_t ? t : 0.0;
+    else if (PyFloat_CheckExact(v))
+        ts = PyFloat_AS_DOUBLE(v);
+    else
+        return type_error(), NULL;
+    if ((short_ = dict_attr(u, A_short)) == NULL || (long_ = dict_attr(u, A_long)) == NULL ||
+        (drift = PyObject_GetAttr(u, A_drift)) == NULL)
+        goto done;
+    if (all_checked(short_) < 0 || all_checked(long_) < 0 ||
+        add_mass_check(short_, items, n_cats, c->cap) < 0 ||
+        add_mass_check(long_, items, n_cats, c->cap) < 0)
+        goto done;
+    if (float_attr(drift, A_count, &count) < 0 || float_attr(drift, A_mean, &mean) < 0 ||
+        float_attr(drift, A_sum_increase, &sum_inc) < 0 ||
+        float_attr(drift, A_min_increase, &min_inc) < 0 || number_attr(drift, A_alpha, &alpha) < 0 ||
+        number_attr(drift, A_delta, &delta) < 0 ||
+        number_attr(drift, A_min_instances, &min_inst) < 0 ||
+        number_attr(drift, A_threshold, &threshold) < 0)
+        goto done;
+    if ((v = PyObject_GetAttr(drift, A_drift_detected)) == NULL)
+        goto done;
+    detected = v == Py_True;
+    Py_DECREF(v);
+    if (v != Py_True && v != Py_False) {
+        type_error();
+        goto done;
+    }
+    if (n > 0) { /* the distribution before the event: cached, else as own_distribution() */
+        if ((before = PyObject_GetAttr(u, A_own)) == NULL)
+            goto done;
+        if (before == Py_None) {
+            Py_CLEAR(before);
+            exponents(c, t, r, n - 1, nr, &e_s, &e_l);
+            before = own_distribution(c, short_, long_, short_res, long_res, since, pow(2.0, e_s),
+                                      pow(2.0, e_l));
+            if (before == NULL)
+                goto done;
+        }
+        else if (!PyDict_CheckExact(before) || all_checked(before) < 0) {
+            if (!PyErr_Occurred())
+                type_error();
+            goto done;
+        }
+        if (mean_surprise_of(before, items, n_cats, c->other_spread, &s) < 0)
+            goto done;
+    }
+    /* -- learn (UserInterest._learn) -- */
+    if (!has_r) {
+        t = r = ts;
+        t_moved = rebased = 1; /* _t and _r both set */
+    }
+    else if (ts > t) {
+        t = ts;
+        t_moved = 1;
+    }
+    exponents(c, ts, r, n, nr, &e_s, &e_l);
+    if ((e_s > e_l ? e_s : e_l) > 30.0) { /* masses.REBASE_EXPONENT */
+        double f_s = pow(0.5, e_s), f_l = pow(0.5, e_l);
+        PyObject *name, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(short_, &pos, &name, &value))
+            if (set_float(short_, name, PyFloat_AS_DOUBLE(value) * f_s) < 0)
+                goto done;
+        pos = 0;
+        while (PyDict_Next(long_, &pos, &name, &value))
+            if (set_float(long_, name, PyFloat_AS_DOUBLE(value) * f_l) < 0)
+                goto done;
+        short_res *= f_s;
+        long_res *= f_l;
+        r = ts;
+        nr = n;
+        rebased = 1;
+        e_s = e_l = 0.0;
+    }
+    sc_s = pow(2.0, e_s);
+    sc_l = pow(2.0, e_l);
+    if (add_mass_of(short_, &short_res, items, n_cats, w * sc_s, c->cap) < 0 ||
+        add_mass_of(long_, &long_res, items, n_cats, w * sc_l, c->cap) < 0)
+        goto done;
+    n += 1;
+    if (n > 1) { /* SurpriseDrift.update(s) */
+        if (detected) {
+            detected = 0;
+            count = mean = sum_inc = 0.0;
+            min_inc = Py_HUGE_VAL;
+        }
+        count = count + 1.0;
+        mean = mean + (1.0 / count) * (s - mean);
+        sum_inc = alpha * sum_inc + s - mean - delta;
+        if (sum_inc < min_inc)
+            min_inc = sum_inc;
+        if (count >= min_inst)
+            detected = sum_inc - min_inc > threshold;
+        if (set_attr(drift, A_count, PyFloat_FromDouble(count)) < 0 ||
+            set_attr(drift, A_mean, PyFloat_FromDouble(mean)) < 0 ||
+            set_attr(drift, A_sum_increase, PyFloat_FromDouble(sum_inc)) < 0 ||
+            set_attr(drift, A_min_increase, PyFloat_FromDouble(min_inc)) < 0 ||
+            PyObject_SetAttr(drift, A_drift_detected, detected ? Py_True : Py_False) < 0)
+            goto done;
+    }
+    if (detected)
+        since = 0;
+    else if (since >= 0)
+        since += 1;
+    if (ts != t) /* not the latest event: the scales at the latest (UserInterest._alphas) */
+        exponents(c, t, r, n - 1, nr, &e_s, &e_l), sc_s = pow(2.0, e_s), sc_l = pow(2.0, e_l);
+    if ((t_moved && set_attr(u, A_t, PyFloat_FromDouble(t)) < 0) ||
+        (rebased && (set_attr(u, A_r, PyFloat_FromDouble(r)) < 0 ||
+                     set_attr(u, A_nr, PyLong_FromSsize_t(nr)) < 0)) ||
+        set_attr(u, A_n, PyLong_FromSsize_t(n)) < 0 ||
+        set_attr(u, A_short_res, PyFloat_FromDouble(short_res)) < 0 ||
+        set_attr(u, A_long_res, PyFloat_FromDouble(long_res)) < 0 ||
+        PyObject_SetAttr(u, A_drift_now, detected ? Py_True : Py_False) < 0 ||
+        set_attr(u, A_since_drift, PyLong_FromSsize_t(since)) < 0 ||
+        PyObject_SetAttr(u, A_own_top, Py_None) < 0 ||
+        set_attr(u, A_scales, Py_BuildValue("(dd)", sc_s, sc_l)) < 0)
+        goto done;
+    /* -- the distribution after it, cached (own_distribution), and how far it moved -- */
+    after = own_distribution(c, short_, long_, short_res, long_res, since, sc_s, sc_l);
+    if (after == NULL || PyObject_SetAttr(u, A_own, after) < 0)
+        goto done;
+    if (before != NULL && total_variation_of(before, after, &moved) < 0)
+        goto done;
+    result = Py_BuildValue("(Od)", after, moved);
+done:
+    Py_XDECREF(short_);
+    Py_XDECREF(long_);
+    Py_XDECREF(drift);
+    Py_XDECREF(before);
+    Py_XDECREF(after);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, "masses.top_k, in C."},
     {"top_smoothed", top_smoothed, METH_VARARGS, "masses.top_smoothed, in C."},
@@ -644,6 +1152,8 @@ static PyMethodDef methods[] = {
     {"smoothed_tracked", smoothed_tracked, METH_VARARGS, "masses.smoothed_tracked, in C."},
     {"total_variation", total_variation, METH_VARARGS, "masses.total_variation, in C."},
     {"entropy", entropy, METH_VARARGS, "masses.entropy, in C."},
+    {"learn_event", learn_event, METH_VARARGS, "user.learn_event, in C."},
+    {"snapshot_tops", snapshot_tops, METH_VARARGS, "masses.snapshot_tops, in C."},
     {"add_mass", add_mass, METH_VARARGS, "masses.add_mass, in C."},
     {"mean_surprise", mean_surprise, METH_VARARGS, "masses.mean_surprise, in C."},
     {NULL, NULL, 0, NULL},
@@ -654,10 +1164,59 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
+static struct {
+    PyObject **name;
+    const char *text;
+} NAMES[] = {
+    {&A_t, "_t"},
+    {&A_r, "_r"},
+    {&A_nr, "_nr"},
+    {&A_n, "_n"},
+    {&A_short, "_short"},
+    {&A_long, "_long"},
+    {&A_short_res, "_short_res"},
+    {&A_long_res, "_long_res"},
+    {&A_drift, "_drift"},
+    {&A_since_drift, "_since_drift"},
+    {&A_drift_now, "_drift_now"},
+    {&A_own, "_own"},
+    {&A_own_top, "_own_top"},
+    {&A_scales, "_scales"},
+    {&A_cfg, "_cfg"},
+    {&A_count, "_count"},
+    {&A_mean, "_mean"},
+    {&A_sum_increase, "_sum_increase"},
+    {&A_min_increase, "_min_increase"},
+    {&A_drift_detected, "_drift_detected"},
+    {&A_alpha, "alpha"},
+    {&A_delta, "delta"},
+    {&A_min_instances, "min_instances"},
+    {&A_threshold, "threshold"},
+    {&A_short_hl, "short_half_life"},
+    {&A_long_hl, "long_half_life"},
+    {&A_short_ehl, "short_event_half_life"},
+    {&A_long_ehl, "long_event_half_life"},
+    {&A_short_weight, "short_weight"},
+    {&A_drift_short_weight, "drift_short_weight"},
+    {&A_settle, "drift_settle_events"},
+    {&A_other_strength, "other_strength"},
+    {&A_other_spread, "other_spread"},
+    {&A_max_categories, "max_categories"},
+    {&A_weights, "event_weights"},
+    {&K_ts, "ts"},
+    {&K_weight, "weight"},
+    {&K_event_type, "event_type"},
+    {&K_categories, "categories"},
+    {&K_view, "view"},
+};
+
 PyMODINIT_FUNC
 PyInit__masses(void)
 {
     if ((OTHER = PyUnicode_InternFromString("_other")) == NULL)
         return NULL;
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if ((*NAMES[i].name = PyUnicode_InternFromString(NAMES[i].text)) == NULL)
+            return NULL;
     return PyModule_Create(&module);
 }

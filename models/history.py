@@ -7,8 +7,8 @@ categories as table indexes, type codes, times, moves) plus each event's time as
 list and dict operations per event, about 10 µs in Python with a full 50-event history, so
 it runs in C (``models/_history.c``) when that extension is built; this definition is the
 specification, and the C one leaves the columns equal to it, bit for bit
-(``tests/unit/test_history_c.py``). So does :func:`most_moved`, the events a snapshot's
-``explain`` names, asked for at every snapshot.
+(``tests/unit/test_history_c.py``). So do :func:`most_moved`, the events a snapshot's
+``explain`` names, and :func:`explained`, their entries, asked for at every snapshot.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from models.native import accelerated_by
+from models.schema import EVENT_TYPES
 
 try:
     from models import _history
@@ -146,3 +147,62 @@ def most_moved(moved: list[int], window: int, top: int) -> list[int]:
     """
     n = len(moved)
     return sorted(range(max(0, n - window), n), key=moved.__getitem__, reverse=True)[:top]
+
+
+# The columns explain reads: items, the category table, categories, types, times (floats), moves.
+ExplainColumns = tuple[list, list[str], list, list, list[float], list[int]]
+
+
+def category_names(table: Sequence[str], c: int | Sequence[int]) -> list[str]:
+    """A history event's categories: one index into the record's category table, or a list."""
+    return [table[c]] if c.__class__ is int else [table[j] for j in c]
+
+
+def event_type_name(et: int | str) -> str:
+    """A history event's type: an index into ``EVENT_TYPES``, or a name kept as it came."""
+    return EVENT_TYPES[et] if et.__class__ is int else et
+
+
+def explain_entry(columns: ExplainColumns, i: int) -> dict:
+    """The ``i``-th event of the history as a snapshot's ``explain`` entry.
+
+    >>> explain_entry((["i"], ["a", "b"], [[1, 0]], [2], [5.0], [250000]), 0)
+    {'item_id': 'i', 'categories': ['b', 'a'], 'event_type': 'cart', 'ts': 5.0, 'moved': 0.25}
+    """
+    items, table, cats, types, ts, moved = columns
+    return {
+        "item_id": items[i],
+        "categories": category_names(table, cats[i]),
+        "event_type": event_type_name(types[i]),
+        "ts": ts[i],
+        "moved": moved[i] / 1e6,
+    }
+
+
+@accelerated_by(_history)
+def explained(
+    cached: tuple | None, window: int, top: int, n: int, columns: ExplainColumns
+) -> tuple[int, int, int, list[int], list[dict]]:
+    """``UserRecord.explain``'s answer after ``n`` events, with what it is kept as:
+    ``(window, top, n, event numbers, entries)``, the entries of the ``most_moved`` events.
+    Entries of events ``cached`` (the previous answer kept so) still names are reused (an
+    event's entry never changes), and its list too when the events are the same.
+
+    >>> cols = (["i", "j", "k"], ["a"], [0, 0, 0], [0, 0, 0], [1.0, 2.0, 3.0], [9, 5, 7])
+    >>> first = explained(None, 2, 1, 3, cols)
+    >>> first[3], [e["item_id"] for e in first[4]]
+    ([2], ['k'])
+    >>> cols[0].append("l"); cols[2].append(0); cols[3].append(0); cols[4].append(4.0)
+    >>> cols[5].append(1)
+    >>> again = explained(first, 2, 1, 4, cols)
+    >>> again[3], again[4] is first[4]
+    ([2], True)
+    """
+    first = n - len(columns[5])
+    numbers = [first + i for i in most_moved(columns[5], window, top)]
+    if cached is not None and cached[:2] == (window, top) and numbers == cached[3]:
+        entries = cached[4]
+    else:
+        known = dict(zip(cached[3], cached[4], strict=True)) if cached is not None else {}
+        entries = [known.get(k) or explain_entry(columns, k - first) for k in numbers]
+    return window, top, n, numbers, entries

@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.history import compact_table, most_moved, push_event
+from models.history import (
+    category_names,
+    compact_table,
+    event_type_name,
+    explain_entry,
+    explained,
+    most_moved,
+    push_event,
+)
 from models.online import InterestConfig, UserInterest
 from models.online.masses import entropy, top_k
 from models.priors.collaborative import CollaborativePrior
@@ -203,21 +211,13 @@ class UserRecord:
         >>> [e["item_id"] for e in r.explain(3, 2)]
         ['i2', 'i4']
         """
-        n = self.n_events
+        interest = self.interest
+        n = interest._n if interest is not None else 0
         cached = self._explained
-        if cached is not None and cached[:3] == (window, top, n):
-            return list(cached[4])
-        moved = self._moved
-        first = n - len(moved)  # the event number of the history's first event
-        numbers = [first + i for i in most_moved(moved, window, top)]
-        if cached is not None and cached[:2] == (window, top) and numbers == cached[3]:
-            entries = cached[4]
-        else:  # an event's entry never changes: those still named are reused
-            known = dict(zip(cached[3], cached[4], strict=True)) if cached is not None else {}
-            columns = self._items, self._table, self._cats, self._types, self._ts, moved
-            entries = [known.get(k) or _explain_entry(*columns, k - first) for k in numbers]
-        self._explained = (window, top, n, numbers, entries)
-        return list(entries)
+        if cached is None or cached[2] != n or cached[0] != window or cached[1] != top:
+            columns = self._items, self._table, self._cats, self._types, self._ts, self._moved
+            cached = self._explained = explained(cached, window, top, n, columns)
+        return list(cached[4])
 
     def distribution(self) -> dict[str, float]:
         """The user's own distribution (read-only), ``{_other: 1}`` before any event."""
@@ -304,21 +304,11 @@ def _history_entry(
     """The ``i``-th event of history columns as a :class:`~models.records.HistoryField` tuple."""
     return (
         items[i],
-        tuple(_category_names(table, cats[i])),
-        _event_type_name(types[i]),
+        tuple(category_names(table, cats[i])),
+        event_type_name(types[i]),
         ts[i],
         moved[i] / 1e6,
     )
-
-
-def _category_names(table: Sequence[str], c: int | Sequence[int]) -> list[str]:
-    """A history event's categories: one index into the record's category table, or a list."""
-    return [table[c]] if c.__class__ is int else [table[j] for j in c]
-
-
-def _event_type_name(et: int | str) -> str:
-    """A history event's type: an index into ``EVENT_TYPES``, or a name kept as it came."""
-    return EVENT_TYPES[et] if et.__class__ is int else et
 
 
 def _explain_entries(
@@ -333,23 +323,8 @@ def _explain_entries(
 ) -> list[dict]:
     """A snapshot's ``explain`` entries, read from history columns: the events of
     ``most_moved``, each as a dict (the snapshot schema's), without history tuples."""
-    return [
-        _explain_entry(items, table, cats, types, ts, moved, i)
-        for i in most_moved(moved, window, top)
-    ]
-
-
-def _explain_entry(
-    items: Sequence, table: Sequence, cats: Sequence, types: Sequence, ts: Sequence, moved, i: int
-) -> dict:
-    """The ``i``-th event of history columns as a snapshot's ``explain`` entry."""
-    return {
-        "item_id": items[i],
-        "categories": _category_names(table, cats[i]),
-        "event_type": _event_type_name(types[i]),
-        "ts": ts[i],
-        "moved": moved[i] / 1e6,
-    }
+    columns = items, table, cats, types, ts, moved
+    return [explain_entry(columns, i) for i in most_moved(moved, window, top)]
 
 
 def snapshot_parts(
@@ -482,19 +457,20 @@ def snapshot_of(
     ``fused``), the collaborative prior is mixed in with its fitted weight for the user's
     event count (as ``evaluate``'s ``collaborative`` row).
     """
-    own = user.own_distribution()
-    own_top = user.own_top(cfg.top_k)
-    short, long_ = user.top_horizons(cfg.top_k)
+    top = cfg.top_k
+    if fused is None and collaborative is None and prior is not None:
+        # the top k only: the prior's k most probable untracked suffice
+        _check_depth(prior, cfg)
+        own_top, short, long_, dist, h = user.snapshot_tops(top, prior.probs, prior.ranked)
+    else:  # without a prior, dist is a copy: "own" and "distribution" are edited apart
+        own_top, short, long_, dist, h = user.snapshot_tops(top)
     if fused is not None:
-        dist = top_k(fused, cfg.top_k)
+        dist = top_k(fused, top)
+        h = entropy(dist)
     elif collaborative is not None:
         estimate = published_estimate(user, prior, cfg)
-        dist = top_k(collaborative.apply(estimate, own, user.n_events), cfg.top_k)
-    elif prior is not None:  # the top k only: the prior's k most probable untracked suffice
-        _check_depth(prior, cfg)
-        dist = user.predict_top(prior.probs, prior.ranked, cfg.top_k)
-    else:
-        dist = dict(own_top)  # its own dict: "own" and "distribution" are edited apart
+        dist = top_k(collaborative.apply(estimate, user.own_distribution(), user.n_events), top)
+        h = entropy(dist)
     src = {k: dict(v) for k, v in sources.items()} if sources else {"online": {"weight": 1.0}}
     if prior is not None:
         src.setdefault("online", {})["prior"] = {"n_events": prior.n_events, "ts": prior.ts}
@@ -507,7 +483,7 @@ def snapshot_of(
         "n_events": user.n_events,
         "distribution": dist,
         "own": own_top,
-        "entropy": entropy(dist),
+        "entropy": h,
         "short_term": short,
         "long_term": long_,
         "sources": src,

@@ -217,6 +217,40 @@ def smoothed_tracked(
 
 
 @accelerated
+def snapshot_tops(
+    own: Mapping[str, float],
+    parts: Horizons,
+    smoothing: Horizons | None,
+    prior: Mapping[str, float] | None,
+    ranked: Sequence[str],
+    k: int,
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, float], float]:
+    """A snapshot's numbers in one call: the ``k`` most probable of the own distribution
+    ``own`` and of each horizon of ``parts`` (pseudo-counts as ``_other``), the published
+    estimate (``parts`` smoothed toward ``prior`` as ``smoothing`` holds them, ranked as
+    :func:`rank_smoothed`; without a prior a copy of the own top k) and its entropy.
+
+    >>> parts = ({"a": 1.0}, {"a": 1.0, "b": 2.0}, 0.5, 0.0, 0.0, 1.0, 1.0)
+    >>> own_top, short, long_, dist, h = snapshot_tops(mix_horizons(parts), parts, None, None,
+    ...                                                (), 1)
+    >>> own_top, short, long_
+    ({'a': 0.375, '_other': 0.625}, {'a': 0.5, '_other': 0.5}, {'b': 0.5, '_other': 0.5})
+    >>> dist == own_top, dist is own_top
+    (True, False)
+    """
+    short, long_, _, short_res, long_res, a_short, a_long = parts
+    own_top = top_k(own, k)
+    short_top = top_smoothed(short, short_res, a_short, k)
+    long_top = top_smoothed(long_, long_res, a_long, k)
+    if prior is None:
+        dist = dict(own_top)
+    else:
+        tracked, coef = smoothed_tracked(smoothing, prior)
+        dist = rank_smoothed(tracked, coef, prior, ranked, k)
+    return own_top, short_top, long_top, dist, entropy(dist)
+
+
+@accelerated
 def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     """Half the L1 distance between two (sparse) distributions: over ``q``'s entries, then
     ``p``'s that ``q`` lacks.

@@ -21,7 +21,9 @@ from models.online.masses import (
     REBASE_EXPONENT,
     EventClock,
     Horizons,
+    accelerated,
     add_mass,
+    entropy,
     event_labels,
     mean_surprise,
     mix_horizons,
@@ -29,6 +31,7 @@ from models.online.masses import (
     rescale,
     smoothed,
     smoothed_tracked,
+    snapshot_tops,
     top_k,
     top_smoothed,
     total_variation,
@@ -122,12 +125,9 @@ class UserInterest(EventClock, base.Classifier):
         a user's first event). The distribution is cached until the next event, so a stream
         of events costs one prediction each. Treat the returned dict as read-only.
         """
-        before = self.own_distribution() if self._n else None
-        self._learn(x, event_labels(x, None), before)
-        after = self.own_distribution()
-        if before is None:
-            return after, 1.0
-        return after, total_variation(before, after)
+        if type(self) is not UserInterest:  # the C definition knows this class's methods only
+            return learn_event.python(self, x)
+        return learn_event(self, x)
 
     def own_distribution(self) -> dict[str, float]:
         """``predict_proba_one({})`` (no prior: the smoothing mass as ``_other``), cached
@@ -351,6 +351,33 @@ class UserInterest(EventClock, base.Classifier):
             top_smoothed(self._long, self._long_res, a_long, k),
         )
 
+    def snapshot_tops(
+        self, k: int, prior: Mapping[str, float] | None = None, ranked: Sequence[str] = ()
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, float], float]:
+        """What a snapshot reads, in one call: ``own_top(k)``, ``top_horizons(k)``, the
+        published estimate (``predict_top(prior, ranked, k)``, or a copy of ``own_top(k)``
+        without a prior) and its entropy. Treat the dicts as read-only.
+
+        >>> u = UserInterest()
+        >>> u.learn_one({"categories": ["b"], "event_type": "view", "ts": 0.0})
+        >>> prior = {"a": 0.5, "b": 0.25, "c": 0.25}
+        >>> own_top, short, long_, dist, h = u.snapshot_tops(2, prior, ["a", "b", "c"])
+        >>> own_top is u.own_top(2), (short, long_) == u.top_horizons(2)
+        (True, True)
+        >>> dist == u.predict_top(prior, ["a", "b", "c"], 2), h == entropy(dist)
+        (True, True)
+        """
+        if not self._n:
+            own_top, (short, long_) = self.own_top(k), self.top_horizons(k)
+            dist = dict(own_top) if prior is None else self.predict_top(prior, ranked, k)
+            return own_top, short, long_, dist, entropy(dist)
+        smoothing = self.horizon_parts(prior=True) if prior is not None else None
+        tops = snapshot_tops(
+            self.own_distribution(), self.horizon_parts(prior=False), smoothing, prior, ranked, k
+        )
+        self._own_top = (k, tops[0])
+        return tops
+
     def state(self) -> dict:
         """The whole learned state as plain data (msgpack/JSON-able)."""
         return {
@@ -419,3 +446,27 @@ class UserInterest(EventClock, base.Classifier):
         )
         u._since_drift, u._drift_now = sd, bool(dn)
         return u
+
+
+@accelerated
+def learn_event(user: UserInterest, x: dict) -> tuple[dict[str, float], float]:
+    """``UserInterest.learn_and_predict``'s definition: one event learned into ``user``; its
+    own distribution after it (cached in ``user``) and the total variation it moved.
+
+    The C definition (``models/_masses.c``) reads and writes the estimator's and its drift
+    detector's attributes as the methods called here do, and the config's numbers; it takes
+    events with a float ``ts`` and a type its weights name (else TypeError before anything
+    changes, and this definition runs). ``tests/unit/test_masses_c.py`` checks the two give
+    the same state, caches and results bit for bit.
+
+    >>> u = UserInterest()
+    >>> after, moved = learn_event(u, {"categories": ["a"], "event_type": "view", "ts": 0.0})
+    >>> moved, after is u.own_distribution(), u.n_events
+    (1.0, True, 1)
+    """
+    before = user.own_distribution() if user._n else None
+    user._learn(x, event_labels(x, None), before)
+    after = user.own_distribution()
+    if before is None:
+        return after, 1.0
+    return after, total_variation(before, after)

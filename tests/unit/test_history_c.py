@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import models.tracker
 from models import history
-from models.history import most_moved, push_event
+from models.history import explained, most_moved, push_event
 from models.records import MS
 from models.tracker import TrackerConfig, UserRecord
 from stream.dev.events import interleaved_events
@@ -31,6 +31,7 @@ def empty() -> list:
 def test_the_install_builds_the_c_history():
     assert history._history is not None, "pip install -e . did not build models._history"
     assert push_event.fast is not None and most_moved.fast is not None
+    assert explained.fast is not None
 
 
 names = st.sampled_from(["a", "b", "c", "d", "shoes", "é"])
@@ -163,3 +164,93 @@ def test_what_most_moved_refuses_the_python_definition_answers(args):
     with pytest.raises(TypeError):
         most_moved.fast(*args)
     assert most_moved(*args) == most_moved.python(*args)
+
+
+def explain_columns(h: list) -> tuple:
+    """The columns ``explained`` reads, from ``push_event``'s."""
+    return h[0], h[1], h[4], h[5], h[6], h[8]
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(
+    events,
+    st.integers(min_value=1, max_value=8),
+    st.lists(st.tuples(st.integers(0, 10), st.integers(0, 5)), min_size=1, max_size=4),
+)
+def test_explained(stream, cap, asks):
+    """Event by event, asked with each (window, top) of ``asks`` in turn and the answer kept
+    as UserRecord.explain keeps it: the same answers, bit for bit, and the same entries and
+    lists reused."""
+    h, stale, ts = empty(), 0, 1_760_000_000.0
+    kept_fast = kept_python = None
+    for n, (cats, type_code, step, moved) in enumerate(stream, start=1):
+        ts += step
+        stale = push_event(h, f"item-{n}", cats or ["a"], type_code, ts, None, moved, cap, stale)
+        for window, top in asks:
+            fast = explained.fast(kept_fast, window, top, n, explain_columns(h))
+            python = explained.python(kept_python, window, top, n, explain_columns(h))
+            assert same(fast, python), (n, window, top)
+            if kept_python is not None:  # reused where Python reuses
+                assert (fast[4] is kept_fast[4]) == (python[4] is kept_python[4])
+                assert [any(e is k for k in kept_fast[4]) for e in fast[4]] == [
+                    any(e is k for k in kept_python[4]) for e in python[4]
+                ]
+            kept_fast, kept_python = fast, python
+
+
+def spoiled_cache(kept: tuple) -> list:
+    return [
+        kept[:4],  # too short
+        (*kept[:3], [*kept[3], 99], kept[4]),  # numbers and entries of different lengths
+        (*kept[:3], [float(k) for k in kept[3]], kept[4]),  # float event numbers
+        (*kept[:4], [list(e.items()) for e in kept[4]]),  # entries that are not dicts
+    ]
+
+
+@built
+def test_what_explained_refuses_the_python_definition_answers():
+    h = empty()
+    for i in range(5):
+        push_event(h, f"i{i}", ["a", "b"] if i % 2 else ["b"], i % 3, float(i), None, i / 5, 5, 0)
+    kept = explained(None, 4, 2, 5, explain_columns(h))
+    assert [e["item_id"] for e in kept[4]] == ["i4", "i3"]
+    cases = [(c, 4, 2, 5, explain_columns(h)) for c in spoiled_cache(kept)]
+    cols = explain_columns(h)
+    cases += [
+        (None, 4, 2, 5, (*cols[:2], [*cols[2][:-1], 7], *cols[3:])),  # no such table entry
+        (None, 4, 2, 5, (*cols[:3], [*cols[3][:-1], 40], *cols[4:])),  # no such type code
+        (None, 4, 2, 5, (*cols[:5], [*cols[5][:-1], 0.5])),  # a float move
+        (None, 4, 2, 5, (*cols[:5], cols[5][:-1])),  # columns of different lengths
+        (None, 4, 2, 5, list(cols)),  # not a tuple
+        (None, 4, -1, 5, cols),  # a negative top
+    ]
+    for args in cases:
+        with pytest.raises(TypeError):
+            explained.fast(*args)
+        try:
+            expected = explained.python(*args)
+        except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
+            with pytest.raises(type(exc)):
+                explained(*args)
+        else:
+            assert same(explained(*args), expected)
+
+
+@built
+def test_a_replay_explains_the_same_with_the_python_definition(monkeypatch):
+    cfg = TrackerConfig(history=10, explain_window=6, explain_top=3)
+    events = list(interleaved_events(0, 200, 30, seed=5))
+
+    def replay() -> list:
+        records: dict[str, UserRecord] = {}
+        out = []
+        for e in events:
+            r = records.setdefault(e["user_id"], UserRecord(cfg))
+            r.apply(dict(e))
+            out.append(r.explain(cfg.explain_window, cfg.explain_top))
+        return out
+
+    fast = replay()
+    monkeypatch.setattr(models.tracker, "explained", explained.python)
+    assert same(fast, replay())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import shutil
 from collections import OrderedDict
@@ -11,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.online import masses, user
-from models.online.user import UserInterest
+from models.online.config import InterestConfig
+from models.online.user import UserInterest, learn_event
 from models.schema import OTHER
 from stream.dev.events import interleaved_events
 from tests.unit.bitwise import same
@@ -28,6 +30,7 @@ ACCELERATED = (
     "entropy",
     "add_mass",
     "mean_surprise",
+    "snapshot_tops",
 )
 
 built = pytest.mark.skipif(masses._masses is None, reason="models._masses is not built")
@@ -44,6 +47,7 @@ def test_the_install_builds_the_c_arithmetic():
     assert masses._masses is not None, "pip install -e . did not build models._masses"
     for name in ACCELERATED:
         assert getattr(masses, name).fast is not None, name
+    assert learn_event.fast is not None
 
 
 # Few names and few values: ties (broken by name) are common, as in a user's masses after
@@ -102,6 +106,34 @@ def test_smoothed_tracked(short, long_, ws, short_res, long_res, a_short, a_long
 
 @built
 @settings(max_examples=300, deadline=None)
+@given(
+    dists,
+    dicts,
+    dicts,
+    st.floats(min_value=0.0, max_value=1.0),
+    small,
+    small,
+    small,
+    small,
+    st.none() | dicts,
+    st.lists(names.filter(lambda c: c != OTHER), max_size=12, unique=True),
+    ks,
+)
+def test_snapshot_tops(
+    own, short, long_, ws, short_res, long_res, a_short, a_long, prior, ranked, k
+):
+    parts = (short, long_, ws, short_res, long_res, a_short + 0.01, a_long + 0.01)
+    smoothing = (short, long_, ws, short_res, long_res, a_short + 0.5, a_long + 0.5)
+    if prior:
+        total = sum(prior.values())
+        prior = {c: p / total for c, p in prior.items()} if total else prior
+    fast, python = both("snapshot_tops", own, parts, smoothing, prior, ranked, k)
+    assert same(fast, python)
+    assert fast[3] is not fast[0]  # the estimate is a dict of its own, even a copy
+
+
+@built
+@settings(max_examples=300, deadline=None)
 @given(dists, dists)
 def test_total_variation_and_entropy(p, q):
     assert same(*both("total_variation", p, q))
@@ -141,6 +173,89 @@ def test_mean_surprise(p, cats, spread):
     assert same(*both("mean_surprise", p, cats, spread))
 
 
+def inside(u: UserInterest) -> dict:
+    """An estimator's every attribute, its drift detector's too, caches included."""
+    return {**vars(u), "_drift": vars(u._drift), "_cfg": None, "config": None}
+
+
+CONFIGS = [
+    InterestConfig(),
+    InterestConfig(  # ints where floats are usual, no per-event decay, an eager drift test
+        max_categories=3,
+        short_half_life=60,
+        short_event_half_life=0,
+        long_event_half_life=0,
+        other_strength=2,
+        drift_min_instances=2,
+        drift_delta=0.0,
+        drift_threshold=0.5,
+        drift_settle_events=3,
+        event_weights={"view": 1, "cart": 2.5},
+    ),
+]
+event_steps = st.lists(
+    st.tuples(
+        st.lists(names.filter(lambda c: c != OTHER), min_size=1, max_size=4),
+        st.sampled_from(["view", "cart", "purchase"]),
+        # seconds since the user's latest event: late ones, bursts, gaps that rebase the masses
+        st.sampled_from([0.0, 1.0, 30.0, -50.0, 4000.0, 3.0e6, 2.0e9]) | st.floats(-100, 1e5),
+        st.none() | st.sampled_from([0.5, 2.0]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@built
+@settings(max_examples=200, deadline=None)
+@given(event_steps, st.sampled_from(range(len(CONFIGS))))
+def test_learn_event(steps, config):
+    """Event by event, the C definition leaves the estimator (state and caches) as the Python
+    one does and returns the same, bit for bit; caches read between events included."""
+    fast, python = UserInterest(CONFIGS[config]), UserInterest(CONFIGS[config])
+    ts = 1000.0
+    for i, (cats, event_type, dt, weight) in enumerate(steps):
+        ts += dt
+        x = {"categories": cats, "event_type": event_type, "ts": ts}
+        if weight is not None:
+            x["weight"] = weight
+        refused = event_type not in CONFIGS[config].event_weights and weight is None
+        if refused:  # a type the weights do not name: the Python definition's lookup
+            with pytest.raises(TypeError):
+                learn_event.fast(fast, x)
+            assert same(inside(fast), inside(python))
+        got = learn_event(fast, x)
+        assert same(got, learn_event.python(python, x)), i
+        assert same(inside(fast), inside(python)), i
+        if i % 3 == 1:  # snapshots between events fill the caches the next event reads
+            assert same(fast.snapshot_tops(3), python.snapshot_tops(3))
+
+
+@built
+def test_learn_event_refused_by_the_c_code_changes_nothing():
+    u = UserInterest()
+    learn_event(u, {"categories": ["a"], "event_type": "view", "ts": 5.0})
+    refused = [
+        {"categories": ["a"], "event_type": "view", "ts": 6},  # an int time
+        {"categories": ["a"], "event_type": "favourite", "ts": 6.0},  # a name the weights lack
+        {"categories": ["a"], "event_type": "view", "ts": 6.0, "weight": "2"},
+        {"categories": iter(["a"]), "event_type": "view", "ts": 6.0},
+        {"categories": [1], "event_type": "view", "ts": 6.0},
+        {"categories": [], "event_type": "view", "ts": 6.0},
+        OrderedDict(categories=["a"], event_type="view", ts=6.0),
+    ]
+    for x in refused:
+        before = copy.deepcopy(inside(u))
+        with pytest.raises(TypeError):
+            learn_event.fast(u, x)
+        assert same(inside(u), before), x
+    u._long["b"] = 2  # an int mass: refused before the short horizon changes
+    before = copy.deepcopy(inside(u))
+    with pytest.raises(TypeError):
+        learn_event.fast(u, {"categories": ["a"], "event_type": "view", "ts": 6.0})
+    assert same(inside(u), before)
+
+
 @built
 def test_inputs_the_c_code_does_not_take_get_the_python_definition():
     assert masses.top_k({"a": 2, "b": 1}, 1) == {"a": 2, OTHER: 0.0}  # ints stay ints
@@ -165,6 +280,18 @@ def test_inputs_the_c_code_does_not_take_get_the_python_definition():
         masses.mean_surprise({"a": 1.0}, ["a"], 100.0)
     with pytest.raises(ZeroDivisionError):
         masses.mean_surprise({OTHER: 1.0}, [], 100.0)
+    parts = ({"a": 1.0}, {"a": 1.0}, 0.5, 0.0, 0.0, 1.0, 1.0)
+    for smoothing, prior in ((list(parts), p), (parts, OrderedDict(p)), ((parts[0],), p)):
+        with pytest.raises(Exception) as refused:
+            masses.snapshot_tops.fast(p, parts, smoothing, prior, ["a"], 2)
+        assert refused.type is TypeError  # so the Python definition answers these
+    # a horizon short of its seven parts: the Python definition's own error
+    with pytest.raises(ValueError):
+        masses.snapshot_tops(p, parts, (parts[0],), p, ["a"], 2)
+    assert same(
+        masses.snapshot_tops(p, parts, list(parts), p, ["a"], 2),
+        masses.snapshot_tops.python(p, parts, parts, p, ["a"], 2),
+    )
 
 
 @built
@@ -193,6 +320,8 @@ def test_a_replay_gives_the_same_estimates_with_the_python_definitions(monkeypat
                     u.top_horizons(10),
                     u.predict_top(prior, ranked, 10),
                     masses.entropy(u.own_top(10)),
+                    u.snapshot_tops(10, prior, ranked),
+                    u.snapshot_tops(10),
                 )
             )
         return out
@@ -203,6 +332,7 @@ def test_a_replay_gives_the_same_estimates_with_the_python_definitions(monkeypat
         monkeypatch.setattr(masses, name, python)
         if hasattr(user, name):
             monkeypatch.setattr(user, name, python)
+    monkeypatch.setattr(user, "learn_event", learn_event.python)
     slow = run()
     assert len(fast) == len(slow) == len(events)
     for i, (a, b) in enumerate(zip(fast, slow, strict=True)):

@@ -550,15 +550,28 @@ mix_horizons_of(const HorizonParts *h)
         return NULL;
     }
     wl = 1.0 - h->ws;
-    if ((out = PyDict_New()) == NULL)
+    /* Python's two passes (the long horizon's entries, then the short one's added), each
+     * entry written once: the same values, in the same order */
+    out = _PyDict_NewPresized(PyDict_GET_SIZE(h->long_) + PyDict_GET_SIZE(h->short_) + 1);
+    if (out == NULL)
         return NULL;
-    while (PyDict_Next(h->long_, &pos, &name, &value))
-        if (set_float(out, name, wl * (PyFloat_AS_DOUBLE(value) / t_long)) < 0)
+    while (PyDict_Next(h->long_, &pos, &name, &value)) {
+        double p = wl * (PyFloat_AS_DOUBLE(value) / t_long);
+        PyObject *also = PyDict_GetItemWithError(h->short_, name);
+        if (also == NULL && PyErr_Occurred())
             goto fail;
+        if (also != NULL)
+            p = p + h->ws * (PyFloat_AS_DOUBLE(also) / t_short);
+        if (set_float(out, name, p) < 0)
+            goto fail;
+    }
     pos = 0;
-    while (PyDict_Next(h->short_, &pos, &name, &value))
-        if (add_float(out, name, h->ws * (PyFloat_AS_DOUBLE(value) / t_short)) < 0)
+    while (PyDict_Next(h->short_, &pos, &name, &value)) {
+        int known = PyDict_Contains(h->long_, name);
+        if (known < 0 ||
+            (!known && set_float(out, name, 0.0 + h->ws * (PyFloat_AS_DOUBLE(value) / t_short)) < 0))
             goto fail;
+    }
     if (set_float(out, OTHER,
                   (1.0 - h->ws) * ((h->long_res + h->a_long) / t_long) +
                       h->ws * ((h->short_res + h->a_short) / t_short)) < 0)
@@ -782,7 +795,8 @@ static PyObject *A_t, *A_r, *A_nr, *A_n, *A_short, *A_long, *A_short_res, *A_lon
     *A_sum_increase, *A_min_increase, *A_drift_detected, *A_alpha, *A_delta, *A_min_instances,
     *A_threshold, *A_short_hl, *A_long_hl, *A_short_ehl, *A_long_ehl, *A_short_weight,
     *A_drift_short_weight, *A_settle, *A_other_strength, *A_other_spread, *A_max_categories,
-    *A_weights, *K_ts, *K_weight, *K_event_type, *K_categories, *K_view;
+    *A_weights, *A_pop_cold, *A_pop_cap, *A_pop_mix, *A_pop_smoothing, *A_masses, *A_half_life,
+    *A_residual, *A_total, *A_ref, *A_dense_index, *A_two, *A_scores, *K_ts, *K_weight, *K_event_type, *K_categories, *K_view;
 
 /* An InterestConfig's numbers, read once per config object (it is frozen); both held while
  * cached, so that no other object takes their addresses. */
@@ -790,8 +804,8 @@ typedef struct {
     PyObject *cfg;
     PyObject *weights; /* event_weights, an exact dict */
     double short_hl, long_hl, short_ehl, long_ehl, short_weight, drift_short_weight, settle,
-        other_strength, other_spread;
-    Py_ssize_t cap;
+        other_strength, other_spread, pop_cold_events, pop_mix_memory, pop_smoothing;
+    Py_ssize_t cap, pop_cap;
 } Config;
 
 static Config CONFIG;
@@ -876,7 +890,7 @@ set_attr(PyObject *obj, PyObject *name, PyObject *value) /* steals value */
 static const Config *
 config_of(PyObject *cfg)
 {
-    Config c = {cfg, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    Config c = {cfg, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     PyObject *weights;
     if (cfg == CONFIG.cfg)
         return &CONFIG;
@@ -889,7 +903,11 @@ config_of(PyObject *cfg)
         number_attr(cfg, A_settle, &c.settle) < 0 ||
         number_attr(cfg, A_other_strength, &c.other_strength) < 0 ||
         number_attr(cfg, A_other_spread, &c.other_spread) < 0 ||
-        int_attr(cfg, A_max_categories, &c.cap) < 0 || (weights = dict_attr(cfg, A_weights)) == NULL)
+        number_attr(cfg, A_pop_cold, &c.pop_cold_events) < 0 ||
+        number_attr(cfg, A_pop_mix, &c.pop_mix_memory) < 0 ||
+        number_attr(cfg, A_pop_smoothing, &c.pop_smoothing) < 0 ||
+        int_attr(cfg, A_pop_cap, &c.pop_cap) < 0 || int_attr(cfg, A_max_categories, &c.cap) < 0 ||
+        (weights = dict_attr(cfg, A_weights)) == NULL)
         return NULL;
     c.weights = weights;
     Py_INCREF(cfg);
@@ -1144,6 +1162,201 @@ done:
     return result;
 }
 
+/* ---- one event learned by the population: population.py's learn_population ------------- */
+
+/* A DecayedCounts' state, read and checked before anything changes. */
+typedef struct {
+    PyObject *obj, *masses; /* masses: a new reference */
+    double half_life, residual, ref, total;
+    int has_ref;
+} Counts;
+
+static int
+counts_read(PyObject *pop, PyObject *name, Counts *c)
+{
+    c->masses = NULL;
+    if ((c->obj = PyObject_GetAttr(pop, name)) == NULL)
+        return -1;
+    Py_DECREF(c->obj); /* pop holds it */
+    if ((c->masses = dict_attr(c->obj, A_masses)) == NULL ||
+        number_attr(c->obj, A_half_life, &c->half_life) < 0 ||
+        float_attr(c->obj, A_residual, &c->residual) < 0 ||
+        float_attr(c->obj, A_total, &c->total) < 0 ||
+        optional_float_attr(c->obj, A_ref, &c->ref, &c->has_ref) < 0)
+        return -1;
+    return 0;
+}
+
+/* DecayedCounts.decay(now). */
+static double
+counts_decay(const Counts *c, int has_now, double now)
+{
+    if (!has_now || !c->has_ref)
+        return 1.0;
+    return pow(2.0, -(now - c->ref) / c->half_life);
+}
+
+/* The log of DecayedCounts.log_loss's terms, summed as its loop does; -1 (TypeError) where
+ * Python's math.log would refuse one, so that the Python definition raises its own error. */
+static int
+counts_log_loss(const Counts *c, PyObject **items, Py_ssize_t n, int has_now, double now,
+                double smoothing, double *out)
+{
+    double d = counts_decay(c, has_now, now), loss = 0.0, x, m;
+    double seen = c->total * d + smoothing * (double)PyDict_GET_SIZE(c->masses);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyDict_GetItemWithError(c->masses, items[i]);
+        if (v == NULL && PyErr_Occurred())
+            return -1;
+        if (v != NULL) {
+            m = PyFloat_AS_DOUBLE(v); /* checked: every entry is a float */
+            if (seen == 0.0)          /* Python's ZeroDivisionError */
+                return type_error() - 1;
+            x = (m * d + smoothing) / seen;
+        }
+        else {
+            if (seen + smoothing == 0.0)
+                return type_error() - 1;
+            x = smoothing / (seen + smoothing);
+        }
+        if (!(x > 0.0)) /* math.log's domain error, or a NaN */
+            return type_error() - 1;
+        loss -= log(x);
+    }
+    *out = loss / (double)n;
+    return 0;
+}
+
+/* DecayedCounts.add on checked counts (add_mass_check); writes its attributes back. */
+static int
+counts_add(Counts *c, PyObject **items, Py_ssize_t n, double w, double ts, Py_ssize_t cap)
+{
+    double exponent, before;
+    if (!c->has_ref) {
+        c->ref = ts;
+        c->has_ref = 1;
+    }
+    exponent = (ts - c->ref) / c->half_life;
+    if (exponent > 30.0) { /* masses.REBASE_EXPONENT */
+        double factor = pow(0.5, exponent);
+        PyObject *name, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(c->masses, &pos, &name, &value))
+            if (set_float(c->masses, name, PyFloat_AS_DOUBLE(value) * factor) < 0)
+                return -1;
+        c->residual = c->residual * factor;
+        c->total *= factor;
+        c->ref = ts;
+        exponent = 0.0;
+    }
+    w *= pow(2.0, exponent);
+    c->total += w;
+    before = c->residual;
+    if (add_mass_of(c->masses, &c->residual, items, n, w, cap) < 0 ||
+        set_attr(c->obj, A_ref, PyFloat_FromDouble(c->ref)) < 0 ||
+        set_attr(c->obj, A_total, PyFloat_FromDouble(c->total)) < 0 ||
+        set_attr(c->obj, A_residual, PyFloat_FromDouble(c->residual)) < 0)
+        return -1;
+    if (c->residual != before) /* a category was evicted: dense()'s positions are stale */
+        return PyObject_SetAttr(c->obj, A_dense_index, Py_None);
+    return 0;
+}
+
+static int
+set_float_item(PyObject *list, Py_ssize_t i, double x)
+{
+    PyObject *v = PyFloat_FromDouble(x);
+    return v == NULL ? -1 : PyList_SetItem(list, i, v); /* steals v */
+}
+
+/* learn_population(pop, x, user_events): the population's state changed as population.py's
+ * definition changes it, or, for anything it does not take, TypeError before any change. */
+static PyObject *
+learn_population(PyObject *self, PyObject *args)
+{
+    PyObject *pop, *x, *user_events, *cfg_obj, *cats, **items, *v, *scores = NULL;
+    PyObject *result = NULL;
+    const Config *c;
+    Counts long_ = {NULL, NULL, 0, 0, 0, 0, 0}, short_ = {NULL, NULL, 0, 0, 0, 0, 0};
+    Py_ssize_t n_cats, n, k = 0;
+    double t = 0.0, ts, w, score_long = 0.0, score_short = 0.0, loss_long, loss_short;
+    int has_t, two, cold;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOO", &pop, &x, &user_events))
+        return NULL;
+    if (!PyDict_CheckExact(x) || (user_events != Py_None && !PyLong_CheckExact(user_events)))
+        return type_error(), NULL;
+    if ((cfg_obj = PyObject_GetAttr(pop, A_cfg)) == NULL)
+        return NULL;
+    c = config_of(cfg_obj);
+    Py_DECREF(cfg_obj);
+    if (c == NULL)
+        return NULL;
+    if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
+        return PyErr_Occurred() ? NULL : (type_error(), NULL);
+    if (category_items(cats, &items, &n_cats) < 0 || event_weight(c, x, &w) < 0)
+        return NULL;
+    if (n_cats == 0)
+        return type_error(), NULL;
+    if (user_events != Py_None && ((k = PyLong_AsSsize_t(user_events)) == -1 && PyErr_Occurred()))
+        return NULL;
+    cold = user_events != Py_None && (double)k < c->pop_cold_events;
+    if (optional_float_attr(pop, A_t, &t, &has_t) < 0 || int_attr(pop, A_n, &n) < 0)
+        return NULL;
+    if ((v = PyObject_GetAttr(pop, A_two)) == NULL)
+        return NULL;
+    two = v == Py_True;
+    Py_DECREF(v);
+    if (v != Py_True && v != Py_False)
+        return type_error(), NULL;
+    v = PyDict_GetItemWithError(x, K_ts);
+    if (v == NULL && PyErr_Occurred())
+        return NULL;
+    if (v == NULL)
+        ts = has_t ? t : 0.0;
+    else if (PyFloat_CheckExact(v))
+        ts = PyFloat_AS_DOUBLE(v);
+    else
+        return type_error(), NULL;
+    if (counts_read(pop, A_long, &long_) < 0 || counts_read(pop, A_short, &short_) < 0 ||
+        add_mass_check(long_.masses, items, n_cats, c->pop_cap) < 0 ||
+        (two && add_mass_check(short_.masses, items, n_cats, c->pop_cap) < 0))
+        goto done;
+    if (two && cold && n) { /* PopulationInterest._score, at the time before this event */
+        if ((scores = PyObject_GetAttr(pop, A_scores)) == NULL)
+            goto done;
+        if (!PyList_CheckExact(scores) || PyList_GET_SIZE(scores) != 2 ||
+            !PyFloat_CheckExact(PyList_GET_ITEM(scores, 0)) ||
+            !PyFloat_CheckExact(PyList_GET_ITEM(scores, 1)) || all_checked(long_.masses) < 0 ||
+            all_checked(short_.masses) < 0) {
+            if (!PyErr_Occurred())
+                type_error();
+            goto done;
+        }
+        double keep = 1.0 - 1.0 / c->pop_mix_memory;
+        if (counts_log_loss(&long_, items, n_cats, has_t, t, c->pop_smoothing, &loss_long) < 0 ||
+            counts_log_loss(&short_, items, n_cats, has_t, t, c->pop_smoothing, &loss_short) < 0)
+            goto done;
+        score_long = keep * PyFloat_AS_DOUBLE(PyList_GET_ITEM(scores, 0)) + loss_long;
+        score_short = keep * PyFloat_AS_DOUBLE(PyList_GET_ITEM(scores, 1)) + loss_short;
+        if (set_float_item(scores, 0, score_long) < 0 || set_float_item(scores, 1, score_short) < 0)
+            goto done;
+    }
+    if ((!has_t || ts > t) && set_attr(pop, A_t, PyFloat_FromDouble(ts)) < 0)
+        goto done;
+    if (set_attr(pop, A_n, PyLong_FromSsize_t(n + 1)) < 0 ||
+        counts_add(&long_, items, n_cats, w, ts, c->pop_cap) < 0 ||
+        (two && counts_add(&short_, items, n_cats, w, ts, c->pop_cap) < 0))
+        goto done;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(long_.masses);
+    Py_XDECREF(short_.masses);
+    Py_XDECREF(scores);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, "masses.top_k, in C."},
     {"top_smoothed", top_smoothed, METH_VARARGS, "masses.top_smoothed, in C."},
@@ -1153,6 +1366,7 @@ static PyMethodDef methods[] = {
     {"total_variation", total_variation, METH_VARARGS, "masses.total_variation, in C."},
     {"entropy", entropy, METH_VARARGS, "masses.entropy, in C."},
     {"learn_event", learn_event, METH_VARARGS, "user.learn_event, in C."},
+    {"learn_population", learn_population, METH_VARARGS, "population.learn_population, in C."},
     {"snapshot_tops", snapshot_tops, METH_VARARGS, "masses.snapshot_tops, in C."},
     {"add_mass", add_mass, METH_VARARGS, "masses.add_mass, in C."},
     {"mean_surprise", mean_surprise, METH_VARARGS, "masses.mean_surprise, in C."},
@@ -1203,6 +1417,18 @@ static struct {
     {&A_other_spread, "other_spread"},
     {&A_max_categories, "max_categories"},
     {&A_weights, "event_weights"},
+    {&A_pop_cold, "population_cold_events"},
+    {&A_pop_cap, "population_max_categories"},
+    {&A_pop_mix, "population_mix_memory"},
+    {&A_pop_smoothing, "population_smoothing"},
+    {&A_masses, "masses"},
+    {&A_half_life, "half_life"},
+    {&A_residual, "residual"},
+    {&A_total, "total"},
+    {&A_ref, "ref"},
+    {&A_dense_index, "_dense_index"},
+    {&A_two, "_two"},
+    {&A_scores, "_scores"},
     {&K_ts, "ts"},
     {&K_weight, "weight"},
     {&K_event_type, "event_type"},

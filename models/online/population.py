@@ -20,7 +20,14 @@ import numpy as np
 from river import base
 
 from models.online.config import InterestConfig
-from models.online.masses import REBASE_EXPONENT, EventClock, add_mass, event_labels, rescale
+from models.online.masses import (
+    REBASE_EXPONENT,
+    EventClock,
+    accelerated,
+    add_mass,
+    event_labels,
+    rescale,
+)
 from models.records import PopulationField
 
 
@@ -171,8 +178,13 @@ class PopulationInterest(EventClock, base.Classifier):
     def learn_one(
         self, x: dict, y: str | Sequence[str] | None = None, *, user_events: int | None = None
     ) -> None:
+        if y is None and type(self) is PopulationInterest:  # the C definition's class only
+            learn_population(self, x, user_events)
+        else:
+            self._learn(x, event_labels(x, y), user_events)
+
+    def _learn(self, x: dict, cats: list, user_events: int | None) -> None:
         cfg = self._cfg
-        cats = event_labels(x, y)
         ts = float(x.get("ts", self._t if self._t is not None else 0.0))
         cold = user_events is not None and user_events < cfg.population_cold_events
         if self._two and cold and self._n:
@@ -280,6 +292,23 @@ class PopulationInterest(EventClock, base.Classifier):
             masses = {c: m * d for c, m in p._long.masses.items()}
             p._short.load(masses, p._long.residual * d, p._t)
         return p
+
+
+@accelerated
+def learn_population(pop: PopulationInterest, x: dict, user_events: int | None) -> None:
+    """``pop.learn_one(x, user_events=user_events)``'s definition (``x``'s own categories).
+
+    The C definition (``models/_masses.c``) reads and writes the population's and its two
+    ``DecayedCounts``' attributes as the methods called here do; it takes events with a float
+    ``ts`` and a type the weights name (else TypeError before anything changes, and this
+    definition runs). ``tests/unit/test_masses_c.py`` checks the two leave the same state.
+
+    >>> pop = PopulationInterest()
+    >>> learn_population(pop, {"categories": ["a"], "event_type": "view", "ts": 1.0}, 0)
+    >>> pop.n_events, pop.predict_proba_one()
+    (1, {'a': 1.0})
+    """
+    pop._learn(x, event_labels(x, None), user_events)
 
 
 def merged_distribution(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from models.online import masses, user
 from models.online.config import InterestConfig
+from models.online.population import PopulationInterest, learn_population
 from models.online.user import UserInterest, learn_event
 from models.schema import OTHER
 from stream.dev.events import interleaved_events
@@ -229,6 +230,85 @@ def test_learn_event(steps, config):
         assert same(inside(fast), inside(python)), i
         if i % 3 == 1:  # snapshots between events fill the caches the next event reads
             assert same(fast.snapshot_tops(3), python.snapshot_tops(3))
+
+
+def population_inside(pop: PopulationInterest) -> dict:
+    """A population's every attribute, its two horizons' too (caches included)."""
+    horizons = {
+        name: {slot: getattr(counts, slot) for slot in counts.__slots__ if slot != "_dense"}
+        for name, counts in (("_long", pop._long), ("_short", pop._short))
+    }
+    return {**vars(pop), **horizons, "_cfg": None, "config": None}
+
+
+POPULATION_CONFIGS = [
+    InterestConfig(),
+    InterestConfig(  # small caps (evictions), short half-lives (rebases), ints for floats
+        population_max_categories=3,
+        population_half_life=50,
+        population_short_half_life=5.0,
+        population_cold_events=2,
+        population_mix_memory=10,
+        population_smoothing=0.5,
+        event_weights={"view": 1, "cart": 2.5},
+    ),
+    InterestConfig(population_short_half_life=0.0),  # one horizon
+]
+
+
+@built
+@settings(max_examples=200, deadline=None)
+@given(
+    event_steps,
+    st.sampled_from(range(len(POPULATION_CONFIGS))),
+    st.lists(st.none() | st.integers(0, 4), min_size=40, max_size=40),
+)
+def test_learn_population(steps, config, user_events):
+    """Event by event, the C definition leaves the population as the Python one does: masses,
+    residuals, totals, references, scores, counts, bit for bit."""
+    cfg = POPULATION_CONFIGS[config]
+    fast, python = PopulationInterest(cfg), PopulationInterest(cfg)
+    fast._long.dense({"a": 0}, None, 1.0)  # a dense() cache an eviction must drop
+    python._long.dense({"a": 0}, None, 1.0)
+    ts = 1000.0
+    for i, (cats, event_type, dt, weight) in enumerate(steps):
+        ts += dt
+        x = {"categories": cats, "event_type": event_type, "ts": ts}
+        if weight is not None:
+            x["weight"] = weight
+        if event_type not in cfg.event_weights and weight is None:
+            with pytest.raises(TypeError):  # a type the weights do not name: Python's lookup
+                learn_population.fast(fast, x, user_events[i])
+        learn_population(fast, x, user_events[i])
+        learn_population.python(python, x, user_events[i])
+        assert same(population_inside(fast), population_inside(python)), i
+    assert same(fast.predict_smoothed(), python.predict_smoothed())
+
+
+@built
+def test_learn_population_refused_by_the_c_code_changes_nothing():
+    pop = PopulationInterest()
+    learn_population(pop, {"categories": ["a"], "event_type": "view", "ts": 5.0}, 0)
+    x = {"categories": ["a"], "event_type": "view", "ts": 6.0}
+    refused = [
+        ({**x, "ts": 6}, 0),  # an int time
+        ({**x, "categories": ("a", 1)}, 0),
+        ({**x, "categories": []}, 0),
+        (x, 0.5),  # a float count of the user's events
+        (OrderedDict(x), 0),
+    ]
+    for event, user_events in refused:
+        before = copy.deepcopy(population_inside(pop))
+        with pytest.raises(TypeError):
+            learn_population.fast(pop, event, user_events)
+        assert same(population_inside(pop), before), event
+    pop._scores[1] = 1  # an int score: refused before anything changes
+    before = copy.deepcopy(population_inside(pop))
+    with pytest.raises(TypeError):
+        learn_population.fast(pop, x, 0)
+    assert same(population_inside(pop), before)
+    learn_population(pop, x, 0)  # the Python definition takes it
+    assert pop.n_events == 2
 
 
 @built

@@ -1,5 +1,6 @@
 /* What the worker does to every record on the wire, in C: an event's check (codec.py's
- * validate_event, its common case) and a key's hash (output.py's murmur2).
+ * validate_event, its common case), a key's hash (output.py's murmur2) and a user record's
+ * msgpack (codec.py's packed).
  *
  * clean_event(event, rules, latest_ts, catalog) returns the normalised event that
  * validate_event would return, for an event of the usual shape only: a dict whose ids are
@@ -218,15 +219,214 @@ murmur2(PyObject *module, PyObject *key)
     return PyLong_FromUnsignedLong(h ^ (h >> 15));
 }
 
+
+/* ---- msgpack, as msgpack's Packer(use_bin_type=True) writes it ----------------------- */
+
+/* packed(obj): the bytes msgpack's Packer(use_bin_type=True) writes for obj made of exact
+ * None, bool, int (64-bit), float, str, bytes, list, tuple and dict; TypeError for anything
+ * else (codec.py's msgpack_pack then answers, errors included). Written into one buffer kept
+ * between calls (the GIL is held throughout and no Python code runs), then copied into a
+ * bytes object of exactly its size, as the Packer does. */
+#define PACK_DEPTH 64
+
+static int
+pack_refuse(void)
+{
+    PyErr_SetString(PyExc_TypeError, "packed: exact None, bool, int, float, str, bytes, list, "
+                                     "tuple and dict only");
+    return -1;
+}
+
+typedef struct {
+    unsigned char *data;
+    Py_ssize_t size, cap;
+} Out;
+
+static Out BUFFER = {NULL, 0, 0};
+
+/* Room for n more bytes; -1 (MemoryError) when there is none. */
+static int
+room(Out *o, Py_ssize_t n)
+{
+    if (o->size + n <= o->cap)
+        return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->size + n) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    unsigned char *data = PyMem_Realloc(o->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->data = data;
+    o->cap = cap;
+    return 0;
+}
+
+static int
+put(Out *o, const void *data, Py_ssize_t n)
+{
+    if (room(o, n) < 0)
+        return -1;
+    memcpy(o->data + o->size, data, (size_t)n);
+    o->size += n;
+    return 0;
+}
+
+static int
+put_byte(Out *o, unsigned char b)
+{
+    return put(o, &b, 1);
+}
+
+static int
+put_be(Out *o, unsigned char head, uint64_t v, int bytes)
+{
+    unsigned char buf[9];
+    buf[0] = head;
+    for (int i = 0; i < bytes; i++)
+        buf[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    return put(o, buf, 1 + bytes);
+}
+
+static int
+put_head(Out *o, Py_ssize_t n, unsigned char fix, Py_ssize_t fix_max, unsigned char head8,
+         unsigned char head16, unsigned char head32)
+{
+    if (n < fix_max)
+        return put_byte(o, (unsigned char)(fix | n));
+    if (head8 && n < 256)
+        return put_be(o, head8, (uint64_t)n, 1);
+    if (n < 65536)
+        return put_be(o, head16, (uint64_t)n, 2);
+    if (n <= 0xffffffffLL)
+        return put_be(o, head32, (uint64_t)n, 4);
+    return pack_refuse();
+}
+
+static int
+pack_int(Out *o, PyObject *obj)
+{
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow > 0) { /* past int64: uint64 still, as the Packer does */
+        unsigned long long u = PyLong_AsUnsignedLongLong(obj);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return pack_refuse();
+        }
+        return put_be(o, 0xcf, u, 8);
+    }
+    if (overflow < 0 || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return pack_refuse();
+    }
+    if (v >= 0) {
+        if (v < 128)
+            return put_byte(o, (unsigned char)v);
+        if (v < 256)
+            return put_be(o, 0xcc, (uint64_t)v, 1);
+        if (v < 65536)
+            return put_be(o, 0xcd, (uint64_t)v, 2);
+        if (v <= 0xffffffffLL)
+            return put_be(o, 0xce, (uint64_t)v, 4);
+        return put_be(o, 0xcf, (uint64_t)v, 8);
+    }
+    if (v >= -32)
+        return put_byte(o, (unsigned char)(0xe0 | (v + 32)));
+    if (v >= -128)
+        return put_be(o, 0xd0, (uint64_t)v, 1);
+    if (v >= -32768)
+        return put_be(o, 0xd1, (uint64_t)v, 2);
+    if (v >= -2147483648LL)
+        return put_be(o, 0xd2, (uint64_t)v, 4);
+    return put_be(o, 0xd3, (uint64_t)v, 8);
+}
+
+static int
+pack_obj(Out *o, PyObject *obj, int depth)
+{
+    if (depth > PACK_DEPTH)
+        return pack_refuse();
+    if (obj == Py_None)
+        return put_byte(o, 0xc0);
+    if (obj == Py_False || obj == Py_True)
+        return put_byte(o, obj == Py_True ? 0xc3 : 0xc2);
+    if (PyLong_CheckExact(obj))
+        return pack_int(o, obj);
+    if (PyFloat_CheckExact(obj)) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        return put_be(o, 0xcb, bits, 8);
+    }
+    if (PyUnicode_CheckExact(obj)) {
+        Py_ssize_t n;
+        const char *text = PyUnicode_AsUTF8AndSize(obj, &n);
+        if (text == NULL) { /* a lone surrogate: the Packer's own error */
+            PyErr_Clear();
+            return pack_refuse();
+        }
+        return put_head(o, n, 0xa0, 32, 0xd9, 0xda, 0xdb) < 0 ? -1 : put(o, text, n);
+    }
+    if (PyBytes_CheckExact(obj)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(obj);
+        return put_head(o, n, 0, 0, 0xc4, 0xc5, 0xc6) < 0 ? -1 : put(o, PyBytes_AS_STRING(obj), n);
+    }
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+        PyObject **items = PySequence_Fast_ITEMS(obj);
+        if (put_head(o, n, 0x90, 16, 0, 0xdc, 0xdd) < 0)
+            return -1;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (pack_obj(o, items[i], depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    if (PyDict_CheckExact(obj)) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        if (put_head(o, PyDict_GET_SIZE(obj), 0x80, 16, 0, 0xde, 0xdf) < 0)
+            return -1;
+        while (PyDict_Next(obj, &pos, &k, &v))
+            if (pack_obj(o, k, depth + 1) < 0 || pack_obj(o, v, depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    return pack_refuse();
+}
+
+static PyObject *
+packed(PyObject *self, PyObject *obj)
+{
+    PyObject *out = NULL;
+    (void)self;
+    BUFFER.size = 0;
+    if (pack_obj(&BUFFER, obj, 0) == 0)
+        out = PyBytes_FromStringAndSize((const char *)BUFFER.data, BUFFER.size);
+    if (BUFFER.cap > (1 << 20)) { /* kept for records of a few KB, not for an odd large one */
+        PyMem_Free(BUFFER.data);
+        BUFFER.data = NULL;
+        BUFFER.cap = 0;
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"clean_event", (PyCFunction)(void (*)(void))clean_event, METH_FASTCALL,
      "validate_event's answer for a plain event, else None."},
     {"murmur2", murmur2, METH_O, "output.murmur2, in C."},
+    {"packed", packed, METH_O, "codec.packed, in C."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_wire", "An event's check and a key's hash, in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_wire", "An event's check, a key's hash and msgpack, in C.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

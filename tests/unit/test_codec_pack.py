@@ -1,4 +1,5 @@
-"""``pack`` writes exactly the bytes msgpack's own Packer writes, through whichever packer."""
+"""``pack`` and ``packed`` write exactly the bytes msgpack's own Packer writes, through
+whichever packer."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.tracker import TrackerConfig, UserRecord, build_snapshot
-from stream.codec import dead_letter, encode_record, encode_snapshot, msgpack_pack, pack
+from stream.codec import (
+    dead_letter,
+    encode_record,
+    encode_snapshot,
+    msgpack_pack,
+    pack,
+    packed,
+)
 from stream.dev.events import interleaved_events
 
 pytestmark = pytest.mark.unit
@@ -43,6 +51,9 @@ values = st.recursive(
 @given(values)
 def test_pack_writes_msgpacks_bytes_for_any_nesting_of_plain_types(obj):
     assert pack(obj) == msgpack_pack(obj)
+    assert packed(obj) == msgpack_pack(obj)
+    if packed.fast is not None:  # the C writer answers for plain data itself
+        assert packed.fast(obj) == msgpack_pack(obj)
 
 
 def _record(events: int, fractional: bool, categories: int) -> UserRecord:
@@ -60,7 +71,7 @@ def _record(events: int, fractional: bool, categories: int) -> UserRecord:
 def test_records_snapshots_and_dead_letters_are_msgpacks_bytes(events, fractional, categories):
     record = _record(events, fractional, categories)
     state = record.to_state()
-    assert pack(state) == msgpack_pack(state) == encode_record(record)
+    assert pack(state) == msgpack_pack(state) == encode_record(record) == packed(state)
     snapshot = build_snapshot("user-1", record, TrackerConfig())
     assert encode_snapshot(snapshot) == msgpack_pack(dict(snapshot))
     letter = dead_letter(b"\x81\xa1a\x01", "malformed", "x", "events", 3, 17)
@@ -96,13 +107,25 @@ def _deep(levels: int) -> list:
     ],
 )
 def test_what_ormsgpack_refuses_msgpack_packs_as_before(obj):
-    assert pack(obj) == msgpack_pack(obj)
+    assert pack(obj) == msgpack_pack(obj) == packed(obj)
+    if packed.fast is not None:  # refused by the C writer: msgpack's Packer answered
+        with pytest.raises(TypeError):
+            packed.fast(obj)
 
 
 @pytest.mark.parametrize(
     ("obj", "error"),
-    [(2**64, OverflowError), (_Colour.RED, TypeError), (_Point(), TypeError), ({1}, TypeError)],
+    [
+        (2**64, OverflowError),
+        (-(2**63) - 1, OverflowError),
+        (_Colour.RED, TypeError),
+        (_Point(), TypeError),
+        ({1}, TypeError),
+        ("\ud800", UnicodeEncodeError),
+    ],
 )
 def test_what_msgpack_refuses_still_raises_its_error(obj, error):
     with pytest.raises(error):
         pack(obj)
+    with pytest.raises(error):
+        packed([1, {"k": obj}])

@@ -828,17 +828,6 @@ number_attr(PyObject *obj, PyObject *name, double *out)
     return rc;
 }
 
-static int
-float_attr(PyObject *obj, PyObject *name, double *out)
-{
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    int rc = PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
-    Py_DECREF(v);
-    return rc;
-}
-
 /* A float attribute that may be None (*set = 0). */
 static int
 optional_float_attr(PyObject *obj, PyObject *name, double *out, int *set)
@@ -850,6 +839,15 @@ optional_float_attr(PyObject *obj, PyObject *name, double *out, int *set)
     int rc = !*set ? 0 : PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
     Py_DECREF(v);
     return rc;
+}
+
+static int
+float_attr(PyObject *obj, PyObject *name, double *out)
+{
+    int set;
+    if (optional_float_attr(obj, name, out, &set) < 0)
+        return -1;
+    return set ? 0 : type_error() - 1;
 }
 
 static int
@@ -987,52 +985,70 @@ own_distribution(const Config *c, PyObject *short_, PyObject *long_, double shor
     return mix_horizons_of(&h);
 }
 
+/* What both learners read before anything changes: the config of obj (its _cfg), the event's
+ * categories (n > 0), weight and time (x["ts"], else obj's _t when set, else 0.0), and _t. */
+typedef struct {
+    const Config *c;
+    PyObject **items;
+    Py_ssize_t n_cats;
+    double w, ts, t;
+    int has_t;
+} Event;
+
+static int
+read_event(PyObject *obj, PyObject *x, Event *e)
+{
+    PyObject *cfg_obj, *cats, *v;
+    if (!PyDict_CheckExact(x) || (cfg_obj = PyObject_GetAttr(obj, A_cfg)) == NULL)
+        return PyErr_Occurred() ? -1 : type_error() - 1;
+    e->c = config_of(cfg_obj);
+    Py_DECREF(cfg_obj);
+    if (e->c == NULL)
+        return -1;
+    if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
+        return PyErr_Occurred() ? -1 : type_error() - 1; /* the Python KeyError */
+    if (category_items(cats, &e->items, &e->n_cats) < 0 || event_weight(e->c, x, &e->w) < 0)
+        return -1;
+    if (e->n_cats == 0 || optional_float_attr(obj, A_t, &e->t, &e->has_t) < 0)
+        return PyErr_Occurred() ? -1 : type_error() - 1;
+    v = PyDict_GetItemWithError(x, K_ts);
+    if (v == NULL && PyErr_Occurred())
+        return -1;
+    if (v == NULL)
+        e->ts = e->has_t ? e->t : 0.0;
+    else if (PyFloat_CheckExact(v))
+        e->ts = PyFloat_AS_DOUBLE(v);
+    else
+        return type_error() - 1;
+    return 0;
+}
+
 /* learn_event(user, x): the user's state and caches changed as user.py's definition changes
  * them, or, for anything it does not take, TypeError before anything has changed. */
 static PyObject *
 learn_event(PyObject *self, PyObject *args)
 {
-    PyObject *u, *x, *cfg_obj, *cats, **items, *v;
+    PyObject *u, *x, **items, *v;
     PyObject *short_ = NULL, *long_ = NULL, *drift = NULL, *before = NULL, *after = NULL;
     PyObject *result = NULL;
     const Config *c;
+    Event e;
     Py_ssize_t n_cats, n, nr, since;
-    double t = 0.0, r = 0.0, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l;
+    double t, r = 0.0, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l;
     double e_s, e_l, count, mean, sum_inc, min_inc, alpha, delta, min_inst, threshold;
     int has_t, has_r, detected, rebased = 0, t_moved = 0;
     (void)self;
     if (!PyArg_ParseTuple(args, "OO", &u, &x))
         return NULL;
-    if (!PyDict_CheckExact(x))
-        return type_error(), NULL;
     /* -- read and check everything: nothing changes before this part is through -- */
-    if ((cfg_obj = PyObject_GetAttr(u, A_cfg)) == NULL)
+    if (read_event(u, x, &e) < 0)
         return NULL;
-    c = config_of(cfg_obj);
-    Py_DECREF(cfg_obj);
-    if (c == NULL)
-        return NULL;
-    if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
-        return PyErr_Occurred() ? NULL : (type_error(), NULL); /* the Python KeyError */
-    if (category_items(cats, &items, &n_cats) < 0 || event_weight(c, x, &w) < 0)
-        return NULL;
-    if (n_cats == 0)
-        return type_error(), NULL;
-    if (optional_float_attr(u, A_t, &t, &has_t) < 0 || optional_float_attr(u, A_r, &r, &has_r) < 0 ||
-        int_attr(u, A_n, &n) < 0 || int_attr(u, A_nr, &nr) < 0 ||
-        int_attr(u, A_since_drift, &since) < 0 || float_attr(u, A_short_res, &short_res) < 0 ||
-        float_attr(u, A_long_res, &long_res) < 0)
+    c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
+    if (optional_float_attr(u, A_r, &r, &has_r) < 0 || int_attr(u, A_n, &n) < 0 ||
+        int_attr(u, A_nr, &nr) < 0 || int_attr(u, A_since_drift, &since) < 0 ||
+        float_attr(u, A_short_res, &short_res) < 0 || float_attr(u, A_long_res, &long_res) < 0)
         return NULL;
     if (has_t != has_r)
-        return type_error(), NULL;
-    v = PyDict_GetItemWithError(x, K_ts);
-    if (v == NULL && PyErr_Occurred())
-        return NULL;
-    if (v == NULL)
-        ts = has_t ? t : 0.0;
-    else if (PyFloat_CheckExact(v))
-        ts = PyFloat_AS_DOUBLE(v);
-    else
         return type_error(), NULL;
     if ((short_ = dict_attr(u, A_short)) == NULL || (long_ = dict_attr(u, A_long)) == NULL ||
         (drift = PyObject_GetAttr(u, A_drift)) == NULL)
@@ -1274,49 +1290,30 @@ set_float_item(PyObject *list, Py_ssize_t i, double x)
 static PyObject *
 learn_population(PyObject *self, PyObject *args)
 {
-    PyObject *pop, *x, *user_events, *cfg_obj, *cats, **items, *v, *scores = NULL;
+    PyObject *pop, *x, *user_events, **items, *v, *scores = NULL;
     PyObject *result = NULL;
     const Config *c;
+    Event e;
     Counts long_ = {NULL, NULL, 0, 0, 0, 0, 0}, short_ = {NULL, NULL, 0, 0, 0, 0, 0};
     Py_ssize_t n_cats, n, k = 0;
-    double t = 0.0, ts, w, score_long = 0.0, score_short = 0.0, loss_long, loss_short;
+    double t, ts, w, score_long = 0.0, score_short = 0.0, loss_long, loss_short;
     int has_t, two, cold;
     (void)self;
     if (!PyArg_ParseTuple(args, "OOO", &pop, &x, &user_events))
         return NULL;
-    if (!PyDict_CheckExact(x) || (user_events != Py_None && !PyLong_CheckExact(user_events)))
+    if (user_events != Py_None && !PyLong_CheckExact(user_events))
         return type_error(), NULL;
-    if ((cfg_obj = PyObject_GetAttr(pop, A_cfg)) == NULL)
+    if (read_event(pop, x, &e) < 0)
         return NULL;
-    c = config_of(cfg_obj);
-    Py_DECREF(cfg_obj);
-    if (c == NULL)
-        return NULL;
-    if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
-        return PyErr_Occurred() ? NULL : (type_error(), NULL);
-    if (category_items(cats, &items, &n_cats) < 0 || event_weight(c, x, &w) < 0)
-        return NULL;
-    if (n_cats == 0)
-        return type_error(), NULL;
+    c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
     if (user_events != Py_None && ((k = PyLong_AsSsize_t(user_events)) == -1 && PyErr_Occurred()))
         return NULL;
     cold = user_events != Py_None && (double)k < c->pop_cold_events;
-    if (optional_float_attr(pop, A_t, &t, &has_t) < 0 || int_attr(pop, A_n, &n) < 0)
-        return NULL;
-    if ((v = PyObject_GetAttr(pop, A_two)) == NULL)
+    if (int_attr(pop, A_n, &n) < 0 || (v = PyObject_GetAttr(pop, A_two)) == NULL)
         return NULL;
     two = v == Py_True;
     Py_DECREF(v);
     if (v != Py_True && v != Py_False)
-        return type_error(), NULL;
-    v = PyDict_GetItemWithError(x, K_ts);
-    if (v == NULL && PyErr_Occurred())
-        return NULL;
-    if (v == NULL)
-        ts = has_t ? t : 0.0;
-    else if (PyFloat_CheckExact(v))
-        ts = PyFloat_AS_DOUBLE(v);
-    else
         return type_error(), NULL;
     if (counts_read(pop, A_long, &long_) < 0 || counts_read(pop, A_short, &short_) < 0 ||
         add_mass_check(long_.masses, items, n_cats, c->pop_cap) < 0 ||

@@ -6,6 +6,7 @@ import copy
 import random
 import shutil
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -192,7 +193,15 @@ CONFIGS = [
         drift_threshold=0.5,
         drift_settle_events=3,
         event_weights={"view": 1, "cart": 2.5},
+        # the population's: small caps (evictions), short half-lives (rebases)
+        population_max_categories=3,
+        population_half_life=50,
+        population_short_half_life=5.0,
+        population_cold_events=2,
+        population_mix_memory=10,
+        population_smoothing=0.5,
     ),
+    InterestConfig(population_short_half_life=0.0),  # one population horizon
 ]
 event_steps = st.lists(
     st.tuples(
@@ -207,6 +216,18 @@ event_steps = st.lists(
 )
 
 
+def events_of(steps: list, cfg: InterestConfig) -> Iterator[tuple[dict, bool]]:
+    """The events of ``event_steps``, each with whether the C definitions refuse it (a type
+    the weights do not name: the Python definition's lookup of canonical names)."""
+    ts = 1000.0
+    for cats, event_type, dt, weight in steps:
+        ts += dt
+        x = {"categories": cats, "event_type": event_type, "ts": ts}
+        if weight is not None:
+            x["weight"] = weight
+        yield x, event_type not in cfg.event_weights and weight is None
+
+
 @built
 @settings(max_examples=200, deadline=None)
 @given(event_steps, st.sampled_from(range(len(CONFIGS))))
@@ -214,14 +235,8 @@ def test_learn_event(steps, config):
     """Event by event, the C definition leaves the estimator (state and caches) as the Python
     one does and returns the same, bit for bit; caches read between events included."""
     fast, python = UserInterest(CONFIGS[config]), UserInterest(CONFIGS[config])
-    ts = 1000.0
-    for i, (cats, event_type, dt, weight) in enumerate(steps):
-        ts += dt
-        x = {"categories": cats, "event_type": event_type, "ts": ts}
-        if weight is not None:
-            x["weight"] = weight
-        refused = event_type not in CONFIGS[config].event_weights and weight is None
-        if refused:  # a type the weights do not name: the Python definition's lookup
+    for i, (x, refused) in enumerate(events_of(steps, CONFIGS[config])):
+        if refused:
             with pytest.raises(TypeError):
                 learn_event.fast(fast, x)
             assert same(inside(fast), inside(python))
@@ -241,43 +256,22 @@ def population_inside(pop: PopulationInterest) -> dict:
     return {**vars(pop), **horizons, "_cfg": None, "config": None}
 
 
-POPULATION_CONFIGS = [
-    InterestConfig(),
-    InterestConfig(  # small caps (evictions), short half-lives (rebases), ints for floats
-        population_max_categories=3,
-        population_half_life=50,
-        population_short_half_life=5.0,
-        population_cold_events=2,
-        population_mix_memory=10,
-        population_smoothing=0.5,
-        event_weights={"view": 1, "cart": 2.5},
-    ),
-    InterestConfig(population_short_half_life=0.0),  # one horizon
-]
-
-
 @built
 @settings(max_examples=200, deadline=None)
 @given(
     event_steps,
-    st.sampled_from(range(len(POPULATION_CONFIGS))),
+    st.sampled_from(range(len(CONFIGS))),
     st.lists(st.none() | st.integers(0, 4), min_size=40, max_size=40),
 )
 def test_learn_population(steps, config, user_events):
     """Event by event, the C definition leaves the population as the Python one does: masses,
     residuals, totals, references, scores, counts, bit for bit."""
-    cfg = POPULATION_CONFIGS[config]
-    fast, python = PopulationInterest(cfg), PopulationInterest(cfg)
+    fast, python = PopulationInterest(CONFIGS[config]), PopulationInterest(CONFIGS[config])
     fast._long.dense({"a": 0}, None, 1.0)  # a dense() cache an eviction must drop
     python._long.dense({"a": 0}, None, 1.0)
-    ts = 1000.0
-    for i, (cats, event_type, dt, weight) in enumerate(steps):
-        ts += dt
-        x = {"categories": cats, "event_type": event_type, "ts": ts}
-        if weight is not None:
-            x["weight"] = weight
-        if event_type not in cfg.event_weights and weight is None:
-            with pytest.raises(TypeError):  # a type the weights do not name: Python's lookup
+    for i, (x, refused) in enumerate(events_of(steps, CONFIGS[config])):
+        if refused:
+            with pytest.raises(TypeError):
                 learn_population.fast(fast, x, user_events[i])
         learn_population(fast, x, user_events[i])
         learn_population.python(python, x, user_events[i])

@@ -211,8 +211,7 @@ class UserRecord:
         >>> [e["item_id"] for e in r.explain(3, 2)]
         ['i2', 'i4']
         """
-        interest = self.interest
-        n = interest._n if interest is not None else 0
+        n = self.n_events
         cached = self._explained
         if cached is None or cached[2] != n or cached[0] != window or cached[1] != top:
             columns = self._items, self._table, self._cats, self._types, self._ts, self._moved

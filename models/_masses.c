@@ -1203,6 +1203,16 @@ counts_read(PyObject *pop, PyObject *name, Counts *c)
     return 0;
 }
 
+/* Every mass of c a float if counts_add will rebase them all at time ts (else only the
+ * event's categories are read, and add_mass_check has checked those). */
+static int
+counts_rebase_check(const Counts *c, double ts)
+{
+    if (c->has_ref && (ts - c->ref) / c->half_life > 30.0) /* masses.REBASE_EXPONENT */
+        return all_checked(c->masses);
+    return 0;
+}
+
 /* DecayedCounts.decay(now). */
 static double
 counts_decay(const Counts *c, int has_now, double now)
@@ -1225,7 +1235,7 @@ counts_log_loss(const Counts *c, PyObject **items, Py_ssize_t n, int has_now, do
         if (v == NULL && PyErr_Occurred())
             return -1;
         if (v != NULL) {
-            m = PyFloat_AS_DOUBLE(v); /* checked: every entry is a float */
+            m = PyFloat_AS_DOUBLE(v); /* a float: add_mass_check read the event's entries */
             if (seen == 0.0)          /* Python's ZeroDivisionError */
                 return type_error() - 1;
             x = (m * d + smoothing) / seen;
@@ -1317,15 +1327,16 @@ learn_population(PyObject *self, PyObject *args)
         return type_error(), NULL;
     if (counts_read(pop, A_long, &long_) < 0 || counts_read(pop, A_short, &short_) < 0 ||
         add_mass_check(long_.masses, items, n_cats, c->pop_cap) < 0 ||
-        (two && add_mass_check(short_.masses, items, n_cats, c->pop_cap) < 0))
+        counts_rebase_check(&long_, ts) < 0 ||
+        (two && (add_mass_check(short_.masses, items, n_cats, c->pop_cap) < 0 ||
+                 counts_rebase_check(&short_, ts) < 0)))
         goto done;
     if (two && cold && n) { /* PopulationInterest._score, at the time before this event */
         if ((scores = PyObject_GetAttr(pop, A_scores)) == NULL)
             goto done;
         if (!PyList_CheckExact(scores) || PyList_GET_SIZE(scores) != 2 ||
             !PyFloat_CheckExact(PyList_GET_ITEM(scores, 0)) ||
-            !PyFloat_CheckExact(PyList_GET_ITEM(scores, 1)) || all_checked(long_.masses) < 0 ||
-            all_checked(short_.masses) < 0) {
+            !PyFloat_CheckExact(PyList_GET_ITEM(scores, 1))) {
             if (!PyErr_Occurred())
                 type_error();
             goto done;

@@ -306,6 +306,25 @@ def test_learn_population_refused_by_the_c_code_changes_nothing():
 
 
 @built
+def test_learn_population_reads_only_the_event_s_masses_unless_it_rebases_them_all():
+    """An int mass of another category: the C takes a cold event that reads only the event's
+    entries (as the Python does), and refuses, unchanged, one late enough to rebase them all."""
+    fast, python = (PopulationInterest(CONFIGS[1]) for _ in range(2))
+    for pop in (fast, python):
+        learn_population(pop, {"categories": ["a", "b"], "event_type": "view", "ts": 0.0}, 0)
+        pop._long.masses["b"] = pop._short.masses["b"] = 2  # an int mass
+    x = {"categories": ["a"], "event_type": "view", "ts": 1.0}
+    learn_population.fast(fast, x, 0)
+    learn_population.python(python, x, 0)
+    assert same(population_inside(fast), population_inside(python))
+    late = {**x, "ts": 1.0e6}  # 31 long half-lives after the reference: a rebase
+    before = copy.deepcopy(population_inside(fast))
+    with pytest.raises(TypeError):
+        learn_population.fast(fast, late, 0)
+    assert same(population_inside(fast), before)
+
+
+@built
 def test_learn_event_refused_by_the_c_code_changes_nothing():
     u = UserInterest()
     learn_event(u, {"categories": ["a"], "event_type": "view", "ts": 5.0})

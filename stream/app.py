@@ -60,7 +60,7 @@ from stream.memory import FullCollections, freeze_survivors, trim_heap
 from stream.output import Output
 from stream.settings import Settings
 from stream.snapshot_builder import SnapshotBuilder
-from stream.table_partition import in_partition
+from stream.table_partition import in_partition, plain_entries
 from stream.topics import TABLES
 from stream.trailing import HeldSnapshots, TrailingSnapshots
 from stream.web.dashboard import Dashboard
@@ -87,6 +87,7 @@ PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it c
 # needs the GIL to hand the next fetch over.
 WRITE_SLICE_S = 0.005
 WRITE_PAUSE_S = 0.001
+WRITE_CHUNK = 32  # records written between looks at the clock
 FORGET = b"forget"
 
 
@@ -304,11 +305,9 @@ class Pipeline:
             )
 
     def _catalog_entries(self) -> Mapping:
-        """The catalog's entries: the memory store's own dict (its Mapping methods are Python
-        calls per lookup), else the store; never the Table (its hooks run per access)."""
-        store = self.catalog.data
-        entries = getattr(store, "data", None)
-        return entries if type(entries) is dict else store
+        """The catalog's entries (``plain_entries``); never the Table (its hooks run per
+        access)."""
+        return plain_entries(self.catalog.data)
 
     def record(self, uid: str) -> UserRecord:
         """The user's live record: from the cache, else the table, else a new one."""
@@ -428,12 +427,24 @@ class Pipeline:
         unwritten = self.unwritten
         deadline = time.perf_counter() + WRITE_SLICE_S
         while unwritten:
-            self._write(*unwritten.popitem())
-            if len(unwritten) % 32 == 0 and time.perf_counter() >= deadline:
+            self._write_some(WRITE_CHUNK)
+            if unwritten and time.perf_counter() >= deadline:
                 _current_event.set(None)
                 await asyncio.sleep(WRITE_PAUSE_S)
                 deadline = time.perf_counter() + WRITE_SLICE_S
         _current_event.set(None)
+
+    def _write_some(self, n: int) -> None:
+        """Write ``n`` of the closed window's records (all, if fewer are left), a partition's
+        at a time."""
+        unwritten, blobs = self.unwritten, self._unwritten_bytes
+        by_partition: dict[int, list[tuple[str, bytes]]] = {}
+        for _ in range(min(n, len(unwritten))):
+            uid, record = unwritten.popitem()
+            blob = blobs.pop(uid, None) or encode_record(record)
+            by_partition.setdefault(record.partition, []).append((uid, blob))
+        for partition, written in by_partition.items():
+            self._store(partition, written)
 
     def write_before_change(self, uid: str) -> None:
         """Write the user's record now if the closed window has not written it yet (it is
@@ -445,10 +456,17 @@ class Pipeline:
 
     def _write(self, uid: str, record: UserRecord) -> None:
         blob = self._unwritten_bytes.pop(uid, None) or encode_record(record)
-        in_partition(self.settings.events_topic, record.partition)
-        self.users.data[uid] = blob
-        self.output.add(self._changelog, uid.encode(), blob, record.partition)
-        self.counters.records_written += 1
+        self._store(record.partition, [(uid, blob)])
+
+    def _store(self, partition: int, written: list[tuple[str, bytes]]) -> None:
+        """Records of one partition into the table's store, then onto its changelog."""
+        in_partition(self.settings.events_topic, partition)
+        store = plain_entries(self.users.data)
+        for uid, blob in written:
+            store[uid] = blob
+        changelog = [(uid.encode(), blob) for uid, blob in written]
+        self.output.add_many(self._changelog, partition, changelog)
+        self.counters.records_written += len(written)
 
     def _window_written(self) -> None:
         """The closed window is written: its offsets may be committed."""

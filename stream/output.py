@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from models.native import accelerated_by
@@ -140,19 +140,32 @@ class Output:
         if headers:
             items = headers.items() if isinstance(headers, Mapping) else headers
             headers = [(str(k), None if v is None else bytes(v)) for k, v in items]
-        else:
-            headers = []
+        self.add_many(topic, partition, ((key, value),), headers)
+
+    def add_many(
+        self,
+        topic: str,
+        partition: int,
+        records: Iterable[tuple[bytes | None, bytes | None]],
+        headers: list | None = None,
+    ) -> None:
+        """Queue ``(key, value)`` records for one partition, in order, each with ``headers``
+        (``(str, bytes)`` pairs)."""
+        headers = headers or []
         slot = (topic, partition)
         entry = self._open.get(slot)
-        if entry is None:
-            entry = (self._producer().create_batch(), 0)
-        builder, n = entry
-        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            self._full.append((topic, partition, builder, n))
-            builder, n = self._producer().create_batch(), 0
-            builder.append(key=key, value=value, timestamp=None, headers=headers)
-        self._open[slot] = (builder, n + 1)
-        self.records += 1
+        builder, n = entry if entry is not None else (self._producer().create_batch(), 0)
+        added = 0
+        for key, value in records:
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                self._full.append((topic, partition, builder, n))
+                builder, n = self._producer().create_batch(), 0
+                builder.append(key=key, value=value, timestamp=None, headers=headers)
+            n += 1
+            added += 1
+        if n:  # an empty batch is never sent
+            self._open[slot] = (builder, n)
+        self.records += added
 
     async def send(self) -> None:
         """Hand every queued batch to the producer (delivery goes on in the background)."""

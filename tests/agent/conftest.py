@@ -49,6 +49,10 @@ class RecordingOutput:
         else:
             self.sent.setdefault(topic, []).append((key, value))
 
+    def add_many(self, topic, partition, records, headers=None):
+        for key, value in records:
+            self.add(topic, key, value, partition, headers)
+
     def on_sent(self, topic, callback):
         pass
 

@@ -109,3 +109,30 @@ def test_settle_waits_for_the_broker_to_take_the_output_and_no_longer_than_asked
     first_taken, second_taken, waited = asyncio.run(run())
     assert first_taken and not second_taken
     assert 0.04 <= waited < 1.0
+
+
+def test_add_many_fills_batches_in_order_and_counts_every_record():
+    """Records of one partition handed over together: a full batch is put aside and a new one
+    started, the order kept across them, the counts each batch's own."""
+    app = _App({"log": 2})
+    batches = []
+
+    def create_batch():
+        batches.append(BatchBuilder(1_024, 0))
+        return batches[-1]
+
+    app.producer._ensure_producer().create_batch = create_batch
+    out = Output(app, partitions=2)
+    records = [(f"u{i}".encode(), bytes(100)) for i in range(25)]
+    out.add_many("log", 1, records[:20])
+    out.add("log", b"u20", bytes(100), 1)
+    out.add_many("log", 1, records[21:])
+    out.add_many("log", 0, [])  # nothing: no batch opened for it
+    assert out.records == 25 and ("log", 0) not in out._open
+    queued = [(t, p, n) for t, p, _, n in out._full] + [
+        (t, p, n) for (t, p), (_, n) in out._open.items()
+    ]
+    assert len(queued) > 2 and {(t, p) for t, p, _ in queued} == {("log", 1)}
+    assert sum(n for _, _, n in queued) == 25
+    written = [r.key for b in batches for r in DefaultRecordBatch(bytes(b._build()))]
+    assert written == [k for k, _ in records]

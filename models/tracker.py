@@ -251,8 +251,8 @@ class UserRecord:
         """A record from ``to_state()``, or from the version-1 dict that changelogs written
         before version 2 hold; a version-2 list is read and rewritten as version 3
         (:mod:`models.records` has the layouts)."""
-        r = cls(cfg)
-        if isinstance(state, Mapping):
+        if not isinstance(state, list) and isinstance(state, Mapping):
+            r = cls(cfg)
             if state.get(V1Key.INTEREST):
                 r.interest = UserInterest.from_state(state[V1Key.INTEREST], r.cfg.interest)
             if state.get(V1Key.TOPICS):
@@ -264,11 +264,14 @@ class UserRecord:
         version = state[RecordField.VERSION]
         if version not in (2, RECORD_VERSION):
             raise ValueError(f"unknown user record version {version!r}")
+        r = cls.__new__(cls)  # every field is set below: no __init__ to overwrite
+        r.cfg = cfg = cfg or TrackerConfig()
         _, r.partition, r.offset, interest, items, table, cats, types, times, moved, topics = state
-        if topics is not None:
-            r.topics = UserInterest.from_compact_state(topics, r.cfg.interest)
-        if interest is not None:
-            r.interest = UserInterest.from_compact_state(interest, r.cfg.interest)
+        r._explained = None
+        r.topics = None if topics is None else UserInterest.from_compact_state(topics, cfg.interest)
+        r.interest = (
+            None if interest is None else UserInterest.from_compact_state(interest, cfg.interest)
+        )
         if not len(items) == len(cats) == len(types) == len(times) == len(moved):
             raise ValueError("a user record's history columns differ in length")
         # Category names are interned (dict keys of every estimator, shared by all users);

@@ -315,7 +315,7 @@ class Pipeline:
         if record is not None:
             self.cache.move_to_end(uid)
             return record
-        blob = None if uid in self.deleted else self.users.data.get(uid)
+        blob = None if uid in self.deleted else plain_entries(self.users.data).get(uid)
         record = decode_record(blob, self.cfg) if blob else UserRecord(self.cfg)
         self.cache[uid] = record
         return record

@@ -67,17 +67,22 @@ def test_partition_for_does_not_remember_a_guessed_partition_count():
     assert out.partition_for("late", key) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % 6
 
 
-def test_a_null_header_value_is_written_as_null():
-    """aiokafka reads a header without a value as None; a record re-keyed with it keeps it."""
-    app = _App({"events": 4})
-    batches = []
+def _building_output(topic: str, partitions: int, batch_size: int) -> tuple[Output, list]:
+    """An ``Output`` whose batches are real aiokafka builders of ``batch_size`` bytes, kept in
+    the list returned beside it."""
+    app, batches = _App({topic: partitions}), []
 
     def create_batch():
-        batches.append(BatchBuilder(16_384, 0))
+        batches.append(BatchBuilder(batch_size, 0))
         return batches[-1]
 
     app.producer._ensure_producer().create_batch = create_batch
-    out = Output(app, partitions=4)
+    return Output(app, partitions=partitions), batches
+
+
+def test_a_null_header_value_is_written_as_null():
+    """aiokafka reads a header without a value as None; a record re-keyed with it keeps it."""
+    out, batches = _building_output("events", 4, batch_size=16_384)
     out.add("events", b"u1", b"v", 0, headers=[("trace", None), ("content-type", b"x")])
     (record,) = DefaultRecordBatch(bytes(batches[0]._build()))
     assert record.headers == [("trace", None), ("content-type", b"x")]
@@ -114,15 +119,7 @@ def test_settle_waits_for_the_broker_to_take_the_output_and_no_longer_than_asked
 def test_add_many_fills_batches_in_order_and_counts_every_record():
     """Records of one partition handed over together: a full batch is put aside and a new one
     started, the order kept across them, the counts each batch's own."""
-    app = _App({"log": 2})
-    batches = []
-
-    def create_batch():
-        batches.append(BatchBuilder(1_024, 0))
-        return batches[-1]
-
-    app.producer._ensure_producer().create_batch = create_batch
-    out = Output(app, partitions=2)
+    out, batches = _building_output("log", 2, batch_size=1_024)
     records = [(f"u{i}".encode(), bytes(100)) for i in range(25)]
     out.add_many("log", 1, records[:20])
     out.add("log", b"u20", bytes(100), 1)

@@ -175,7 +175,8 @@ class Pipeline:
         self._written: dict[TP, int] = {}  # ... and written, ready to commit
         self._flush_lock = asyncio.Lock()
         # Emission bookkeeping (safe to lose): users emitted within the last min-interval
-        # (when, what), users owed a trailing snapshot (when), sequence estimates.
+        # (when, what; in publish order), users owed a trailing snapshot (when), sequence
+        # estimates.
         self.recent: dict[str, tuple[float, dict]] = {}
         self.pending = TrailingSnapshots()
         self.sequence: dict[str, tuple] = {}
@@ -481,9 +482,18 @@ class Pipeline:
         if over > 0:  # the least recently used first (the dirty ones are empty after a write)
             for uid in [u for u in itertools.islice(self.cache, over) if u not in self.dirty]:
                 del self.cache[uid]
-        cutoff = time.monotonic() - self.settings.min_interval_s
-        for uid in [u for u, (at, _) in self.recent.items() if at <= cutoff]:
-            del self.recent[uid]
+        self._expire_recent(time.monotonic() - self.settings.min_interval_s)
+
+    def _expire_recent(self, cutoff: float) -> None:
+        """Forget the snapshots published at ``cutoff`` or before. ``recent`` is in publish
+        order (``publish`` moves a user to its end), so only those and one more are read."""
+        recent, expired = self.recent, []
+        for uid, (at, _) in recent.items():
+            if at > cutoff:
+                break
+            expired.append(uid)
+        for uid in expired:
+            del recent[uid]
 
     def pending_acks(self) -> dict[TP, int]:
         acks, self._written = self._written, {}
@@ -564,6 +574,7 @@ class Pipeline:
         if blob is not None and uid in self.dirty and self.cache.get(uid) is record:
             self.encoded[uid] = blob
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
+            self.recent.pop(uid, None)  # to the end: recent stays in publish order
             self.recent[uid] = (now, record.own_top(self.settings.top_k))
         self.pending.settle(uid)
         self.counters.snapshots += 1

@@ -270,3 +270,22 @@ def test_a_window_is_written_as_it_ended_while_later_batches_change_its_records(
     assert len(changed & users) > 50 and set(second) == {u.encode() for u in changed}
     for uid in changed:
         assert second[uid.encode()] == _stored(events, 400, uid, pipe.cfg)
+
+
+def test_published_users_are_forgotten_in_publish_order_once_their_interval_is_over(
+    make_pipeline,
+):
+    """``recent`` holds users in the order of their latest snapshot, so expiring it reads only
+    the expired ones: a user published again moves behind the others."""
+    _, pipe, _, _ = make_pipeline(min_interval_s=1.0)
+    records = {}
+    for event in scripted_events(30, users=3):
+        records.setdefault(event["user_id"], pipe.record(event["user_id"])).apply(event)
+    a, b, c = sorted(records)
+    for uid, now in ((a, 10.0), (b, 10.5), (c, 10.6), (a, 10.9)):
+        pipe.publish(uid, records[uid], now)
+    assert list(pipe.recent) == [b, c, a]
+    pipe._expire_recent(10.55)
+    assert list(pipe.recent) == [c, a]
+    pipe._expire_recent(11.0)
+    assert not pipe.recent

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ormsgpack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer
 
@@ -37,6 +38,12 @@ from stream.settings import Settings
 from stream.topics import ensure_topics
 
 SUBSCRIBERS = ("aiokafka", "kafka-python")
+# The producer's pace. Each send is a produce request, and on the loopback a request's
+# socket write costs the sender the broker's side of TCP too: at 14,800 events/s the
+# producer took 0.26 of a core sending every 2 ms, 0.19 every 5 ms, 0.14 every 10 ms
+# (docs/RESULTS.md). Events are stamped when made, just before their send, so the pace
+# adds nothing to the delays measured.
+SEND_EVERY_S = 0.01
 
 
 def subscribe_latencies(
@@ -56,7 +63,7 @@ def _observe(records: Any, arrived: float, latencies: list[list]) -> None:
     and ``event_delays`` make the figures of them)."""
     for msg in records:
         if not msg.key.startswith(b"__"):  # not the population's snapshots
-            snapshot = decode_snapshot(msg.value)
+            snapshot = _snapshot_read(msg.value)
             latencies.append(
                 [
                     msg.key.decode(),
@@ -66,6 +73,20 @@ def _observe(records: Any, arrived: float, latencies: list[list]) -> None:
                     snapshot["ts"],
                 ]
             )
+
+
+def _snapshot_read(value: bytes) -> dict:
+    """A snapshot read for its times: ormsgpack takes ~5 µs for a snapshot that msgpack takes
+    ~11 µs for (it caches map keys), and the subscriber reads ~12,000 a second on the cores
+    the worker it measures runs on.
+
+    >>> from stream.codec import encode_snapshot
+    >>> _snapshot_read(encode_snapshot({"n_events": 3, "ts": 1.5}))
+    {'n_events': 3, 'ts': 1.5}
+    """
+    if value[:1] == b"{":
+        return decode_snapshot(value)
+    return ormsgpack.unpackb(value, option=ormsgpack.OPT_NON_STR_KEYS)
 
 
 def snapshot_delays(seen: list[list]) -> list[tuple[float, float]]:
@@ -145,11 +166,12 @@ async def paced_events(
     """Send ``rate`` events/s for ``seconds``, each stamped with the wall clock when made;
     returns each user's event times, in order.
 
-    Every 2 ms the events due are appended to per-partition batches and sent whole (Kafka's
-    default partitioner, each user's partition computed once): the producer shares this
-    2-core machine with the worker it measures, so it must take as little of it as it can
-    (a per-message producer took a good part of a core; a batch builder made per event and
-    a pure-Python murmur2 per event still took a quarter of one at 10,500 events/s)."""
+    Every ``SEND_EVERY_S`` the events due are made, appended to per-partition batches and
+    sent whole (Kafka's default partitioner, each user's partition computed once): the
+    producer shares this 2-core machine with the worker it measures, so it must take as
+    little of it as it can (a per-message producer took a good part of a core; a batch
+    builder made per event and a pure-Python murmur2 per event still took a quarter of one
+    at 10,500 events/s)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
     await producer.start()
     try:
@@ -184,7 +206,7 @@ async def paced_events(
             for part, batch in batches.items():
                 await producer.send_batch(batch, topic, partition=part)
             sent = due
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(SEND_EVERY_S)
         await producer.flush()
     finally:
         await producer.stop()

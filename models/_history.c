@@ -1,4 +1,4 @@
-/* models/history.py's push_event, most_moved and explained, in C.
+/* models/history.py's push_event, most_moved, explained and read_columns, in C.
  *
  * The Python definition is the specification: the same columns, entries and counts after
  * each call, bit for bit (tests/unit/test_history_c.py). Everything is checked before the
@@ -654,6 +654,140 @@ done:
     return NULL;
 }
 
+/* history.read_columns(table, cats, times). Everything is checked before anything is made:
+ * what the C does not take (a negative or out-of-range index, which Python reads from the end
+ * or refuses; a name that is not an exact str; a time that is not an exact int, or one past
+ * 2**53, whose float Python rounds from the whole integer) raises TypeError, and
+ * history.py's definition answers. */
+#define EXACT_TIME 9007199254740992LL /* 2**53: every integer up to it is an exact double */
+
+static PyObject *
+read_refuse(void)
+{
+    PyErr_SetString(PyExc_TypeError, "read_columns: exact lists of what push_event writes only");
+    return NULL;
+}
+
+static int
+count_ref(PyObject *c, Py_ssize_t n, Py_ssize_t *counts)
+{
+    if (!PyLong_CheckExact(c))
+        return 0;
+    Py_ssize_t i = PyLong_AsSsize_t(c);
+    if (i == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (i < 0 || i >= n)
+        return 0;
+    counts[i]++;
+    return 1;
+}
+
+static int
+exact_time(PyObject *v, long long *out)
+{
+    if (!PyLong_CheckExact(v))
+        return 0;
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return *out <= EXACT_TIME && *out >= -EXACT_TIME;
+}
+
+static PyObject *
+read_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_columns takes 3 arguments");
+        return NULL;
+    }
+    PyObject *table = args[0], *cats = args[1], *times = args[2];
+    if (!PyList_CheckExact(table) || !PyList_CheckExact(cats) || !PyList_CheckExact(times))
+        return read_refuse();
+    Py_ssize_t n = PyList_GET_SIZE(table), n_cats = PyList_GET_SIZE(cats);
+    Py_ssize_t n_times = PyList_GET_SIZE(times);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(table, i)))
+            return read_refuse();
+    int ms = 0;
+    double scale = 1.0;
+    if (n_times) {
+        PyObject *head = PyList_GET_ITEM(times, 0);
+        if (!PyList_CheckExact(head) || PyList_GET_SIZE(head) < 1 || PyList_GET_SIZE(head) > 2)
+            return read_refuse();
+        ms = PyList_GET_SIZE(head) == 2;
+        scale = ms ? 1000.0 : 1.0;
+    }
+    Py_ssize_t *counts = PyMem_Calloc(n ? n : 1, sizeof(Py_ssize_t));
+    double *ts = PyMem_Malloc((n_times ? n_times : 1) * sizeof(double));
+    PyObject *names = NULL, *index = NULL, *refs = NULL, *floats = NULL, *out = NULL;
+    if (counts == NULL || ts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < n_cats; j++) {
+        PyObject *c = PyList_GET_ITEM(cats, j);
+        if (PyList_CheckExact(c)) {
+            for (Py_ssize_t k = 0; k < PyList_GET_SIZE(c); k++)
+                if (!count_ref(PyList_GET_ITEM(c, k), n, counts))
+                    goto refused;
+        }
+        else if (!count_ref(c, n, counts)) {
+            goto refused;
+        }
+    }
+    long long t = 0, step;
+    for (Py_ssize_t j = 0; j < n_times; j++) {
+        PyObject *v = j ? PyList_GET_ITEM(times, j) : PyList_GET_ITEM(PyList_GET_ITEM(times, 0), 0);
+        if (!exact_time(v, &step))
+            goto refused;
+        t = j ? t + step : step; /* both within 2**53: no overflow */
+        if (t > EXACT_TIME || t < -EXACT_TIME)
+            goto refused;
+        ts[j] = (double)t / scale; /* as Python's int / int of numbers exact in a double */
+    }
+    Py_ssize_t stale = 0;
+    if ((names = PyList_New(n)) == NULL || (index = PyDict_New()) == NULL ||
+        (refs = PyList_New(n)) == NULL || (floats = PyList_New(n_times)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyList_GET_ITEM(table, i), *at, *count;
+        Py_INCREF(name);
+        PyUnicode_InternInPlace(&name);
+        PyList_SET_ITEM(names, i, name);
+        if ((at = PyLong_FromSsize_t(i)) == NULL)
+            goto done;
+        int failed = PyDict_SetItem(index, name, at) < 0;
+        Py_DECREF(at);
+        if (failed || (count = PyLong_FromSsize_t(counts[i])) == NULL)
+            goto done;
+        PyList_SET_ITEM(refs, i, count);
+        stale += counts[i] == 0;
+    }
+    for (Py_ssize_t j = 0; j < n_times; j++) {
+        PyObject *f = PyFloat_FromDouble(ts[j]);
+        if (f == NULL)
+            goto done;
+        PyList_SET_ITEM(floats, j, f);
+    }
+    out = Py_BuildValue("(OOOnOO)", names, index, refs, stale, floats, ms ? Py_True : Py_False);
+    goto done;
+refused:
+    read_refuse();
+done:
+    PyMem_Free(counts);
+    PyMem_Free(ts);
+    Py_XDECREF(names);
+    Py_XDECREF(index);
+    Py_XDECREF(refs);
+    Py_XDECREF(floats);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"push_event", (PyCFunction)(void (*)(void))push_event, METH_FASTCALL,
      "history.push_event, in C."},
@@ -661,11 +795,13 @@ static PyMethodDef methods[] = {
      "history.most_moved, in C."},
     {"explained", (PyCFunction)(void (*)(void))explained, METH_FASTCALL,
      "history.explained, in C."},
+    {"read_columns", (PyCFunction)(void (*)(void))read_columns, METH_FASTCALL,
+     "history.read_columns, in C."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_history", "history.py's push_event, most_moved and explained, in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_history", "history.py's push_event, most_moved, explained and read_columns, in C.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

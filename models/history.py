@@ -8,7 +8,8 @@ list and dict operations per event, about 10 µs in Python with a full 50-event 
 it runs in C (``models/_history.c``) when that extension is built; this definition is the
 specification, and the C one leaves the columns equal to it, bit for bit
 (``tests/unit/test_history_c.py``). So do :func:`most_moved`, the events a snapshot's
-``explain`` names, and :func:`explained`, their entries, asked for at every snapshot.
+``explain`` names, and :func:`explained`, their entries, asked for at every snapshot, and
+:func:`read_columns`, what a record decoded from its stored columns keeps beside them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from models.native import accelerated_by
+from models.records import read_times
 from models.schema import EVENT_TYPES
 
 try:
@@ -133,6 +135,32 @@ def push_event(
             first = ts_col[0]
             times[0] = [round(first * 1000), unit_mark] if ms else [int(first)]
     return stale
+
+
+@accelerated_by(_history)
+def read_columns(
+    table: list, cats: list, times: list
+) -> tuple[list[str], dict[str, int], list[int], int, list[float], bool]:
+    """What a record read from its stored columns (a version-3 record's category table,
+    categories and times) keeps beside them: the table with its names interned (each name
+    one object, shared by every record and estimator), their index, each entry's reference
+    count, how many entries no event names, the events' times as floats, and whether the
+    times are in milliseconds.
+
+    >>> read_columns(["a", "b", "c"], [0, [0, 2], 2], [[100000, -3], 250, 1250])
+    (['a', 'b', 'c'], {'a': 0, 'b': 1, 'c': 2}, [2, 0, 2], 1, [100.0, 100.25, 101.5], True)
+    """
+    names = list(map(sys.intern, table))
+    index = {c: i for i, c in enumerate(names)}
+    refs = [0] * len(names)
+    for c in cats:
+        if c.__class__ is int:
+            refs[c] += 1
+        else:
+            for i in c:
+                refs[i] += 1
+    ms = bool(times) and len(times[0]) == 2
+    return names, index, refs, refs.count(0), read_times(times), ms
 
 
 @accelerated_by(_history)

@@ -8,7 +8,6 @@ state exactly. The record holds the online estimator's state and the last ``hist
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from models.history import (
     explained,
     most_moved,
     push_event,
+    read_columns,
 )
 from models.online import InterestConfig, UserInterest
 from models.online.masses import entropy, top_k
@@ -274,29 +274,14 @@ class UserRecord:
         )
         if not len(items) == len(cats) == len(types) == len(times) == len(moved):
             raise ValueError("a user record's history columns differ in length")
-        # Category names are interned (dict keys of every estimator, shared by all users);
-        # item ids are not: interning cost ~1 µs an id, 40% of decoding a 50-event record.
-        r._items = items
-        r._table = list(map(sys.intern, table))
-        r._index = {c: i for i, c in enumerate(r._table)}
-        refs = r._refs = [0] * len(table)
-        for c in cats:
-            if c.__class__ is int:
-                refs[c] += 1
-            else:
-                for i in c:
-                    refs[i] += 1
-        r._stale = refs.count(0)
-        r._cats, r._types, r._moved = cats, types, moved
         if version == 2:  # seconds, or floats where a time had a fraction: now milliseconds
             ts = read_v2_times(times)
-            r._ms = not all(t.is_integer() for t in ts)
-            r._ts = [round(t * 1000) / 1000 for t in ts] if r._ms else ts
-            r._times = stored_times(r._ts, r._ms)
-        else:
-            r._times = times
-            r._ms = bool(times) and len(times[0]) == 2
-            r._ts = read_times(times)
+            ms = not all(t.is_integer() for t in ts)
+            times = stored_times([round(t * 1000) / 1000 for t in ts] if ms else ts, ms)
+        # Category names are interned (dict keys of every estimator, shared by all users);
+        # item ids are not: interning cost ~1 µs an id, 40% of decoding a 50-event record.
+        r._items, r._cats, r._types, r._times, r._moved = items, cats, types, times, moved
+        r._table, r._index, r._refs, r._stale, r._ts, r._ms = read_columns(table, cats, times)
         return r
 
 

@@ -241,8 +241,9 @@ class Pipeline:
         due = [(uid, record) for uid, record in touched.items() if self.due(uid, record, mono)]
         due += self._owed(mono, touched)  # owed ones now due: the timer can wait behind batches
         self.builder.plan(len(due), self.events_behind)
+        priors: dict[int | None, PopulationPrior | None] = {}
         for uid, record in due:
-            self.publish(uid, record, mono)
+            self.publish(uid, record, mono, priors)
         if self.scorer is not None:
             for uid in touched:
                 self.scorer.mark(uid)
@@ -563,10 +564,24 @@ class Pipeline:
             self.priors[partition] = (now, prior)
         return prior
 
-    def publish(self, uid: str, record: UserRecord, now: float) -> None:
+    def publish(
+        self,
+        uid: str,
+        record: UserRecord,
+        now: float,
+        priors: dict[int | None, PopulationPrior | None] | None = None,
+    ) -> None:
         """Publish the user's snapshot, the sequence model's estimate fused in when it has
-        one: built off the ingest loop when the ``SnapshotBuilder`` can."""
-        prior = self.prior(record.partition)
+        one: built off the ingest loop when the ``SnapshotBuilder`` can. ``priors`` keeps
+        each partition's prior for the rest of a run of publishes (nothing learns between
+        them), so it is looked up once a partition, not once a snapshot."""
+        partition = record.partition
+        if priors is None:
+            prior = self.prior(partition)
+        elif partition in priors:
+            prior = priors[partition]
+        else:
+            prior = priors[partition] = self.prior(partition)
         seq = self.sequence.get(uid) if self.scorer is not None else None
         if seq is not None:
             self.builder.fusion(self.scorer.fusion)
@@ -586,8 +601,9 @@ class Pipeline:
             self.pending.owe(uid, now)
         due = self._owed(now)
         self.builder.plan(len(due), self.events_behind)
+        priors: dict[int | None, PopulationPrior | None] = {}
         for i, (uid, record) in enumerate(due):
-            self.publish(uid, record, now)
+            self.publish(uid, record, now, priors)
             if i % 500 == 499:
                 self.builder.submit()
         self.builder.submit()

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 import models.tracker
 from models import history
-from models.history import explained, most_moved, push_event
-from models.records import MS
+from models.history import explained, most_moved, push_event, read_columns
+from models.records import MS, RecordField
+from models.schema import EVENT_TYPES
 from models.tracker import TrackerConfig, UserRecord
 from stream.dev.events import interleaved_events
 from tests.unit.bitwise import same
@@ -31,7 +32,7 @@ def empty() -> list:
 def test_the_install_builds_the_c_history():
     assert history._history is not None, "pip install -e . did not build models._history"
     assert push_event.fast is not None and most_moved.fast is not None
-    assert explained.fast is not None
+    assert explained.fast is not None and read_columns.fast is not None
 
 
 names = st.sampled_from(["a", "b", "c", "d", "shoes", "é"])
@@ -254,3 +255,87 @@ def test_a_replay_explains_the_same_with_the_python_definition(monkeypatch):
     fast = replay()
     monkeypatch.setattr(models.tracker, "explained", explained.python)
     assert same(fast, replay())
+
+
+def stored_columns(record: UserRecord) -> tuple[list, list, list]:
+    """A record's stored category table, categories and times, as a decoder reads them."""
+    state = record.to_state()
+    return (
+        state[RecordField.CATEGORY_TABLE],
+        state[RecordField.CATEGORIES],
+        state[RecordField.TIMES],
+    )
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(events, st.integers(min_value=1, max_value=6), st.booleans())
+def test_read_columns(stream, cap, ms):
+    record = UserRecord(TrackerConfig(history=cap))
+    ts = 1_760_000_000.0
+    for i, (cats, type_code, step, _) in enumerate(stream):
+        ts += step
+        cats = cats or ["none"]  # an event names at least one category
+        t = ts if ms else float(int(ts))
+        event_type = type_code if isinstance(type_code, str) else EVENT_TYPES[type_code]
+        record.apply({"item_id": f"i{i}", "categories": cats, "event_type": event_type, "ts": t})
+    columns = stored_columns(record)
+    fast = read_columns.fast(*copy.deepcopy(columns))
+    assert same(fast, read_columns.python(*copy.deepcopy(columns)))
+    # what a decoded record keeps is what the live one kept
+    assert same(
+        list(fast[:5]), [record._table, record._index, record._refs, record._stale, record._ts]
+    )
+    assert fast[5] is record._ms
+
+
+@built
+@pytest.mark.parametrize(
+    "columns",
+    [
+        (["a"], [-1], [[1]]),  # a negative index: Python reads it from the end
+        (["a"], [1], [[1]]),  # past the table
+        (["a"], [True], [[1]]),  # not an int
+        (["a"], [(0,)], [[1]]),  # a tuple of indexes
+        ([1], [0], [[1]]),  # a name that is not a str
+        (["a"], [0], [[1.0]]),  # a float time
+        (["a", "b"], [0, 1], [[2**60], 1]),  # a time past 2**53
+        (["a", "b"], [0, 1], [[2**53], 1]),  # a sum past 2**53
+        (["a"], [0], [5]),  # no head
+        (["a"], [0], [[1, -3, 0]]),  # a head of three
+    ],
+)
+def test_what_read_columns_refuses_the_python_definition_answers(columns):
+    with pytest.raises(TypeError):
+        read_columns.fast(*columns)
+    try:
+        expected = read_columns.python(*columns)
+    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
+        with pytest.raises(type(exc)):
+            read_columns(*columns)
+    else:
+        assert same(read_columns(*columns), expected)
+
+
+def test_decoded_records_are_the_same_with_the_python_definition(monkeypatch):
+    """300 users × 24 events, a history of 10, some times with milliseconds, decoded from
+    their stored state: the same records either way, and the same as the live ones."""
+    cfg = TrackerConfig(history=10)
+    records: dict[str, UserRecord] = {}
+    for n, e in enumerate(interleaved_events(0, 300, 24, seed=4, categories="item")):
+        if n % 7 == 0:
+            e["ts"] += 0.125
+        records.setdefault(e["user_id"], UserRecord(cfg)).apply(dict(e))
+
+    def decoded() -> list:
+        out = []
+        for r in records.values():
+            d = UserRecord.from_state(r.to_state(), cfg)
+            out.append([d.to_state(), d._index, d._refs, d._stale, d._ts, d._ms])
+        return out
+
+    fast = decoded()
+    live = [[r.to_state(), r._index, r._refs, r._stale, r._ts, r._ms] for r in records.values()]
+    assert same(fast, live)
+    monkeypatch.setattr(models.tracker, "read_columns", read_columns.python)
+    assert same(fast, decoded())

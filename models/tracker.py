@@ -278,8 +278,9 @@ class UserRecord:
             ts = read_v2_times(times)
             ms = not all(t.is_integer() for t in ts)
             times = stored_times([round(t * 1000) / 1000 for t in ts] if ms else ts, ms)
-        # Category names are interned (dict keys of every estimator, shared by all users);
-        # item ids are not: interning cost ~1 µs an id, 40% of decoding a 50-event record.
+        # read_columns interns the category names (dict keys of every estimator, shared by
+        # all users); item ids are not: interning cost ~1 µs an id, 40% of decoding a
+        # 50-event record.
         r._items, r._cats, r._types, r._times, r._moved = items, cats, types, times, moved
         r._table, r._index, r._refs, r._stale, r._ts, r._ms = read_columns(table, cats, times)
         return r

@@ -28,6 +28,20 @@ def empty() -> list:
     return [[], [], {}, [], [], [], [], [], []]
 
 
+def assert_refused_and_answered_as_python(fn, *args) -> None:
+    """``fn``'s C definition refuses ``args`` (TypeError), and ``fn`` answers them as its
+    Python definition does: the same value, or the same exception."""
+    with pytest.raises(TypeError):
+        fn.fast(*args)
+    try:
+        expected = fn.python(*args)
+    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
+        with pytest.raises(type(exc)):
+            fn(*args)
+    else:
+        assert same(fn(*args), expected)
+
+
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: history.py runs in Python")
 def test_the_install_builds_the_c_history():
     assert history._history is not None, "pip install -e . did not build models._history"
@@ -227,15 +241,7 @@ def test_what_explained_refuses_the_python_definition_answers():
         (None, 4, -1, 5, cols),  # a negative top
     ]
     for args in cases:
-        with pytest.raises(TypeError):
-            explained.fast(*args)
-        try:
-            expected = explained.python(*args)
-        except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
-            with pytest.raises(type(exc)):
-                explained(*args)
-        else:
-            assert same(explained(*args), expected)
+        assert_refused_and_answered_as_python(explained, *args)
 
 
 @built
@@ -306,15 +312,7 @@ def test_read_columns(stream, cap, ms):
     ],
 )
 def test_what_read_columns_refuses_the_python_definition_answers(columns):
-    with pytest.raises(TypeError):
-        read_columns.fast(*columns)
-    try:
-        expected = read_columns.python(*columns)
-    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
-        with pytest.raises(type(exc)):
-            read_columns(*columns)
-    else:
-        assert same(read_columns(*columns), expected)
+    assert_refused_and_answered_as_python(read_columns, *columns)
 
 
 def test_decoded_records_are_the_same_with_the_python_definition(monkeypatch):

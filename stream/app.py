@@ -288,7 +288,7 @@ class Pipeline:
             last_ts = record.last_ts
             if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
                 raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
-            if self.unwritten:
+            if uid in self.unwritten:  # the closed window's write has not reached it yet
                 self.write_before_change(uid)
             record.apply(event)
             touched[uid] = record

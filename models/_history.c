@@ -668,17 +668,12 @@ read_refuse(void)
     return NULL;
 }
 
+/* One more reference to the table entry c names (an exact int in range, else 0). */
 static int
 count_ref(PyObject *c, Py_ssize_t n, Py_ssize_t *counts)
 {
-    if (!PyLong_CheckExact(c))
-        return 0;
-    Py_ssize_t i = PyLong_AsSsize_t(c);
-    if (i == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (i < 0 || i >= n)
+    Py_ssize_t i;
+    if (!table_index(c, n, &i))
         return 0;
     counts[i]++;
     return 1;

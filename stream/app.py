@@ -575,13 +575,10 @@ class Pipeline:
         one: built off the ingest loop when the ``SnapshotBuilder`` can. ``priors`` keeps
         each partition's prior for the rest of a run of publishes (nothing learns between
         them), so it is looked up once a partition, not once a snapshot."""
-        partition = record.partition
-        if priors is None:
-            prior = self.prior(partition)
-        elif partition in priors:
-            prior = priors[partition]
-        else:
-            prior = priors[partition] = self.prior(partition)
+        priors = {} if priors is None else priors
+        if record.partition not in priors:
+            priors[record.partition] = self.prior(record.partition)
+        prior = priors[record.partition]
         seq = self.sequence.get(uid) if self.scorer is not None else None
         if seq is not None:
             self.builder.fusion(self.scorer.fusion)

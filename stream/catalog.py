@@ -230,8 +230,8 @@ def decode_item(blob: bytes) -> dict | None:
 
     Category and topic names are interned (``INTERNED_FIELDS``): they become every user's
     estimator keys, and a catalog's 100,000 items otherwise held 100,000 copies of a few
-    hundred names, each a cold object to compare keys with (the join cost the worker ~8% of
-    its CPU per event; docs/RESULTS.md).
+    hundred names, each a cold object to compare keys with (the join's CPU per event, +8%
+    before, +2% after; docs/RESULTS.md).
 
     >>> decode_item(encode_item({"categories": ["a"], "x": 1}))
     {'categories': ['a']}

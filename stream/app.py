@@ -6,26 +6,21 @@ ingest path and timers. Stream state lives in the ``interest-users`` and
 
 The hot path works on record batches (``stream.batch_consumer``): each fetch's records are
 decoded, validated and applied to live user records held in a record cache in front of the
-table; once per commit window each changed user's record is written to the table and its
-changelog (``before_commit``), and only then are the offsets that cover it committed, as Kafka
-Streams' record caches and Quix Streams' checkpoints do. The window's records are written in
-slices between batches, each as it was at the window's end (one that a later batch is about
-to change is written first), so the ingest loop does not stop for the whole window. The
-cache is the table's rows in live form, bounded, dropped when partitions are revoked. A
-replay after a crash skips what a user's record already holds (its partition and offset), so
-the effect on state is exactly once. The Faust agent on the events topic is the subscription
-and the per-event path that ``test_context`` drives; it applies batches through the same code.
+table (``stream.record_cache``); once per commit window each changed user's record is written
+to the table and its changelog (``before_commit``), and only then are the offsets that cover
+it committed. A replay after a crash skips what a user's record already holds (its partition
+and offset), so the effect on state is exactly once. The Faust agent on the events topic is
+the subscription and the per-event path that ``test_context`` drives; it applies batches
+through the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
@@ -49,7 +44,6 @@ from stream.codec import (
     dead_letter,
     decode_event,
     decode_record,
-    encode_record,
     encode_snapshot,
     header,
     register_codecs,
@@ -58,6 +52,7 @@ from stream.counters import Counters
 from stream.faust_config import ROCKSDB_OPTIONS, faust_config
 from stream.memory import FullCollections, freeze_survivors, trim_heap
 from stream.output import Output
+from stream.record_cache import RecordCache
 from stream.settings import Settings
 from stream.snapshot_builder import SnapshotBuilder
 from stream.table_partition import in_partition, plain_entries
@@ -81,13 +76,6 @@ SETTLE_S = 0.02
 TRAILING_CHECK_S = 0.05  # how often owed snapshots are looked for between batches
 CONTROL_HEADER = "interest-control"
 PRIOR_REFRESH_S = 1.0  # a partition's prior is rebuilt at most this often (it costs O(categories))
-# The window's records are encoded and written in slices of about this long, the ingest loop
-# served in between: all at once, 2,000 users with 50-event histories stopped it for 45-90 ms
-# a second (docs/RESULTS.md). Between slices a pause, not only a yield: the consumer's thread
-# needs the GIL to hand the next fetch over.
-WRITE_SLICE_S = 0.005
-WRITE_PAUSE_S = 0.001
-WRITE_CHUNK = 32  # records written between looks at the clock
 FORGET = b"forget"
 
 
@@ -155,20 +143,15 @@ class Pipeline:
         self.builder = SnapshotBuilder.from_settings(settings, self.cfg, self.output)
         if self.builder.processes:
             app.task(self.builder.start)
-        # The record cache: live records of recently touched users (LRU order), and which of
-        # them changed since the last window. Rows of the users table, in live form.
-        self.cache: OrderedDict[str, UserRecord] = OrderedDict()
-        self.dirty: set[str] = set()
-        # Encoded records of dirty users that a snapshot was built from and that have not
-        # changed since: the window's write reuses them.
-        self.encoded: dict[str, bytes] = {}
-        # The window being written: records changed in it and not written yet (each still as
-        # it was at the window's end), the bytes encoded for some of them, and the offsets
-        # (next per partition) that the window covers.
-        self.unwritten: dict[str, UserRecord] = {}
-        self._unwritten_bytes: dict[str, bytes] = {}
-        self._covered: dict[TP, int] = {}
-        self.deleted: dict[str, int] = {}  # forgotten users -> partition, until the window ends
+        self.records = RecordCache(
+            self.users,
+            self.cfg,
+            settings.events_topic,
+            settings.cache_users,
+            self.output,
+            self.counters,
+        )
+        self._covered: dict[TP, int] = {}  # next offset per partition the closed window covers
         self.populations: dict[int, PopulationInterest] = {}
         self.dirty_populations: set[int] = set()
         self._processed: dict[TP, int] = {}  # next offset per partition, applied not yet written
@@ -199,8 +182,7 @@ class Pipeline:
         self.full_collections = FullCollections()
         app.timer(GC_CHECK_S, on_leader=False)(self.collect_cycles)
         self.users.on_recover(self._on_recover)
-        self._changelog = self.users.changelog_topic.get_topic_name()
-        self.output.on_sent(self._changelog, self._changelog_sent)
+        self.output.on_sent(self.records.changelog, self._changelog_sent)
 
     def attach(self, consumer: Any) -> None:
         """Take the events topic's record batches from a ``BatchConsumer``."""
@@ -280,7 +262,8 @@ class Pipeline:
                 )
                 return
             uid = event["user_id"] = self.settings.user_key(event["user_id"])
-            record = self.record(uid)
+            records = self.records
+            record = records.get(uid)
             if record.partition == rec.partition and rec.offset <= record.offset:
                 # Already in the state (replayed after a crash before the offset commit).
                 self.counters.duplicates += 1
@@ -288,14 +271,12 @@ class Pipeline:
             last_ts = record.last_ts
             if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
                 raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
-            if uid in self.unwritten:  # the closed window's write has not reached it yet
-                self.write_before_change(uid)
+            if uid in records.unwritten:  # the closed window's write has not reached it yet
+                records.write_before_change(uid)
             record.apply(event)
             touched[uid] = record
             record.partition, record.offset = rec.partition, rec.offset
-            self.dirty.add(uid)
-            if self.encoded:
-                self.encoded.pop(uid, None)
+            records.changed(uid)
             pop.learn_one(event, user_events=record.n_events - 1)
             self.counters.applied += 1
         except InvalidEvent as err:
@@ -312,37 +293,23 @@ class Pipeline:
         return plain_entries(self.catalog.data)
 
     def record(self, uid: str) -> UserRecord:
-        """The user's live record: from the cache, else the table, else a new one."""
-        record = self.cache.get(uid)
-        if record is not None:
-            self.cache.move_to_end(uid)
-            return record
-        blob = None if uid in self.deleted else plain_entries(self.users.data).get(uid)
-        record = decode_record(blob, self.cfg) if blob else UserRecord(self.cfg)
-        self.cache[uid] = record
-        return record
+        """The user's live record (``RecordCache.get``)."""
+        return self.records.get(uid)
 
     def user_state(self, uid: str) -> UserRecord | bytes | None:
         """The user's live record, else its stored bytes (``encode_record``), else None."""
-        record = self.cache.get(uid)
-        if record is not None or uid in self.deleted:
-            return record
-        return self.users.data.get(uid) or None
+        return self.records.state(uid)
 
     def user_record(self, uid: str) -> UserRecord | None:
         """The user's record if this worker holds one with events (no caching)."""
-        record = self.user_state(uid)
+        record = self.records.state(uid)
         if record is not None and not isinstance(record, UserRecord):
             record = decode_record(record, self.cfg)
         return record if record is not None and record.interest is not None else None
 
     def forget(self, uid: str, rec: Any) -> None:
         """Remove a user everywhere: table (changelog tombstone), caches, snapshot topic."""
-        self.write_before_change(uid)  # the window being written has it before the tombstone
-        self.cache.pop(uid, None)
-        self.dirty.discard(uid)
-        self.encoded.pop(uid, None)
-        self.deleted[uid] = rec.partition
+        self.records.forget(uid, rec.partition)
         for cache in (self.recent, self.sequence):
             cache.pop(uid, None)
         self.pending.settle(uid)
@@ -386,33 +353,18 @@ class Pipeline:
         and wait until the broker has them and the snapshots of the events they cover."""
         async with self._flush_lock:
             self._end_window()
-            await self._write_unwritten()
+            await self.records.write_unwritten()
             self._window_written()
             await self.builder.drain()
             await self.output.drain()
 
     def _end_window(self) -> None:
-        """Close the window: what it changed becomes ``unwritten`` (the records as they are
-        now, written by ``_write_unwritten`` or, for one about to change, before the change),
-        the tombstones and population states are written, and its offsets put aside."""
+        """Close the window: the records it changed are to be written (``RecordCache``), the
+        population states are written, and its offsets put aside."""
         # Synchronous: the window's state is the records changed so far, each as it is now,
         # and it covers exactly the offsets processed so far.
-        store, events_topic = self.users.data, self.settings.events_topic
-        for uid, partition in self.deleted.items():
-            if uid in self.dirty:
-                continue  # events after the forget: their new record replaces the old one
-            in_partition(events_topic, partition)
-            store.pop(uid, None)
-            self.output.add(self._changelog, uid.encode(), None, partition)
-        self.deleted.clear()
-        # A window whose write failed part-way is still to write: its records have not
-        # changed since (they are written before they change), so they join this one.
-        cache, unwritten = self.cache, self.unwritten
-        for uid in self.dirty:
-            unwritten[uid] = cache[uid]
-        self.dirty.clear()
-        self._unwritten_bytes.update(self.encoded)
-        self.encoded.clear()
+        self.records.end_window()
+        events_topic = self.settings.events_topic
         for partition in self.dirty_populations:
             if partition in self.populations:
                 in_partition(events_topic, partition)
@@ -424,65 +376,13 @@ class Pipeline:
             covered[tp] = max(offset, covered.get(tp, 0))
         self._processed.clear()
 
-    async def _write_unwritten(self) -> None:
-        """Write the closed window's records, the ingest loop served every ``WRITE_SLICE_S``."""
-        unwritten = self.unwritten
-        deadline = time.perf_counter() + WRITE_SLICE_S
-        while unwritten:
-            self._write_some(WRITE_CHUNK)
-            if unwritten and time.perf_counter() >= deadline:
-                _current_event.set(None)
-                await asyncio.sleep(WRITE_PAUSE_S)
-                deadline = time.perf_counter() + WRITE_SLICE_S
-        _current_event.set(None)
-
-    def _write_some(self, n: int) -> None:
-        """Write ``n`` of the closed window's records (all, if fewer are left), a partition's
-        at a time."""
-        unwritten, blobs = self.unwritten, self._unwritten_bytes
-        by_partition: dict[int, list[tuple[str, bytes]]] = {}
-        for _ in range(min(n, len(unwritten))):
-            uid, record = unwritten.popitem()
-            blob = blobs.pop(uid, None) or encode_record(record)
-            by_partition.setdefault(record.partition, []).append((uid, blob))
-        for partition, written in by_partition.items():
-            self._store(partition, written)
-
-    def write_before_change(self, uid: str) -> None:
-        """Write the user's record now if the closed window has not written it yet (it is
-        about to change, or be forgotten)."""
-        record = self.unwritten.pop(uid, None)
-        if record is not None:
-            self._write(uid, record)
-            _current_event.set(None)
-
-    def _write(self, uid: str, record: UserRecord) -> None:
-        blob = self._unwritten_bytes.pop(uid, None) or encode_record(record)
-        self._store(record.partition, [(uid, blob)])
-
-    def _store(self, partition: int, written: list[tuple[str, bytes]]) -> None:
-        """Records of one partition into the table's store, then onto its changelog."""
-        in_partition(self.settings.events_topic, partition)
-        store = plain_entries(self.users.data)
-        for uid, blob in written:
-            store[uid] = blob
-        changelog = [(uid.encode(), blob) for uid, blob in written]
-        self.output.add_many(self._changelog, partition, changelog)
-        self.counters.records_written += len(written)
-
     def _window_written(self) -> None:
         """The closed window is written: its offsets may be committed."""
         for tp, offset in self._covered.items():
             self._written[tp] = max(offset, self._written.get(tp, 0))
         self._covered = {}
         self.counters.flushes += 1
-        self._evict()
-
-    def _evict(self) -> None:
-        over = len(self.cache) - self.settings.cache_users
-        if over > 0:  # the least recently used first (the dirty ones are empty after a write)
-            for uid in [u for u in itertools.islice(self.cache, over) if u not in self.dirty]:
-                del self.cache[uid]
+        self.records.evict()
         self._expire_recent(time.monotonic() - self.settings.min_interval_s)
 
     def _expire_recent(self, cutoff: float) -> None:
@@ -506,9 +406,7 @@ class Pipeline:
         gone = {tp.partition for tp in revoked if tp.topic == self.settings.events_topic}
         if not gone:
             return
-        for uid in [u for u, r in self.cache.items() if r.partition in gone]:
-            del self.cache[uid]
-            self.dirty.discard(uid)  # empty after the write above unless a record slipped in
+        self.records.drop_partitions(gone)
         for partition in gone:
             self.populations.pop(partition, None)
             self.dirty_populations.discard(partition)
@@ -583,8 +481,8 @@ class Pipeline:
         if seq is not None:
             self.builder.fusion(self.scorer.fusion)
         blob = self.builder.build(uid, record, prior, seq)
-        if blob is not None and uid in self.dirty and self.cache.get(uid) is record:
-            self.encoded[uid] = blob
+        if blob is not None:
+            self.records.built_from(uid, record, blob)
         if self.settings.min_interval_s > 0 or self.settings.tv_threshold < 1:
             self.recent.pop(uid, None)  # to the end: recent stays in publish order
             self.recent[uid] = (now, record.own_top(self.settings.top_k))

@@ -86,7 +86,7 @@ def make_pipeline():
         )
         app, pipe = create_app(settings, store="memory://")
         s = pipe.settings
-        pipe.output = pipe.builder.output = RecordingOutput(
+        pipe.output = pipe.builder.output = pipe.records.output = RecordingOutput(
             [s.snapshots_topic, s.dlq_topic, s.events_topic]
         )
         return app, pipe, pipe.output.sent[s.snapshots_topic], pipe.output.sent[s.dlq_topic]

@@ -236,11 +236,11 @@ def _stored(events: list[dict], upto: int, uid: str, cfg) -> bytes:
 def test_a_window_is_written_as_it_ended_while_later_batches_change_its_records(
     pipeline, monkeypatch
 ):
-    import stream.app
+    import stream.record_cache
 
-    monkeypatch.setattr(stream.app, "WRITE_SLICE_S", 0.0)  # the loop served every 32 records
+    monkeypatch.setattr(stream.record_cache, "WRITE_SLICE_S", 0.0)  # served every 32 records
     app, pipe, _, _ = pipeline
-    written = pipe.output.sent.setdefault(pipe._changelog, [])
+    written = pipe.output.sent.setdefault(pipe.records.changelog, [])
     topic = pipe.settings.events_topic
     tp = TP(topic, 0)
     events = scripted_events(400, users=100)
@@ -251,7 +251,7 @@ def test_a_window_is_written_as_it_ended_while_later_batches_change_its_records(
             await pipe.handle_records({tp: records[:300]})
             commit = asyncio.ensure_future(pipe.before_commit())
             await asyncio.sleep(0)  # the first slice is written; the rest wait
-            assert 0 < len(pipe.unwritten) < 100
+            assert 0 < len(pipe.records.unwritten) < 100
             await pipe.handle_records({tp: records[300:]})  # changes most of them
             await commit
             acks = pipe.pending_acks()

@@ -263,7 +263,7 @@ class Pipeline:
                 return
             uid = event["user_id"] = self.settings.user_key(event["user_id"])
             records = self.records
-            record = records.get(uid)
+            record = records.to_change(uid)
             if record.partition == rec.partition and rec.offset <= record.offset:
                 # Already in the state (replayed after a crash before the offset commit).
                 self.counters.duplicates += 1
@@ -271,8 +271,6 @@ class Pipeline:
             last_ts = record.last_ts
             if last_ts is not None and event["ts"] < last_ts - self.settings.lateness_s:
                 raise InvalidEvent("late", f"{last_ts - event['ts']:.0f}s before the user's latest")
-            if uid in records.unwritten:  # the closed window's write has not reached it yet
-                records.write_before_change(uid)
             record.apply(event)
             touched[uid] = record
             record.partition, record.offset = rec.partition, rec.offset

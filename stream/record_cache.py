@@ -15,7 +15,7 @@ recently used leave after a window's write), dropped when partitions are revoked
 >>> app = faust.App("doc-records", broker="kafka://127.0.0.1:1")
 >>> users = app.Table("doc-users", default=None, partitions=2)
 >>> records = RecordCache(users, TrackerConfig(), "events", 100, Output(app, 2), Counters())
->>> r = records.get("u")
+>>> r = records.to_change("u")
 >>> _ = r.apply({"item_id": "i", "categories": ["a"], "event_type": "view", "ts": 1.0})
 >>> records.changed("u"); records.end_window()  # the window closed: "u" is to be written
 >>> list(records.unwritten), records.dirty, records.get("u") is r
@@ -95,6 +95,13 @@ class RecordCache:
         return self.users.data.get(uid) or None
 
     # -- changes --------------------------------------------------------------------------------
+    def to_change(self, uid: str) -> UserRecord:
+        """The user's live record (``get``), about to change: if the closed window has not
+        written it yet, it is written now, as it was at the window's end."""
+        if uid in self.unwritten:
+            self.write_before_change(uid)
+        return self.get(uid)
+
     def changed(self, uid: str) -> None:
         """The user's live record changed: it is written at the window's end."""
         self.dirty.add(uid)

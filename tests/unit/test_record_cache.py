@@ -1,0 +1,101 @@
+"""The record cache: what stays live, what a window writes, and what a forget leaves."""
+
+import pytest
+
+from stream.app import create_app
+from stream.codec import decode_record
+from stream.settings import Settings
+from tests.agent.conftest import RecordingOutput
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def make_records():
+    """A factory: a worker's record cache over its memory-store users table, holding at
+    most ``limit`` live records, its changelog records kept in order."""
+
+    def make(limit: int = 100):
+        _, pipe = create_app(
+            Settings(bootstrap="127.0.0.1:1", app_id="cache-test", cache_users=limit),
+            store="memory://",
+        )
+        records = pipe.records
+        records.output = RecordingOutput([records.changelog])
+        return records
+
+    return make
+
+
+def applied(records, uid: str, partition: int = 0, n: int = 1, ts: float = 1.0):
+    """``n`` events applied to the user's live record, marked changed."""
+    record = records.to_change(uid)
+    for i in range(n):
+        record.apply({"item_id": f"i{i}", "categories": ["a"], "event_type": "view", "ts": ts + i})
+    record.partition = partition
+    records.changed(uid)
+    return record
+
+
+def changelog(records) -> list[tuple[bytes, bytes | None]]:
+    return records.output.sent[records.changelog]
+
+
+def test_a_window_writes_each_changed_record_once_as_it_was_at_its_end(make_records):
+    records = make_records()
+    applied(records, "u1", n=2)
+    applied(records, "u2")
+    applied(records, "u1")  # changed twice in the window: written once
+    records.end_window()
+    applied(records, "u2", ts=5.0)  # the next window changes u2 before its write: u2 goes first
+    records.write_some(10)
+    written = {
+        key.decode(): decode_record(value, records.cfg).n_events
+        for key, value in changelog(records)
+    }
+    assert written == {"u1": 3, "u2": 1}
+    assert [key for key, _ in changelog(records)][0] == b"u2"
+    assert records.dirty == {"u2"} and not records.unwritten
+
+
+def test_past_its_limit_the_least_recently_used_clean_records_leave(make_records):
+    records = make_records(limit=2)
+    for uid in ("u1", "u2", "u3", "u4"):
+        applied(records, uid)
+    records.end_window()
+    records.write_some(10)
+    records.get("u1")  # used again: u2 is now the least recently used
+    records.changed("u3")  # changed in place since the write: kept until it is written
+    records.evict()
+    assert list(records.live) == ["u3", "u4", "u1"]
+    # an evicted user comes back from the table's bytes, with its events
+    assert records.get("u2").n_events == 1
+
+
+def test_a_forget_writes_a_tombstone_unless_events_follow_it_in_the_window(make_records):
+    records = make_records()
+    applied(records, "gone", partition=1)
+    applied(records, "back", partition=1)
+    records.end_window()
+    records.write_some(10)
+    records.forget("gone", 1)
+    records.forget("back", 1)
+    applied(records, "back", partition=1, ts=9.0)  # events after the forget start anew
+    records.end_window()
+    records.write_some(10)
+    after = changelog(records)[2:]
+    assert (b"gone", None) in after and all(key != b"gone" or value is None for key, value in after)
+    back = [value for key, value in after if key == b"back"]
+    assert len(back) == 1 and decode_record(back[0], records.cfg).n_events == 1
+    assert records.state("gone") is None and "gone" not in records.users.data
+
+
+def test_revoked_partitions_leave_the_cache_and_others_stay(make_records):
+    records = make_records()
+    for uid, partition in (("a", 0), ("b", 1), ("c", 2)):
+        applied(records, uid, partition=partition)
+    records.end_window()
+    records.write_some(10)
+    records.drop_partitions({1, 2})
+    assert list(records.live) == ["a"]
+    assert records.state("b") == records.users.data["b"]  # still in the table, as bytes

@@ -70,6 +70,17 @@ def print_table(r: dict) -> None:
                 f"{lat['event_p99_ms']:.0f} ms ({lat['events_measured']:,} of "
                 f"{lat['events']:,} events) |"
             )
+        if "runs_event_p99_ms" in lat:
+            runs = len(lat["runs_event_p99_ms"])
+            print(
+                f"| the same, each of {runs} runs (the rows above: the median one), "
+                "p99 every event / per snapshot | "
+                + ", ".join(
+                    f"{e:.0f} / {p:.0f}"
+                    for e, p in zip(lat["runs_event_p99_ms"], lat["runs_p99_ms"], strict=True)
+                )
+                + " ms |"
+            )
     for store, m in r.get("memory", {}).items():
         waves = ", ".join(f"{int(u):,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
         print(

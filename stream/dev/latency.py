@@ -270,6 +270,25 @@ def latency_phase(
     }
 
 
+def median_run(runs: list[dict], key: str = "event_p99_ms") -> dict:
+    """Of several ``latency_phase`` results, the run whose ``key`` is the median (of an even
+    number, the lower of the middle two), with every run's ``p99_ms`` and ``event_p99_ms``
+    beside it in run order (``runs_p99_ms``, ``runs_event_p99_ms``); one run as it is.
+
+    >>> runs = [{"p99_ms": p, "event_p99_ms": p + 10} for p in (300.0, 1100.0, 190.0)]
+    >>> r = median_run(runs); r["event_p99_ms"], r["runs_event_p99_ms"], r["runs_p99_ms"]
+    (310.0, [310.0, 1110.0, 200.0], [300.0, 1100.0, 190.0])
+    """
+    if len(runs) == 1:
+        return runs[0]
+    ordered = sorted(runs, key=lambda r: r[key])
+    return {
+        **ordered[(len(runs) - 1) // 2],
+        "runs_p99_ms": [r["p99_ms"] for r in runs],
+        "runs_event_p99_ms": [r["event_p99_ms"] for r in runs],
+    }
+
+
 def quantile_ms(sorted_seconds: list[float], p: float) -> float:
     """The ``p`` quantile of sorted delays in seconds, in ms (NaN when there are none).
 

@@ -93,3 +93,23 @@ def test_latency_rows_show_the_split_at_the_build_when_measured(capsys):
     ) in out
     assert "an older run: p50 / p95 / p99 | 60 / 180 / 250 ms (300,000 snapshots) |" in out
     assert out.count("every event to the first snapshot") == 1  # not for the older run
+
+
+def test_a_repeated_latency_row_shows_every_runs_p99_beside_the_median_run(capsys):
+    from stream.dev.latency import median_run
+
+    runs = [
+        {"rate": 14_000.0, "events": 280_000, "snapshots": 270_000, "p50_ms": p / 3}
+        | {"p95_ms": p / 1.2, "p99_ms": p, "event_p50_ms": p / 3, "event_p95_ms": p / 1.2}
+        | {"event_p99_ms": p + 20, "events_measured": 279_000}
+        for p in (340.0, 1_100.0, 190.0)
+    ]
+    results = _results()
+    results["latency"] = {"min-interval 0": median_run(runs)}
+    print_table(json.loads(json.dumps(results)))
+    out = capsys.readouterr().out
+    assert "min-interval 0: p50 / p95 / p99 | 113 / 283 / 340 ms" in out  # the median run
+    assert (
+        "| the same, each of 3 runs (the rows above: the median one), p99 every event / per "
+        "snapshot | 360 / 340, 1120 / 1100, 210 / 190 ms |"
+    ) in out

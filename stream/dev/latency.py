@@ -9,11 +9,12 @@ several events (the emission policy coalesces a user's events) is measured from 
 the per-event figures measure every event, from its own time to the first snapshot that
 counts it (the snapshot's ``n_events``), so an event that waited for a later one counts too.
 
-The subscriber reads with aiokafka (records parsed in C). On this project's 2-core bench
-machine it shares the cores with the worker, the producer and the broker, and a pure-Python
-client (kafka-python, which ``stream.clients`` uses) parsing ~15,000 snapshots/s took a
-quarter of a core and added its own queue to the figures; ``subscriber="kafka-python"``
-measures with it still (a row of the bench, see ``docs/RESULTS.md``).
+The subscriber reads with aiokafka (records parsed in C) and ``decode_snapshot``. On this
+project's 2-core bench machine it shares the cores with the worker, the producer and the
+broker, and a pure-Python client (kafka-python, which ``stream.clients`` uses) parsing
+~15,000 snapshots/s took a quarter of a core and added its own queue to the figures;
+``subscriber="kafka-python"`` measures with it still (a row of the bench, see
+``docs/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ormsgpack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer
 
@@ -63,7 +63,7 @@ def _observe(records: Any, arrived: float, latencies: list[list]) -> None:
     and ``event_delays`` make the figures of them)."""
     for msg in records:
         if not msg.key.startswith(b"__"):  # not the population's snapshots
-            snapshot = _snapshot_read(msg.value)
+            snapshot = decode_snapshot(msg.value)
             latencies.append(
                 [
                     msg.key.decode(),
@@ -73,20 +73,6 @@ def _observe(records: Any, arrived: float, latencies: list[list]) -> None:
                     snapshot["ts"],
                 ]
             )
-
-
-def _snapshot_read(value: bytes) -> dict:
-    """A snapshot read for its times: ormsgpack takes ~5 µs for a snapshot that msgpack takes
-    ~11 µs for (it caches map keys), and the subscriber reads ~12,000 a second on the cores
-    the worker it measures runs on.
-
-    >>> from stream.codec import encode_snapshot
-    >>> _snapshot_read(encode_snapshot({"n_events": 3, "ts": 1.5}))
-    {'n_events': 3, 'ts': 1.5}
-    """
-    if value[:1] == b"{":
-        return decode_snapshot(value)
-    return ormsgpack.unpackb(value, option=ormsgpack.OPT_NON_STR_KEYS)
 
 
 def snapshot_delays(seen: list[list]) -> list[tuple[float, float]]:

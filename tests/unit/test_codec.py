@@ -8,6 +8,7 @@ import math
 import msgpack
 import pytest
 
+from models.tracker import TrackerConfig, UserRecord, build_snapshot
 from stream.codec import (
     InvalidEvent,
     Limits,
@@ -74,6 +75,18 @@ def test_snapshot_round_trip_keeps_floats_exactly():
         "explain": [{"item_id": "i", "moved": 0.25}],
     }
     assert decode_snapshot(encode_snapshot(snap)) == snap
+
+
+def test_a_published_snapshot_reads_as_msgpacks_own_reader_reads_it():
+    record = UserRecord(TrackerConfig())
+    for i in range(30):
+        event = {"item_id": f"i{i}", "categories": [f"c{i % 7}", "all"], "event_type": "view"}
+        record.apply({**event, "ts": 1.0 + i})
+    data = encode_snapshot({**build_snapshot("user-1", record, TrackerConfig()), "emitted_at": 2.5})
+    assert decode_snapshot(data) == unpack(data)
+    assert decode_snapshot(b"\x81\xa1a\x01") == {"a": 1} and decode_snapshot(b'{"a":1}') == {"a": 1}
+    with pytest.raises(ValueError):
+        decode_snapshot(b"\x81\xa1a")  # cut short
 
 
 def test_dead_letter_keeps_the_original_bytes():

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -271,6 +272,30 @@ WORKLOADS = (("100k users × 3", 100_000, 3), ("2k users × 150", 2_000, 150))
 LATENCY_RUNS = 3
 
 
+class LatencyRow(NamedTuple):
+    """Events at ``1 / share`` of the maximum rate its emission policy reached: min-interval
+    ``"0"``, or the default policy (``None``)."""
+
+    name: str
+    min_interval: str | None
+    share: int
+    builders: str = "auto"  # INTEREST_SNAPSHOT_PROCESSES
+    subscriber: str = "aiokafka"
+    runs: int = 1
+
+
+LATENCY_ROWS = (
+    LatencyRow("min-interval 0", "0", 2, runs=LATENCY_RUNS),
+    LatencyRow("default policy", None, 2, runs=LATENCY_RUNS),
+    LatencyRow("min-interval 0, a quarter of the maximum", "0", 4),
+    # the same as the first row, read by the pure-Python client of stream.clients
+    LatencyRow("min-interval 0, a kafka-python subscriber", "0", 2, subscriber="kafka-python"),
+    # a builder process needs a core: here the producer, the subscriber and the broker
+    # share the machine with the worker
+    LatencyRow("min-interval 0, a snapshot builder process", "0", 2, builders="1"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -487,58 +512,19 @@ def main(argv: list[str] | None = None) -> int:
 
         label = WORKLOADS[1][0]
         row = results["workloads"][label]
-        # (row, min-interval, the rate it is a share of, share, builder processes, subscriber,
-        # runs): the goals' rows run LATENCY_RUNS times, a fresh worker each
-        for policy, extra, key, share, builders, subscriber, runs in (
-            (
-                "min-interval 0",
-                "0",
-                "worker_min_interval_0_per_s",
-                2,
-                "auto",
-                "aiokafka",
-                LATENCY_RUNS,
-            ),
-            ("default policy", default_policy, "worker_per_s", 2, "auto", "aiokafka", LATENCY_RUNS),
-            (
-                "min-interval 0, a quarter of the maximum",
-                "0",
-                "worker_min_interval_0_per_s",
-                4,
-                "auto",
-                "aiokafka",
-                1,
-            ),
-            # the same as the first row, read by the pure-Python client of stream.clients
-            (
-                "min-interval 0, a kafka-python subscriber",
-                "0",
-                "worker_min_interval_0_per_s",
-                2,
-                "auto",
-                "kafka-python",
-                1,
-            ),
-            # a builder process needs a core: here the producer, the subscriber and the broker
-            # share the machine with the worker
-            (
-                "min-interval 0, a snapshot builder process",
-                "0",
-                "worker_min_interval_0_per_s",
-                2,
-                "1",
-                "aiokafka",
-                1,
-            ),
-        ):
-            rate = row[key] / share  # a share of the maximum rate of the same emission policy
+        for lat in LATENCY_ROWS:
+            default = lat.min_interval is None
+            extra = default_policy if default else lat.min_interval
+            # a share of the maximum rate of the same emission policy
+            rate = row["worker_per_s" if default else "worker_min_interval_0_per_s"] / lat.share
             measured = []
-            for run in range(runs):
-                print(f"latency at {rate:,.0f} events/s, {policy} ({run + 1}/{runs}) …", flush=True)
+            for run in range(lat.runs):
+                progress = f"{lat.name} ({run + 1}/{lat.runs})"
+                print(f"latency at {rate:,.0f} events/s, {progress} …", flush=True)
                 lat_env = env_for(
-                    f"lat{extra}-{share}-{builders}-{subscriber}-{run}",
+                    f"lat{extra}-{lat.share}-{lat.builders}-{lat.subscriber}-{run}",
                     INTEREST_MIN_INTERVAL_S=extra,
-                    INTEREST_SNAPSHOT_PROCESSES=builders,
+                    INTEREST_SNAPSHOT_PROCESSES=lat.builders,
                 )
                 measured.append(
                     latency_phase(
@@ -548,10 +534,10 @@ def main(argv: list[str] | None = None) -> int:
                         rate,
                         args.latency_seconds,
                         users=2_000,
-                        subscriber=subscriber,
+                        subscriber=lat.subscriber,
                     )
                 )
-            results.setdefault("latency", {})[policy] = median_run(measured)
+            results.setdefault("latency", {})[lat.name] = median_run(measured)
 
         if not args.skip_memory:
             stores = ["memory://"] + ([] if args.skip_rocksdb else ["rocksdb://"])

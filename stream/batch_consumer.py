@@ -20,16 +20,19 @@ slot and one wake-up per record. Records of every other topic take Faust's norma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from stream.clients import FETCH_MAX_WAIT_MS
+from stream.next_offsets import NextOffsets
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,37 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
         return consumer
 
+    async def committed_offsets(self, tps: Iterable[TP]) -> dict[TP, int | None]:
+        """The group's committed offsets of ``tps`` (``committed_offsets``)."""
+        return await self.call_thread(committed_offsets, self._ensure_consumer(), list(tps))
+
+    async def unread(self, offsets: Mapping[TP, int]) -> None:
+        """Fetch positions back to ``offsets`` (``unread_positions``)."""
+        await self.call_thread(unread_positions, self._ensure_consumer(), dict(offsets))
+
+
+async def committed_offsets(consumer: Any, tps: Iterable[TP]) -> dict[TP, int | None]:
+    """The committed offsets of ``tps`` in ``consumer``'s group (an aiokafka consumer), read
+    from the broker; None where none is committed."""
+    return {tp: await consumer.committed(faust_aiokafka.ensure_aiokafka_TP(tp)) for tp in tps}
+
+
+async def unread_positions(consumer: Any, offsets: Mapping[TP, int]) -> None:
+    """Move each assigned partition's fetch position in ``consumer`` (an aiokafka consumer)
+    back to its offset in ``offsets`` if it is past it; never forward (a seek to the committed
+    offsets may have come first), and not for partitions it does not hold."""
+    # aiokafka has no public read of a position that does not wait for one to be set.
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return  # between assignments: the next one starts from the committed offsets
+    for tp, offset in offsets.items():
+        atp = faust_aiokafka.ensure_aiokafka_TP(tp)
+        state = assignment.state_value(atp)
+        if state is not None and state.has_valid_position and state.position > offset:
+            with contextlib.suppress(IllegalStateError):  # unassigned meanwhile
+                consumer.seek(atp, offset)
+
 
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with a bulk path for the topics of a ``BatchSink``.
@@ -138,6 +172,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_topics: dict[str, BatchSink] = {}
         self._bulk_acked: dict[TP, int] = {}
         self._bulk_tables: dict[str, tuple[Any, ValueDecoder | None]] = {}
+        self._next = NextOffsets()  # of the batch topics' partitions
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -211,6 +246,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp in revoked:
             self._bulk_acked.pop(tp, None)
         await super().on_partitions_revoked(revoked)
+        self._next.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._next.forget(assigned)  # learnt again from the group's committed offsets
+        await super().on_partitions_assigned(assigned, generation_id=generation_id)
+
+    async def perform_seek(self) -> None:
+        self._next.unsettle(self.assignment())
+        await super().perform_seek()
 
     # -- the fetch loop ----------------------------------------------------------------------
     async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
@@ -232,11 +276,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         return {}, self._get_active_partitions()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs a broker
-        callback = self.callback
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
-        read_offset = self._read_offset
-        batch_topics = self._batch_topics
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 records, active = await self._wait_next_records(WAIT_RECORDS_S)
@@ -244,48 +285,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:
-                    await self.perform_seek()
+                    await self._reposition({}, self._batch_firsts(records), learn=False)
+                    try:  # Faust's: every other partition back to its committed offset
+                        await self.perform_seek()
+                    except Exception as exc:
+                        log.warning("seek to committed offsets failed: %r", exc)
                     continue
-                generation = self.app.consumer_generation_id
-                batches: dict[BatchSink, dict[TP, list]] = {}
-                others: list[tuple[TP, list]] = []
-                for tp, recs in records.items():
-                    if (
-                        active is not None
-                        and tp not in active
-                        and tp not in self._buffered_partitions
-                    ):
-                        continue
-                    sink = batch_topics.get(tp.topic)
-                    last = read_offset[tp]
-                    if last is not None:
-                        recs = (
-                            [r for r in recs if r.offset >= last] if recs[0].offset < last else recs
-                        )
-                    if not recs:
-                        continue
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    if sink is None:
-                        others.append((tp, recs))
-                    else:
-                        batches.setdefault(sink, {})[tp] = recs
-                if self.app.consumer_generation_id != generation or not self.flow_active:
-                    continue  # a rebalance began while fetching: these will be fetched again
-                for sink, by_tp in batches.items():
-                    await sink.handle_records(by_tp)
-                    for tp, recs in by_tp.items():
-                        read_offset[tp] = recs[-1].offset + 1
-                    await sink.after_records()
-                for tp, recs in others:
-                    bulk = self._bulk_tables.get(tp.topic)
-                    if bulk is not None and self._apply_changelog(bulk[0], tp, recs, bulk[1]):
-                        read_offset[tp] = recs[-1].offset
-                        continue
-                    for record in recs:
-                        await self.wait_first(
-                            callback(self._to_message(tp, record)), self.suspend_flow.wait()
-                        )
-                        read_offset[tp] = record.offset
+                await self._deliver(records, active)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -297,6 +303,90 @@ class BatchConsumer(faust_aiokafka.Consumer):
         except Exception as exc:
             log.exception("batch drain raised: %r", exc)
             raise
+
+    def _batch_firsts(self, records: Mapping[TP, list]) -> dict[TP, int]:
+        """The first fetched offset of each batch topic's partition in ``records``."""
+        batch_topics = self._batch_topics
+        return {tp: recs[0].offset for tp, recs in records.items() if tp.topic in batch_topics}
+
+    async def _deliver(self, records: Mapping[TP, list], active: set[TP] | None) -> None:
+        """One fetch's records: the batch topics' to their sinks (those not to apply now are
+        unread, ``NextOffsets``), the rest through Faust's per-message path."""
+        read_offset = self._read_offset
+        batch_topics = self._batch_topics
+        batches: dict[BatchSink, dict[TP, list]] = {}
+        others: list[tuple[TP, list]] = []
+        declined: dict[TP, int] = {}  # fetched and not applied: tp -> first offset
+        unread: dict[TP, int] = {}
+        for tp, recs in records.items():
+            inactive = (
+                active is not None and tp not in active and tp not in self._buffered_partitions
+            )
+            sink = batch_topics.get(tp.topic)
+            if sink is None:
+                if inactive:
+                    continue
+                last = read_offset[tp]
+                if last is not None and recs[0].offset < last:
+                    recs = [r for r in recs if r.offset >= last]
+                if recs:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    others.append((tp, recs))
+                continue
+            if inactive or not self._next.known(tp):
+                declined[tp] = recs[0].offset
+                continue
+            recs, back = self._next.admit(tp, recs)
+            if back is not None:
+                log.warning(
+                    "%s: the fetch jumped to offset %d past the next to apply, %d: reading "
+                    "from %d again",
+                    tp,
+                    records[tp][0].offset,
+                    back,
+                    back,
+                )
+                unread[tp] = back
+            elif recs:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                batches.setdefault(sink, {})[tp] = recs
+        for sink, by_tp in batches.items():
+            await sink.handle_records(by_tp)
+            for tp, recs in by_tp.items():
+                read_offset[tp] = recs[-1].offset + 1
+                self._next.applied(tp, recs[-1].offset + 1)
+            await sink.after_records()
+        for tp, recs in others:
+            bulk = self._bulk_tables.get(tp.topic)
+            if bulk is not None and self._apply_changelog(bulk[0], tp, recs, bulk[1]):
+                read_offset[tp] = recs[-1].offset
+                continue
+            for record in recs:
+                await self.wait_first(
+                    self.callback(self._to_message(tp, record)), self.suspend_flow.wait()
+                )
+                read_offset[tp] = record.offset
+        if declined or unread:
+            await self._reposition(unread, declined)
+
+    async def _reposition(
+        self, unread: dict[TP, int], declined: dict[TP, int], learn: bool = True
+    ) -> None:
+        """Learn the committed offsets of the declined partitions not known yet (``learn``),
+        then move the fetch positions back: to ``unread``'s offsets, and to each declined
+        partition's first record not applied."""
+        unknown = [tp for tp in declined if learn and not self._next.known(tp)]
+        if unknown:
+            try:
+                committed = await self._thread.committed_offsets(unknown)
+            except Exception as exc:  # looked up again at the partition's next records
+                log.warning("committed offsets of %s not read: %r", unknown, exc)
+                committed = {}
+            for tp, offset in committed.items():
+                self._next.learn(tp, offset)
+        for tp, first in declined.items():
+            unread[tp] = min(unread.get(tp, first), self._next.declined(tp, first))
+        await self._thread.unread(unread)
 
 
 def assigned_partitions(consumer: Any, topic: str) -> set[int] | None:

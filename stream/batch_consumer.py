@@ -398,6 +398,13 @@ def assigned_partitions(consumer: Any, topic: str) -> set[int] | None:
         return None
 
 
+def fetch_repositions(consumer: Any) -> tuple[int, int]:
+    """(partition fetches unread because not applied then, fetches past the next offset
+    read again) by ``consumer``, a ``BatchConsumer`` (``NextOffsets``); (0, 0) for another."""
+    offsets = getattr(consumer, "_next", None)
+    return (offsets.declines, offsets.jumps) if isinstance(offsets, NextOffsets) else (0, 0)
+
+
 def partition_lag(consumer: Any, topic: str) -> dict[int, int | None]:
     """``topic``'s assigned partitions -> records not yet handed on by ``consumer`` (a Faust
     consumer), as of its last fetch (None: the partition's end not known yet); none before

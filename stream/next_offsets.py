@@ -29,6 +29,8 @@ False
 ([], 12)
 >>> [r.offset for r in offsets.admit(tp, [R(offset=14)])[0]]  # the same jump twice: a real gap
 [14]
+>>> offsets.declines, offsets.jumps  # for /metrics
+(1, 1)
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class NextOffsets:
         self._next: dict[TP, int | None] = {}
         self._unsettled: set[TP] = set()  # the fetch position may have moved: check jumps
         self._jump_read_again: dict[TP, int] = {}  # a jump's first offset, read once more
+        self.declines = 0  # fetches of a partition not applied then (its records unread)
+        self.jumps = 0  # fetches past the next offset, read again
 
     def known(self, tp: TP) -> bool:
         """Whether ``tp``'s next offset is known in this assignment."""
@@ -70,6 +74,7 @@ class NextOffsets:
 
     def declined(self, tp: TP, first: int) -> int:
         """Records from ``first`` on were fetched and not applied: the offset to unread to."""
+        self.declines += 1
         nxt = self._next.get(tp)
         if tp in self._next:
             self._unsettled.add(tp)
@@ -87,6 +92,7 @@ class NextOffsets:
             return [r for r in records if r.offset >= nxt], None
         if first > nxt and tp in self._unsettled and self._jump_read_again.get(tp) != first:
             self._jump_read_again[tp] = first
+            self.jumps += 1
             return [], nxt
         return records, None
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -96,7 +98,12 @@ def test_fault_partitions_paused_while_their_fetches_are_in_flight_lose_nothing(
         sender.join(120)
         assert done.is_set()
         finals = wait_for_final_snapshots(settings, _counts(events), timeout=120)
+        metrics_url = f"http://127.0.0.1:{env['INTEREST_WEB_PORT']}/metrics"
+        with urllib.request.urlopen(metrics_url, timeout=10) as response:
+            metrics = response.read().decode()
     assert worker.log_path.read_text(errors="replace").count("injected:") >= 5
+    unread = re.search(r"^interest_fetch_unread_total (\S+)$", metrics, re.M)
+    assert unread is not None and float(unread.group(1)) >= 5  # read again, not dropped
     assert_finals_match(finals, _counts(events), expected_distributions(events))
 
 

@@ -224,6 +224,7 @@ def test_metrics_parse_as_prometheus_text(http):
     pipe.counters.records_written = 7
     pipe.builder.built_here, pipe.builder.fallbacks = 3, 1
     pipe.full_collections.done(pipe.full_collections.next_at, took=0.25)
+    app.consumer._next.declines, app.consumer._next.jumps = 5, 2
 
     from stream.scoring import ScorerStats
 
@@ -246,6 +247,7 @@ def test_metrics_parse_as_prometheus_text(http):
     assert value["interest_snapshot_builder_processes"] == pipe.builder.processes
     assert value["interest_records_written"] == 7
     assert value["interest_gc_full_passes"] == 1 and value["interest_gc_full_last_seconds"] == 0.25
+    assert value["interest_fetch_unread"] == 5 and value["interest_fetch_jumps"] == 2
     dlq = {s.labels["reason"]: s.value for s in families["interest_dlq"].samples}
     assert dlq["malformed"] == 1 and dlq["late"] == 0
     assert value["interest_scorer_batches"] == 4

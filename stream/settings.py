@@ -55,9 +55,15 @@ PSEUDONYM_PREFIX, PSEUDONYM_HEX_DIGITS = "p-", 32  # Settings.user_key's form
 PSEUDONYM = re.compile(f"{PSEUDONYM_PREFIX}[0-9a-f]{{{PSEUDONYM_HEX_DIGITS}}}")
 
 
+def local_broker_run_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The local broker's state folder (``KAFKA_RUN_DIR``; ``docker/kafka/kafka.sh``'s)."""
+    env = os.environ if env is None else env
+    return Path(env.get("KAFKA_RUN_DIR", REPO_ROOT / "docker" / ".kafka-run"))
+
+
 def local_broker_address() -> str | None:
     """The address the project's local broker wrote when ``make kafka-up`` started it."""
-    run_dir = Path(os.environ.get("KAFKA_RUN_DIR", REPO_ROOT / "docker" / ".kafka-run"))
+    run_dir = local_broker_run_dir()
     addr, pid = run_dir / "bootstrap", run_dir / "kafka.pid"
     if addr.exists() and pid.exists():
         try:

@@ -2,7 +2,8 @@
 
 Everything runs in one process tree on this machine, in one run, so the ratios are fair:
 
-1. pre-produce the events of each workload to one topic;
+1. pre-produce the events of each workload to one topic; before the first workload's rows,
+   untimed worker passes until the broker is warm (``stream.dev.broker_warmup``);
 2. a bare aiokafka consumer reads and decodes the whole topic (the limit);
 3. a real worker process consumes the same topic; for the memory rows the users arrive in four
    (eight for the 50-event history) waves, each produced once the worker has consumed,
@@ -35,20 +36,25 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from stream.catalog import encode_item
-from stream.codec import InvalidEvent, decode_event, pack
 from stream.dev.bench_model import scorer_rows, write_checkpoint
 from stream.dev.bench_table import print_table
-from stream.dev.events import ITEMS, interleaved_events, item_category
+from stream.dev.bench_topics import (
+    bare_consumer_rate,
+    catalog_entries,
+    committed_total,
+    make_events,
+    produce,
+)
+from stream.dev.broker_warmup import warm_broker
+from stream.dev.events import ITEMS
 from stream.dev.latency import latency_phase, median_run
 from stream.dev.localrun import (
     WorkerProcess,
     delete_run_topics,
     free_port,
+    local_broker_pid,
     start_local_broker,
     stop_local_broker,
     worker_env,
@@ -56,82 +62,6 @@ from stream.dev.localrun import (
 from stream.dev.proc_cpu import process_cpu_seconds
 from stream.settings import Settings
 from stream.topics import ensure_topics
-
-
-def make_events(
-    first_user: int,
-    last_user: int,
-    per_user: int,
-    seed: int,
-    start_ts: float = 1_760_000_000.0,
-    categories: str = "user",
-) -> list[tuple[str, bytes]]:
-    """``per_user`` msgpack events for each user in [first, last), interleaved by time
-    (``stream.dev.events.interleaved_events``), keyed by user."""
-    events = interleaved_events(first_user, last_user, per_user, seed, start_ts, categories)
-    return [(e["user_id"], pack(e)) for e in events]
-
-
-def catalog_entries() -> list[tuple[str, bytes]]:
-    """The items of ``make_events`` with their categories, as records of the items topic."""
-    return [(f"item-{i}", encode_item({"categories": [item_category(i)]})) for i in range(ITEMS)]
-
-
-def produce(bootstrap: str, topic: str, events) -> float:
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        linger_ms=20,
-        batch_size=512 * 1024,
-        acks=1,
-        compression_type=None,
-    )
-    started = time.monotonic()
-    for key, value in events:
-        producer.send(topic, key=key.encode(), value=value)
-    producer.flush()
-    producer.close()
-    return time.monotonic() - started
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    ends = consumer.end_offsets(tps)
-    consumer.close()
-    return ends
-
-
-async def bare_consumer_rate(bootstrap: str, topic: str, total: int) -> float:
-    """Events/s of a consumer that only fetches and decodes+validates (the limit)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 << 20,
-    )
-    await consumer.start()
-    n = 0
-    started = time.monotonic()
-    now = time.time()
-    try:
-        while n < total:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for records in batches.values():
-                for r in records:
-                    with contextlib.suppress(InvalidEvent):
-                        decode_event(r.value, None, now=now)
-                    n += 1
-    finally:
-        await consumer.stop()
-    return n / (time.monotonic() - started)
-
-
-def committed_total(admin: KafkaAdminClient, group: str, topic: str) -> int:
-    offsets = admin.list_group_offsets({group: None}).get(group, {})
-    return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
-
 
 SETTLE_S = 7.0  # after a wave: a commit window, a dashboard tick and a heap trim (5 s timers)
 GROUP_SETTLE_S = 5.0  # after the last worker is ready: the group's last rebalance is over
@@ -195,6 +125,7 @@ def consume_phase(
     workers: int = 1,
     events: list | None = None,
     metric: str | None = None,
+    beside: int | None = None,
 ) -> dict:
     """Start ``workers`` processes in one group on a pre-produced topic; time them until the
     group's committed offsets reach ``total``; the first one's RSS when idle and at the end,
@@ -203,7 +134,8 @@ def consume_phase(
     With ``events``, the topic is empty while the workers start: they are produced, and the
     clock started, once every worker is ready and the group has settled. Workers start one
     after another, so on a pre-produced topic the first would consume alone meanwhile. With
-    ``metric``, the first worker's rate of that ``/metrics`` counter meanwhile too."""
+    ``metric``, the first worker's rate of that ``/metrics`` counter meanwhile too; with
+    ``beside`` (a process id: the broker), that process's share of a core meanwhile."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     group = env["INTEREST_APP_ID"]
     procs = [
@@ -218,6 +150,7 @@ def consume_phase(
     if events is not None:
         time.sleep(GROUP_SETTLE_S)
     cpu_before = sum(process_cpu_seconds(p.pid) for p in procs)
+    beside_before = process_cpu_seconds(beside) if beside else 0.0
     counted = -procs[0].metric(metric) if metric else 0.0
     started = time.monotonic()
     try:
@@ -233,6 +166,7 @@ def consume_phase(
         seconds = time.monotonic() - started
         end_rss = procs[0].rss_bytes()
         cpu = sum(process_cpu_seconds(p.pid) for p in procs) - cpu_before
+        beside_cpu = process_cpu_seconds(beside) - beside_before if beside else 0.0
         counted += procs[0].metric(metric) if metric else 0.0
     finally:
         for p in procs:
@@ -246,6 +180,7 @@ def consume_phase(
         "ready_s": procs[0].ready_after,
         "cpu_us_per_event": 1e6 * cpu / total,
         "metric_per_s": counted / seconds,
+        "beside_share": beside_cpu / seconds,
     }
 
 
@@ -319,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap = env0["KAFKA_BOOTSTRAP_SERVERS"]
     else:
         bootstrap, started_broker = start_local_broker(env0)
+    broker_pid = None if env0.get("KAFKA_BOOTSTRAP_SERVERS") else local_broker_pid(env0)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{stamp}-"))
     results: dict = {
@@ -431,6 +367,17 @@ def main(argv: list[str] | None = None) -> int:
             users = max(100, int(users * args.scale))
             name = label.split()[0].replace("k", "000")
             env, total = prepared(f"w{name}", users, per_user)
+            if broker_pid is not None and "broker_warmup_shares" not in results:
+                print(f"{label}: {total:,} events; untimed passes to warm the broker …", flush=True)
+                results["broker_warmup_shares"] = warm_broker(
+                    lambda k, env=env, name=name, total=total: consume_phase(
+                        bootstrap,
+                        reuse(env, f"warm{k}{name}"),
+                        workdir / f"warm{k}",
+                        total,
+                        beside=broker_pid,
+                    )["beside_share"]
+                )
             print(f"{label}: {total:,} events; bare consumer …", flush=True)
             bare = asyncio.run(bare_consumer_rate(bootstrap, env["INTEREST_EVENTS_TOPIC"], total))
             print(f"  bare {bare:,.0f}/s; do-nothing take_events agent …", flush=True)

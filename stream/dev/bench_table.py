@@ -7,6 +7,15 @@ RATE = "{:,.0f} ev/s"
 
 def print_table(r: dict) -> None:
     print(f"\n## Benchmark ({r['machine']}, Python {r['python']}, {r['date']})\n")
+    shares = r.get("broker_warmup_shares")
+    if shares:
+        print(
+            f"The broker warmed first: {len(shares)} untimed worker "
+            + ("pass" if len(shares) == 1 else "passes")
+            + ", its share of a core "
+            + " / ".join(f"{s:.0%}" for s in shares)
+            + " (`stream.dev.broker_warmup`).\n"
+        )
     labels = list(r["workloads"])
     print("| consumer of the same topic | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(labels))

@@ -34,12 +34,13 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
-from stream.dev.bench import committed_total, make_events, produce
+from stream.dev.bench_topics import committed_total, make_events, produce
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
     WorkerProcess,
     delete_run_topics,
     free_port,
+    local_broker_pid,
     start_local_broker,
     worker_env,
 )
@@ -50,12 +51,6 @@ from stream.topics import ensure_topics
 PROFILE_AFTER_S = 10.0
 PROFILE_FOR_S = 20
 LATENCY_USERS = 2_000  # as the bench's latency rows
-
-
-def broker_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True)
-    pids = found.stdout.split()
-    return int(pids[0]) if pids else None
 
 
 def profile(pid: int, out: Path) -> threading.Thread:
@@ -122,7 +117,7 @@ def run_tree(
     with contextlib.chdir(tree):
         worker = WorkerProcess({**env, "INTEREST_WEB_PORT": str(free_port())}, log)
         worker.start(timeout=300)
-    broker = broker_pid()
+    broker = local_broker_pid()
     cpu0 = thread_cpu_seconds(worker.pid)
     children0 = children_cpu_seconds(worker.pid)
     broker0 = thread_cpu_seconds(broker) if broker else {}

@@ -113,3 +113,15 @@ def test_a_repeated_latency_row_shows_every_runs_p99_beside_the_median_run(capsy
         "| the same, each of 3 runs (the rows above: the median one), p99 every event / per "
         "snapshot | 360 / 340, 1120 / 1100, 210 / 190 ms |"
     ) in out
+
+
+def test_the_broker_s_warm_up_is_reported_before_the_rows(capsys):
+    results = _results()
+    print_table(results)
+    assert "warmed" not in capsys.readouterr().out  # a broker elsewhere: none was run
+    results["broker_warmup_shares"] = [0.57, 0.45, 0.13]
+    print_table(json.loads(json.dumps(results)))
+    out = capsys.readouterr().out
+    warmed = "The broker warmed first: 3 untimed worker passes, its share of a core 57% / 45% / 13%"
+    assert warmed in out
+    assert out.index("warmed first") < out.index("| consumer of the same topic |")

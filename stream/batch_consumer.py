@@ -172,7 +172,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_topics: dict[str, BatchSink] = {}
         self._bulk_acked: dict[TP, int] = {}
         self._bulk_tables: dict[str, tuple[Any, ValueDecoder | None]] = {}
-        self._next = NextOffsets()  # of the batch topics' partitions
+        self.next_offsets = NextOffsets()  # of the batch topics' partitions (/metrics)
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -246,14 +246,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp in revoked:
             self._bulk_acked.pop(tp, None)
         await super().on_partitions_revoked(revoked)
-        self._next.forget(revoked)
+        self.next_offsets.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        self._next.forget(assigned)  # learnt again from the group's committed offsets
+        self.next_offsets.forget(assigned)  # learnt again from the group's committed offsets
         await super().on_partitions_assigned(assigned, generation_id=generation_id)
 
     async def perform_seek(self) -> None:
-        self._next.unsettle(self.assignment())
+        self.next_offsets.unsettle(self.assignment())
         await super().perform_seek()
 
     # -- the fetch loop ----------------------------------------------------------------------
@@ -333,10 +333,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     others.append((tp, recs))
                 continue
-            if inactive or not self._next.known(tp):
+            if inactive or not self.next_offsets.known(tp):
                 declined[tp] = recs[0].offset
                 continue
-            recs, back = self._next.admit(tp, recs)
+            recs, back = self.next_offsets.admit(tp, recs)
             if back is not None:
                 log.warning(
                     "%s: the fetch jumped to offset %d past the next to apply, %d: reading "
@@ -354,7 +354,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await sink.handle_records(by_tp)
             for tp, recs in by_tp.items():
                 read_offset[tp] = recs[-1].offset + 1
-                self._next.applied(tp, recs[-1].offset + 1)
+                self.next_offsets.applied(tp, recs[-1].offset + 1)
             await sink.after_records()
         for tp, recs in others:
             bulk = self._bulk_tables.get(tp.topic)
@@ -375,7 +375,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """Learn the committed offsets of the declined partitions not known yet (``learn``),
         then move the fetch positions back: to ``unread``'s offsets, and to each declined
         partition's first record not applied."""
-        unknown = [tp for tp in declined if learn and not self._next.known(tp)]
+        unknown = [tp for tp in declined if learn and not self.next_offsets.known(tp)]
         if unknown:
             try:
                 committed = await self._thread.committed_offsets(unknown)
@@ -383,9 +383,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 log.warning("committed offsets of %s not read: %r", unknown, exc)
                 committed = {}
             for tp, offset in committed.items():
-                self._next.learn(tp, offset)
+                self.next_offsets.learn(tp, offset)
         for tp, first in declined.items():
-            unread[tp] = min(unread.get(tp, first), self._next.declined(tp, first))
+            unread[tp] = min(unread.get(tp, first), self.next_offsets.declined(tp, first))
         await self._thread.unread(unread)
 
 
@@ -396,13 +396,6 @@ def assigned_partitions(consumer: Any, topic: str) -> set[int] | None:
         return {tp.partition for tp in consumer.assignment() if tp.topic == topic}
     except ConsumerNotStarted:
         return None
-
-
-def fetch_repositions(consumer: Any) -> tuple[int, int]:
-    """(partition fetches unread because not applied then, fetches past the next offset
-    read again) by ``consumer``, a ``BatchConsumer`` (``NextOffsets``); (0, 0) for another."""
-    offsets = getattr(consumer, "_next", None)
-    return (offsets.declines, offsets.jumps) if isinstance(offsets, NextOffsets) else (0, 0)
 
 
 def partition_lag(consumer: Any, topic: str) -> dict[int, int | None]:

@@ -61,17 +61,23 @@ def local_broker_run_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("KAFKA_RUN_DIR", REPO_ROOT / "docker" / ".kafka-run"))
 
 
+def local_broker_pid(env: Mapping[str, str] | None = None) -> int | None:
+    """The process id of the project's local broker (its run folder's ``kafka.pid``) if it
+    runs."""
+    try:
+        pid = int((local_broker_run_dir(env) / "kafka.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def local_broker_address() -> str | None:
     """The address the project's local broker wrote when ``make kafka-up`` started it."""
-    run_dir = local_broker_run_dir()
-    addr, pid = run_dir / "bootstrap", run_dir / "kafka.pid"
-    if addr.exists() and pid.exists():
-        try:
-            os.kill(int(pid.read_text().strip()), 0)
-        except (ValueError, ProcessLookupError, PermissionError):
-            return None
-        return addr.read_text().strip() or None
-    return None
+    addr = local_broker_run_dir() / "bootstrap"
+    if local_broker_pid() is None or not addr.exists():
+        return None
+    return addr.read_text().strip() or None
 
 
 def count_or_auto(value: str) -> int | None:

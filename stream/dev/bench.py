@@ -54,13 +54,12 @@ from stream.dev.localrun import (
     WorkerProcess,
     delete_run_topics,
     free_port,
-    local_broker_pid,
     start_local_broker,
     stop_local_broker,
     worker_env,
 )
 from stream.dev.proc_cpu import process_cpu_seconds
-from stream.settings import Settings
+from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
 SETTLE_S = 7.0  # after a wave: a commit window, a dashboard tick and a heap trim (5 s timers)

@@ -40,12 +40,11 @@ from stream.dev.localrun import (
     WorkerProcess,
     delete_run_topics,
     free_port,
-    local_broker_pid,
     start_local_broker,
     worker_env,
 )
 from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
-from stream.settings import Settings
+from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
 PROFILE_AFTER_S = 10.0

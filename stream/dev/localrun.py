@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from stream.settings import REPO_ROOT, local_broker_run_dir
+from stream.settings import REPO_ROOT
 
 KAFKA_SH = REPO_ROOT / "docker" / "kafka" / "kafka.sh"
 
@@ -48,16 +48,6 @@ def start_local_broker(env: Mapping[str, str] | None = None) -> tuple[str, bool]
     if out.returncode != 0:
         raise BrokerError(f"the local Kafka broker did not start:\n{out.stderr[-3000:]}")
     return out.stdout.strip().splitlines()[-1].split("=", 1)[1], not was_up
-
-
-def local_broker_pid(env: Mapping[str, str] | None = None) -> int | None:
-    """The process id of the local broker (``KAFKA_RUN_DIR``'s ``kafka.pid``) if it runs."""
-    try:
-        pid = int((local_broker_run_dir(env) / "kafka.pid").read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
 
 
 def stop_local_broker(env: Mapping[str, str] | None = None) -> None:

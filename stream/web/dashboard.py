@@ -15,7 +15,7 @@ import faust
 from models.online.masses import top_k, total_variation
 from models.online.population import merged_distribution
 from models.schema import OTHER, POPULATION_PREFIX
-from stream.batch_consumer import fetch_repositions, partition_lag
+from stream.batch_consumer import partition_lag
 from stream.codec import REASONS, decode_snapshot
 from stream.web.cache import ChangeLog, SnapshotCache, compact
 from stream.web.feed import SnapshotFeed
@@ -397,18 +397,18 @@ class Dashboard:
         add_scorer_metrics(m, self.pipeline.scorer)
         duplicates = getattr(c, "duplicates", None)
         m.add("interest_duplicates_total", "counter", "Replayed events skipped.", duplicates)
-        unread, reread = fetch_repositions(self.app.consumer)
+        offsets = self.app.consumer.next_offsets
         m.add(
             "interest_fetch_unread_total",
             "counter",
             "Events-partition fetches not applied then (paused, rebalancing): read again later.",
-            unread,
+            offsets.declines,
         )
         m.add(
             "interest_fetch_jumps_total",
             "counter",
             "Events-partition fetches that started past the next offset to apply: read again.",
-            reread,
+            offsets.jumps,
         )
         m.add(
             "interest_feed_snapshots_total",

@@ -125,7 +125,7 @@ def test_the_first_records_of_an_assignment_wait_for_the_committed_offset(delive
 
 def test_records_of_a_paused_partition_are_unread_not_dropped(delivering):
     consumer, sink, broker = delivering
-    consumer._next.learn(EVENTS, 100)
+    consumer.next_offsets.learn(EVENTS, 100)
     deliver(consumer, records(100, 159), set())  # paused (a recovery): not applied now
     assert sink.applied == [] and broker.positions[EVENTS] == 100
     deliver(consumer, records(100, 119), {EVENTS})
@@ -134,7 +134,7 @@ def test_records_of_a_paused_partition_are_unread_not_dropped(delivering):
 
 def test_a_fetch_past_the_next_offset_is_read_again_and_applied_records_are_not(delivering):
     consumer, sink, broker = delivering
-    consumer._next.learn(EVENTS, 100)
+    consumer.next_offsets.learn(EVENTS, 100)
     deliver(consumer, records(158, 159), {EVENTS})  # 100-157 skipped by the fetch position
     assert sink.applied == [] and broker.positions[EVENTS] == 100
     deliver(consumer, records(100, 129), {EVENTS})

@@ -224,7 +224,7 @@ def test_metrics_parse_as_prometheus_text(http):
     pipe.counters.records_written = 7
     pipe.builder.built_here, pipe.builder.fallbacks = 3, 1
     pipe.full_collections.done(pipe.full_collections.next_at, took=0.25)
-    app.consumer._next.declines, app.consumer._next.jumps = 5, 2
+    app.consumer.next_offsets.declines, app.consumer.next_offsets.jumps = 5, 2
 
     from stream.scoring import ScorerStats
 

@@ -59,6 +59,7 @@ from stream.dev.localrun import (
     worker_env,
 )
 from stream.dev.proc_cpu import process_cpu_seconds
+from stream.dev.scorer_rounds import scorer_rounds
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
@@ -428,29 +429,47 @@ def main(argv: list[str] | None = None) -> int:
             row["worker_in_loop_per_s"] = in_loop["rate"]
             if not args.skip_scorer and per_user == 3:
                 ckpt = write_checkpoint(workdir / "bench-model.pt")
-                for key, nice in (("", str(Settings.from_env({}).scorer_nice)), ("_nice0", "0")):
-                    scored = consume_phase(
+
+                def scorer_run(
+                    scored: bool,
+                    k: int,
+                    nice: str | None = None,
+                    env=env,
+                    name=name,
+                    total=total,
+                    ckpt=ckpt,
+                ) -> dict:
+                    """Round ``k``'s worker, with the scorer flat out (at niceness ``nice``;
+                    None: the default priority) or without it."""
+                    key = ("scored" if scored else "unscored") + (f"_nice{nice}" if nice else "")
+                    print(f"  round {k + 1}: {key.replace('_', ' at ')} …", flush=True)
+                    flat_out = dict(INTEREST_CHECKPOINT=str(ckpt), INTEREST_SCORER_MS="1")
+                    if nice is not None:
+                        flat_out["INTEREST_SCORER_NICE"] = nice
+                    return consume_phase(
                         bootstrap,
                         reuse(
                             env,
-                            f"scored{key}{name}",
-                            INTEREST_CHECKPOINT=str(ckpt),
-                            INTEREST_SCORER_MS="1",
-                            INTEREST_SCORER_NICE=nice,
+                            f"{key}{k}{name}",
                             INTEREST_MIN_INTERVAL_S=default_policy,
+                            **(flat_out if scored else {}),
                         ),
-                        workdir / f"scored{key}{name}",
+                        workdir / f"{key}{k}{name}",
                         total,
                         metric="interest_scorer_users_total",
                     )
-                    row[f"worker_with_scorer{key}_per_s"] = scored["rate"]
-                    row[f"scorer_ratio{key}"] = scored["rate"] / worker["rate"]
-                    row[f"scorer_users{key}_per_s"] = scored["metric_per_s"]
-                    print(
-                        f"  with the scorer flat out at niceness {nice}: {scored['rate']:,.0f}/s,"
-                        f" {scored['metric_per_s']:,.0f} users scored/s",
-                        flush=True,
-                    )
+
+                rounds = scorer_rounds(scorer_run)
+                row["worker_with_scorer_per_s"] = rounds["with_per_s"]
+                row["worker_without_scorer_per_s"] = rounds["without_per_s"]
+                row["scorer_ratio"] = rounds["ratio"]
+                row["scorer_ratios"] = rounds["ratios"]
+                row["scorer_users_per_s"] = rounds["users_scored_per_s"]
+                print(f"  with the scorer / without, each round: {rounds['ratios']}", flush=True)
+                at_par = scorer_run(True, len(rounds["ratios"]), nice="0")
+                row["worker_with_scorer_nice0_per_s"] = at_par["rate"]
+                row["scorer_ratio_nice0"] = at_par["rate"] / rounds["without_per_s"]
+                row["scorer_users_nice0_per_s"] = at_par["metric_per_s"]
             results["workloads"][label] = row
 
         if not args.skip_catalog:

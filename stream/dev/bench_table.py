@@ -5,6 +5,14 @@ from __future__ import annotations
 RATE = "{:,.0f} ev/s"
 
 
+def _cell(row: dict, key: str, fmt) -> str:
+    if key not in row:
+        return "—"
+    if isinstance(row[key], list):  # one value a run: percentages
+        return fmt(f"{v:.0%}" for v in row[key])
+    return fmt.format(row[key])
+
+
 def print_table(r: dict) -> None:
     print(f"\n## Benchmark ({r['machine']}, Python {r['python']}, {r['date']})\n")
     shares = r.get("broker_warmup_shares")
@@ -41,18 +49,28 @@ def print_table(r: dict) -> None:
             RATE,
         ),
         (
+            "worker without the scorer, in the scorer's rounds (the median round)",
+            "worker_without_scorer_per_s",
+            RATE,
+        ),
+        (
             "worker with the scorer flat out, below the worker's priority (`INTEREST_SCORER_NICE`)",
             "worker_with_scorer_per_s",
             RATE,
         ),
-        ("with the scorer / without", "scorer_ratio", "{:.0%}"),
+        ("with the scorer / without: the median of alternating pairs", "scorer_ratio", "{:.0%}"),
+        ("the same, each pair", "scorer_ratios", " / ".join),
         ("users the scorer scored meanwhile", "scorer_users_per_s", "{:,.0f}/s"),
         (
             "worker with the scorer flat out at its priority (`INTEREST_SCORER_NICE=0`)",
             "worker_with_scorer_nice0_per_s",
             RATE,
         ),
-        ("with the scorer at its priority / without", "scorer_ratio_nice0", "{:.0%}"),
+        (
+            "with the scorer at its priority / without (one run; the median round's without)",
+            "scorer_ratio_nice0",
+            "{:.0%}",
+        ),
         (
             "users the scorer scored meanwhile, at its priority",
             "scorer_users_nice0_per_s",
@@ -61,9 +79,7 @@ def print_table(r: dict) -> None:
         ("RSS per user (end − idle) / users", "rss_per_user", "{:,.0f} B"),
     ]
     for title, key, fmt in rows:
-        cells = [
-            fmt.format(r["workloads"][w][key]) if key in r["workloads"][w] else "—" for w in labels
-        ]
+        cells = [_cell(r["workloads"][w], key, fmt) for w in labels]
         print(f"| {title} | " + " | ".join(cells) + " |")
     print("\n| measure | value |\n|---|---|")
     for policy, lat in r.get("latency", {}).items():

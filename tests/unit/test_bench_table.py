@@ -17,6 +17,7 @@ def _results() -> dict:
         "worker_per_s": 4_000.0,
         "worker_cpu_us": 250.4,
         "scorer_ratio": 0.95,
+        "scorer_ratios": [0.95, 0.81, 1.02],
         "scorer_users_per_s": 812.4,
         "scorer_ratio_nice0": 0.7,
     }
@@ -59,9 +60,13 @@ def test_tables_print_from_the_json_file(capsys):
     assert "| `interest-tracker worker` (dashboard on, default emission) | 4,000 ev/s |" in out
     assert "| CPU per event: the worker (default emission) | 250 µs |" in out
     assert "| CPU per event: the do-nothing agent | — |" in out  # a row the run did not measure
-    assert "| with the scorer / without | 95% |" in out
+    assert "| with the scorer / without: the median of alternating pairs | 95% |" in out
+    assert "| the same, each pair | 95% / 81% / 102% |" in out
     assert "| users the scorer scored meanwhile | 812/s |" in out
-    assert "| with the scorer at its priority / without | 70% |" in out
+    assert (
+        "| with the scorer at its priority / without (one run; the median round's without) | 70%"
+        in out
+    )
     assert "(100,000: 256) | idle 64 |" in out and "| ? (process start → ready 3.0 s) |" in out
     assert "100.0 / 108.0 µs (+8%)" in out and "the median of 2 runs each" in out
     assert "9,000 / 8,000 ev/s (+12% per event)" in out

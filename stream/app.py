@@ -298,6 +298,10 @@ class Pipeline:
         """The user's live record, else its stored bytes (``encode_record``), else None."""
         return self.records.state(uid)
 
+    def user_bytes(self, uid: str) -> bytes | None:
+        """The user's record encoded (``encode_record``), live or stored, else None."""
+        return self.records.state_bytes(uid)
+
     def user_record(self, uid: str) -> UserRecord | None:
         """The user's record if this worker holds one with events (no caching)."""
         record = self.records.state(uid)

@@ -94,6 +94,19 @@ class RecordCache:
             return record
         return self.users.data.get(uid) or None
 
+    def state_bytes(self, uid: str) -> bytes | None:
+        """The user's record as the table stores it (``encode_record``): a live record
+        encoded (the bytes kept for the window's write while it does not change), else the
+        table's bytes, else None."""
+        record = self.live.get(uid)
+        if record is None:
+            return None if uid in self.deleted else self.users.data.get(uid) or None
+        blob = self.encoded.get(uid)
+        if blob is None:
+            blob = encode_record(record)
+            self.built_from(uid, record, blob)
+        return blob
+
     # -- changes --------------------------------------------------------------------------------
     def to_change(self, uid: str) -> UserRecord:
         """The user's live record (``get``), about to change: if the closed window has not
@@ -109,8 +122,8 @@ class RecordCache:
             self.encoded.pop(uid, None)
 
     def built_from(self, uid: str, record: UserRecord, blob: bytes) -> None:
-        """A snapshot was built from ``blob``, the user's record encoded: the window's write
-        may reuse it while the record does not change."""
+        """``blob`` is the user's record encoded (for a snapshot builder or the scorer): the
+        window's write may reuse it while the record does not change."""
         if uid in self.dirty and self.live.get(uid) is record:
             self.encoded[uid] = blob
 

@@ -4,10 +4,10 @@ Users touched since their last scoring are marked dirty by the ingest path. Ever
 ``scorer_ms`` (or as soon as ``scorer_batch`` users are waiting) a batch of their histories
 is scored in a separate process (``INTEREST_SCORER_PROCESS=1``, the default; a thread with
 ``0``), so the model neither holds the worker's GIL nor its event loop, and at a lower CPU
-priority (``INTEREST_SCORER_NICE``), so on a busy machine it scores less often rather than
-slowing ingestion; each scored user's fused snapshot goes out with the normal emission policy
-(at most one per min-interval). A newer checkpoint file is picked up without a restart and its
-version appears in the snapshots.
+priority (``INTEREST_SCORER_NICE``, by default the idle scheduling class), so on a busy
+machine it scores less often rather than slowing ingestion; each scored user's fused snapshot
+goes out with the normal emission policy (at most one per min-interval). A newer checkpoint
+file is picked up without a restart and its version appears in the snapshots.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
 from models.tracker import UserRecord, stored_history
 from stream.codec import unpack
-from stream.processes import exit_with_parent
+from stream.processes import exit_with_parent, lower_priority
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY_S = 2.0
@@ -65,11 +65,10 @@ class ScorerStats:
 _CHILD: SequenceScorer | None = None
 
 
-def _child_init(options: dict, parent: int, nice: int = 0) -> None:
+def _child_init(options: dict, parent: int, nice: int | str = 0) -> None:
     global _CHILD
     exit_with_parent(parent)
-    if nice:
-        os.nice(nice)  # below the worker: ingestion first, the model on what it leaves
+    lower_priority(nice)  # below the worker: ingestion first, the model on what it leaves
     _CHILD = SequenceScorer.from_checkpoint(**options)
 
 
@@ -126,7 +125,7 @@ class ScorerProcess:
     (['_other', 'a', 'b'], 1.0, [[]])
     """
 
-    def __init__(self, options: dict, nice: int = 0):
+    def __init__(self, options: dict, nice: int | str = 0):
         ctx = multiprocessing.get_context("spawn")
         self.executor: Executor = ProcessPoolExecutor(
             1, mp_context=ctx, initializer=_child_init, initargs=(options, os.getpid(), nice)
@@ -232,16 +231,10 @@ class StreamScorer:
         batch = list(self.dirty)[: self.settings.scorer_batch]
         histories: list[list[tuple] | bytes] = []
         users = []
+        in_process = isinstance(self.scorer, ScorerProcess)
         for uid in batch:
             del self.dirty[uid]
-            state = self.pipeline.user_state(uid)
-            if isinstance(state, UserRecord):
-                live = state.interest is not None
-                history = [h[: HistoryField.MOVED] for h in state.history] if live else None
-            elif state is not None:  # not live: its bytes go to the scorer as stored
-                history = bytes(state) if self.pipeline.cfg.history else None
-            else:
-                history = None
+            history = self.history(uid, as_bytes=in_process) if self.pipeline.cfg.history else None
             if history:
                 users.append(uid)
                 histories.append(history)
@@ -267,6 +260,19 @@ class StreamScorer:
             self.pipeline.pending.owe(uid, now if last is None else last[0] + interval)
         while len(sequence) > SEQUENCE_USERS:  # the least recently scored go first
             del sequence[next(iter(sequence))]
+
+    def history(self, uid: str, as_bytes: bool) -> list[tuple] | bytes | None:
+        """What the model reads of a user with events: its record's bytes for a scorer
+        process, which reads them there (a 50-event history's tuples cost the worker ~7× as
+        much to build and pickle: docs/RESULTS.md), else the history's tuples."""
+        state = self.pipeline.user_state(uid)
+        if isinstance(state, UserRecord):
+            if state.interest is None:
+                return None
+            if as_bytes:
+                return self.pipeline.user_bytes(uid)
+            return [h[: HistoryField.MOVED] for h in state.history]
+        return bytes(state) if state is not None else None
 
     def _score(self, histories: list) -> tuple[list[dict], list[list[tuple[str, float]]]]:
         """Category distributions and, with ``INTEREST_TOP_ITEMS``, the top predicted items."""

@@ -49,6 +49,7 @@ from stream.envvars import (
     setting,
 )
 from stream.kafka_security import KafkaSecurity
+from stream.processes import IDLE, MAX_NICE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PSEUDONYM_PREFIX, PSEUDONYM_HEX_DIGITS = "p-", 32  # Settings.user_key's form
@@ -80,6 +81,16 @@ def local_broker_address() -> str | None:
     return addr.read_text().strip() or None
 
 
+def nice_or_idle(value: str) -> int | str:
+    """A niceness 0–19, or ``idle``: the scheduler's idle class (``stream.processes``).
+
+    >>> nice_or_idle(" Idle "), nice_or_idle("7")
+    ('idle', 7)
+    """
+    text = value.strip().lower()
+    return IDLE if text == IDLE else non_negative_whole(text)
+
+
 def count_or_auto(value: str) -> int | None:
     """A count of 0 or more, or ``auto`` (None: the code decides)."""
     return None if value.strip().lower() == "auto" else non_negative_whole(value)
@@ -90,7 +101,6 @@ def count_or_auto(value: str) -> int | None:
 # and a worker that keeps up publishes sooner when it builds its snapshots itself. So there
 # `auto` hands the builder snapshots only while the worker is behind its input.
 BUILDER_MIN_CORES = 4
-MAX_NICE = 19  # the lowest CPU priority Unix gives
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -336,13 +346,14 @@ class Settings:
         True,
         "run the scorer in its own process (`0`: a thread of the worker)",
     )
-    scorer_nice: int = setting(
+    scorer_nice: int | str = setting(
         "INTEREST_SCORER_NICE",
-        10,
-        "the scorer process's CPU priority below the worker's (Unix niceness, 0–19): it runs "
-        "on the CPU that ingestion leaves, so a busy machine scores less often instead of "
-        "ingesting slower (`0`: the same priority, and a core counted for it)",
-        parse=non_negative_whole,
+        IDLE,
+        "the scorer process's CPU priority below the worker's: `idle` (Linux's idle "
+        "scheduling class: it runs only on CPU time nothing else asks for, so a busy machine "
+        "scores less often instead of ingesting slower; where there is none, niceness 19), or "
+        "a Unix niceness 0–19 (`0`: the same priority, and a core counted for it)",
+        parse=nice_or_idle,
     )
     snapshot_processes: int | None = setting(
         "INTEREST_SNAPSHOT_PROCESSES",
@@ -417,9 +428,9 @@ class Settings:
             raise SettingsError(
                 "INTEREST_REBALANCE_TIMEOUT_S must be > 0 and INTEREST_STANDBY_REPLICAS >= 0"
             )
-        if self.scorer_nice > MAX_NICE:
+        if self.scorer_nice != IDLE and not 0 <= self.scorer_nice <= MAX_NICE:
             raise SettingsError(
-                f"INTEREST_SCORER_NICE must be 0–{MAX_NICE}, got {self.scorer_nice}"
+                f"INTEREST_SCORER_NICE must be {IDLE} or 0–{MAX_NICE}, got {self.scorer_nice}"
             )
         topics = {
             "INTEREST_EVENTS_TOPIC": self.events_topic,
@@ -461,7 +472,7 @@ class Settings:
         if self.snapshot_processes is not None:
             return self.snapshot_processes, 0
         cores = cores or os.cpu_count() or 1
-        if self.checkpoint and self.scorer_process and not self.scorer_nice:
+        if self.checkpoint and self.scorer_process and self.scorer_nice == 0:
             cores -= 1  # the scorer's process runs flat out when users keep changing
         if cores >= BUILDER_MIN_CORES:
             return 1, 0

@@ -37,6 +37,7 @@ from models.sequence.train import TrainConfig, train
 from models.tracker import TrackerConfig, replay
 from stream.codec import encode_record
 from stream.scoring import ScorerProcess, score_histories
+from stream.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -257,6 +258,32 @@ def test_the_stream_scores_a_stored_record_as_its_live_history(tiny):
     assert len(stored[0][0]) == 4  # the top 3 categories and _other
 
 
+def test_a_scorer_process_reads_a_live_record_from_its_bytes(tiny):
+    """A live user goes to a scorer process as its record's bytes (read there, not in the
+    worker), kept for the commit window's write; they score as its history's tuples."""
+    from stream.app import create_app
+    from stream.scoring import StreamScorer
+    from stream.settings import Settings
+
+    model, enc = tiny
+    sequence = SequenceScorer(model, enc, device="cpu", num_threads=1, top_k=3)
+    _, pipeline = create_app(Settings(bootstrap="127.0.0.1:1", app_id="t"))
+    scorer = StreamScorer(pipeline, sequence)
+    record = pipeline.record("u")
+    for e in make_events(30, seed=4):
+        record.apply({**e, "user_id": "u"})
+    pipeline.records.changed("u")
+    blob = scorer.history("u", as_bytes=True)
+    tuples = scorer.history("u", as_bytes=False)
+    assert blob == encode_record(record) and len(tuples) == 30
+    assert score_histories(sequence, [blob], 2) == score_histories(sequence, [tuples], 2)
+    assert pipeline.records.encoded["u"] is blob  # the window's write reuses them
+    record.apply({**make_events(1, seed=5)[0], "user_id": "u", "ts": 2e9})
+    pipeline.records.changed("u")
+    assert "u" not in pipeline.records.encoded and scorer.history("u", True) != blob
+    assert scorer.history("nobody", as_bytes=True) is None
+
+
 def test_the_stream_keeps_the_estimates_of_the_most_recently_scored_users_only(tiny, monkeypatch):
     """The worker's sequence estimates are bounded: the least recently scored go first."""
     import asyncio
@@ -285,7 +312,8 @@ def test_the_stream_keeps_the_estimates_of_the_most_recently_scored_users_only(t
 
 
 def test_the_scorer_process_runs_below_the_worker_and_scores_the_same(tiny, tmp_path):
-    """INTEREST_SCORER_NICE: the scorer's process takes the CPU that ingestion leaves."""
+    """INTEREST_SCORER_NICE: the scorer's process takes the CPU that ingestion leaves: in the
+    idle scheduling class by default, or at a niceness below the worker's."""
     model, enc = tiny
     path = tmp_path / "seq.pt"
     save_checkpoint(path, model, enc)
@@ -295,12 +323,15 @@ def test_the_scorer_process_runs_below_the_worker_and_scores_the_same(tiny, tmp_
         for n in (3, 20)
     ]
     here = score_histories(SequenceScorer.from_checkpoint(**options), hists, 2)
-    proc = ScorerProcess(options, nice=7)
-    try:
-        assert proc.executor.submit(os.nice, 0).result() == os.nice(0) + 7
-        assert proc.score_histories(hists, 2) == here
-    finally:
-        proc.executor.shutdown()
+    default = Settings(bootstrap=None).scorer_nice
+    for nice, policy, niceness in ((default, os.SCHED_IDLE, 0), (7, os.SCHED_OTHER, 7)):
+        proc = ScorerProcess(options, nice=nice)
+        try:
+            assert proc.executor.submit(os.sched_getscheduler, 0).result() == policy
+            assert proc.executor.submit(os.nice, 0).result() == os.nice(0) + niceness
+            assert proc.score_histories(hists, 2) == here
+        finally:
+            proc.executor.shutdown()
 
 
 def test_evaluation_predictor_follows_the_harness_protocol(tiny, tmp_path):

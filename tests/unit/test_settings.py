@@ -114,6 +114,8 @@ def test_the_dashboard_feed_can_be_turned_off_but_not_below_zero():
         ({"INTEREST_PSEUDONYMISE_KEY": " "}, "INTEREST_PSEUDONYMISE_KEY is set but blank"),
         ({"INTEREST_EVENTS_TOPIC": " "}, "INTEREST_EVENTS_TOPIC must not be empty"),
         ({"INTEREST_SCORER_PROCESS": "maybe"}, "INTEREST_SCORER_PROCESS must be 1/0"),
+        ({"INTEREST_SCORER_NICE": "20"}, "INTEREST_SCORER_NICE must be idle or 0–19, got 20"),
+        ({"INTEREST_SCORER_NICE": "lowest"}, "INTEREST_SCORER_NICE"),
         ({"KAFKA_SECURITY_PROTOCOL": "bogus"}, "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT or"),
         (
             {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"},
@@ -152,8 +154,10 @@ def test_what_is_still_accepted_reads_as_documented():
             "INTEREST_MIN_INTERVAL_S": "0",
             "INTEREST_TV_THRESHOLD": "1",
             "INTEREST_POPULATION_SHORT_HALF_LIFE_S": "0",
+            "INTEREST_SCORER_NICE": " IDLE ",
         }
     )
-    assert s.scorer_process is False and s.scorer_int8 is True
+    assert s.scorer_process is False and s.scorer_int8 is True and s.scorer_nice == "idle"
+    assert Settings.from_env({"INTEREST_SCORER_NICE": "5"}).scorer_nice == 5
     assert s.security.protocol == "SASL_SSL"
     assert s.interest.event_weights["view"] == 3.0 and s.interest.event_weights["purchase"] == 0.0

@@ -26,21 +26,19 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def lower_priority(nice: int | str) -> str:
+def lower_priority(nice: int | str) -> None:
     """Run this process (every thread it has now and those it starts) below the worker:
     ``IDLE`` puts it in Linux's idle scheduling class, where a waking worker thread takes the
     CPU from it at once (with niceness 10 or 19, a flat-out helper still took a third of a
-    2-core worker's CPU: docs/RESULTS.md); elsewhere ``IDLE`` is niceness ``MAX_NICE``.
-    Returns what it set, e.g. ``"idle"`` or ``"nice 7"``."""
+    2-core worker's CPU: docs/RESULTS.md); elsewhere ``IDLE`` is niceness ``MAX_NICE``."""
     if nice == IDLE and hasattr(os, "SCHED_IDLE"):
         for tid in _threads():
             os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        return IDLE
+        return
     niceness = MAX_NICE if nice == IDLE else int(nice)
     if niceness:
         for tid in _threads():
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-    return f"nice {niceness}"
 
 
 def _threads() -> list[int]:

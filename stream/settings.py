@@ -350,7 +350,7 @@ class Settings:
         "INTEREST_SCORER_NICE",
         IDLE,
         "the scorer process's CPU priority below the worker's: `idle` (Linux's idle "
-        "scheduling class: it runs only on CPU time nothing else asks for, so a busy machine "
+        "scheduling class: it runs on the CPU time nothing else asks for, so a busy machine "
         "scores less often instead of ingesting slower; where there is none, niceness 19), or "
         "a Unix niceness 0–19 (`0`: the same priority, and a core counted for it)",
         parse=nice_or_idle,

@@ -4,8 +4,11 @@ Everything runs in one process tree on this machine, in one run, so the ratios a
 
 1. pre-produce the events of each workload to one topic; before the first workload's rows,
    untimed worker passes until the broker is warm (``stream.dev.broker_warmup``);
-2. a bare aiokafka consumer reads and decodes the whole topic (the limit);
-3. a real worker process consumes the same topic; for the memory rows the users arrive in four
+2. a bare aiokafka consumer reads and decodes the whole topic (the limit), and a real worker
+   process consumes the same topic, back to back in three rounds, which first alternating
+   (``stream.dev.paired_rounds``: the median round's pair is reported, as is the scorer's
+   cost: with and without it, in three rounds);
+3. for the memory rows the users arrive in four
    (eight for the 50-event history) waves, each produced once the worker has consumed,
    committed and idled after the one before, and the worker's RSS is read then: the growth
    over the second half of the waves, per user added, is the marginal cost of a tracked user
@@ -58,8 +61,8 @@ from stream.dev.localrun import (
     stop_local_broker,
     worker_env,
 )
+from stream.dev.paired_rounds import paired_rounds
 from stream.dev.proc_cpu import process_cpu_seconds
-from stream.dev.scorer_rounds import scorer_rounds
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
@@ -378,9 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                         beside=broker_pid,
                     )["beside_share"]
                 )
-            print(f"{label}: {total:,} events; bare consumer …", flush=True)
-            bare = asyncio.run(bare_consumer_rate(bootstrap, env["INTEREST_EVENTS_TOPIC"], total))
-            print(f"  bare {bare:,.0f}/s; do-nothing take_events agent …", flush=True)
+            print(f"{label}: {total:,} events; do-nothing take_events agent …", flush=True)
             noop = consume_phase(
                 bootstrap,
                 reuse(env, f"noop{name}"),
@@ -388,13 +389,26 @@ def main(argv: list[str] | None = None) -> int:
                 total,
                 module="stream.dev.bench_noop",
             )
-            print(f"  agent {noop['rate']:,.0f}/s; full worker …", flush=True)
-            worker = consume_phase(
-                bootstrap,
-                reuse(env, f"full{name}", INTEREST_MIN_INTERVAL_S=default_policy),
-                workdir / f"w{name}",
-                total,
-            )
+            print(f"  agent {noop['rate']:,.0f}/s; the bare consumer and the worker …", flush=True)
+
+            def worker_or_bare(on: bool, k: int, env=env, name=name, total=total) -> dict:
+                """Round ``k``'s full worker (default policy), or the bare consumer."""
+                if not on:
+                    topic = env["INTEREST_EVENTS_TOPIC"]
+                    rate = asyncio.run(bare_consumer_rate(bootstrap, topic, total))
+                    print(f"  round {k + 1}: bare {rate:,.0f}/s", flush=True)
+                    return {"rate": rate}
+                run = consume_phase(
+                    bootstrap,
+                    reuse(env, f"full{k}{name}", INTEREST_MIN_INTERVAL_S=default_policy),
+                    workdir / f"w{k}{name}",
+                    total,
+                )
+                print(f"  round {k + 1}: worker {run['rate']:,.0f}/s", flush=True)
+                return run
+
+            against_bare = paired_rounds(worker_or_bare)
+            worker, bare = against_bare["median"][True], against_bare["median"][False]["rate"]
             row = {
                 "users": users,
                 "events": total,
@@ -403,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_per_s": worker["rate"],
                 "noop_agent_cpu_us": noop["cpu_us_per_event"],
                 "worker_cpu_us": worker["cpu_us_per_event"],
-                "worker_vs_bare": worker["rate"] / bare,
+                "worker_vs_bare": against_bare["ratio"],
+                "worker_vs_bare_runs": against_bare["ratios"],
                 "rss_per_user": (worker["end_rss"] - worker["idle_rss"]) / users,
             }
             print(f"  worker {worker['rate']:,.0f}/s; with a snapshot per change …", flush=True)
@@ -459,16 +474,17 @@ def main(argv: list[str] | None = None) -> int:
                         metric="interest_scorer_users_total",
                     )
 
-                rounds = scorer_rounds(scorer_run)
-                row["worker_with_scorer_per_s"] = rounds["with_per_s"]
-                row["worker_without_scorer_per_s"] = rounds["without_per_s"]
+                rounds = paired_rounds(scorer_run)
+                scored, unscored = rounds["median"][True], rounds["median"][False]
+                row["worker_with_scorer_per_s"] = scored["rate"]
+                row["worker_without_scorer_per_s"] = unscored["rate"]
                 row["scorer_ratio"] = rounds["ratio"]
                 row["scorer_ratios"] = rounds["ratios"]
-                row["scorer_users_per_s"] = rounds["users_scored_per_s"]
+                row["scorer_users_per_s"] = scored["metric_per_s"]
                 print(f"  with the scorer / without, each round: {rounds['ratios']}", flush=True)
                 at_par = scorer_run(True, len(rounds["ratios"]), nice="0")
                 row["worker_with_scorer_nice0_per_s"] = at_par["rate"]
-                row["scorer_ratio_nice0"] = at_par["rate"] / rounds["without_per_s"]
+                row["scorer_ratio_nice0"] = at_par["rate"] / unscored["rate"]
                 row["scorer_users_nice0_per_s"] = at_par["metric_per_s"]
             results["workloads"][label] = row
 

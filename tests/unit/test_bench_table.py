@@ -16,6 +16,8 @@ def _results() -> dict:
         "bare_consumer_per_s": 80_000.0,
         "worker_per_s": 4_000.0,
         "worker_cpu_us": 250.4,
+        "worker_vs_bare": 0.05,
+        "worker_vs_bare_runs": [0.05, 0.046, 0.053],
         "scorer_ratio": 0.95,
         "scorer_ratios": [0.95, 0.81, 1.02],
         "scorer_users_per_s": 812.4,
@@ -57,11 +59,16 @@ def _results() -> dict:
 def test_tables_print_from_the_json_file(capsys):
     print_table(json.loads(json.dumps(_results())))  # JSON makes the users' counts strings
     out = capsys.readouterr().out
-    assert "| `interest-tracker worker` (dashboard on, default emission) | 4,000 ev/s |" in out
+    assert (
+        "| `interest-tracker worker` (dashboard on, default emission; the median pair's) | 4,000"
+        in out
+    )
+    assert "| worker / bare consumer: the median of alternating pairs | 5.0% |" in out
+    assert "| the same, each pair | 5.0% / 4.6% / 5.3% |" in out
     assert "| CPU per event: the worker (default emission) | 250 µs |" in out
     assert "| CPU per event: the do-nothing agent | — |" in out  # a row the run did not measure
     assert "| with the scorer / without: the median of alternating pairs | 95% |" in out
-    assert "| the same, each pair | 95% / 81% / 102% |" in out
+    assert "| the same, each pair | 95.0% / 81.0% / 102.0% |" in out
     assert "| users the scorer scored meanwhile | 812/s |" in out
     assert (
         "| with the scorer at its priority / without (one run; the median round's without) | 70%"

@@ -100,7 +100,7 @@ class RecordCache:
         table's bytes, else None."""
         record = self.live.get(uid)
         if record is None:
-            return None if uid in self.deleted else self.users.data.get(uid) or None
+            return self.state(uid)  # the table's bytes, or None
         blob = self.encoded.get(uid)
         if blob is None:
             blob = encode_record(record)

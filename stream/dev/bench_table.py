@@ -100,6 +100,13 @@ def print_table(r: dict) -> None:
                 f"{lat['event_p99_ms']:.0f} ms ({lat['events_measured']:,} of "
                 f"{lat['events']:,} events) |"
             )
+        if "main_thread_share" in lat:
+            print(
+                "| the same, the worker while the events were sent: its main thread's share of "
+                f"a core; µs an event, main thread / all threads | {lat['main_thread_share']:.0%}"
+                f"; {lat['main_thread_us_per_event']:.0f} / {lat['worker_us_per_event']:.0f} µs "
+                f"({lat['snapshots'] / max(lat['events'], 1):.2f} snapshots an event) |"
+            )
         if "runs_event_p99_ms" in lat:
             runs = len(lat["runs_event_p99_ms"])
             print(

@@ -17,7 +17,8 @@ one tree (``--tree a=. --tree b=. --env b:INTEREST_SNAPSHOT_PROCESSES=0``).
 
 ``--latency RATE`` measures the bench's latency row instead (``stream.dev.latency``: events
 stamped with the wall clock at RATE a second for ``--seconds``, 2,000 users, min-interval 0
-unless ``--env`` says otherwise), a fresh worker of each tree in turn; name a tree twice
+unless ``--env`` says otherwise, and the worker's CPU while they were sent), a fresh worker
+of each tree in turn; name a tree twice
 (``--tree base=../b --tree new=. --tree base2=../b --tree new2=.``) to alternate them, as the
 machine's speed drifts within minutes.
 """
@@ -162,13 +163,17 @@ def latency_row(
 def latency_line(name: str, r: dict) -> str:
     """A row of the latency table.
 
-    >>> latency_line("new", {"snapshots": 1200, "event_p50_ms": 21.4, "event_p95_ms": 98.0,
-    ...     "event_p99_ms": 137.2, "built_p99_ms": 109.0, "after_p99_ms": 41.5})
-    '| new | 1,200 | 21 / 98 / 137 | 109 | 42 |'
+    >>> latency_line("new", {"events": 1000, "snapshots": 950, "event_p50_ms": 21.4,
+    ...     "event_p95_ms": 98.0, "event_p99_ms": 137.2, "built_p99_ms": 109.0,
+    ...     "after_p99_ms": 41.5, "main_thread_share": 0.64, "main_thread_us_per_event": 75.2,
+    ...     "worker_us_per_event": 90.4})
+    '| new | 950 (0.95) | 21 / 98 / 137 | 109 | 42 | 64% | 75 | 90 |'
     """
     return (
-        f"| {name} | {r['snapshots']:,} | {r['event_p50_ms']:.0f} / {r['event_p95_ms']:.0f} / "
-        f"{r['event_p99_ms']:.0f} | {r['built_p99_ms']:.0f} | {r['after_p99_ms']:.0f} |"
+        f"| {name} | {r['snapshots']:,} ({r['snapshots'] / max(r['events'], 1):.2f}) | "
+        f"{r['event_p50_ms']:.0f} / {r['event_p95_ms']:.0f} / {r['event_p99_ms']:.0f} | "
+        f"{r['built_p99_ms']:.0f} | {r['after_p99_ms']:.0f} | {r['main_thread_share']:.0%} | "
+        f"{r['main_thread_us_per_event']:.0f} | {r['worker_us_per_event']:.0f} |"
     )
 
 
@@ -212,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency:
         out(f"latency at {args.latency:,.0f} events/s, {LATENCY_USERS:,} users, {args.seconds:g} s")
         out(
-            "| tree | snapshots | per event p50 / p95 / p99 ms | to the build p99 ms "
-            "| after it p99 ms |\n|---|---:|---:|---:|---:|"
+            "| tree | snapshots (per event) | per event p50 / p95 / p99 ms | to the build p99 ms "
+            "| after it p99 ms | main thread, share of a core | main thread µs / event "
+            "| all threads µs / event |\n|---|---:|---:|---:|---:|---:|---:|---:|"
         )
         for name, tree in trees:
             run_env = worker_env(

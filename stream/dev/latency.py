@@ -33,6 +33,7 @@ from kafka import KafkaConsumer
 from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import decode_snapshot, pack
 from stream.dev.localrun import WorkerProcess
+from stream.dev.proc_cpu import thread_cpu_seconds
 from stream.output import murmur2
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -226,7 +227,10 @@ def latency_phase(
     sub.start()
     ready.wait(30)
     time.sleep(1)  # the subscriber's first fetch is at the end of the topic
+    cpu_before, started = thread_cpu_seconds(worker.pid), time.monotonic()
     sent = asyncio.run(paced_events(bootstrap, settings.events_topic, rate, seconds, users))
+    cpu_after, seconds_sent = thread_cpu_seconds(worker.pid), time.monotonic() - started
+    cpu = paced_cpu(cpu_before, cpu_after, worker.pid, seconds_sent)
     time.sleep(3)
     stop.set()
     sub.join(30)
@@ -236,9 +240,10 @@ def latency_phase(
     total, built = sorted(p[0] for p in pairs), sorted(p[1] for p in pairs)
     after = sorted(p[0] - p[1] for p in pairs)
     per_event = sorted(event_delays(seen, sent))
+    events = sum(len(t) for t in sent.values())
     return {
         "rate": rate,
-        "events": sum(len(t) for t in sent.values()),
+        "events": events,
         "snapshots": len(total),
         # every event, to the first snapshot that counts it (coalesced ones included)
         "events_measured": len(per_event),
@@ -253,7 +258,22 @@ def latency_phase(
         "built_p99_ms": quantile_ms(built, 0.99),
         "after_p50_ms": quantile_ms(after, 0.50),
         "after_p99_ms": quantile_ms(after, 0.99),
+        # the worker's CPU while the events were sent (its backlog at the end excluded)
+        "main_thread_share": cpu["main"] / cpu["seconds"],
+        "main_thread_us_per_event": cpu["main"] / max(events, 1) * 1e6,
+        "worker_us_per_event": cpu["all"] / max(events, 1) * 1e6,
     }
+
+
+def paced_cpu(before: dict[int, float], after: dict[int, float], pid: int, seconds: float) -> dict:
+    """The CPU seconds a worker's main thread (``pid``'s own) and all its threads spent
+    between two ``thread_cpu_seconds`` readings ``seconds`` apart.
+
+    >>> paced_cpu({7: 1.0, 8: 0.5}, {7: 1.5, 8: 0.75, 9: 0.25}, 7, 2.0)  # thread 9 is new
+    {'main': 0.5, 'all': 1.0, 'seconds': 2.0}
+    """
+    spent = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
+    return {"main": spent.get(pid, 0.0), "all": sum(spent.values()), "seconds": seconds}
 
 
 def median_run(runs: list[dict], key: str = "event_p99_ms") -> dict:

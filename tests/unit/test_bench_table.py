@@ -90,6 +90,8 @@ def test_latency_rows_show_the_split_at_the_build_when_measured(capsys):
             **{"after_p50_ms": 20.0, "after_p99_ms": 110.0},
             **{"events_measured": 339_000, "event_p50_ms": 70.0, "event_p95_ms": 210.0},
             "event_p99_ms": 300.0,
+            **{"main_thread_share": 0.84, "main_thread_us_per_event": 49.4},
+            "worker_us_per_event": 53.6,
         },
         "an older run": {**base, "p50_ms": 60.0, "p95_ms": 180.0, "p99_ms": 250.0},
     }
@@ -105,6 +107,12 @@ def test_latency_rows_show_the_split_at_the_build_when_measured(capsys):
     ) in out
     assert "an older run: p50 / p95 / p99 | 60 / 180 / 250 ms (300,000 snapshots) |" in out
     assert out.count("every event to the first snapshot") == 1  # not for the older run
+    assert (
+        "| the same, the worker while the events were sent: its main thread's share of a "
+        "core; µs an event, main thread / all threads | 84%; 49 / 54 µs (0.88 snapshots an "
+        "event) |"
+    ) in out
+    assert out.count("the worker while the events were sent") == 1  # not measured before
 
 
 def test_a_repeated_latency_row_shows_every_runs_p99_beside_the_median_run(capsys):

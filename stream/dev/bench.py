@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -208,6 +207,9 @@ WORKLOADS = (("100k users × 3", 100_000, 3), ("2k users × 150", 2_000, 150))
 # generator, the subscriber and the broker share the cores with the worker, one 20 s run of
 # the same tree read anything from 189 to 1,132 ms (docs/RESULTS.md).
 LATENCY_RUNS = 3
+# The catalog join's pairs: its cost (~1 µs of ~40 an event in-process) is smaller than one
+# run's swing on this machine (±15%), so it is read from five pairs, not three.
+CATALOG_ROUNDS = 5
 
 
 class LatencyRow(NamedTuple):
@@ -286,49 +288,45 @@ def main(argv: list[str] | None = None) -> int:
         produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
         return env, len(events)
 
-    def catalog_rows(users: int, rounds: int = 3) -> dict:
-        """The worker on the same events with their categories and through the catalog, in
-        turn (each first in every other round) ``rounds`` times with one snapshot per user
-        (the join's own cost: the median CPU per event of each, and the fastest run), then
-        once each under the default policy, whose snapshot count differs."""
+    def catalog_rows(users: int, rounds: int = CATALOG_ROUNDS) -> dict:
+        """The worker on the same events with their categories and through the catalog:
+        ``rounds`` alternating pairs with one snapshot per user (the join's own cost: the
+        median pair's ratio of CPU per event, ``paired_rounds``), then one pair under the
+        default policy, whose snapshot count differs."""
         one_snapshot = {"INTEREST_MIN_INTERVAL_S": "1e9", "INTEREST_TV_THRESHOLD": "1.0"}
         policy = {"INTEREST_MIN_INTERVAL_S": default_policy}
-        rates: dict[str, list[float]] = {}
-        cpu: dict[str, list[float]] = {}
         ready: dict[str, float] = {}
-        for r, extra in [(r, one_snapshot) for r in range(rounds)] + [(rounds, policy)]:
-            # The machine drifts within minutes: which of the pair runs first alternates.
-            for mode in ("item", "catalog") if r % 2 == 0 else ("catalog", "item"):
-                name = mode if extra is one_snapshot else f"{mode}-policy"
-                print(
-                    f"catalog join {r + 1}/{rounds + 1}: {users:,} users × 50 events, "
-                    f"categories: {name} …",
-                    flush=True,
-                )
-                env = env_for(f"cat{mode}{r}", **extra)
-                events = make_events(0, users, 50, seed=11, categories=mode)
-                if mode == "catalog":
-                    produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
-                produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
-                run = consume_phase(bootstrap, env, workdir / f"cat{mode}{r}", len(events))
-                rates.setdefault(name, []).append(run["rate"])
-                cpu.setdefault(name, []).append(run["cpu_us_per_event"])
-                ready[mode] = min(ready.get(mode, run["ready_s"]), run["ready_s"])
-        best = {name: max(v) for name, v in rates.items()}
-        per_event = {name: statistics.median(v) for name, v in cpu.items()}
+
+        def run(through_catalog: bool, k: int, extra: dict = one_snapshot) -> dict:
+            mode = "catalog" if through_catalog else "item"
+            name = mode if extra is one_snapshot else f"{mode}-policy"
+            print(
+                f"catalog join {k + 1}: {users:,} users × 50 events, categories: {name} …",
+                flush=True,
+            )
+            env = env_for(f"cat{mode}{k}", **extra)
+            events = make_events(0, users, 50, seed=11, categories=mode)
+            if through_catalog:
+                produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
+            produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
+            got = consume_phase(bootstrap, env, workdir / f"cat{mode}{k}", len(events))
+            ready[mode] = min(ready.get(mode, got["ready_s"]), got["ready_s"])
+            return got
+
+        pairs = paired_rounds(run, rounds, key="cpu_us_per_event")
+        median = pairs["median"]
+        policy_runs = {on: run(on, rounds, policy) for on in (False, True)}
         return {
             "users": users,
             "items": ITEMS,
-            "runs": rates,
-            "cpu_us_per_event_runs": cpu,
-            "with_categories_per_s": best["item"],
-            "through_catalog_per_s": best["catalog"],
-            "added_cost": best["item"] / best["catalog"] - 1,
-            "with_categories_cpu_us": per_event["item"],
-            "through_catalog_cpu_us": per_event["catalog"],
-            "added_cpu": per_event["catalog"] / per_event["item"] - 1,
-            "policy_with_categories_per_s": best["item-policy"],
-            "policy_through_catalog_per_s": best["catalog-policy"],
+            "pairs_cpu_ratio": pairs["ratios"],
+            "with_categories_cpu_us": median[False]["cpu_us_per_event"],
+            "through_catalog_cpu_us": median[True]["cpu_us_per_event"],
+            "added_cpu": pairs["ratio"] - 1,
+            "with_categories_per_s": median[False]["rate"],
+            "through_catalog_per_s": median[True]["rate"],
+            "policy_with_categories_per_s": policy_runs[False]["rate"],
+            "policy_through_catalog_per_s": policy_runs[True]["rate"],
             "ready_s": ready["item"],
             "ready_with_catalog_s": ready["catalog"],
         }

@@ -48,6 +48,7 @@ from stream.dev.bench_topics import (
     committed_total,
     make_events,
     produce,
+    records_written,
 )
 from stream.dev.broker_warmup import warm_broker
 from stream.dev.events import ITEMS
@@ -419,14 +420,12 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_vs_bare_runs": against_bare["ratios"],
                 "rss_per_user": (worker["end_rss"] - worker["idle_rss"]) / users,
             }
-            print(f"  worker {worker['rate']:,.0f}/s; with a snapshot per change …", flush=True)
-            every = consume_phase(
-                bootstrap,
-                reuse(env, f"mi0{name}", INTEREST_MIN_INTERVAL_S="0"),
-                workdir / f"mi0{name}",
-                total,
-            )
+            print(f"  worker {worker['rate']:,.0f}/s; with min-interval 0 …", flush=True)
+            every_env = reuse(env, f"mi0{name}", INTEREST_MIN_INTERVAL_S="0")
+            every = consume_phase(bootstrap, every_env, workdir / f"mi0{name}", total)
             row["worker_min_interval_0_per_s"] = every["rate"]
+            snapshots = records_written(bootstrap, every_env["INTEREST_SNAPSHOTS_TOPIC"])
+            row["worker_min_interval_0_snapshots_per_event"] = snapshots / total
             print(f"  {every['rate']:,.0f}/s; snapshots built in the worker only …", flush=True)
             in_loop = consume_phase(
                 bootstrap,

@@ -43,10 +43,12 @@ def print_table(r: dict) -> None:
         ("the same, each pair", "worker_vs_bare_runs", " / ".join),
         ("CPU per event: the do-nothing agent", "noop_agent_cpu_us", "{:,.0f} µs"),
         ("CPU per event: the worker (default emission)", "worker_cpu_us", "{:,.0f} µs"),
+        ("worker, min-interval 0", "worker_min_interval_0_per_s", RATE),
         (
-            "worker, a snapshot per change (min-interval 0)",
-            "worker_min_interval_0_per_s",
-            RATE,
+            "the same, snapshots an event (one a user a batch: behind its input, a batch holds "
+            "many of a user's events)",
+            "worker_min_interval_0_snapshots_per_event",
+            "{:.2f}",
         ),
         (
             "worker, default emission, no builder process (`INTEREST_SNAPSHOT_PROCESSES=0`)",

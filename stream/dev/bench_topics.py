@@ -7,8 +7,9 @@ import contextlib
 import time
 
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
+from kafka.structs import TopicPartition
 
 from stream.catalog import encode_item
 from stream.codec import InvalidEvent, decode_event, pack
@@ -80,3 +81,14 @@ async def bare_consumer_rate(bootstrap: str, topic: str, total: int) -> float:
 def committed_total(admin: KafkaAdminClient, group: str, topic: str) -> int:
     offsets = admin.list_group_offsets({group: None}).get(group, {})
     return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
+
+
+def records_written(bootstrap: str, topic: str) -> int:
+    """How many records were ever written to ``topic`` (the sum of its partitions' end
+    offsets: compaction does not lower them)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()

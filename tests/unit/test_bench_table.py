@@ -22,6 +22,8 @@ def _results() -> dict:
         "scorer_ratios": [0.95, 0.81, 1.02],
         "scorer_users_per_s": 812.4,
         "scorer_ratio_nice0": 0.7,
+        "worker_min_interval_0_per_s": 6_000.0,
+        "worker_min_interval_0_snapshots_per_event": 0.4123,
     }
     return {
         "machine": "vm",
@@ -66,6 +68,9 @@ def test_tables_print_from_the_json_file(capsys):
     assert "| the same, each pair | 5.0% / 4.6% / 5.3% |" in out
     assert "| CPU per event: the worker (default emission) | 250 µs |" in out
     assert "| CPU per event: the do-nothing agent | — |" in out  # a row the run did not measure
+    assert "| worker, min-interval 0 | 6,000 ev/s |" in out
+    assert "| the same, snapshots an event (one a user a batch: behind its input" in out
+    assert "many of a user's events) | 0.41 |" in out
     assert "| with the scorer / without: the median of alternating pairs | 95% |" in out
     assert "| the same, each pair | 95.0% / 81.0% / 102.0% |" in out
     assert "| users the scorer scored meanwhile | 812/s |" in out

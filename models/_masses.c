@@ -796,7 +796,8 @@ static PyObject *A_t, *A_r, *A_nr, *A_n, *A_short, *A_long, *A_short_res, *A_lon
     *A_threshold, *A_short_hl, *A_long_hl, *A_short_ehl, *A_long_ehl, *A_short_weight,
     *A_drift_short_weight, *A_settle, *A_other_strength, *A_other_spread, *A_max_categories,
     *A_weights, *A_pop_cold, *A_pop_cap, *A_pop_mix, *A_pop_smoothing, *A_masses, *A_half_life,
-    *A_residual, *A_total, *A_ref, *A_dense_index, *A_two, *A_scores, *K_ts, *K_weight, *K_event_type, *K_categories, *K_view;
+    *A_residual, *A_total, *A_ref, *A_dense_index, *A_two, *A_scores, *A_config, *A_drift_min_instances,
+    *A_drift_delta, *A_drift_threshold, *K_ts, *K_weight, *K_event_type, *K_categories, *K_view;
 
 /* An InterestConfig's numbers, read once per config object (it is frozen); both held while
  * cached, so that no other object takes their addresses. */
@@ -1365,6 +1366,109 @@ done:
     return result;
 }
 
+/* ---- an estimator rebuilt from its compact state: user.py's restore_interest ------------ */
+
+/* The attributes user.py's definition sets, in its order (an instance dict keeps it). */
+static int
+set_attrs(PyObject *obj, PyObject *const *names, PyObject *const *values, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyObject_SetAttr(obj, names[i], values[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* dict(zip(keys, values, strict=True)) of two exact lists of the same length. */
+static PyObject *
+zipped_dict(PyObject *keys, PyObject *values)
+{
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyDict_SetItem(d, PyList_GET_ITEM(keys, i), PyList_GET_ITEM(values, i)) < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    return d;
+}
+
+static PyObject *ONE; /* SurpriseDrift's default alpha, shared as Python's constant is */
+
+static PyObject *
+new_instance(PyObject *cls)
+{
+    PyObject *empty = PyTuple_New(0), *obj;
+    if (empty == NULL)
+        return NULL;
+    obj = ((PyTypeObject *)cls)->tp_new((PyTypeObject *)cls, empty, NULL);
+    Py_DECREF(empty);
+    return obj;
+}
+
+/* restore_interest(cls, drift_cls, state, config, cfg): the estimator user.py's definition
+ * builds, attribute for attribute; TypeError (nothing built) for a state it does not read. */
+static PyObject *
+restore_interest(PyObject *self, PyObject *args)
+{
+    PyObject *cls, *drift_cls, *state, *config, *cfg, *sk, *sm, *lk, *lm, *d, **f;
+    PyObject *u = NULL, *drift = NULL, *short_ = NULL, *long_ = NULL, *result = NULL;
+    PyObject *min_instances = NULL, *delta = NULL, *threshold = NULL;
+    int detected, now;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOO", &cls, &drift_cls, &state, &config, &cfg))
+        return NULL;
+    if (!PyType_Check(cls) || !PyType_Check(drift_cls) || !PyList_CheckExact(state) ||
+        PyList_GET_SIZE(state) != 13)
+        return type_error(), NULL;
+    f = ((PyListObject *)state)->ob_item;
+    sk = f[4], sm = f[5], lk = f[6], lm = f[7], d = f[10];
+    if (!PyList_CheckExact(sk) || !PyList_CheckExact(sm) || !PyList_CheckExact(lk) ||
+        !PyList_CheckExact(lm) || PyList_GET_SIZE(sk) != PyList_GET_SIZE(sm) ||
+        PyList_GET_SIZE(lk) != PyList_GET_SIZE(lm) || !PyList_CheckExact(d) ||
+        PyList_GET_SIZE(d) != 5)
+        return type_error(), NULL;
+    if ((detected = PyObject_IsTrue(PyList_GET_ITEM(d, 4))) < 0 ||
+        (now = PyObject_IsTrue(f[12])) < 0)
+        return NULL;
+    if ((short_ = zipped_dict(sk, sm)) == NULL || (long_ = zipped_dict(lk, lm)) == NULL ||
+        (min_instances = PyObject_GetAttr(cfg, A_drift_min_instances)) == NULL ||
+        (delta = PyObject_GetAttr(cfg, A_drift_delta)) == NULL ||
+        (threshold = PyObject_GetAttr(cfg, A_drift_threshold)) == NULL ||
+        (drift = new_instance(drift_cls)) == NULL)
+        goto done;
+    {
+        PyObject *dn[] = {A_min_instances, A_delta, A_threshold, A_alpha, A_count, A_mean,
+                          A_sum_increase, A_min_increase, A_drift_detected};
+        PyObject *dv[] = {min_instances, delta, threshold, ONE, PyList_GET_ITEM(d, 0),
+                          PyList_GET_ITEM(d, 1), PyList_GET_ITEM(d, 2), PyList_GET_ITEM(d, 3),
+                          detected ? Py_True : Py_False};
+        if (set_attrs(drift, dn, dv, 9) < 0 || (u = new_instance(cls)) == NULL)
+            goto done;
+    }
+    {
+        PyObject *un[] = {A_config, A_cfg, A_own, A_own_top, A_scales, A_t, A_r, A_nr, A_n,
+                          A_short_res, A_long_res, A_short, A_long, A_drift, A_since_drift,
+                          A_drift_now};
+        PyObject *uv[] = {config, cfg, Py_None, Py_None, Py_None, f[0], f[1], f[2], f[3],
+                          f[8], f[9], short_, long_, drift, f[11], now ? Py_True : Py_False};
+        if (set_attrs(u, un, uv, 16) < 0)
+            goto done;
+    }
+    result = u;
+    u = NULL;
+done:
+    Py_XDECREF(u);
+    Py_XDECREF(drift);
+    Py_XDECREF(short_);
+    Py_XDECREF(long_);
+    Py_XDECREF(min_instances);
+    Py_XDECREF(delta);
+    Py_XDECREF(threshold);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, "masses.top_k, in C."},
     {"top_smoothed", top_smoothed, METH_VARARGS, "masses.top_smoothed, in C."},
@@ -1378,6 +1482,7 @@ static PyMethodDef methods[] = {
     {"snapshot_tops", snapshot_tops, METH_VARARGS, "masses.snapshot_tops, in C."},
     {"add_mass", add_mass, METH_VARARGS, "masses.add_mass, in C."},
     {"mean_surprise", mean_surprise, METH_VARARGS, "masses.mean_surprise, in C."},
+    {"restore_interest", restore_interest, METH_VARARGS, "user.restore_interest, in C."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1437,6 +1542,10 @@ static struct {
     {&A_dense_index, "_dense_index"},
     {&A_two, "_two"},
     {&A_scores, "_scores"},
+    {&A_config, "config"},
+    {&A_drift_min_instances, "drift_min_instances"},
+    {&A_drift_delta, "drift_delta"},
+    {&A_drift_threshold, "drift_threshold"},
     {&K_ts, "ts"},
     {&K_weight, "weight"},
     {&K_event_type, "event_type"},
@@ -1447,7 +1556,8 @@ static struct {
 PyMODINIT_FUNC
 PyInit__masses(void)
 {
-    if ((OTHER = PyUnicode_InternFromString("_other")) == NULL)
+    if ((OTHER = PyUnicode_InternFromString("_other")) == NULL ||
+        (ONE = PyFloat_FromDouble(1.0)) == NULL)
         return NULL;
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if ((*NAMES[i].name = PyUnicode_InternFromString(NAMES[i].text)) == NULL)

@@ -436,16 +436,36 @@ class UserInterest(EventClock, base.Classifier):
         >>> UserInterest.from_compact_state(u.compact_state()).state() == u.state()
         True
         """
-        u = cls.__new__(cls)  # every field is set below: no __init__ to overwrite
-        u._attach(config)
-        (u._t, u._r, u._nr, u._n, sk, sm, lk, lm, u._short_res, u._long_res, d, sd, dn) = state
-        u._short, u._long = dict(zip(sk, sm, strict=True)), dict(zip(lk, lm, strict=True))
-        cfg = u._cfg
-        u._drift = SurpriseDrift.restored(
-            d, cfg.drift_min_instances, cfg.drift_delta, cfg.drift_threshold
-        )
-        u._since_drift, u._drift_now = sd, bool(dn)
-        return u
+        return restore_interest(cls, SurpriseDrift, state, config, config or InterestConfig())
+
+
+@accelerated
+def restore_interest(
+    cls: type[UserInterest],
+    drift_cls: type[SurpriseDrift],
+    state: Sequence,
+    config: InterestConfig | None,
+    cfg: InterestConfig,
+) -> UserInterest:
+    """``UserInterest.from_compact_state``'s definition (``cfg``: ``config`` or the default):
+    every cold cache read decodes a record, so the C definition (``models/_masses.c``) sets
+    the same attributes in the same order from an exact list of the layout
+    ``compact_state`` writes (else TypeError, and this definition runs).
+
+    >>> u = UserInterest()
+    >>> u.learn_one({"categories": ["a"], "event_type": "view", "ts": 1.0})
+    >>> v = restore_interest(UserInterest, SurpriseDrift, u.compact_state(), None, u._cfg)
+    >>> v.state() == u.state(), v.drift_detected, v.n_events
+    (True, False, 1)
+    """
+    u = cls.__new__(cls)  # every field is set below: no __init__ to overwrite
+    u.config, u._cfg = config, cfg
+    u._own = u._own_top = u._scales = None  # UserInterest._attach's caches
+    (u._t, u._r, u._nr, u._n, sk, sm, lk, lm, u._short_res, u._long_res, d, sd, dn) = state
+    u._short, u._long = dict(zip(sk, sm, strict=True)), dict(zip(lk, lm, strict=True))
+    u._drift = drift_cls.restored(d, cfg.drift_min_instances, cfg.drift_delta, cfg.drift_threshold)
+    u._since_drift, u._drift_now = sd, bool(dn)
+    return u
 
 
 @accelerated

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from models.online import masses, user
 from models.online.config import InterestConfig
+from models.online.drift import SurpriseDrift
 from models.online.population import PopulationInterest, learn_population
-from models.online.user import UserInterest, learn_event
+from models.online.user import UserInterest, learn_event, restore_interest
 from models.schema import OTHER
 from stream.dev.events import interleaved_events
 from tests.unit.bitwise import same
@@ -50,6 +51,7 @@ def test_the_install_builds_the_c_arithmetic():
     for name in ACCELERATED:
         assert getattr(masses, name).fast is not None, name
     assert learn_event.fast is not None
+    assert restore_interest.fast is not None
 
 
 # Few names and few values: ties (broken by name) are common, as in a user's masses after
@@ -431,3 +433,52 @@ def test_a_replay_gives_the_same_estimates_with_the_python_definitions(monkeypat
     for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
         assert same(a, b), i
     assert any(len(s[0]) > 20 for s in fast)  # some users past max_categories: residuals
+
+
+def restored_both(state: list, cfg: InterestConfig) -> tuple[UserInterest, UserInterest]:
+    return tuple(
+        fn(UserInterest, SurpriseDrift, state, cfg, cfg)
+        for fn in (restore_interest.fast, restore_interest.python)
+    )
+
+
+def attributes(u: UserInterest) -> dict:
+    """``inside``, with the attributes in the order they were set and the config objects."""
+    return {**vars(u), "_drift": vars(u._drift)}
+
+
+@built
+@settings(max_examples=200, deadline=None)
+@given(event_steps, st.sampled_from(range(len(CONFIGS))))
+def test_restore_interest(steps, config):
+    """The C definition builds the estimator the Python one builds from a compact state,
+    attribute for attribute and in the same order, bit for bit; it learns on alike."""
+    cfg = CONFIGS[config]
+    u = UserInterest(cfg)
+    for x, _ in events_of(steps, cfg):
+        u.learn_one(x)
+    fast, python = restored_both(u.compact_state(), cfg)
+    assert same(attributes(fast), attributes(python))
+    assert fast.config is python.config is cfg
+    for i, (x, _) in enumerate(events_of(steps[:3], cfg)):
+        assert same(learn_event(fast, x), learn_event(python, x)), i
+        assert same(inside(fast), inside(python)), i
+
+
+@built
+def test_restore_interest_refuses_what_it_does_not_read():
+    u = UserInterest()
+    u.learn_one({"categories": ["a", "b"], "event_type": "cart", "ts": 5.0})
+    state = u.compact_state()
+    refused = [
+        tuple(state),  # not a list
+        state[:12],
+        state[:4] + [state[4][:1]] + state[5:],  # fewer names than masses
+        state[:10] + [tuple(state[10])] + state[11:],  # the drift state not a list
+    ]
+    for bad in refused:
+        with pytest.raises(TypeError):
+            restore_interest.fast(UserInterest, SurpriseDrift, bad, None, u._cfg)
+    assert same(UserInterest.from_compact_state(tuple(state)).state(), u.state())
+    with pytest.raises(ValueError):  # zip(strict=True), from the Python definition
+        UserInterest.from_compact_state(refused[2])

@@ -359,6 +359,7 @@ class Pipeline:
             self._window_written()
             await self.builder.drain()
             await self.output.drain()
+            await self.records.evict()  # batches go on between its slices
 
     def _end_window(self) -> None:
         """Close the window: the records it changed are to be written (``RecordCache``), the
@@ -384,7 +385,6 @@ class Pipeline:
             self._written[tp] = max(offset, self._written.get(tp, 0))
         self._covered = {}
         self.counters.flushes += 1
-        self.records.evict()
         self._expire_recent(time.monotonic() - self.settings.min_interval_s)
 
     def _expire_recent(self, cutoff: float) -> None:

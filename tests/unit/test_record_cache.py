@@ -1,7 +1,10 @@
 """The record cache: what stays live, what a window writes, and what a forget leaves."""
 
+import asyncio
+
 import pytest
 
+from stream import record_cache
 from stream.app import create_app
 from stream.codec import decode_record
 from stream.settings import Settings
@@ -66,10 +69,34 @@ def test_past_its_limit_the_least_recently_used_clean_records_leave(make_records
     records.write_some(10)
     records.get("u1")  # used again: u2 is now the least recently used
     records.changed("u3")  # changed in place since the write: kept until it is written
-    records.evict()
+    asyncio.run(records.evict())
     assert list(records.live) == ["u3", "u4", "u1"]
     # an evicted user comes back from the table's bytes, with its events
     assert records.get("u2").n_events == 1
+
+
+def test_eviction_serves_batches_between_its_slices(make_records, monkeypatch):
+    monkeypatch.setattr(record_cache, "WRITE_SLICE_S", 0.0)  # a pause after every chunk
+    monkeypatch.setattr(record_cache, "EVICT_CHUNK", 4)
+    records = make_records(limit=3)
+    for i in range(20):
+        applied(records, f"u{i}")
+    records.end_window()
+    records.write_some(100)
+    seen = []
+
+    async def a_batch_between_slices():
+        await asyncio.sleep(0)  # the eviction's first slice, then its pause
+        seen.append(len(records.live))
+        records.get("u10")  # used again: the most recent now
+        applied(records, "u12", ts=9.0)  # changed: stays until the next window writes it
+
+    async def both():
+        await asyncio.gather(records.evict(), a_batch_between_slices())
+
+    asyncio.run(both())
+    assert seen == [16]
+    assert list(records.live) == ["u19", "u10", "u12"] and records.dirty == {"u12"}
 
 
 def test_a_forget_writes_a_tombstone_unless_events_follow_it_in_the_window(make_records):

@@ -15,8 +15,9 @@ Everything runs in one process tree on this machine, in one run, so the ratios a
    (bounded caches and client buffers, full by then, do not count in it);
 4. the worker is restarted and the time to recover its table is measured;
 5. a fresh worker gets events of 2,000 users (one row: 100,000) at half the maximum rate
-   measured on that workload, stamped with the wall clock; a subscriber (aiokafka; one row reads with kafka-python) measures event-to-snapshot
-   latency (the goals' rows ``LATENCY_RUNS`` times, the median run reported);
+   measured on that workload, stamped with the wall clock; a subscriber (aiokafka; one row
+   reads with kafka-python) measures event-to-snapshot latency (the goals' rows
+   ``LATENCY_RUNS`` times, the median run reported);
 6. the Transformer scorer table (``models.bench.scorer``), when present.
 
 Prints a Markdown table and writes JSON (``--out``).

@@ -16,9 +16,9 @@ printed also goes to ``bench-results/compare-<time>/compare.md``.
 one tree (``--tree a=. --tree b=. --env b:INTEREST_SNAPSHOT_PROCESSES=0``).
 
 ``--latency RATE`` measures the bench's latency row instead (``stream.dev.latency``: events
-stamped with the wall clock at RATE a second for ``--seconds``, 2,000 users, min-interval 0
-unless ``--env`` says otherwise, and the worker's CPU while they were sent), a fresh worker
-of each tree in turn; name a tree twice
+stamped with the wall clock at RATE a second for ``--seconds``, 2,000 users unless
+``--latency-users`` says otherwise, min-interval 0 unless ``--env`` does, and the worker's CPU
+while they were sent), a fresh worker of each tree in turn; name a tree twice
 (``--tree base=../b --tree new=. --tree base2=../b --tree new2=.``) to alternate them, as the
 machine's speed drifts within minutes.
 """
@@ -153,11 +153,17 @@ def run_tree(
 
 
 def latency_row(
-    bootstrap: str, env: dict, tree: Path, work: Path, rate: float, seconds: float
+    bootstrap: str,
+    env: dict,
+    tree: Path,
+    work: Path,
+    rate: float,
+    seconds: float,
+    users: int = LATENCY_USERS,
 ) -> dict:
     """``latency_phase`` with a worker of ``tree`` (its code: started from its directory)."""
     with contextlib.chdir(tree):
-        return latency_phase(bootstrap, env, work, rate, seconds, users=LATENCY_USERS)
+        return latency_phase(bootstrap, env, work, rate, seconds, users=users)
 
 
 def latency_line(name: str, r: dict) -> str:
@@ -199,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the latency row at RATE events/s instead of the throughput of --users × --per-user",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="the latency row's length")
+    parser.add_argument(
+        "--latency-users",
+        type=int,
+        default=LATENCY_USERS,
+        help="users the latency row's events are spread over (default: the bench's 2,000)",
+    )
     args = parser.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
     tree_env = tree_settings(args.env, {name for name, _ in trees})
@@ -215,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             fh.write(line + "\n")
 
     if args.latency:
-        out(f"latency at {args.latency:,.0f} events/s, {LATENCY_USERS:,} users, {args.seconds:g} s")
+        users = args.latency_users
+        out(f"latency at {args.latency:,.0f} events/s, {users:,} users, {args.seconds:g} s")
         out(
             "| tree | snapshots (per event) | per event p50 / p95 / p99 ms | to the build p99 ms "
             "| after it p99 ms | main thread, share of a core | main thread µs / event "
@@ -229,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                 **{"INTEREST_MIN_INTERVAL_S": "0", **tree_env.get(name, {})},
             )
             (work / name).mkdir(parents=True, exist_ok=True)
-            r = latency_row(bootstrap, run_env, tree, work / name, args.latency, args.seconds)
+            r = latency_row(
+                bootstrap, run_env, tree, work / name, args.latency, args.seconds, users
+            )
             out(latency_line(name, r))
         if not args.keep_topics:
             delete_run_topics(bootstrap, f"cmp-{stamp}")

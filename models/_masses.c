@@ -1378,13 +1378,17 @@ set_attrs(PyObject *obj, PyObject *const *names, PyObject *const *values, Py_ssi
     return 0;
 }
 
-/* dict(zip(keys, values, strict=True)) of two exact lists of the same length. */
+/* dict(zip(keys, values, strict=True)) of two exact lists of the same length, the keys exact
+ * str (hashing them runs no Python code that could change the lists). */
 static PyObject *
 zipped_dict(PyObject *keys, PyObject *values)
 {
     Py_ssize_t n = PyList_GET_SIZE(keys);
-    PyObject *d = PyDict_New();
-    if (d == NULL)
+    PyObject *d;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(keys, i)))
+            return type_error(), NULL;
+    if ((d = PyDict_New()) == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++)
         if (PyDict_SetItem(d, PyList_GET_ITEM(keys, i), PyList_GET_ITEM(values, i)) < 0) {
@@ -1392,6 +1396,15 @@ zipped_dict(PyObject *keys, PyObject *values)
             return NULL;
         }
     return d;
+}
+
+/* A flag the C code reads without running Python code: a bool, float or int. */
+static int
+plain_truth(PyObject *x)
+{
+    if (!PyBool_Check(x) && !PyFloat_CheckExact(x) && !PyLong_CheckExact(x))
+        return type_error() - 1;
+    return PyObject_IsTrue(x);
 }
 
 static PyObject *ONE; /* SurpriseDrift's default alpha, shared as Python's constant is */
@@ -1412,9 +1425,9 @@ new_instance(PyObject *cls)
 static PyObject *
 restore_interest(PyObject *self, PyObject *args)
 {
-    PyObject *cls, *drift_cls, *state, *config, *cfg, *sk, *sm, *lk, *lm, *d, **f;
+    PyObject *cls, *drift_cls, *state, *config, *cfg, *sk, *sm, *lk, *lm, **f, **d;
     PyObject *u = NULL, *drift = NULL, *short_ = NULL, *long_ = NULL, *result = NULL;
-    PyObject *min_instances = NULL, *delta = NULL, *threshold = NULL;
+    PyObject *min_instances = NULL, *delta = NULL, *threshold = NULL, *own = NULL, *dt = NULL;
     int detected, now;
     (void)self;
     if (!PyArg_ParseTuple(args, "OOOOO", &cls, &drift_cls, &state, &config, &cfg))
@@ -1422,16 +1435,24 @@ restore_interest(PyObject *self, PyObject *args)
     if (!PyType_Check(cls) || !PyType_Check(drift_cls) || !PyList_CheckExact(state) ||
         PyList_GET_SIZE(state) != 13)
         return type_error(), NULL;
-    f = ((PyListObject *)state)->ob_item;
-    sk = f[4], sm = f[5], lk = f[6], lm = f[7], d = f[10];
+    /* Tuples of their own: setting attributes may run Python code (a descriptor), which
+     * must not free what is still to be read. */
+    if ((own = PyList_AsTuple(state)) == NULL)
+        return NULL;
+    f = &PyTuple_GET_ITEM(own, 0);
+    sk = f[4], sm = f[5], lk = f[6], lm = f[7];
     if (!PyList_CheckExact(sk) || !PyList_CheckExact(sm) || !PyList_CheckExact(lk) ||
         !PyList_CheckExact(lm) || PyList_GET_SIZE(sk) != PyList_GET_SIZE(sm) ||
-        PyList_GET_SIZE(lk) != PyList_GET_SIZE(lm) || !PyList_CheckExact(d) ||
-        PyList_GET_SIZE(d) != 5)
-        return type_error(), NULL;
-    if ((detected = PyObject_IsTrue(PyList_GET_ITEM(d, 4))) < 0 ||
-        (now = PyObject_IsTrue(f[12])) < 0)
-        return NULL;
+        PyList_GET_SIZE(lk) != PyList_GET_SIZE(lm) || !PyList_CheckExact(f[10]) ||
+        PyList_GET_SIZE(f[10]) != 5) {
+        type_error();
+        goto done;
+    }
+    if ((dt = PyList_AsTuple(f[10])) == NULL)
+        goto done;
+    d = &PyTuple_GET_ITEM(dt, 0);
+    if ((detected = plain_truth(d[4])) < 0 || (now = plain_truth(f[12])) < 0)
+        goto done;
     if ((short_ = zipped_dict(sk, sm)) == NULL || (long_ = zipped_dict(lk, lm)) == NULL ||
         (min_instances = PyObject_GetAttr(cfg, A_drift_min_instances)) == NULL ||
         (delta = PyObject_GetAttr(cfg, A_drift_delta)) == NULL ||
@@ -1441,8 +1462,7 @@ restore_interest(PyObject *self, PyObject *args)
     {
         PyObject *dn[] = {A_min_instances, A_delta, A_threshold, A_alpha, A_count, A_mean,
                           A_sum_increase, A_min_increase, A_drift_detected};
-        PyObject *dv[] = {min_instances, delta, threshold, ONE, PyList_GET_ITEM(d, 0),
-                          PyList_GET_ITEM(d, 1), PyList_GET_ITEM(d, 2), PyList_GET_ITEM(d, 3),
+        PyObject *dv[] = {min_instances, delta, threshold, ONE, d[0], d[1], d[2], d[3],
                           detected ? Py_True : Py_False};
         if (set_attrs(drift, dn, dv, 9) < 0 || (u = new_instance(cls)) == NULL)
             goto done;
@@ -1466,6 +1486,8 @@ done:
     Py_XDECREF(min_instances);
     Py_XDECREF(delta);
     Py_XDECREF(threshold);
+    Py_XDECREF(dt);
+    Py_XDECREF(own);
     return result;
 }
 

@@ -475,6 +475,8 @@ def test_restore_interest_refuses_what_it_does_not_read():
         state[:12],
         state[:4] + [state[4][:1]] + state[5:],  # fewer names than masses
         state[:10] + [tuple(state[10])] + state[11:],  # the drift state not a list
+        state[:4] + [[1, "b"]] + state[5:],  # a name that is not a str
+        state[:12] + [None],  # a flag neither bool nor number
     ]
     for bad in refused:
         with pytest.raises(TypeError):

@@ -5,7 +5,7 @@ other on the same events, and see where the CPU went. For each tree, a worker (s
 that tree as its working directory, so ``python -m stream.cli`` imports that tree's code)
 consumes the whole topic with the default emission policy; the table gives its rate and the
 CPU seconds per event of its busiest thread and of the local broker. ``--profile DIR`` also
-records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker for 20 s. Everything
+records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker's run. Everything
 printed also goes to ``bench-results/compare-<time>/compare.md``.
 
     git worktree add ../baseline HEAD~1
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,23 +48,30 @@ from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
-PROFILE_AFTER_S = 10.0
-PROFILE_FOR_S = 20
+PROFILE_MAX_S = 120  # a profile covers the whole run, up to this long
 LATENCY_USERS = 2_000  # as the bench's latency rows
 
 
-def profile(pid: int, out: Path) -> threading.Thread:
-    """py-spy on ``pid`` for ``PROFILE_FOR_S`` seconds, after ``PROFILE_AFTER_S``."""
+def profile(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy on ``pid`` from now until ``stop_profile`` (at most ``PROFILE_MAX_S``): a fixed
+    window after a delay missed most of a run that a fast hour finished in 12 s."""
     spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(spy), "record", "-r", "50", "-f", "raw", "-n", "-d", str(PROFILE_MAX_S)]
+    return subprocess.Popen(
+        [*cmd, "-p", str(pid), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
-    def run() -> None:
-        time.sleep(PROFILE_AFTER_S)
-        cmd = [str(spy), "record", "-r", "50", "-f", "raw", "-n", "-d", str(PROFILE_FOR_S)]
-        subprocess.run([*cmd, "-p", str(pid), "-o", str(out)], capture_output=True)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+def stop_profile(spy: subprocess.Popen) -> None:
+    """Stop py-spy as Ctrl-C does: it writes what it sampled."""
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
 
 
 IDLE_FRAMES = ("epoll_wait", "select_epoll_poll", "pthread_cond_timedwait")
@@ -133,10 +140,10 @@ def run_tree(
         children1 = children_cpu_seconds(worker.pid)
         broker1 = thread_cpu_seconds(broker) if broker else {}
     finally:
+        if spy is not None:
+            stop_profile(spy)  # before the worker stops: its shutdown is not the run
         worker.stop()
         admin.close()
-    if spy is not None:
-        spy.join(PROFILE_AFTER_S + PROFILE_FOR_S + 30)
     busiest = max(cpu1[t] - cpu0.get(t, 0.0) for t in cpu1)
     return {
         "rate": total / seconds,

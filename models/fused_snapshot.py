@@ -14,8 +14,10 @@ from typing import Any
 
 from models.fusion import FusionParams
 from models.online import UserInterest
+from models.online.masses import rank_smoothed, rank_top
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
+from models.schema import OTHER
 from models.tracker import TrackerConfig, UserRecord, explain, published_estimate, snapshot_of
 
 # (distribution, scored at, version, top items: [(item_id, p), ...])
@@ -42,12 +44,17 @@ def fused_snapshot_of(
     (``"online"``, ``"collaborative"``).
     """
     dist, scored_at, version, top_items = scored
-    base = published_estimate(user, prior, cfg)
-    if collaborative is not None:
-        base = collaborative.apply(base, user.own_distribution(), user.n_events)
     params = fusion["online" if collaborative is None else "collaborative"]
     age = max(0.0, time.time() - scored_at)
-    fused, weights = params.combine(base, dist, user.n_events, age)
+    w = params.sequence_weight(user.n_events, age) if dist else 0.0
+    if dist and prior is not None and collaborative is None and w < 1.0:
+        fused = fused_top(user, prior, dist, w, cfg.top_k)
+        weights = {"online": 1.0 - w, "sequence": w}
+    else:
+        base = published_estimate(user, prior, cfg)
+        if collaborative is not None:
+            base = collaborative.apply(base, user.own_distribution(), user.n_events)
+        fused, weights = params.combine(base, dist, user.n_events, age)
     sources = {
         "online": {"weight": weights["online"], "collaborative": collaborative is not None},
         "sequence": {"weight": weights["sequence"], "version": version, "age_s": age},
@@ -67,6 +74,45 @@ def fused_snapshot_of(
     if top_items:  # INTEREST_TOP_ITEMS: the item head's most probable next items
         snapshot["top_items"] = [{"item_id": i, "p": p} for i, p in top_items]
     return snapshot
+
+
+def fused_top(
+    user: UserInterest, prior: PopulationPrior, sequence: Mapping[str, float], w: float, k: int
+) -> dict[str, float]:
+    """``top_k(FusionParams.combine(published_estimate(user, prior), sequence), k)`` at
+    sequence weight ``w``, bit for bit, from the only categories that can rank: the published
+    estimate's top ``k`` and the sequence estimate's categories. Any other category gets
+    ``(1 - w)`` times its published probability, and each of those ``k`` has at least as
+    much (ties by name, as ``top_k``), as long as ``w < 1`` (at 1 every online term is 0) and
+    the product's rounding keeps two different probabilities apart. Building the whole
+    estimate over the prior's ranked categories took most of a fused snapshot's time
+    (docs/RESULTS.md).
+
+    >>> from models.online import PopulationInterest
+    >>> from models.fusion import FusionParams
+    >>> from models.online.masses import top_k
+    >>> pop, user = PopulationInterest(), UserInterest()
+    >>> for i, c in enumerate("aabcdde"):
+    ...     pop.learn_one({"categories": [c], "event_type": "view", "ts": float(i)})
+    >>> user.learn_one({"categories": ["c"], "event_type": "view", "ts": 7.0})
+    >>> prior = PopulationPrior.from_population(pop)
+    >>> sequence = {"e": 0.5, "b": 0.3, "_other": 0.2}
+    >>> cfg = TrackerConfig(top_k=3)
+    >>> full = FusionParams().combine(published_estimate(user, prior, cfg), sequence, 1)[0]
+    >>> fused_top(user, prior, sequence, 0.5, 3) == top_k(full, 3)
+    True
+    """
+    probs, ranked = prior.probs, prior.ranked_set
+    tracked, coef = user.smoothing(probs)
+    online = 1.0 - w
+    # combine's arithmetic, term for term: (1 - w) * online, then + w * sequence
+    fused = {c: online * p for c, p in rank_smoothed(tracked, coef, probs, prior.ranked, k).items()}
+    for c, q in sequence.items():
+        p = tracked.get(c)
+        if p is None and c in ranked:
+            p = coef * probs.get(c, 0.0)
+        fused[c] = (0.0 if p is None else online * p) + w * q
+    return rank_top([(-v, c) for c, v in fused.items() if c != OTHER], k)
 
 
 def fused_snapshot(

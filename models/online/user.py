@@ -296,7 +296,7 @@ class UserInterest(EventClock, base.Classifier):
         >>> all(abs(part[c] - full[c]) < 1e-12 for c in "ab"), round(part["_other"] - full["c"], 12)
         (True, 0.0)
         """
-        out, coef = self._smoothed_tracked(prior)
+        out, coef = self.smoothing(prior)
         for c in candidates:
             if c not in out:
                 out[c] = coef * prior.get(c, 0.0)
@@ -318,12 +318,21 @@ class UserInterest(EventClock, base.Classifier):
         >>> u.predict_top(prior, ["a", "b", "c"], 2) == top_k(u.predict_proba_one({}, prior), 2)
         True
         """
-        out, coef = self._smoothed_tracked(prior)
+        out, coef = self.smoothing(prior)
         return rank_smoothed(out, coef, prior, ranked, k)
 
-    def _smoothed_tracked(self, prior: Mapping[str, float]) -> tuple[dict[str, float], float]:
+    def smoothing(self, prior: Mapping[str, float]) -> tuple[dict[str, float], float]:
         """The smoothed probabilities of the tracked categories, and the multiple of its prior
-        that every untracked category gets."""
+        that every untracked category gets (``predict_proba_one({}, prior)`` in two parts).
+
+        >>> u = UserInterest()
+        >>> u.learn_one({"categories": ["b"], "event_type": "view", "ts": 0.0})
+        >>> prior = {"a": 0.5, "b": 0.25, "c": 0.25}
+        >>> tracked, coef = u.smoothing(prior)
+        >>> full = u.predict_proba_one({}, prior=prior)
+        >>> tracked["b"] == full["b"], abs(coef * prior["c"] - full["c"]) < 1e-12
+        (True, True)
+        """
         if not self._n:
             return {}, 1.0
         return smoothed_tracked(self.horizon_parts(prior=True), prior)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from models.online import PopulationInterest
 from models.schema import OTHER
@@ -43,6 +44,11 @@ class PopulationPrior:
     ranked: tuple[str, ...]
     n_events: int = 0
     ts: float | None = None
+
+    @cached_property
+    def ranked_set(self) -> frozenset[str]:
+        """``ranked`` as a set, for membership tests."""
+        return frozenset(self.ranked)
 
     @classmethod
     def from_population(cls, pop: PopulationInterest, depth: int = 100) -> PopulationPrior:

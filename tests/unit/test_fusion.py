@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from models.fused_snapshot import fused_snapshot, fused_top
 from models.fusion import (
     OTHER,
     FusedPredictor,
@@ -15,6 +20,10 @@ from models.fusion import (
     fit_target_probs,
     history_bucket,
 )
+from models.online import PopulationInterest, UserInterest
+from models.online.masses import top_k
+from models.priors.population import PopulationPrior
+from models.tracker import TrackerConfig, UserRecord, apply_event, published_estimate
 
 pytestmark = pytest.mark.unit
 
@@ -181,3 +190,59 @@ def test_fused_predictor_takes_the_fit_for_its_base():
     assert evaluation_predictor(Seq({}), Base("online"), ["a", "b"]).note.startswith("fusion")
     with pytest.raises(ValueError, match="unknown fusion base"):
         checkpoint_key("content")
+
+
+CATEGORIES = [f"c{i}" for i in range(12)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    population=st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=40),
+    events=st.lists(st.sampled_from(CATEGORIES), max_size=8),
+    sequence=st.dictionaries(
+        st.sampled_from([*CATEGORIES, "unseen", OTHER]),
+        st.sampled_from([0.0, 0.05, 0.1, 0.25]),  # ties included
+        min_size=1,
+    ),
+    w=st.sampled_from([0.0, 0.3, 0.5, 0.999]),
+    depth=st.integers(1, 12),
+    k=st.integers(1, 6),
+)
+def test_fused_top_equals_the_whole_estimate_combined(population, events, sequence, w, depth, k):
+    """``fused_top`` is the top k of the whole published estimate fused with ``combine``'s
+    arithmetic, bit for bit: sequence categories tracked or not, in the prior's ranked ones or
+    not, unknown to the prior, probabilities tied, users without events."""
+    pop, user = PopulationInterest(), UserInterest()
+    for i, c in enumerate(population):
+        pop.learn_one({"categories": [c], "event_type": "view", "ts": float(i)})
+    for i, c in enumerate(events):
+        user.learn_one({"categories": [c], "event_type": "cart", "ts": float(i)})
+    prior = PopulationPrior.from_population(pop, depth)
+    online = user.predict_candidates(prior.probs, prior.ranked)  # published_estimate's
+    whole = {c: (1.0 - w) * p for c, p in online.items()}
+    for c, q in sequence.items():  # FusionParams.combine at weight w
+        whole[c] = whole.get(c, 0.0) + w * q
+    assert fused_top(user, prior, sequence, w, k) == top_k(whole, k)
+
+
+def test_fused_snapshot_with_a_prior_publishes_the_fused_top_k():
+    """The fused snapshot's distribution is the top k of the whole fused estimate."""
+    pop = PopulationInterest()
+    for i, c in enumerate("aabbbcdeeef"):
+        pop.learn_one({"categories": [c], "event_type": "view", "ts": float(i)})
+    record = UserRecord()
+    for i, c in enumerate("ffa"):
+        apply_event(
+            record,
+            {"item_id": f"i{i}", "categories": [c], "event_type": "view", "ts": float(i)},
+            TrackerConfig(top_k=3),
+        )
+    prior = PopulationPrior.from_population(pop)
+    params = FusionParams()
+    scored = ({"e": 0.6, "a": 0.2, OTHER: 0.2}, time.time(), "v1", [])
+    snap = fused_snapshot("u", record, TrackerConfig(top_k=3), scored, {"online": params}, prior)
+    w = snap["sources"]["sequence"]["weight"]
+    online = published_estimate(record.interest, prior, TrackerConfig(top_k=3))
+    expected = top_k(params.combine(online, scored[0], record.n_events)[0], 3)
+    assert set(snap["distribution"]) == set(expected) and 0.0 < w < 1.0
+    assert all(abs(snap["distribution"][c] - p) < 1e-12 for c, p in expected.items())

@@ -74,6 +74,8 @@ def stop_profile(spy: subprocess.Popen) -> None:
         spy.kill()
 
 
+# /metrics counters read over a run: snapshots emitted, users the sequence model scored.
+COUNTED = ("interest_snapshots_total", "interest_scorer_users_total")
 IDLE_FRAMES = ("epoll_wait", "select_epoll_poll", "pthread_cond_timedwait")
 
 
@@ -128,6 +130,7 @@ def run_tree(
     cpu0 = thread_cpu_seconds(worker.pid)
     children0 = children_cpu_seconds(worker.pid)
     broker0 = thread_cpu_seconds(broker) if broker else {}
+    counted0 = {name: worker.metric(name) for name in COUNTED}
     started = time.monotonic()
     spy = profile(worker.pid, profile_to) if profile_to else None
     try:
@@ -139,6 +142,7 @@ def run_tree(
         cpu1 = thread_cpu_seconds(worker.pid)
         children1 = children_cpu_seconds(worker.pid)
         broker1 = thread_cpu_seconds(broker) if broker else {}
+        counted = {name: worker.metric(name) - counted0[name] for name in COUNTED}
     finally:
         if spy is not None:
             stop_profile(spy)  # before the worker stops: its shutdown is not the run
@@ -156,6 +160,8 @@ def run_tree(
         / total
         * 1e6,
         "broker_share": (sum(broker1.values()) - sum(broker0.values())) / seconds,
+        "snapshots_per_event": counted["interest_snapshots_total"] / total,
+        "scored_per_s": counted["interest_scorer_users_total"] / seconds,
     }
 
 
@@ -267,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     out(f"{args.users:,} users × {args.per_user}: {total:,} events")
     out(
         "| tree | events/s | busiest thread µs/event (share of a core) | process µs/event "
-        "| its child processes µs/event | broker share of a core |\n|---|---:|---:|---:|---:|---:|"
+        "| its child processes µs/event | broker share of a core | snapshots per event "
+        "| users scored per s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, tree in trees:
         run_env = worker_env(
@@ -285,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         out(
             f"| {name} | {r['rate']:,.0f} | {r['busiest_thread_us_per_event']:.0f} "
             f"({r['busiest_thread_share']:.0%}) | {r['process_us_per_event']:.0f} "
-            f"| {r['children_us_per_event']:.0f} | {r['broker_share']:.0%} |"
+            f"| {r['children_us_per_event']:.0f} | {r['broker_share']:.0%} "
+            f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} |"
         )
         if prof and prof.exists():
             out(f"\nmain thread of {name}, inclusive share of its busy samples:")

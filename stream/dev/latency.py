@@ -20,6 +20,7 @@ broker, and a pure-Python client (kafka-python, which ``stream.clients`` uses) p
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing
 import random
@@ -51,7 +52,14 @@ def subscribe_latencies(
     bootstrap: str, topic: str, out: Path, ready: Any, stop: Any, client: str = "aiokafka"
 ) -> None:
     """Until ``stop``: each snapshot's delay from its latest event (``ts``) to its arrival,
-    read with ``client`` (one of ``SUBSCRIBERS``)."""
+    read with ``client`` (one of ``SUBSCRIBERS``).
+
+    Python's cyclic garbage collector is off in this process: its full collections over the
+    growing list of observations paused the subscriber for 120-210 ms several times a run,
+    and the snapshots that arrived meanwhile were stamped late, counted as the worker's
+    latency (docs/RESULTS.md). Nothing kept here forms a cycle; reference counting frees
+    the rest."""
+    gc.disable()
     if client == "kafka-python":
         latencies = _kafka_python_latencies(bootstrap, topic, ready, stop)
     else:
@@ -59,20 +67,20 @@ def subscribe_latencies(
     out.write_text(json.dumps(latencies))
 
 
-def _observe(records: Any, arrived: float, latencies: list[list]) -> None:
-    """Per user snapshot: ``[user, n_events, arrival, emitted_at, ts]`` (``snapshot_delays``
+def _observe(records: Any, arrived: float, latencies: list[tuple]) -> None:
+    """Per user snapshot: ``(user, n_events, arrival, emitted_at, ts)`` (``snapshot_delays``
     and ``event_delays`` make the figures of them)."""
     for msg in records:
         if not msg.key.startswith(b"__"):  # not the population's snapshots
             snapshot = decode_snapshot(msg.value)
             latencies.append(
-                [
+                (
                     msg.key.decode(),
                     snapshot["n_events"],
                     arrived,
                     snapshot.get("emitted_at", arrived),
                     snapshot["ts"],
-                ]
+                )
             )
 
 
@@ -104,9 +112,7 @@ def event_delays(seen: list[list], sent: dict[str, list[float]]) -> list[float]:
     return out
 
 
-async def _aiokafka_latencies(
-    bootstrap: str, topic: str, ready: Any, stop: Any
-) -> list[list[float]]:
+async def _aiokafka_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[tuple]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -115,7 +121,7 @@ async def _aiokafka_latencies(
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     await consumer.start()
-    latencies: list[list[float]] = []
+    latencies: list[tuple] = []
     try:
         await consumer.getmany(timeout_ms=1000)  # positioned at the end
         ready.set()
@@ -129,7 +135,7 @@ async def _aiokafka_latencies(
     return latencies
 
 
-def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[list[float]]:
+def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -> list[tuple]:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -137,7 +143,7 @@ def _kafka_python_latencies(bootstrap: str, topic: str, ready: Any, stop: Any) -
         group_id=None,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
-    latencies: list[list[float]] = []
+    latencies: list[tuple] = []
     consumer.poll(timeout_ms=1000)  # joined: positioned at the end
     ready.set()
     while not stop.is_set():

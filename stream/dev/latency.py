@@ -55,7 +55,7 @@ def subscribe_latencies(
     read with ``client`` (one of ``SUBSCRIBERS``).
 
     Python's cyclic garbage collector is off in this process: its full collections over the
-    growing list of observations paused the subscriber for 120-210 ms several times a run,
+    growing list of observations paused the subscriber for 117-207 ms several times a run,
     and the snapshots that arrived meanwhile were stamped late, counted as the worker's
     latency (docs/RESULTS.md). Nothing kept here forms a cycle; reference counting frees
     the rest."""

@@ -201,6 +201,7 @@ class Pipeline:
             await self.handle_records(by_tp)
             await self.before_commit()  # Faust acks these events itself: write state first
             self.pending_acks()
+            await self.after_commit()
 
     async def handle_records(self, batches: Mapping[TP, Sequence[Any]]) -> None:
         """Apply records (aiokafka records or Faust messages, offset order per partition),
@@ -359,7 +360,13 @@ class Pipeline:
             self._window_written()
             await self.builder.drain()
             await self.output.drain()
-            await self.records.evict()  # batches go on between its slices
+
+    async def after_commit(self) -> None:
+        """The window's offsets are committed: past the cache's limit, the least recently used
+        records leave (batches go on between its slices). Not before the commit: with 100,000
+        users a window's eviction took 0.5-1.9 s, and the offsets waited for it."""
+        async with self._flush_lock:  # no window closes meanwhile (on_revoked's)
+            await self.records.evict()
 
     def _end_window(self) -> None:
         """Close the window: the records it changed are to be written (``RecordCache``), the
@@ -397,6 +404,9 @@ class Pipeline:
             expired.append(uid)
         for uid in expired:
             del recent[uid]
+
+    def window_open(self) -> bool:
+        return bool(self._processed)
 
     def pending_acks(self) -> dict[TP, int]:
         acks, self._written = self._written, {}

@@ -51,6 +51,11 @@ WAIT_RECORDS_S = 0.1
 # 17,000 events/s the youngest record of a batch was 39 ms old at the median, 12 after).
 FRESH_AFTER_S = 0.02
 FRESH_WAIT_S = 0.01
+# A worker that finds nothing to read has caught up: it closes the commit window then instead
+# of at the next tick, so its state and offsets are in the broker while the input is quiet (a
+# restart or a new owner replays nothing, the group's lag reads 0). Such commits start at most
+# once per this share of the commit interval: a trickle of events does not commit each one.
+CAUGHT_UP_COMMIT_GAP = 0.25
 
 
 class BatchSink(Protocol):
@@ -89,6 +94,13 @@ class BatchSink(Protocol):
 
     async def before_commit(self) -> None:
         """Write the state that the processed records changed (the changelog)."""
+
+    async def after_commit(self) -> None:
+        """The offsets of the last ``pending_acks`` are committed (housekeeping that the
+        commit need not wait for)."""
+
+    def window_open(self) -> bool:
+        """Whether records were applied since the last ``before_commit`` began."""
 
     async def on_revoked(self, revoked: set[TP]) -> None:
         """Partitions leave this worker: write their state, then forget it."""
@@ -180,6 +192,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._bulk_acked: dict[TP, int] = {}
         self._bulk_tables: dict[str, tuple[Any, ValueDecoder | None]] = {}
         self.next_offsets = NextOffsets()  # of the batch topics' partitions (/metrics)
+        self._caught_up_commit: asyncio.Future | None = None
+        self._caught_up_at = float("-inf")  # when the last such commit started (loop time)
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -225,7 +239,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
             for tp, offset in sink.pending_acks().items():
                 if offset > self._bulk_acked.get(tp, -1):
                     self._bulk_acked[tp] = offset
-        return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+        committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
+        for sink in self._sinks():
+            await sink.after_commit()
+        return committed
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterable[TP]:
         tps = set(super()._filter_tps_with_pending_acks(topics))
@@ -293,7 +310,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 records, active = await self._wait_next_records(WAIT_RECORDS_S)
                 fetched_at = loop.time()
                 await asyncio.sleep(0)
-                if not records or self.should_stop:
+                if self.should_stop:
+                    continue
+                if not any(tp.topic in self._batch_topics for tp in records):
+                    self._commit_caught_up(fetched_at)
+                if not records:
                     continue
                 fetches = [(records, active)]
                 if since >= FRESH_AFTER_S and self._fresh_wanted(records):
@@ -326,6 +347,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
         except Exception as exc:
             log.exception("batch drain raised: %r", exc)
             raise
+
+    def _commit_caught_up(self, now: float) -> None:
+        """Nothing of the batch topics to read: start a commit (``CAUGHT_UP_COMMIT_GAP``) if a
+        sink applied records since its last window closed and no commit runs."""
+        running = self._caught_up_commit
+        if (
+            not self.flow_active
+            or self._commit_fut is not None
+            or (running is not None and not running.done())
+            or now - self._caught_up_at < self.commit_interval * CAUGHT_UP_COMMIT_GAP
+            or not any(sink.window_open() for sink in self._sinks())
+        ):
+            return
+        self._caught_up_at = now
+        self._caught_up_commit = self.add_future(self._commit_logged())
+
+    async def _commit_logged(self) -> None:
+        try:
+            await self.commit()
+        except Exception as exc:  # the next tick commits the same window again
+            log.warning("commit after catching up failed: %r", exc)
 
     def _fresh_wanted(self, records: Mapping[TP, list]) -> bool:
         """Whether to fetch again before applying ``records``: the flow is on, they hold

@@ -1,9 +1,11 @@
-"""The batch consumer's two calls into the consumer's thread, on a real broker: the group's
-committed offsets, and unreading fetched records (a fetch position moved back, never on)."""
+"""The batch consumer on a real broker: its two calls into the consumer's thread (the group's
+committed offsets, and unreading fetched records: a fetch position moved back, never on), and
+the commit it starts once it has caught up with its input."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -12,6 +14,8 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream.batch_consumer import committed_offsets, unread_positions
+from stream.dev.bench_topics import committed_total, records_written
+from stream.dev.events import user_events
 
 pytestmark = pytest.mark.kafka
 
@@ -66,3 +70,27 @@ def test_unread_records_are_fetched_again_and_committed_offsets_are_read(
             await consumer.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_worker_that_has_caught_up_commits_before_the_commit_interval(
+    make_settings, make_worker, make_producer
+):
+    """With a 60 s commit interval, the worker's offsets reach the end of its input within
+    seconds of the last event (it commits once a fetch finds nothing to read), and the
+    changelog already holds every user's record the offsets cover."""
+    env, settings = make_settings(INTEREST_COMMIT_INTERVAL_S="60")
+    users = [f"caught-up-{i}" for i in range(20)]
+    events = [e for u in users for e in user_events(u, ["shoes", "hats"] * 5, time.time() - 60)]
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    try:
+        with make_worker(env):
+            with make_producer(settings) as producer:
+                producer.send_many(events)
+            deadline = time.monotonic() + 30  # half the interval: the first tick is at 60 s
+            while committed_total(admin, settings.app_id, settings.events_topic) < len(events):
+                assert time.monotonic() < deadline, "the offsets waited for the commit interval"
+                time.sleep(0.2)
+            changelog = f"{settings.app_id}-interest-users-changelog"
+            assert records_written(settings.bootstrap, changelog) >= len(users)
+    finally:
+        admin.close()

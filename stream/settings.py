@@ -305,7 +305,7 @@ class Settings:
         "INTEREST_COMMIT_INTERVAL_S",
         1.0,
         "the commit window: changed user records are written to the table and its changelog, "
-        "then the offsets they cover are committed",
+        "then the offsets they cover are committed (sooner once the worker has caught up)",
         parse=positive_number,
     )
     cache_users: int = env_int(

@@ -296,11 +296,11 @@ class Pipeline:
         return self.records.get(uid)
 
     def user_state(self, uid: str) -> UserRecord | bytes | None:
-        """The user's live record, else its stored bytes (``encode_record``), else None."""
+        """The user's live record, else its stored bytes (``stored_record``), else None."""
         return self.records.state(uid)
 
     def user_bytes(self, uid: str) -> bytes | None:
-        """The user's record encoded (``encode_record``), live or stored, else None."""
+        """The user's record as bytes (``RecordCache.state_bytes``), else None."""
         return self.records.state_bytes(uid)
 
     def user_record(self, uid: str) -> UserRecord | None:

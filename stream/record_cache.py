@@ -34,7 +34,7 @@ from typing import Any
 from faust.streams import _current_event
 
 from models.tracker import TrackerConfig, UserRecord
-from stream.codec import decode_record, encode_record
+from stream.codec import decode_record, encode_record, stored_record
 from stream.counters import Counters
 from stream.output import Output
 from stream.table_partition import in_partition, plain_entries
@@ -64,7 +64,7 @@ async def in_slices(step: Callable[[], bool]) -> None:
 
 class RecordCache:
     """Live records of recently touched users (``live``, least recently used first) in front
-    of the ``users`` table, which holds every user's record as bytes (``encode_record``)."""
+    of the ``users`` table, which holds every user's record as bytes (``stored_record``)."""
 
     def __init__(
         self,
@@ -102,16 +102,16 @@ class RecordCache:
         return record
 
     def state(self, uid: str) -> UserRecord | bytes | None:
-        """The user's live record, else its stored bytes (``encode_record``), else None."""
+        """The user's live record, else its stored bytes (``stored_record``), else None."""
         record = self.live.get(uid)
         if record is not None or uid in self.deleted:
             return record
         return self.users.data.get(uid) or None
 
     def state_bytes(self, uid: str) -> bytes | None:
-        """The user's record as the table stores it (``encode_record``): a live record
-        encoded (the bytes kept for the window's write while it does not change), else the
-        table's bytes, else None."""
+        """The user's record as bytes that ``record_state`` reads: a live record encoded
+        (``encode_record``; kept for the window's write while it does not change), else the
+        table's bytes (``stored_record``), else None."""
         record = self.live.get(uid)
         if record is None:
             return self.state(uid)  # the table's bytes, or None
@@ -201,6 +201,7 @@ class RecordCache:
         """Records of one partition into the table's store, then onto its changelog."""
         in_partition(self.events_topic, partition)
         store = plain_entries(self.users.data)
+        written = [(uid, stored_record(blob)) for uid, blob in written]
         for uid, blob in written:
             store[uid] = blob
         changelog = [(uid.encode(), blob) for uid, blob in written]

@@ -30,7 +30,7 @@ from models.priors.population import PopulationPrior
 from models.records import HistoryField
 from models.sequence.scorer import SequenceScorer
 from models.tracker import UserRecord, stored_history
-from stream.codec import unpack
+from stream.codec import record_state
 from stream.processes import exit_with_parent, lower_priority
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _as_events(histories: list[list[tuple] | bytes]) -> list[list[dict]]:
     return [
         [
             {"item_id": i, "categories": list(c), "event_type": t, "ts": ts}
-            for i, c, t, ts in (stored_history(unpack(h)) if h.__class__ is bytes else h)
+            for i, c, t, ts in (stored_history(record_state(h)) if h.__class__ is bytes else h)
         ]
         for h in histories
     ]

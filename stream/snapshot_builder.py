@@ -38,7 +38,7 @@ from models.tracker import (
     snapshot_of,
     snapshot_parts,
 )
-from stream.codec import encode_record, encode_snapshot, unpack
+from stream.codec import encode_record, encode_snapshot, record_state
 from stream.processes import exit_with_parent
 from stream.settings import Settings
 
@@ -115,7 +115,7 @@ class _Context:
             if blob is None:
                 out.append(None)
                 continue
-            user, topic_user, explained = snapshot_parts(unpack(blob), cfg)
+            user, topic_user, explained = snapshot_parts(record_state(blob), cfg)
             prior = priors.get(partition) if partition is not None else None
             if scored is None:
                 snapshot = snapshot_of(

@@ -224,13 +224,14 @@ class _Record:
 
 
 def _stored(events: list[dict], upto: int, uid: str, cfg) -> bytes:
-    """The user's record after ``events[:upto]`` (offsets = positions), encoded."""
-    from stream.codec import encode_record
+    """The user's record after ``events[:upto]`` (offsets = positions), as the table stores
+    it."""
+    from stream.codec import encode_record, stored_record
 
     own = [i for i in range(upto) if events[i]["user_id"] == uid]
     record = replay([events[i] for i in own], cfg)
     record.partition, record.offset = 0, own[-1]
-    return encode_record(record)
+    return stored_record(encode_record(record))
 
 
 def test_a_window_is_written_as_it_ended_while_later_batches_change_its_records(

@@ -6,7 +6,7 @@ import pytest
 
 from stream import record_cache
 from stream.app import create_app
-from stream.codec import decode_record
+from stream.codec import LZ4_MARK, decode_record, encode_record
 from stream.settings import Settings
 from tests.agent.conftest import RecordingOutput
 
@@ -126,3 +126,19 @@ def test_revoked_partitions_leave_the_cache_and_others_stay(make_records):
     records.drop_partitions({1, 2})
     assert list(records.live) == ["a"]
     assert records.state("b") == records.users.data["b"]  # still in the table, as bytes
+
+
+def test_long_records_are_stored_compressed_and_read_back_whole(make_records):
+    records = make_records(limit=0)  # every record leaves after its write
+    long_one = applied(records, "long", n=50).to_state()
+    short_one = applied(records, "short", n=2).to_state()
+    records.end_window()
+    records.write_some(10)
+    stored = dict(changelog(records))
+    assert stored[b"long"][:1] == LZ4_MARK and stored[b"short"][:1] != LZ4_MARK
+    assert len(stored[b"long"]) < len(encode_record(decode_record(stored[b"long"])))
+    assert records.users.data["long"] == stored[b"long"]  # the store holds the same bytes
+    asyncio.run(records.evict())
+    assert not records.live
+    assert records.get("long").to_state() == long_one
+    assert records.get("short").to_state() == short_one

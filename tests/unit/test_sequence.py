@@ -35,7 +35,7 @@ from models.sequence.scorer import (
 )
 from models.sequence.train import TrainConfig, train
 from models.tracker import TrackerConfig, replay
-from stream.codec import encode_record
+from stream.codec import LZ4_MARK, encode_record, stored_record
 from stream.scoring import ScorerProcess, score_histories
 from stream.settings import Settings
 
@@ -256,6 +256,11 @@ def test_the_stream_scores_a_stored_record_as_its_live_history(tiny):
     stored = score_histories(scorer, [encode_record(record)], 2)
     assert stored == score_histories(scorer, [live], 2)
     assert len(stored[0][0]) == 4  # the top 3 categories and _other
+    longer = replay(make_events(60, seed=3), TrackerConfig(history=50))
+    compressed = stored_record(encode_record(longer))  # as the table holds a long record
+    assert compressed[:1] == LZ4_MARK
+    as_events = [h[: HistoryField.MOVED] for h in longer.history]
+    assert score_histories(scorer, [compressed], 2) == score_histories(scorer, [as_events], 2)
 
 
 def test_a_scorer_process_reads_a_live_record_from_its_bytes(tiny):

@@ -99,6 +99,39 @@ def settled_waves(
     return idle_rss, rss
 
 
+def memory_waves(
+    users: int, per_user: int, n_waves: int, seed: int
+) -> tuple[list[int], list[list]]:
+    """The memory rows' input: ``per_user`` events for each of ``users`` in ``n_waves`` waves
+    of users (each wave's times after the last's); the user count after each wave (from 0)
+    and the waves."""
+    bounds = [users * k // n_waves for k in range(n_waves + 1)]
+    waves = [
+        make_events(a, b, per_user, seed, 1_760_000_000.0 + w * 1e5)
+        for w, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+    return bounds, waves
+
+
+def memory_figures(bounds: list[int], idle_rss: int, rss: list[int]) -> dict:
+    """RSS per user overall and at the margin, over the second half of the waves (bounded
+    caches and client buffers are full by then), from ``settled_waves``' readings.
+
+    >>> f = memory_figures([0, 10, 20, 30, 40], 1000, [3000, 4000, 4500, 5000])
+    >>> f["bytes_per_user"], f["marginal_bytes_per_user"]
+    (100.0, 50.0)
+    """
+    half = (len(bounds) - 1) // 2
+    return {
+        "users": bounds[-1],
+        "waves": len(bounds) - 1,
+        "idle_rss": idle_rss,
+        "rss_at_users": dict(zip(bounds[1:], rss, strict=True)),
+        "bytes_per_user": (rss[-1] - idle_rss) / bounds[-1],
+        "marginal_bytes_per_user": (rss[-1] - rss[half - 1]) / (bounds[-1] - bounds[half]),
+    }
+
+
 LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
 
 
@@ -348,21 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         users × 40 snapshots, ~38 MiB) but takes minutes to fill at its sampling rate, which
         would count it as users' memory."""
         env = env_for(name, INTEREST_DASHBOARD_FEED_MAX_PER_S="0", **extra)
-        bounds = [users * k // n_waves for k in range(n_waves + 1)]
-        waves = [
-            make_events(a, b, per_user, len(name), 1_760_000_000.0 + w * 1e5)
-            for w, (a, b) in enumerate(itertools.pairwise(bounds))
-        ]
+        bounds, waves = memory_waves(users, per_user, n_waves, seed=len(name))
         idle_rss, rss = settled_waves(bootstrap, env, waves, workdir / f"{name}.log")
-        half = n_waves // 2
-        return env, {
-            "users": users,
-            "waves": n_waves,
-            "idle_rss": idle_rss,
-            "rss_at_users": dict(zip(bounds[1:], rss, strict=True)),
-            "bytes_per_user": (rss[-1] - idle_rss) / users,
-            "marginal_bytes_per_user": (rss[-1] - rss[half - 1]) / (bounds[-1] - bounds[half]),
-        }
+        return env, memory_figures(bounds, idle_rss, rss)
 
     def reuse(env: dict, name: str, **extra: str) -> dict:
         """A new group (and state) on the topic ``env`` points to."""

@@ -15,6 +15,11 @@ printed also goes to ``bench-results/compare-<time>/compare.md``.
 ``--env NAME:VAR=VALUE`` gives one tree's worker a setting of its own, to compare settings of
 one tree (``--tree a=. --tree b=. --env b:INTEREST_SNAPSHOT_PROCESSES=0``).
 
+``--memory`` measures the bench's memory row instead (``--users`` × ``--per-user`` events in
+eight settled waves, ``stream.dev.bench.settled_waves``; the bench's 50-event row is
+``--users 24000 --per-user 50``): each tree's worker RSS at the end, per user overall and at
+the margin over the second half.
+
 ``--latency RATE`` measures the bench's latency row instead (``stream.dev.latency``: events
 stamped with the wall clock at RATE a second for ``--seconds``, 2,000 users unless
 ``--latency-users`` says otherwise, min-interval 0 unless ``--env`` does, and the worker's CPU
@@ -35,6 +40,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
+from stream.dev.bench import memory_figures, memory_waves, settled_waves
 from stream.dev.bench_topics import committed_total, make_events, produce
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
@@ -48,6 +54,8 @@ from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
+MEMORY_WAVES = 8  # as the bench's 50-event memory row
+MEMORY_SEED = 4  # the bench's seed for that row
 PROFILE_MAX_S = 120  # a profile covers the whole run, up to this long
 LATENCY_USERS = 2_000  # as the bench's latency rows
 
@@ -165,6 +173,14 @@ def run_tree(
     }
 
 
+def memory_row(bootstrap: str, env: dict, tree: Path, log: Path, users: int, per_user: int) -> dict:
+    """The bench's memory row (``memory_figures``) with a worker of ``tree``."""
+    bounds, waves = memory_waves(users, per_user, MEMORY_WAVES, MEMORY_SEED)
+    with contextlib.chdir(tree):
+        idle_rss, rss = settled_waves(bootstrap, env, waves, log)
+    return memory_figures(bounds, idle_rss, rss)
+
+
 def latency_row(
     bootstrap: str,
     env: dict,
@@ -224,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         default=LATENCY_USERS,
         help="users the latency row's events are spread over (default: the bench's 2,000)",
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="the memory row (RSS per user, settled waves) instead of the throughput",
+    )
     args = parser.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
     tree_env = tree_settings(args.env, {name for name, _ in trees})
@@ -259,6 +280,33 @@ def main(argv: list[str] | None = None) -> int:
                 bootstrap, run_env, tree, work / name, args.latency, args.seconds, users
             )
             out(latency_line(name, r))
+        if not args.keep_topics:
+            delete_run_topics(bootstrap, f"cmp-{stamp}")
+        print(f"written to {report}")
+        return 0
+
+    if args.memory:
+        users = args.users
+        out(f"memory: {users:,} users × {args.per_user} in {MEMORY_WAVES} settled waves")
+        out(
+            "| tree | RSS idle → end MiB | (end − idle) / users | marginal per user "
+            "|\n|---|---:|---:|---:|"
+        )
+        for name, tree in trees:
+            run_env = worker_env(
+                bootstrap,
+                f"cmp-{stamp}-{name}",
+                work / name / "state",
+                **{"INTEREST_DASHBOARD_FEED_MAX_PER_S": "0", **tree_env.get(name, {})},
+            )
+            ensure_topics(Settings.from_env(run_env))
+            (work / name).mkdir(parents=True, exist_ok=True)
+            r = memory_row(bootstrap, run_env, tree, work / f"{name}.log", users, args.per_user)
+            out(
+                f"| {name} | {r['idle_rss'] / 2**20:.0f} → "
+                f"{r['rss_at_users'][users] / 2**20:.0f} | {r['bytes_per_user']:,.0f} B "
+                f"| {r['marginal_bytes_per_user']:,.0f} B |"
+            )
         if not args.keep_topics:
             delete_run_topics(bootstrap, f"cmp-{stamp}")
         print(f"written to {report}")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import platform
@@ -62,74 +61,19 @@ from stream.dev.localrun import (
     stop_local_broker,
     worker_env,
 )
+from stream.dev.memory_rows import (
+    HISTORY_SEED,
+    HISTORY_WAVES,
+    memory_figures,
+    memory_waves,
+    settled_waves,
+)
 from stream.dev.paired_rounds import paired_rounds
 from stream.dev.proc_cpu import process_cpu_seconds
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
-SETTLE_S = 7.0  # after a wave: a commit window, a dashboard tick and a heap trim (5 s timers)
 GROUP_SETTLE_S = 5.0  # after the last worker is ready: the group's last rebalance is over
-
-
-def settled_waves(
-    bootstrap: str, env: dict, waves: list[list], log_path: Path
-) -> tuple[int, list[int]]:
-    """One worker; each wave of events is produced only after the previous one is consumed
-    and committed and the worker has idled ``SETTLE_S``: its RSS then holds the tracked users,
-    not the batches in flight. Returns the idle RSS and the RSS after each wave."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    group, topic = env["INTEREST_APP_ID"], env["INTEREST_EVENTS_TOPIC"]
-    proc = WorkerProcess({**env, "INTEREST_WEB_PORT": str(free_port())}, log_path).start(300)
-    try:
-        time.sleep(SETTLE_S)
-        idle_rss, rss, done = proc.rss_bytes(), [], 0
-        for events in waves:
-            produce(bootstrap, topic, events)
-            done += len(events)
-            deadline = time.monotonic() + 1200
-            while committed_total(admin, group, topic) < done:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the worker did not finish a wave within 20 minutes")
-                time.sleep(0.1)
-            time.sleep(SETTLE_S)
-            rss.append(proc.rss_bytes())
-    finally:
-        proc.stop()
-        admin.close()
-    return idle_rss, rss
-
-
-def memory_waves(
-    users: int, per_user: int, n_waves: int, seed: int
-) -> tuple[list[int], list[list]]:
-    """The memory rows' input: ``per_user`` events for each of ``users`` in ``n_waves`` waves
-    of users (each wave's times after the last's); the user count after each wave (from 0)
-    and the waves."""
-    bounds = [users * k // n_waves for k in range(n_waves + 1)]
-    waves = [
-        make_events(a, b, per_user, seed, 1_760_000_000.0 + w * 1e5)
-        for w, (a, b) in enumerate(itertools.pairwise(bounds))
-    ]
-    return bounds, waves
-
-
-def memory_figures(bounds: list[int], idle_rss: int, rss: list[int]) -> dict:
-    """RSS per user overall and at the margin, over the second half of the waves (bounded
-    caches and client buffers are full by then), from ``settled_waves``' readings.
-
-    >>> f = memory_figures([0, 10, 20, 30, 40], 1000, [3000, 4000, 4500, 5000])
-    >>> f["bytes_per_user"], f["marginal_bytes_per_user"]
-    (100.0, 50.0)
-    """
-    half = (len(bounds) - 1) // 2
-    return {
-        "users": bounds[-1],
-        "waves": len(bounds) - 1,
-        "idle_rss": idle_rss,
-        "rss_at_users": dict(zip(bounds[1:], rss, strict=True)),
-        "bytes_per_user": (rss[-1] - idle_rss) / bounds[-1],
-        "marginal_bytes_per_user": (rss[-1] - rss[half - 1]) / (bounds[-1] - bounds[half]),
-    }
 
 
 LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
@@ -373,15 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     def memory_run(
-        name: str, users: int, per_user: int, n_waves: int = 4, **extra: str
+        name: str, users: int, per_user: int, n_waves: int = 4, seed: int = 0, **extra: str
     ) -> tuple[dict, dict]:
         """Users arrive in ``n_waves`` settled waves (``settled_waves``); RSS per user overall
         and marginal over the second half of the waves (bounded caches and client buffers are
         full by then). The dashboard's feed is off: its snapshot cache is bounded too (2,000
         users × 40 snapshots, ~38 MiB) but takes minutes to fill at its sampling rate, which
-        would count it as users' memory."""
+        would count it as users' memory. ``seed`` 0: the name's length."""
         env = env_for(name, INTEREST_DASHBOARD_FEED_MAX_PER_S="0", **extra)
-        bounds, waves = memory_waves(users, per_user, n_waves, seed=len(name))
+        bounds, waves = memory_waves(users, per_user, n_waves, seed or len(name))
         idle_rss, rss = settled_waves(bootstrap, env, waves, workdir / f"{name}.log")
         return env, memory_figures(bounds, idle_rss, rss)
 
@@ -555,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault("memory", {})[store] = mem
             users = max(2_000, int(24_000 * args.scale))
             print(f"memory, {users:,} users with a 50-event history …", flush=True)
-            results["memory_history"] = memory_run("hist", users, 50, n_waves=8)[1]
+            results["memory_history"] = memory_run(
+                "hist", users, 50, n_waves=HISTORY_WAVES, seed=HISTORY_SEED
+            )[1]
 
         if not args.skip_scale:
             print("scale-out: two workers, one group, 8 partitions …", flush=True)

@@ -16,7 +16,7 @@ printed also goes to ``bench-results/compare-<time>/compare.md``.
 one tree (``--tree a=. --tree b=. --env b:INTEREST_SNAPSHOT_PROCESSES=0``).
 
 ``--memory`` measures the bench's memory row instead (``--users`` × ``--per-user`` events in
-eight settled waves, ``stream.dev.bench.settled_waves``; the bench's 50-event row is
+eight settled waves, ``stream.dev.memory_rows``; the bench's 50-event row is
 ``--users 24000 --per-user 50``): each tree's worker RSS at the end, per user overall and at
 the margin over the second half.
 
@@ -40,7 +40,6 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
-from stream.dev.bench import memory_figures, memory_waves, settled_waves
 from stream.dev.bench_topics import committed_total, make_events, produce
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
@@ -50,12 +49,17 @@ from stream.dev.localrun import (
     start_local_broker,
     worker_env,
 )
+from stream.dev.memory_rows import (
+    HISTORY_SEED,
+    HISTORY_WAVES,
+    memory_figures,
+    memory_waves,
+    settled_waves,
+)
 from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
-MEMORY_WAVES = 8  # as the bench's 50-event memory row
-MEMORY_SEED = 4  # the bench's seed for that row
 PROFILE_MAX_S = 120  # a profile covers the whole run, up to this long
 LATENCY_USERS = 2_000  # as the bench's latency rows
 
@@ -175,7 +179,7 @@ def run_tree(
 
 def memory_row(bootstrap: str, env: dict, tree: Path, log: Path, users: int, per_user: int) -> dict:
     """The bench's memory row (``memory_figures``) with a worker of ``tree``."""
-    bounds, waves = memory_waves(users, per_user, MEMORY_WAVES, MEMORY_SEED)
+    bounds, waves = memory_waves(users, per_user, HISTORY_WAVES, HISTORY_SEED)
     with contextlib.chdir(tree):
         idle_rss, rss = settled_waves(bootstrap, env, waves, log)
     return memory_figures(bounds, idle_rss, rss)
@@ -287,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.memory:
         users = args.users
-        out(f"memory: {users:,} users × {args.per_user} in {MEMORY_WAVES} settled waves")
+        out(f"memory: {users:,} users × {args.per_user} in {HISTORY_WAVES} settled waves")
         out(
             "| tree | RSS idle → end MiB | (end − idle) / users | marginal per user "
             "|\n|---|---:|---:|---:|"

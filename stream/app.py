@@ -568,13 +568,9 @@ class Pipeline:
                 **prior.population_snapshot(),
                 "emitted_at": time.time(),
             }
-            topic = self.settings.snapshots_topic
-            self.output.add(
-                topic,
-                uid.encode(),
-                encode_snapshot(snapshot, self.settings.snapshot_format),
-                self.output.partition_for(topic, uid.encode()),
-            )
+            key, topic = uid.encode(), self.settings.snapshots_topic
+            value = encode_snapshot(snapshot, self.settings.snapshot_format)
+            self.output.add(topic, key, value, self.output.partition_for(topic, key))
         await self.output.send()
 
 

@@ -317,15 +317,21 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     def memory_run(
-        name: str, users: int, per_user: int, n_waves: int = 4, seed: int = 0, **extra: str
+        name: str,
+        users: int,
+        per_user: int,
+        n_waves: int = 4,
+        seed: int | None = None,
+        **extra: str,
     ) -> tuple[dict, dict]:
         """Users arrive in ``n_waves`` settled waves (``settled_waves``); RSS per user overall
         and marginal over the second half of the waves (bounded caches and client buffers are
         full by then). The dashboard's feed is off: its snapshot cache is bounded too (2,000
         users × 40 snapshots, ~38 MiB) but takes minutes to fill at its sampling rate, which
-        would count it as users' memory. ``seed`` 0: the name's length."""
+        would count it as users' memory. ``seed``: the events' (by default the name's length)."""
         env = env_for(name, INTEREST_DASHBOARD_FEED_MAX_PER_S="0", **extra)
-        bounds, waves = memory_waves(users, per_user, n_waves, seed or len(name))
+        seed = len(name) if seed is None else seed
+        bounds, waves = memory_waves(users, per_user, n_waves, seed)
         idle_rss, rss = settled_waves(bootstrap, env, waves, workdir / f"{name}.log")
         return env, memory_figures(bounds, idle_rss, rss)
 

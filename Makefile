@@ -77,11 +77,14 @@ soak: $(STAMP) ## one worker for SOAK_S s (1200) at half its maximum rate: RSS g
 bench-train: $(STAMP) ## CPU training tokens/s of the item recipe on an ML-1M-shaped synthetic log
 	$(PY) -m models.bench.train --json bench-results/bench-train.json
 
-evaluate: $(STAMP) ## evaluation tables on both shared datasets (TAOBAO_CK=, ML_CK=: add transformer, fused)
+evaluate: $(STAMP) ## evaluation tables on both shared datasets, then their NLL ceilings (TAOBAO_CK=, ML_CK=: add transformer, fused)
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/taobao-head/UserBehavior.csv --format taobao \
 	  $(if $(TAOBAO_CK),--checkpoint $(TAOBAO_CK))
 	$(VENV)/bin/interest-tracker evaluate --data $(DATA_DIR)/ml-latest-small/ratings.csv --format movielens \
 	  --items $(DATA_DIR)/ml-latest-small/movies.csv $(if $(ML_CK),--checkpoint $(ML_CK))
+	$(PY) -m models.evaluation.ceiling --data $(DATA_DIR)/taobao-head/UserBehavior.csv --format taobao
+	$(PY) -m models.evaluation.ceiling --data $(DATA_DIR)/ml-latest-small/ratings.csv --format movielens \
+	  --items $(DATA_DIR)/ml-latest-small/movies.csv
 
 wheel-check: $(STAMP) ## build the wheel; smoke-test it in a fresh venv (CLI, worker, assets, API)
 	.ci/wheel-check

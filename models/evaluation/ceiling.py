@@ -94,9 +94,13 @@ def user_ceiling(ctx: ReplayContext) -> dict[str, float]:
     return _slices(ctx, nll)
 
 
+def _horizon_name(k: int) -> str:
+    return "the next event's categories" if k == 1 else f"the next {k} events' mix"
+
+
 def ceilings(ctx: ReplayContext, horizons: Sequence[int] = DEFAULT_HORIZONS) -> list[dict]:
     """The rows: one per horizon, then the user ceiling."""
-    rows = [{"name": f"next {k} events' mix", **horizon_ceiling(ctx, k)} for k in horizons]
+    rows = [{"name": _horizon_name(k), **horizon_ceiling(ctx, k)} for k in horizons]
     rows.append({"name": "the user's scored mix", **user_ceiling(ctx)})
     return rows
 

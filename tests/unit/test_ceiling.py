@@ -94,7 +94,8 @@ def test_the_command_prints_the_rows_and_rejects_bad_horizons(tmp_path, capsys):
     out_json = tmp_path / "c.json"
     assert ceiling.main(["--data", str(path), "--horizons", "1,5", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    assert "| next 1 events' mix |" in out and "| the user's scored mix |" in out
+    assert "| the next event's categories |" in out and "| the next 5 events' mix |" in out
+    assert "| the user's scored mix |" in out
     assert out_json.read_text().count('"name"') == 3
     for bad in ("0,5", "one"):
         with pytest.raises(SystemExit) as exc:

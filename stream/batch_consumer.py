@@ -30,6 +30,8 @@ from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode import Service
+from mode.utils.futures import maybe_async
 
 from stream.clients import FETCH_MAX_WAIT_MS
 from stream.next_offsets import NextOffsets
@@ -133,6 +135,42 @@ class _ChangelogEvent:
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer service, run in the worker's own event loop, not in a
+    thread of its own: every fetch was handed from that thread's loop to the worker's and the
+    two threads took turns at the GIL, and an event waited for both (docs/RESULTS.md,
+    2026-12-04). The worker's loop runs no long blocking step (a batch, a window's write slice
+    and an eviction slice are milliseconds; snapshots and the scorer are built in processes of
+    their own), so the group's heartbeats keep their time in it."""
+
+    def __init__(self, consumer: Any, *, loop: Any = None, **kwargs: Any) -> None:
+        loop = loop or asyncio.get_event_loop()
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+
+    async def start(self) -> None:
+        # mode's ServiceThread.start, with its service served by a task of this loop instead
+        # of a new thread running a loop of its own.
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = asyncio.Future(loop=self.parent_loop)
+        self._serving = asyncio.ensure_future(self._serve())
+        try:
+            await self._thread_running
+        finally:
+            self._thread_running = None
+
+    async def stop(self) -> None:
+        if self._started.is_set():  # no thread to stop after it
+            await Service.stop(self)
+
+    async def _gather_remaining_tasks(self) -> None:
+        """mode cancels every task left in the thread's loop here: this loop is the app's."""
+
+    async def call_thread(self, fun: Callable, *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))
+
+    async def cast_thread(self, fun: Callable, *args: Any, **kwargs: Any) -> None:
+        self.add_future(maybe_async(fun(*args, **kwargs)))
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Faust's 1,500 ms let a fetch for idle partitions (the catalog, standby changelogs)

@@ -1,6 +1,7 @@
 """The batch consumer's wait for records: no second lost when a recovery resumes the streams."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -140,3 +141,28 @@ def test_a_fetch_past_the_next_offset_is_read_again_and_applied_records_are_not(
     deliver(consumer, records(100, 129), {EVENTS})
     deliver(consumer, records(120, 139), {EVENTS})  # a seek back to an older offset
     assert sink.applied == list(range(100, 140))
+
+
+def test_the_consumer_service_runs_in_the_workers_own_loop():
+    # No thread of its own: what Faust asks of "the consumer thread" runs in the caller's
+    # loop and thread, awaited or not (a plain function's answer too).
+    async def scenario():
+        app, _ = create_app(Settings(bootstrap="127.0.0.1:1", app_id="one-loop"))
+        service = app.consumer._new_consumer_thread()
+        assert service.thread_loop is asyncio.get_running_loop()  # Faust's: a loop of its own
+        seen = []
+
+        async def where(tag):
+            seen.append((tag, threading.get_ident(), asyncio.get_running_loop()))
+            return tag
+
+        answers = [await service.call_thread(where, "call"), await service.call_thread(len, "ab")]
+        await service.cast_thread(where, "cast")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return service, asyncio.get_running_loop(), answers, seen
+
+    service, loop, answers, seen = asyncio.run(scenario())
+    assert service.parent_loop is loop
+    assert answers == ["call", 2]
+    assert seen == [(tag, threading.get_ident(), loop) for tag in ("call", "cast")]

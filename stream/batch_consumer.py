@@ -152,6 +152,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         assert not self._thread_started.is_set()
         self._thread_started.set()
         self._thread_running = asyncio.Future(loop=self.parent_loop)
+        # Held here: the loop keeps only a weak reference to a task. Not add_future: _serve's
+        # own shutdown awaits the service's futures, and would await itself.
         self._serving = asyncio.ensure_future(self._serve())
         try:
             await self._thread_running
@@ -161,6 +163,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def stop(self) -> None:
         if self._started.is_set():  # no thread to stop after it
             await Service.stop(self)
+
+    async def on_thread_started(self) -> None:
+        """mode starts the thread's method queue here; ``call_thread`` and ``cast_thread``
+        call directly, so it is never started (its stop skips it then)."""
 
     async def _gather_remaining_tasks(self) -> None:
         """mode cancels every task left in the thread's loop here: this loop is the app's."""

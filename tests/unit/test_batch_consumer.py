@@ -165,4 +165,5 @@ def test_the_consumer_service_runs_in_the_workers_own_loop():
     service, loop, answers, seen = asyncio.run(scenario())
     assert service.parent_loop is loop
     assert answers == ["call", 2]
+    assert service._method_queue is None  # no queue between the loops, none created
     assert seen == [(tag, threading.get_ident(), loop) for tag in ("call", "cast")]

@@ -41,8 +41,9 @@ from stream.table_partition import in_partition, plain_entries
 
 # The window's records are encoded and written in slices of about this long, the ingest loop
 # served in between: all at once, 2,000 users with 50-event histories stopped it for 45-90 ms
-# a second (docs/RESULTS.md). Between slices a pause, not only a yield: the consumer's thread
-# needs the GIL to hand the next fetch over.
+# a second (docs/RESULTS.md). Between slices a pause, not only a yield: first for the
+# consumer's thread to take the GIL; with the consumer in the loop (``stream.batch_consumer``),
+# a yield measured no better (the p99 at 19,000 events/s read 202 / 111 ms against 179 / 69).
 WRITE_SLICE_S = 0.005
 WRITE_PAUSE_S = 0.001
 WRITE_CHUNK = 32  # records written between looks at the clock
@@ -208,11 +209,12 @@ class RecordCache:
         self.output.add_many(self.changelog, partition, changelog)
         self.counters.records_written += len(written)
 
-    async def evict(self) -> None:
+    async def evict(self, stop: Callable[[], bool] = lambda: False) -> None:
         """Past ``limit`` live records, the least recently used clean ones leave, the ingest
         loop served every ``WRITE_SLICE_S``: freeing a window's 20,000 records at once stopped
-        it for 110-200 ms with 100,000 users at 13,000 events/s (docs/RESULTS.md)."""
-        await in_slices(lambda: self.evict_some(EVICT_CHUNK))
+        it for 110-200 ms with 100,000 users at 13,000 events/s (docs/RESULTS.md). Ends
+        early where ``stop()`` says so between chunks (the rest leave at the next call)."""
+        await in_slices(lambda: not stop() and self.evict_some(EVICT_CHUNK))
 
     def evict_some(self, n: int) -> bool:
         """Up to ``n`` of the least recently used records past ``limit`` leave, unless they

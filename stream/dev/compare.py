@@ -3,8 +3,9 @@
 For speed work: measure the baseline and the change in the same run, one worker after the
 other on the same events, and see where the CPU went. For each tree, a worker (started with
 that tree as its working directory, so ``python -m stream.cli`` imports that tree's code)
-consumes the whole topic with the default emission policy; the table gives its rate and the
-CPU seconds per event of its busiest thread and of the local broker. ``--profile DIR`` also
+consumes the whole topic with the default emission policy; the table gives its rate, the
+CPU seconds per event of its busiest thread and of the local broker, and how long its offsets'
+commit came after it had read the last event (within 0.1 s). ``--profile DIR`` also
 records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker's run. Everything
 printed also goes to ``bench-results/compare-<time>/compare.md``.
 
@@ -145,12 +146,17 @@ def run_tree(
     counted0 = {name: worker.metric(name) for name in COUNTED}
     started = time.monotonic()
     spy = profile(worker.pid, profile_to) if profile_to else None
+    read_all = None  # when the worker had read every event (its /metrics, every 0.1 s)
     try:
         while committed_total(admin, env["INTEREST_APP_ID"], env["INTEREST_EVENTS_TOPIC"]) < total:
             if time.monotonic() - started > 1200:
                 raise RuntimeError(f"the worker of {tree} did not finish within 20 minutes")
+            if read_all is None and worker.metric("interest_events_total") >= total:
+                read_all = time.monotonic()
             time.sleep(0.1)
-        seconds = time.monotonic() - started
+        ended = time.monotonic()
+        seconds = ended - started
+        tail = ended - read_all if read_all is not None else 0.0
         cpu1 = thread_cpu_seconds(worker.pid)
         children1 = children_cpu_seconds(worker.pid)
         broker1 = thread_cpu_seconds(broker) if broker else {}
@@ -174,6 +180,7 @@ def run_tree(
         "broker_share": (sum(broker1.values()) - sum(broker0.values())) / seconds,
         "snapshots_per_event": counted["interest_snapshots_total"] / total,
         "scored_per_s": counted["interest_scorer_users_total"] / seconds,
+        "tail_s": tail,
     }
 
 
@@ -326,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     out(
         "| tree | events/s | busiest thread µs/event (share of a core) | process µs/event "
         "| its child processes µs/event | broker share of a core | snapshots per event "
-        "| users scored per s |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| users scored per s | last event read → committed s |"
+        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, tree in trees:
         run_env = worker_env(
@@ -345,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {r['rate']:,.0f} | {r['busiest_thread_us_per_event']:.0f} "
             f"({r['busiest_thread_share']:.0%}) | {r['process_us_per_event']:.0f} "
             f"| {r['children_us_per_event']:.0f} | {r['broker_share']:.0%} "
-            f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} |"
+            f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} | {r['tail_s']:.2f} |"
         )
         if prof and prof.exists():
             out(f"\nmain thread of {name}, inclusive share of its busy samples:")

@@ -234,6 +234,41 @@ def _stored(events: list[dict], upto: int, uid: str, cfg) -> bytes:
     return stored_record(encode_record(record))
 
 
+def test_the_eviction_after_a_commit_runs_beside_the_batches_and_stops_for_a_window(
+    make_pipeline, monkeypatch
+):
+    import stream.record_cache
+
+    monkeypatch.setattr(stream.record_cache, "WRITE_SLICE_S", 0.0)  # a pause every chunk
+    monkeypatch.setattr(stream.record_cache, "EVICT_CHUNK", 4)
+    app, pipe, _, _ = make_pipeline(cache_users=10)
+    topic = pipe.settings.events_topic
+    tp = TP(topic, 0)
+    events = scripted_events(300, users=100)
+    records = [_Record(topic, i, e) for i, e in enumerate(events)]
+
+    async def run() -> tuple[int, int, int, int]:
+        async with app.agents[AGENT].test_context():
+            await pipe.handle_records({tp: records[:150]})
+            await pipe.before_commit()
+            await pipe.after_commit()  # returns at once: the eviction goes on beside
+            at_return = len(pipe.records.live)
+            await asyncio.sleep(0)  # its first slice
+            await pipe.handle_records({tp: records[150:]})  # a batch between its slices
+            before = len(pipe.records.live)
+            await pipe.before_commit()  # a window closes: the eviction stops at its next slice
+            stopped = len(pipe.records.live)
+            await pipe.after_commit()
+            await pipe._eviction
+            return at_return, before, stopped, len(pipe.records.live)
+
+    at_return, before, stopped, end = asyncio.run(run())
+    assert at_return > 10  # the commit did not wait for it
+    assert 10 < stopped == before and end == 10  # it stopped part-way; the next one finished
+    for uid in {e["user_id"] for e in events}:  # nothing lost to either
+        assert pipe.records.users.data[uid] == _stored(events, 300, uid, pipe.cfg)
+
+
 def test_a_window_is_written_as_it_ended_while_later_batches_change_its_records(
     pipeline, monkeypatch
 ):

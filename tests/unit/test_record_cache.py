@@ -99,6 +99,27 @@ def test_eviction_serves_batches_between_its_slices(make_records, monkeypatch):
     assert list(records.live) == ["u19", "u10", "u12"] and records.dirty == {"u12"}
 
 
+def test_an_eviction_told_to_stop_ends_at_its_next_chunk_and_the_next_one_goes_on(
+    make_records, monkeypatch
+):
+    monkeypatch.setattr(record_cache, "EVICT_CHUNK", 4)
+    records = make_records(limit=3)
+    for i in range(20):
+        applied(records, f"u{i}")
+    records.end_window()
+    records.write_some(100)
+    chunks = []
+
+    def stop() -> bool:
+        chunks.append(len(records.live))
+        return len(chunks) > 2  # two chunks, then a window wants the lock
+
+    asyncio.run(records.evict(stop=stop))
+    assert chunks == [20, 16, 12] and len(records.live) == 12
+    asyncio.run(records.evict())
+    assert list(records.live) == ["u17", "u18", "u19"]
+
+
 def test_a_forget_writes_a_tombstone_unless_events_follow_it_in_the_window(make_records):
     records = make_records()
     applied(records, "gone", partition=1)

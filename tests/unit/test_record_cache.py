@@ -40,6 +40,14 @@ def applied(records, uid: str, partition: int = 0, n: int = 1, ts: float = 1.0):
     return record
 
 
+def written(records, n: int) -> None:
+    """Users u0 … u{n-1}, an event each, their window closed and written."""
+    for i in range(n):
+        applied(records, f"u{i}")
+    records.end_window()
+    records.write_some(n)
+
+
 def changelog(records) -> list[tuple[bytes, bytes | None]]:
     return records.output.sent[records.changelog]
 
@@ -79,10 +87,7 @@ def test_eviction_serves_batches_between_its_slices(make_records, monkeypatch):
     monkeypatch.setattr(record_cache, "WRITE_SLICE_S", 0.0)  # a pause after every chunk
     monkeypatch.setattr(record_cache, "EVICT_CHUNK", 4)
     records = make_records(limit=3)
-    for i in range(20):
-        applied(records, f"u{i}")
-    records.end_window()
-    records.write_some(100)
+    written(records, 20)
     seen = []
 
     async def a_batch_between_slices():
@@ -104,10 +109,7 @@ def test_an_eviction_told_to_stop_ends_at_its_next_chunk_and_the_next_one_goes_o
 ):
     monkeypatch.setattr(record_cache, "EVICT_CHUNK", 4)
     records = make_records(limit=3)
-    for i in range(20):
-        applied(records, f"u{i}")
-    records.end_window()
-    records.write_some(100)
+    written(records, 20)
     chunks = []
 
     def stop() -> bool:

@@ -16,13 +16,11 @@ through the same code.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Container, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -61,6 +59,7 @@ from stream.topics import TABLES
 from stream.trailing import HeldSnapshots, TrailingSnapshots
 from stream.web.dashboard import Dashboard
 from stream.web.views import register_web
+from stream.window_lock import WindowLock
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +156,7 @@ class Pipeline:
         self.dirty_populations: set[int] = set()
         self._processed: dict[TP, int] = {}  # next offset per partition, applied not yet written
         self._written: dict[TP, int] = {}  # ... and written, ready to commit
-        self._flush_lock = asyncio.Lock()
-        self._windows_waiting = 0  # windows waiting for the flush lock to close
-        self._eviction: asyncio.Future | None = None  # the cache's eviction after a commit
+        self._flush_lock = WindowLock()
         # Emission bookkeeping (safe to lose): users emitted within the last min-interval
         # (when, what; in publish order), users owed a trailing snapshot (when), sequence
         # estimates.
@@ -357,7 +354,7 @@ class Pipeline:
     async def before_commit(self) -> None:
         """Write every changed record to the table and its changelog (the window's end),
         and wait until the broker has them and the snapshots of the events they cover."""
-        async with self._window_turn():
+        async with self._flush_lock.window():
             self._end_window()
             await self.records.write_unwritten()
             self._window_written()
@@ -370,29 +367,7 @@ class Pipeline:
         waiting to close stops it; the rest leave after that window's commit). Not before the
         commit: with 100,000 users a window's eviction took 0.5-1.9 s, and the offsets waited
         for it; nor within it: a commit on catching up waited 0.4 s for the last one's."""
-        if self._eviction is None or self._eviction.done():
-            self._eviction = asyncio.ensure_future(self._evict())
-
-    async def _evict(self) -> None:
-        try:
-            async with self._flush_lock:  # no window closes meanwhile (on_revoked's)
-                await self.records.evict(stop=lambda: self._windows_waiting > 0)
-        except Exception:  # the records stay live: the next commit's eviction tries again
-            log.exception("the record cache's eviction failed")
-
-    @contextlib.asynccontextmanager
-    async def _window_turn(self) -> AsyncIterator[None]:
-        """The flush lock, for a window to close: an eviction holding it stops at its next
-        slice."""
-        self._windows_waiting += 1
-        try:
-            await self._flush_lock.acquire()
-        finally:
-            self._windows_waiting -= 1
-        try:
-            yield
-        finally:
-            self._flush_lock.release()
+        self.records.evict_beside(self._flush_lock)  # no window closes within a chunk
 
     def _end_window(self) -> None:
         """Close the window: the records it changed are to be written (``RecordCache``), the

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
@@ -38,6 +39,9 @@ from stream.codec import decode_record, encode_record, stored_record
 from stream.counters import Counters
 from stream.output import Output
 from stream.table_partition import in_partition, plain_entries
+from stream.window_lock import WindowLock
+
+log = logging.getLogger(__name__)
 
 # The window's records are encoded and written in slices of about this long, the ingest loop
 # served in between: all at once, 2,000 users with 50-event histories stopped it for 45-90 ms
@@ -89,6 +93,7 @@ class RecordCache:
         self.unwritten: dict[str, UserRecord] = {}
         self._unwritten_bytes: dict[str, bytes] = {}
         self.deleted: dict[str, int] = {}  # forgotten users -> partition, until the window ends
+        self._eviction: asyncio.Future | None = None  # evict_beside's task
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, uid: str) -> UserRecord:
@@ -215,6 +220,19 @@ class RecordCache:
         it for 110-200 ms with 100,000 users at 13,000 events/s (docs/RESULTS.md). Ends
         early where ``stop()`` says so between chunks (the rest leave at the next call)."""
         await in_slices(lambda: not stop() and self.evict_some(EVICT_CHUNK))
+
+    def evict_beside(self, lock: WindowLock) -> None:
+        """``evict`` as a task beside the batches, holding ``lock`` (none started while one
+        runs): a window waiting for the lock stops it at its next chunk."""
+        if self._eviction is None or self._eviction.done():
+            self._eviction = asyncio.ensure_future(self._evict_held(lock))
+
+    async def _evict_held(self, lock: WindowLock) -> None:
+        try:
+            async with lock.held():
+                await self.evict(stop=lock.window_waiting)
+        except Exception:  # the records stay live: the next eviction tries again
+            log.exception("the record cache's eviction failed")
 
     def evict_some(self, n: int) -> bool:
         """Up to ``n`` of the least recently used records past ``limit`` leave, unless they

@@ -259,7 +259,7 @@ def test_the_eviction_after_a_commit_runs_beside_the_batches_and_stops_for_a_win
             await pipe.before_commit()  # a window closes: the eviction stops at its next slice
             stopped = len(pipe.records.live)
             await pipe.after_commit()
-            await pipe._eviction
+            await pipe.records._eviction
             return at_return, before, stopped, len(pipe.records.live)
 
     at_return, before, stopped, end = asyncio.run(run())

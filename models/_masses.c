@@ -516,6 +516,82 @@ rank_smoothed(PyObject *self, PyObject *args)
     return rank_smoothed_of(tracked, coef, prior, ranked, k);
 }
 
+/* Offer name at (online part) + w * q: the online part is tracked[name], else coef * prior[name]
+ * when name is in ranked_set, else nothing (0.0). */
+static int
+offer_fused(Best *b, PyObject *name, double q, PyObject *tracked, double coef, PyObject *prior,
+            PyObject *ranked_set, double online, double w)
+{
+    double p, part = 0.0;
+    PyObject *v = PyDict_GetItemWithError(tracked, name);
+    if (v == NULL && PyErr_Occurred())
+        return -1;
+    if (v != NULL) {
+        if (!PyFloat_CheckExact(v))
+            return type_error() - 1;
+        part = online * PyFloat_AS_DOUBLE(v);
+    }
+    else {
+        int ranked = PySet_Contains(ranked_set, name);
+        if (ranked < 0)
+            return -1;
+        if (ranked) {
+            if (get_or_zero(prior, name, &p) < 0)
+                return -1;
+            part = online * (coef * p);
+        }
+    }
+    offer(b, part + w * q, name);
+    return 0;
+}
+
+/* fused_rank: rank_smoothed's candidates and sequence's categories, each at
+ * (1 - w) * online + w * sequence, the k best; a candidate sequence names is offered once,
+ * at its mixed value (the Python definition's dict holds one value a name). */
+static PyObject *
+fused_rank(PyObject *self, PyObject *args)
+{
+    PyObject *tracked, *prior, *ranked, *ranked_set, *sequence, *smoothed, *name, *value, *out;
+    double coef, w, online;
+    Py_ssize_t k, pos = 0;
+    Best b;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&dO&OOO&dn", exact_dict, &tracked, &coef, exact_dict, &prior,
+                          &ranked, &ranked_set, exact_dict, &sequence, &w, &k))
+        return NULL;
+    if (!PyAnySet_CheckExact(ranked_set))
+        return type_error(), NULL;
+    while (PyDict_Next(sequence, &pos, &name, &value)) /* checked before anything is built */
+        if (!checked(name, value))
+            return NULL;
+    if ((smoothed = rank_smoothed_of(tracked, coef, prior, ranked, k)) == NULL)
+        return NULL;
+    online = 1.0 - w;
+    if (best_init(&b, k) < 0)
+        goto fail_smoothed;
+    pos = 0;
+    while (PyDict_Next(smoothed, &pos, &name, &value)) {
+        int named = PyDict_Contains(sequence, name);
+        if (named < 0)
+            goto fail;
+        if (!named && !is_other(name))
+            offer(&b, online * PyFloat_AS_DOUBLE(value), name);
+    }
+    pos = 0;
+    while (PyDict_Next(sequence, &pos, &name, &value))
+        if (!is_other(name) && offer_fused(&b, name, PyFloat_AS_DOUBLE(value), tracked, coef,
+                                           prior, ranked_set, online, w) < 0)
+            goto fail;
+    out = best_dict(&b); /* before smoothed goes: names offered from it are borrowed */
+    Py_DECREF(smoothed);
+    return out;
+fail:
+    best_free(&b);
+fail_smoothed:
+    Py_DECREF(smoothed);
+    return NULL;
+}
+
 /* ---- distributions ------------------------------------------------------------------- */
 
 /* A user's two horizons as masses.Horizons holds them. */
@@ -1495,6 +1571,7 @@ static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, "masses.top_k, in C."},
     {"top_smoothed", top_smoothed, METH_VARARGS, "masses.top_smoothed, in C."},
     {"rank_smoothed", rank_smoothed, METH_VARARGS, "masses.rank_smoothed, in C."},
+    {"fused_rank", fused_rank, METH_VARARGS, "masses.fused_rank, in C."},
     {"mix_horizons", mix_horizons, METH_VARARGS, "masses.mix_horizons, in C."},
     {"smoothed_tracked", smoothed_tracked, METH_VARARGS, "masses.smoothed_tracked, in C."},
     {"total_variation", total_variation, METH_VARARGS, "masses.total_variation, in C."},

@@ -14,10 +14,9 @@ from typing import Any
 
 from models.fusion import FusionParams
 from models.online import UserInterest
-from models.online.masses import rank_smoothed, rank_top
+from models.online.masses import fused_rank
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
-from models.schema import OTHER
 from models.tracker import TrackerConfig, UserRecord, explain, published_estimate, snapshot_of
 
 # (distribution, scored at, version, top items: [(item_id, p), ...])
@@ -102,17 +101,8 @@ def fused_top(
     >>> fused_top(user, prior, sequence, 0.5, 3) == top_k(full, 3)
     True
     """
-    probs, ranked = prior.probs, prior.ranked_set
-    tracked, coef = user.smoothing(probs)
-    online = 1.0 - w
-    # combine's arithmetic, term for term: (1 - w) * online, then + w * sequence
-    fused = {c: online * p for c, p in rank_smoothed(tracked, coef, probs, prior.ranked, k).items()}
-    for c, q in sequence.items():
-        p = tracked.get(c)
-        if p is None and c in ranked:
-            p = coef * probs.get(c, 0.0)
-        fused[c] = (0.0 if p is None else online * p) + w * q
-    return rank_top([(-v, c) for c, v in fused.items() if c != OTHER], k)
+    tracked, coef = user.smoothing(prior.probs)
+    return fused_rank(tracked, coef, prior.probs, prior.ranked, prior.ranked_set, sequence, w, k)
 
 
 def fused_snapshot(

@@ -16,7 +16,7 @@ definitions here are the specification; the C ones give the same results bit for
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 from models.native import accelerated_by
 from models.schema import OTHER
@@ -147,6 +147,38 @@ def rank_smoothed(
                 if not left:
                     break
     return rank_top(negated, k)
+
+
+@accelerated
+def fused_rank(
+    tracked: Mapping[str, float],
+    coef: float,
+    prior: Mapping[str, float],
+    ranked: Sequence[str],
+    ranked_set: Container[str],
+    sequence: Mapping[str, float],
+    w: float,
+    k: int,
+) -> dict[str, float]:
+    """The ``k`` most probable of the published estimate (``rank_smoothed``'s candidates)
+    mixed with a sequence estimate at weight ``w``: ``(1 - w) * online + w * sequence`` for
+    each candidate and each of ``sequence``'s categories, the online part of one
+    ``rank_smoothed`` did not rank read as it would (tracked, else ``coef * prior[c]`` when
+    ``c`` is among ``ranked_set``, else 0); the rest as ``_other``.
+
+    >>> prior = {"a": 0.6, "b": 0.2, "c": 0.2}
+    >>> fused_rank({"b": 0.5}, 0.5, prior, ["a", "b", "c"], {"a", "b", "c"},
+    ...            {"c": 0.75, "_other": 0.25}, 0.5, 2)
+    {'c': 0.425, 'b': 0.25, '_other': 0.32499999999999996}
+    """
+    online = 1.0 - w
+    fused = {c: online * p for c, p in rank_smoothed(tracked, coef, prior, ranked, k).items()}
+    for c, q in sequence.items():
+        p = tracked.get(c)
+        if p is None and c in ranked_set:
+            p = coef * prior.get(c, 0.0)
+        fused[c] = (0.0 if p is None else online * p) + w * q
+    return top_k(fused, k)
 
 
 # A user's two horizons as mix_horizons and smoothed_tracked read them: (short masses, long

@@ -2,8 +2,9 @@
 
 No broker: users with long histories from the bench's generator, a population prior, then
 more events, each applied to its user's record, built into a snapshot and packed, timed per
-event; and the parts of a snapshot one at a time. Each variant runs in a process of its own
-(``python`` blocks ``models._masses`` before anything imports it), alternating.
+event; and the parts of a snapshot one at a time, a sequence estimate's fusion among them.
+Each variant runs in a process of its own (``python`` blocks ``models._masses`` before
+anything imports it), alternating.
 
     python -m stream.dev.estimator_cost            # both variants, 3 rounds
     python -m stream.dev.estimator_cost --rounds 1 --users 500
@@ -16,12 +17,15 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 VARIANTS = ("c", "python")
 
 
 def measure(users: int, history: int, events: int) -> dict[str, float]:
     """µs per event (apply; apply + build; apply + build + pack) and per snapshot part."""
+    from models.fused_snapshot import fused_snapshot_of, fused_top
+    from models.fusion import FusionParams
     from models.online import masses
     from models.online.population import PopulationInterest
     from models.priors.population import PopulationPrior
@@ -59,12 +63,21 @@ def measure(users: int, history: int, events: int) -> dict[str, float]:
     }
     estimators = [r.interest for r in records.values()]
     k = cfg.top_k
+    # A sequence estimate per user, as the scorer leaves one (2k categories and _other),
+    # fused at the weight of an unfitted checkpoint.
+    sequences = {id(u): sequence_estimate(prior.ranked, i, 2 * k) for i, u in enumerate(estimators)}
+    fusion = {"online": FusionParams(), "collaborative": FusionParams()}
+    w = fusion["online"].sequence_weight(3)
     parts = {
         "own_distribution_us": lambda u: u.own_distribution(),
         "own_top_us": lambda u: u.own_top(k),
         "top_horizons_us": lambda u: u.top_horizons(k),
         "predict_top_us": lambda u: u.predict_top(prior.probs, prior.ranked, k),
         "snapshot_of_us": lambda u: snapshot_of("u", u, None, [], cfg, prior=prior),
+        "fused_top_us": lambda u: fused_top(u, prior, sequences[id(u)], w, k),
+        "fused_snapshot_of_us": lambda u: fused_snapshot_of(
+            "u", u, None, [], cfg, (sequences[id(u)], time.time(), "v", []), fusion, prior
+        ),
     }
     for name, part in parts.items():
         best = float("inf")
@@ -75,6 +88,21 @@ def measure(users: int, history: int, events: int) -> dict[str, float]:
                 part(u)
             best = min(best, (time.perf_counter() - start) / len(estimators) * 1e6)
         out[name] = best
+    return out
+
+
+def sequence_estimate(ranked: Sequence[str], i: int, n: int) -> dict[str, float]:
+    """A sequence model's category distribution for user ``i``: ``n`` of the prior's ranked
+    categories from the ``i``-th on, falling weights, a fifth of the mass as ``_other``.
+
+    >>> sequence_estimate(["a", "b", "c"], 1, 2)
+    {'b': 0.5333333333333333, 'c': 0.26666666666666666, '_other': 0.2}
+    """
+    names = [ranked[(i + j) % len(ranked)] for j in range(n)]
+    weights = [1.0 / (j + 1) for j in range(len(names))]
+    total = sum(weights)
+    out = {c: 0.8 * wt / total for c, wt in zip(names, weights, strict=True)}
+    out["_other"] = 0.2
     return out
 
 

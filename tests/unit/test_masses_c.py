@@ -27,6 +27,7 @@ ACCELERATED = (
     "top_k",
     "top_smoothed",
     "rank_smoothed",
+    "fused_rank",
     "mix_horizons",
     "smoothed_tracked",
     "total_variation",
@@ -87,6 +88,23 @@ def test_top_smoothed(m, residual, alpha, k):
 )
 def test_rank_smoothed(tracked, coef, prior, ranked, k):
     assert same(*both("rank_smoothed", tracked, coef, prior, ranked, k))
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(
+    dicts,
+    small,
+    dicts,
+    st.lists(names.filter(lambda c: c != OTHER), max_size=12, unique=True),
+    st.integers(min_value=0, max_value=12),
+    dists,
+    st.floats(min_value=0.0, max_value=1.0),
+    ks,
+)
+def test_fused_rank(tracked, coef, prior, ranked, depth, sequence, w, k):
+    ranked_set = frozenset(ranked[:depth])  # the prior's ranked set, ranked or not
+    assert same(*both("fused_rank", tracked, coef, prior, ranked, ranked_set, sequence, w, k))
 
 
 @built
@@ -364,6 +382,8 @@ def test_inputs_the_c_code_does_not_take_get_the_python_definition():
         got, masses.rank_smoothed.python({"a": 0.5}, 0.5, {"c": 0.6, "d": 0.4}, ["c", "d"], 2)
     )
     assert list(got) == ["a", "c", OTHER]
+    fused = ({"a": 0.5}, 0.5, {"c": 0.6, "d": 0.4}, ["c", "d"], ("c", "d"), {"d": 1.0}, 0.5, 2)
+    assert same(masses.fused_rank(*fused), masses.fused_rank.python(*fused))  # a tuple's "in"
     assert masses.entropy({1: 0.5, 2: 0.5}) == masses.entropy.python({1: 0.5, 2: 0.5})
     p = {"a": 0.5, "b": 0.25, "c": 0.25}
     assert masses.top_k(p, -1) == masses.top_k.python(p, -1) == {"a": 0.5, "b": 0.25, OTHER: 0.25}

@@ -356,10 +356,10 @@ class Pipeline:
         and wait until the broker has them and the snapshots of the events they cover."""
         async with self._flush_lock.window():
             self._end_window()
-            await self.records.write_unwritten()
+            await self.counters.timed("write", self.records.write_unwritten())
             self._window_written()
-            await self.builder.drain()
-            await self.output.drain()
+            await self.counters.timed("snapshots", self.builder.drain())
+            await self.counters.timed("output", self.output.drain())
 
     async def after_commit(self) -> None:
         """The window's offsets are committed: past the cache's limit, the least recently used

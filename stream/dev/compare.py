@@ -88,7 +88,11 @@ def stop_profile(spy: subprocess.Popen) -> None:
 
 
 # /metrics counters read over a run: snapshots emitted, users the sequence model scored.
-COUNTED = ("interest_snapshots_total", "interest_scorer_users_total")
+COUNTED = (
+    "interest_snapshots_total",
+    "interest_scorer_users_total",
+    "interest_commit_windows_total",
+)
 IDLE_FRAMES = ("epoll_wait", "select_epoll_poll", "pthread_cond_timedwait")
 
 
@@ -181,6 +185,7 @@ def run_tree(
         "snapshots_per_event": counted["interest_snapshots_total"] / total,
         "scored_per_s": counted["interest_scorer_users_total"] / seconds,
         "tail_s": tail,
+        "windows": counted["interest_commit_windows_total"],
     }
 
 
@@ -333,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     out(
         "| tree | events/s | busiest thread µs/event (share of a core) | process µs/event "
         "| its child processes µs/event | broker share of a core | snapshots per event "
-        "| users scored per s | last event read → committed s |"
-        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| users scored per s | last event read → committed s | commit windows |"
+        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, tree in trees:
         run_env = worker_env(
@@ -353,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {r['rate']:,.0f} | {r['busiest_thread_us_per_event']:.0f} "
             f"({r['busiest_thread_share']:.0%}) | {r['process_us_per_event']:.0f} "
             f"| {r['children_us_per_event']:.0f} | {r['broker_share']:.0%} "
-            f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} | {r['tail_s']:.2f} |"
+            f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} | {r['tail_s']:.2f} "
+            f"| {r['windows']:.0f} |"
         )
         if prof and prof.exists():
             out(f"\nmain thread of {name}, inclusive share of its busy samples:")

@@ -17,6 +17,7 @@ from models.online.population import merged_distribution
 from models.schema import OTHER, POPULATION_PREFIX
 from stream.batch_consumer import partition_lag
 from stream.codec import REASONS, decode_snapshot
+from stream.counters import COMMIT_STEPS
 from stream.web.cache import ChangeLog, SnapshotCache, compact
 from stream.web.feed import SnapshotFeed
 from stream.web.metrics import MetricsText, RateMeter, add_scorer_metrics, resident_memory_bytes
@@ -368,6 +369,30 @@ class Dashboard:
             "User records written to the table and its changelog (once per commit window).",
             c.records_written,
         )
+        m.add(
+            "interest_snapshots_queued",
+            "gauge",
+            "Snapshots asked of the builder and not yet handed to the producer.",
+            builder.in_flight,
+        )
+        m.add("interest_commit_windows_total", "counter", "Commit windows closed.", c.flushes)
+        for step in COMMIT_STEPS:
+            m.add(
+                "interest_commit_step_seconds_total",
+                "counter",
+                "Seconds spent closing commit windows, by step: write (the window's records to "
+                "the table and its changelog), snapshots (the builder's, of the window's events), "
+                "output (the producer's acknowledgements); wall time, batches run in between.",
+                c.commit_seconds.get(step, 0.0),
+                {"step": step},
+            )
+            m.add(
+                "interest_commit_step_last_seconds",
+                "gauge",
+                "The last commit window's seconds, by step (as above).",
+                c.commit_last_seconds.get(step),
+                {"step": step},
+            )
         full = self.pipeline.full_collections
         m.add(
             "interest_gc_full_passes_total",

@@ -20,7 +20,8 @@ class WorkerCounters(Protocol):
     >>> counters = Counters(started=0.0)
     >>> {name: getattr(counters, name) for name in WorkerCounters.__annotations__}
     {'started': 0.0, 'events': 0, 'applied': 0, 'snapshots': 0, 'batches': 0, 'duplicates': 0,
-     'dlq': Counter(), 'last_event_wall': None}
+     'dlq': Counter(), 'last_event_wall': None, 'records_written': 0, 'flushes': 0,
+     'commit_seconds': Counter(), 'commit_last_seconds': {}}
     """
 
     started: float
@@ -31,6 +32,10 @@ class WorkerCounters(Protocol):
     duplicates: int
     dlq: Counter
     last_event_wall: float | None
+    records_written: int
+    flushes: int  # commit windows closed
+    commit_seconds: Counter  # per step of closing them (stream.counters.COMMIT_STEPS)
+    commit_last_seconds: Mapping[str, float]
 
 
 class SizedTable(Protocol):

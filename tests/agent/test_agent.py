@@ -10,6 +10,7 @@ from faust.types import TP
 
 from models.tracker import build_snapshot, replay
 from stream.codec import decode_snapshot, pack, unpack
+from stream.counters import COMMIT_STEPS
 from tests.agent.conftest import AGENT, scripted_events
 
 pytestmark = pytest.mark.agent
@@ -128,6 +129,7 @@ def test_the_window_writes_its_tables_when_the_collector_runs_in_between(pipelin
     events = scripted_events(40, users=3)
     asyncio.run(feed(app, [(e["user_id"].encode(), pack(e)) for e in events]))
     assert pipe.counters.flushes > 0 and pipe.counters.dlq == {}
+    assert set(pipe.counters.commit_last_seconds) == set(COMMIT_STEPS)  # each step timed
     assert PopulationInterest.from_state(pipe.population["p0"]).n_events == len(events)
     assert sum(pipe.user_record(f"user-{u}").n_events for u in range(3)) == len(events)
 

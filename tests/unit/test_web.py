@@ -222,6 +222,8 @@ def test_metrics_parse_as_prometheus_text(http):
     pipe.counters.events, pipe.counters.applied, pipe.counters.snapshots = 10, 9, 4
     pipe.counters.dlq["malformed"] = 1
     pipe.counters.records_written = 7
+    pipe.counters.flushes = 2
+    asyncio.run(pipe.counters.timed("write", asyncio.sleep(0.01)))  # a window being closed
     pipe.builder.built_here, pipe.builder.fallbacks = 3, 1
     pipe.full_collections.done(pipe.full_collections.next_at, took=0.25)
     app.consumer.next_offsets.declines, app.consumer.next_offsets.jumps = 5, 2
@@ -246,6 +248,11 @@ def test_metrics_parse_as_prometheus_text(http):
     assert families["interest_snapshot_builder_fallbacks"].type == "counter"
     assert value["interest_snapshot_builder_processes"] == pipe.builder.processes
     assert value["interest_records_written"] == 7
+    assert value["interest_commit_windows"] == 2 and value["interest_snapshots_queued"] == 0
+    steps = {s.labels["step"]: s.value for s in families["interest_commit_step_seconds"].samples}
+    assert steps["write"] >= 0.01 and steps["snapshots"] == steps["output"] == 0
+    last = families["interest_commit_step_last_seconds"].samples
+    assert [(s.labels["step"], s.value >= 0.01) for s in last] == [("write", True)]
     assert value["interest_gc_full_passes"] == 1 and value["interest_gc_full_last_seconds"] == 0.25
     assert value["interest_fetch_unread"] == 5 and value["interest_fetch_jumps"] == 2
     dlq = {s.labels["reason"]: s.value for s in families["interest_dlq"].samples}

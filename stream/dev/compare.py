@@ -4,8 +4,9 @@ For speed work: measure the baseline and the change in the same run, one worker 
 other on the same events, and see where the CPU went. For each tree, a worker (started with
 that tree as its working directory, so ``python -m stream.cli`` imports that tree's code)
 consumes the whole topic with the default emission policy; the table gives its rate, the
-CPU seconds per event of its busiest thread and of the local broker, and how long its offsets'
-commit came after it had read the last event (within 0.1 s). ``--profile DIR`` also
+CPU seconds per event of its busiest thread and of the local broker, how long its offsets'
+commit came after it had read the last event (within 0.1 s), and the commit windows it closed
+with the seconds of their steps (its ``/metrics``). ``--profile DIR`` also
 records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker's run. Everything
 printed also goes to ``bench-results/compare-<time>/compare.md``.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +43,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
+from stream.counters import COMMIT_STEPS
 from stream.dev.bench_topics import committed_total, make_events, produce
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
@@ -135,6 +138,23 @@ def tree_settings(specs: list[str], names: set[str]) -> dict[str, dict[str, str]
     return out
 
 
+def by_label(text: str, name: str, label: str) -> dict[str, float]:
+    """The samples of ``name`` in a ``/metrics`` text, by the value of their ``label``.
+
+    >>> text = 'a_total{step="write"} 1.5\\na_total{step="output"} 2\\nb 3\\n'
+    >>> by_label(text, "a_total", "step")
+    {'write': 1.5, 'output': 2.0}
+    """
+    sample = re.compile(rf'^{re.escape(name)}{{[^}}]*\b{label}="([^"]*)"[^}}]*}} (\S+)$', re.M)
+    return {m.group(1): float(m.group(2)) for m in sample.finditer(text)}
+
+
+def commit_steps(worker: WorkerProcess) -> dict[str, float]:
+    """The seconds the worker's commit windows spent in each step so far (``/metrics``;
+    empty for a tree from before ``interest_commit_step_seconds_total``)."""
+    return by_label(worker.metrics_text(), "interest_commit_step_seconds_total", "step")
+
+
 def run_tree(
     bootstrap: str, env: dict, tree: Path, total: int, log: Path, profile_to: Path | None
 ) -> dict[str, float]:
@@ -148,6 +168,7 @@ def run_tree(
     children0 = children_cpu_seconds(worker.pid)
     broker0 = thread_cpu_seconds(broker) if broker else {}
     counted0 = {name: worker.metric(name) for name in COUNTED}
+    steps0 = commit_steps(worker)
     started = time.monotonic()
     spy = profile(worker.pid, profile_to) if profile_to else None
     read_all = None  # when the worker had read every event (its /metrics, every 0.1 s)
@@ -165,6 +186,7 @@ def run_tree(
         children1 = children_cpu_seconds(worker.pid)
         broker1 = thread_cpu_seconds(broker) if broker else {}
         counted = {name: worker.metric(name) - counted0[name] for name in COUNTED}
+        steps = {k: v - steps0.get(k, 0.0) for k, v in commit_steps(worker).items()}
     finally:
         if spy is not None:
             stop_profile(spy)  # before the worker stops: its shutdown is not the run
@@ -186,6 +208,7 @@ def run_tree(
         "scored_per_s": counted["interest_scorer_users_total"] / seconds,
         "tail_s": tail,
         "windows": counted["interest_commit_windows_total"],
+        "commit_steps": steps,
     }
 
 
@@ -209,6 +232,17 @@ def latency_row(
     """``latency_phase`` with a worker of ``tree`` (its code: started from its directory)."""
     with contextlib.chdir(tree):
         return latency_phase(bootstrap, env, work, rate, seconds, users=users)
+
+
+def step_seconds(steps: dict[str, float]) -> str:
+    """A run's commit-step seconds as a table cell, in ``COMMIT_STEPS``' order.
+
+    >>> step_seconds({"write": 1.25, "snapshots": 0.5, "output": 0.125}), step_seconds({})
+    ('1.25 / 0.50 / 0.12', '—')
+    """
+    if not steps:
+        return "—"
+    return " / ".join(f"{steps.get(step, 0.0):.2f}" for step in COMMIT_STEPS)
 
 
 def latency_line(name: str, r: dict) -> str:
@@ -338,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     out(
         "| tree | events/s | busiest thread µs/event (share of a core) | process µs/event "
         "| its child processes µs/event | broker share of a core | snapshots per event "
-        "| users scored per s | last event read → committed s | commit windows |"
-        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| users scored per s | last event read → committed s | commit windows "
+        "| their steps s: write / snapshots / output |"
+        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, tree in trees:
         run_env = worker_env(
@@ -359,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({r['busiest_thread_share']:.0%}) | {r['process_us_per_event']:.0f} "
             f"| {r['children_us_per_event']:.0f} | {r['broker_share']:.0%} "
             f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} | {r['tail_s']:.2f} "
-            f"| {r['windows']:.0f} |"
+            f"| {r['windows']:.0f} | {step_seconds(r['commit_steps'])} |"
         )
         if prof and prof.exists():
             out(f"\nmain thread of {name}, inclusive share of its busy samples:")

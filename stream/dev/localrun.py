@@ -188,12 +188,16 @@ class WorkerProcess:
         """One unlabelled sample of the worker's ``/metrics`` (0 when it has none yet)."""
         from stream.dev.demo_view import parse_metrics
 
+        return parse_metrics(self.metrics_text())[0].get(name, 0.0)
+
+    def metrics_text(self) -> str:
+        """The worker's ``/metrics``, as text."""
         url = f"http://127.0.0.1:{self.env['INTEREST_WEB_PORT']}/metrics"
         request = urllib.request.Request(url)
         if token := self.env.get("INTEREST_WEB_TOKEN"):
             request.add_header("Authorization", f"Bearer {token}")
         with urllib.request.urlopen(request, timeout=10) as resp:
-            return parse_metrics(resp.read().decode())[0].get(name, 0.0)
+            return resp.read().decode()
 
     def tail(self, n: int = 4000) -> str:
         return self.log_path.read_bytes()[-n:].decode(errors="replace")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import signal
 import subprocess
 import sys
@@ -90,7 +89,8 @@ def stop_profile(spy: subprocess.Popen) -> None:
         spy.kill()
 
 
-# /metrics counters read over a run: snapshots emitted, users the sequence model scored.
+# /metrics counters read over a run: snapshots emitted, users the sequence model scored,
+# commit windows closed.
 COUNTED = (
     "interest_snapshots_total",
     "interest_scorer_users_total",
@@ -138,21 +138,17 @@ def tree_settings(specs: list[str], names: set[str]) -> dict[str, dict[str, str]
     return out
 
 
-def by_label(text: str, name: str, label: str) -> dict[str, float]:
-    """The samples of ``name`` in a ``/metrics`` text, by the value of their ``label``.
-
-    >>> text = 'a_total{step="write"} 1.5\\na_total{step="output"} 2\\nb 3\\n'
-    >>> by_label(text, "a_total", "step")
-    {'write': 1.5, 'output': 2.0}
-    """
-    sample = re.compile(rf'^{re.escape(name)}{{[^}}]*\b{label}="([^"]*)"[^}}]*}} (\S+)$', re.M)
-    return {m.group(1): float(m.group(2)) for m in sample.finditer(text)}
-
-
 def commit_steps(worker: WorkerProcess) -> dict[str, float]:
     """The seconds the worker's commit windows spent in each step so far (``/metrics``;
     empty for a tree from before ``interest_commit_step_seconds_total``)."""
-    return by_label(worker.metrics_text(), "interest_commit_step_seconds_total", "step")
+    from prometheus_client.parser import text_string_to_metric_families  # the dev extra's
+
+    return {
+        sample.labels["step"]: sample.value
+        for family in text_string_to_metric_families(worker.metrics_text())
+        if family.name == "interest_commit_step_seconds"
+        for sample in family.samples
+    }
 
 
 def run_tree(

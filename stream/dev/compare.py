@@ -7,7 +7,8 @@ consumes the whole topic with the default emission policy; the table gives its r
 CPU seconds per event of its busiest thread and of the local broker, how long its offsets'
 commit came after it had read the last event (within 0.1 s), and the commit windows it closed
 with the seconds of their steps (its ``/metrics``). ``--profile DIR`` also
-records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker's run. Everything
+records a py-spy profile (raw format, ``DIR/<tree>.txt``) of each worker's run (of a latency
+row: while the events are sent) and prints its main thread's functions. Everything
 printed also goes to ``bench-results/compare-<time>/compare.md``.
 
     git worktree add ../baseline HEAD~1
@@ -34,10 +35,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
@@ -60,33 +59,11 @@ from stream.dev.memory_rows import (
     settled_waves,
 )
 from stream.dev.proc_cpu import children_cpu_seconds, thread_cpu_seconds
+from stream.dev.pyspy import profile, stop_profile, summarize
 from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
-PROFILE_MAX_S = 120  # a profile covers the whole run, up to this long
 LATENCY_USERS = 2_000  # as the bench's latency rows
-
-
-def profile(pid: int, out: Path) -> subprocess.Popen:
-    """py-spy on ``pid`` from now until ``stop_profile`` (at most ``PROFILE_MAX_S``): a fixed
-    window after a delay missed most of a run that a fast hour finished in 12 s."""
-    spy = Path(sys.executable).with_name("py-spy")
-    cmd = [str(spy), "record", "-r", "50", "-f", "raw", "-n", "-d", str(PROFILE_MAX_S)]
-    return subprocess.Popen(
-        [*cmd, "-p", str(pid), "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop_profile(spy: subprocess.Popen) -> None:
-    """Stop py-spy as Ctrl-C does: it writes what it sampled."""
-    if spy.poll() is None:
-        spy.send_signal(signal.SIGINT)
-    try:
-        spy.wait(30)
-    except subprocess.TimeoutExpired:
-        spy.kill()
 
 
 # /metrics counters read over a run: snapshots emitted, users the sequence model scored,
@@ -96,24 +73,6 @@ COUNTED = (
     "interest_scorer_users_total",
     "interest_commit_windows_total",
 )
-IDLE_FRAMES = ("epoll_wait", "select_epoll_poll", "pthread_cond_timedwait")
-
-
-def summarize(raw: Path, top: int = 25) -> list[tuple[str, float]]:
-    """The functions of a py-spy raw profile by inclusive share of the main thread's busy
-    samples (samples whose stack waits in epoll or on a condition are idle)."""
-    inclusive: dict[str, int] = {}
-    busy = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if "stream/cli" not in stack or any(f in stack for f in IDLE_FRAMES):
-            continue  # another thread, or the main thread waiting
-        n = int(count)
-        busy += n
-        for name in {frame.split(" (")[0] for frame in stack.split(";")}:
-            inclusive[name] = inclusive.get(name, 0) + n
-    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
-    return [(name, n / busy) for name, n in ranked if n < busy][:top]
 
 
 def tree_settings(specs: list[str], names: set[str]) -> dict[str, dict[str, str]]:
@@ -224,10 +183,35 @@ def latency_row(
     rate: float,
     seconds: float,
     users: int = LATENCY_USERS,
+    profile_to: Path | None = None,
 ) -> dict:
     """``latency_phase`` with a worker of ``tree`` (its code: started from its directory)."""
     with contextlib.chdir(tree):
-        return latency_phase(bootstrap, env, work, rate, seconds, users=users)
+        return latency_phase(
+            bootstrap, env, work, rate, seconds, users=users, profile_to=profile_to
+        )
+
+
+def profile_path(directory: str | None, tree: str) -> Path | None:
+    """Where ``--profile DIR`` puts a tree's profile (the directory made), or None."""
+    if not directory:
+        return None
+    path = Path(directory).resolve() / f"{tree}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def print_profile(prof: Path | None, tree: str, out: Callable[[str], None]) -> None:
+    """A tree's profile summarized: the main thread's functions, inclusive and its own."""
+    if not prof or not prof.exists():
+        return
+    out(f"\nmain thread of {tree}, inclusive share of its busy samples:")
+    for function, share in summarize(prof):
+        out(f"  {share:6.1%}  {function}")
+    out(f"\nmain thread of {tree}, the function each busy sample was in:")
+    for function, share in summarize(prof, top=15, own=True):
+        out(f"  {share:6.1%}  {function}")
+    out()
 
 
 def step_seconds(steps: dict[str, float]) -> str:
@@ -322,10 +306,12 @@ def main(argv: list[str] | None = None) -> int:
                 **{"INTEREST_MIN_INTERVAL_S": "0", **tree_env.get(name, {})},
             )
             (work / name).mkdir(parents=True, exist_ok=True)
+            prof = profile_path(args.profile, name)
             r = latency_row(
-                bootstrap, run_env, tree, work / name, args.latency, args.seconds, users
+                bootstrap, run_env, tree, work / name, args.latency, args.seconds, users, prof
             )
             out(latency_line(name, r))
+            print_profile(prof, name, out)
         if not args.keep_topics:
             delete_run_topics(bootstrap, f"cmp-{stamp}")
         print(f"written to {report}")
@@ -381,9 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ensure_topics(Settings.from_env(run_env))
         run_env["INTEREST_EVENTS_TOPIC"] = env["INTEREST_EVENTS_TOPIC"]
-        prof = Path(args.profile).resolve() / f"{name}.txt" if args.profile else None
-        if prof:
-            prof.parent.mkdir(parents=True, exist_ok=True)
+        prof = profile_path(args.profile, name)
         r = run_tree(bootstrap, run_env, tree, total, work / f"{name}.log", prof)
         out(
             f"| {name} | {r['rate']:,.0f} | {r['busiest_thread_us_per_event']:.0f} "
@@ -392,11 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['snapshots_per_event']:.2f} | {r['scored_per_s']:,.0f} | {r['tail_s']:.2f} "
             f"| {r['windows']:.0f} | {step_seconds(r['commit_steps'])} |"
         )
-        if prof and prof.exists():
-            out(f"\nmain thread of {name}, inclusive share of its busy samples:")
-            for function, share in summarize(prof):
-                out(f"  {share:6.1%}  {function}")
-            out()
+        print_profile(prof, name, out)
     if not args.keep_topics:
         delete_run_topics(bootstrap, f"cmp-{stamp}")
     print(f"written to {report}")

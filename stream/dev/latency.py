@@ -35,6 +35,7 @@ from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import decode_snapshot, pack
 from stream.dev.localrun import WorkerProcess
 from stream.dev.proc_cpu import thread_cpu_seconds
+from stream.dev.pyspy import profile, stop_profile
 from stream.output import murmur2
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -214,9 +215,11 @@ def latency_phase(
     seconds: float,
     users: int,
     subscriber: str = "aiokafka",
+    profile_to: Path | None = None,
 ) -> dict:
     """Events stamped with the wall clock at ``rate``/s; snapshot latency seen by a
-    ``subscriber`` (one of ``SUBSCRIBERS``)."""
+    ``subscriber`` (one of ``SUBSCRIBERS``); a py-spy profile of the worker while they are
+    sent to ``profile_to``, if given."""
     if subscriber not in SUBSCRIBERS:
         raise ValueError(f"subscriber must be one of {SUBSCRIBERS}, not {subscriber!r}")
     settings = Settings.from_env(env)
@@ -233,9 +236,12 @@ def latency_phase(
     sub.start()
     ready.wait(30)
     time.sleep(1)  # the subscriber's first fetch is at the end of the topic
+    spy = profile(worker.pid, profile_to) if profile_to else None
     cpu_before, started = thread_cpu_seconds(worker.pid), time.monotonic()
     sent = asyncio.run(paced_events(bootstrap, settings.events_topic, rate, seconds, users))
     cpu_after, seconds_sent = thread_cpu_seconds(worker.pid), time.monotonic() - started
+    if spy:
+        stop_profile(spy)
     cpu = paced_cpu(cpu_before, cpu_after, worker.pid, seconds_sent)
     time.sleep(3)
     stop.set()

@@ -1,5 +1,5 @@
-"""``stream.dev.compare``'s profile summary (shares of the main thread's busy samples) and the
-``/proc`` CPU readers that it and the bench use."""
+"""``stream.dev.pyspy``'s profile summary (shares of the main thread's busy samples) and the
+``/proc`` CPU readers that compare and the bench use."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.dev.compare import summarize
 from stream.dev.proc_cpu import process_cpu_seconds
+from stream.dev.pyspy import summarize
 
 pytestmark = pytest.mark.unit
 

@@ -109,16 +109,24 @@ def print_table(r: dict) -> None:
                 f"; {lat['main_thread_us_per_event']:.0f} / {lat['worker_us_per_event']:.0f} µs "
                 f"({lat['snapshots'] / max(lat['events'], 1):.2f} snapshots an event) |"
             )
+        if lat.get("main_thread_waited_share") is not None:
+            print(
+                "| the same, waiting for a core: the worker's main thread runnable, and some "
+                f"task on the machine, shares of the row | {waits_cell(lat)} |"
+            )
         if "runs_event_p99_ms" in lat:
             runs = len(lat["runs_event_p99_ms"])
+            waited = lat.get("runs_main_thread_waited_share") or [None] * runs
             print(
                 f"| the same, each of {runs} runs (the rows above: the median one), "
-                "p99 every event / per snapshot | "
+                "p99 every event / per snapshot (the main thread's wait for a core) | "
                 + ", ".join(
-                    f"{e:.0f} / {p:.0f}"
-                    for e, p in zip(lat["runs_event_p99_ms"], lat["runs_p99_ms"], strict=True)
+                    f"{e:.0f} / {p:.0f} ms" + ("" if w is None else f" ({w:.0%})")
+                    for e, p, w in zip(
+                        lat["runs_event_p99_ms"], lat["runs_p99_ms"], waited, strict=True
+                    )
                 )
-                + " ms |"
+                + " |"
             )
     for store, m in r.get("memory", {}).items():
         waves = ", ".join(f"{int(u):,}: {b / 2**20:,.0f}" for u, b in m["rss_at_users"].items())
@@ -188,4 +196,18 @@ def _split(lat: dict) -> str:
     return (
         f"; to the build p50 / p99 {lat['built_p50_ms']:.0f} / {lat['built_p99_ms']:.0f} ms, "
         f"after it {lat['after_p50_ms']:.0f} / {lat['after_p99_ms']:.0f} ms"
+    )
+
+
+def waits_cell(lat: dict) -> str:
+    """A latency row's waits for a core, as a table cell.
+
+    >>> waits_cell({"main_thread_waited_share": 0.084, "cpu_pressure_share": 0.31})
+    '8% / 31%'
+    >>> waits_cell({"main_thread_waited_share": 0.084, "cpu_pressure_share": None})
+    '8% / —'
+    """
+    pressure = lat.get("cpu_pressure_share")
+    return f"{lat['main_thread_waited_share']:.0%} / " + (
+        "—" if pressure is None else f"{pressure:.0%}"
     )

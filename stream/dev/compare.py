@@ -42,6 +42,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 
 from stream.counters import COMMIT_STEPS
+from stream.dev.bench_table import waits_cell
 from stream.dev.bench_topics import committed_total, make_events, produce
 from stream.dev.latency import latency_phase
 from stream.dev.localrun import (
@@ -231,14 +232,16 @@ def latency_line(name: str, r: dict) -> str:
     >>> latency_line("new", {"events": 1000, "snapshots": 950, "event_p50_ms": 21.4,
     ...     "event_p95_ms": 98.0, "event_p99_ms": 137.2, "built_p99_ms": 109.0,
     ...     "after_p99_ms": 41.5, "main_thread_share": 0.64, "main_thread_us_per_event": 75.2,
-    ...     "worker_us_per_event": 90.4})
-    '| new | 950 (0.95) | 21 / 98 / 137 | 109 | 42 | 64% | 75 | 90 |'
+    ...     "worker_us_per_event": 90.4, "main_thread_waited_share": 0.08,
+    ...     "cpu_pressure_share": 0.3})
+    '| new | 950 (0.95) | 21 / 98 / 137 | 109 | 42 | 64% | 75 | 90 | 8% / 30% |'
     """
     return (
         f"| {name} | {r['snapshots']:,} ({r['snapshots'] / max(r['events'], 1):.2f}) | "
         f"{r['event_p50_ms']:.0f} / {r['event_p95_ms']:.0f} / {r['event_p99_ms']:.0f} | "
         f"{r['built_p99_ms']:.0f} | {r['after_p99_ms']:.0f} | {r['main_thread_share']:.0%} | "
-        f"{r['main_thread_us_per_event']:.0f} | {r['worker_us_per_event']:.0f} |"
+        f"{r['main_thread_us_per_event']:.0f} | {r['worker_us_per_event']:.0f} | "
+        f"{waits_cell(r)} |"
     )
 
 
@@ -296,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         out(
             "| tree | snapshots (per event) | per event p50 / p95 / p99 ms | to the build p99 ms "
             "| after it p99 ms | main thread, share of a core | main thread µs / event "
-            "| all threads µs / event |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| all threads µs / event | waited for a core: main thread / some task "
+            "|\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         )
         for name, tree in trees:
             run_env = worker_env(

@@ -34,7 +34,7 @@ from kafka import KafkaConsumer
 from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import decode_snapshot, pack
 from stream.dev.localrun import WorkerProcess
-from stream.dev.proc_cpu import thread_cpu_seconds
+from stream.dev.proc_cpu import cpu_pressure_seconds, run_delay_seconds, thread_cpu_seconds
 from stream.dev.pyspy import profile, stop_profile
 from stream.output import murmur2
 from stream.settings import Settings
@@ -237,9 +237,11 @@ def latency_phase(
     ready.wait(30)
     time.sleep(1)  # the subscriber's first fetch is at the end of the topic
     spy = profile(worker.pid, profile_to) if profile_to else None
+    waits_before = run_delay_seconds(worker.pid), cpu_pressure_seconds()
     cpu_before, started = thread_cpu_seconds(worker.pid), time.monotonic()
     sent = asyncio.run(paced_events(bootstrap, settings.events_topic, rate, seconds, users))
     cpu_after, seconds_sent = thread_cpu_seconds(worker.pid), time.monotonic() - started
+    waits = core_waits(waits_before, (run_delay_seconds(worker.pid), cpu_pressure_seconds()))
     if spy:
         stop_profile(spy)
     cpu = paced_cpu(cpu_before, cpu_after, worker.pid, seconds_sent)
@@ -274,7 +276,24 @@ def latency_phase(
         "main_thread_share": cpu["main"] / cpu["seconds"],
         "main_thread_us_per_event": cpu["main"] / max(events, 1) * 1e6,
         "worker_us_per_event": cpu["all"] / max(events, 1) * 1e6,
+        # shares of the time the events were sent: the worker's main thread runnable but
+        # waiting for a core, and some task on the machine waiting for one (None: unknown)
+        "main_thread_waited_share": waits[0] / seconds_sent,
+        "cpu_pressure_share": None if waits[1] is None else waits[1] / seconds_sent,
     }
+
+
+def core_waits(
+    before: tuple[float, float | None], after: tuple[float, float | None]
+) -> tuple[float, float | None]:
+    """The seconds waited for a core between two readings of (the worker's main thread's
+    ``run_delay_seconds``, the machine's ``cpu_pressure_seconds``).
+
+    >>> core_waits((1.5, 10.0), (2.0, 12.5)), core_waits((1.0, None), (1.25, None))
+    ((0.5, 2.5), (0.25, None))
+    """
+    pressure = None if before[1] is None or after[1] is None else after[1] - before[1]
+    return after[0] - before[0], pressure
 
 
 def paced_cpu(before: dict[int, float], after: dict[int, float], pid: int, seconds: float) -> dict:
@@ -290,8 +309,9 @@ def paced_cpu(before: dict[int, float], after: dict[int, float], pid: int, secon
 
 def median_run(runs: list[dict], key: str = "event_p99_ms") -> dict:
     """Of several ``latency_phase`` results, the run whose ``key`` is the median (of an even
-    number, the lower of the middle two), with every run's ``p99_ms`` and ``event_p99_ms``
-    beside it in run order (``runs_p99_ms``, ``runs_event_p99_ms``); one run as it is.
+    number, the lower of the middle two), with every run's ``p99_ms``, ``event_p99_ms`` and
+    ``main_thread_waited_share`` beside it in run order (``runs_p99_ms``,
+    ``runs_event_p99_ms``, ``runs_main_thread_waited_share``); one run as it is.
 
     >>> runs = [{"p99_ms": p, "event_p99_ms": p + 10} for p in (300.0, 1100.0, 190.0)]
     >>> r = median_run(runs); r["event_p99_ms"], r["runs_event_p99_ms"], r["runs_p99_ms"]
@@ -304,6 +324,7 @@ def median_run(runs: list[dict], key: str = "event_p99_ms") -> dict:
         **ordered[(len(runs) - 1) // 2],
         "runs_p99_ms": [r["p99_ms"] for r in runs],
         "runs_event_p99_ms": [r["event_p99_ms"] for r in runs],
+        "runs_main_thread_waited_share": [r.get("main_thread_waited_share") for r in runs],
     }
 
 

@@ -1,7 +1,9 @@
-"""CPU seconds of a process's threads and of its children, read from ``/proc`` (Linux).
+"""CPU seconds of a process's threads and of its children, and the time they waited for a
+core, read from ``/proc`` (Linux).
 
 For the benchmarks: the CPU a worker spends per event is steadier than its wall-clock rate on a
-shared machine, where the broker and the load generator take turns on the same cores.
+shared machine, where the broker and the load generator take turns on the same cores; how long
+the worker waited for a core says how much of a run's latency was that turn-taking.
 """
 
 from __future__ import annotations
@@ -51,3 +53,27 @@ def process_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` and its live children together (what it has cost so far)."""
     own = _cpu_seconds(_stat_fields(f"/proc/{pid}/stat"))
     return own + sum(children_cpu_seconds(pid).values())
+
+
+def run_delay_seconds(pid: int) -> float:
+    """Seconds the main thread of ``pid`` has spent runnable but waiting for a core (the
+    scheduler's ``schedstat``); 0.0 where the kernel keeps no scheduler statistics.
+
+    >>> run_delay_seconds(os.getpid()) >= 0.0
+    True
+    """
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_pressure_seconds() -> float | None:
+    """Seconds during which some runnable task on the machine waited for a core (the kernel's
+    pressure stall information, ``/proc/pressure/cpu``'s ``some`` total); None without it."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (FileNotFoundError, OSError, IndexError):
+        return None
+    fields = dict(f.split("=", 1) for f in some.split()[1:])
+    return int(fields["total"]) / 1e6 if "total" in fields else None

@@ -127,7 +127,8 @@ def test_a_repeated_latency_row_shows_every_runs_p99_beside_the_median_run(capsy
         {"rate": 14_000.0, "events": 280_000, "snapshots": 270_000, "p50_ms": p / 3}
         | {"p95_ms": p / 1.2, "p99_ms": p, "event_p50_ms": p / 3, "event_p95_ms": p / 1.2}
         | {"event_p99_ms": p + 20, "events_measured": 279_000}
-        for p in (340.0, 1_100.0, 190.0)
+        | {"main_thread_waited_share": w, "cpu_pressure_share": 2 * w}
+        for p, w in ((340.0, 0.07), (1_100.0, 0.31), (190.0, 0.02))
     ]
     results = _results()
     results["latency"] = {"min-interval 0": median_run(runs)}
@@ -136,7 +137,12 @@ def test_a_repeated_latency_row_shows_every_runs_p99_beside_the_median_run(capsy
     assert "min-interval 0: p50 / p95 / p99 | 113 / 283 / 340 ms" in out  # the median run
     assert (
         "| the same, each of 3 runs (the rows above: the median one), p99 every event / per "
-        "snapshot | 360 / 340, 1120 / 1100, 210 / 190 ms |"
+        "snapshot (the main thread's wait for a core) | 360 / 340 ms (7%), 1120 / 1100 ms (31%), "
+        "210 / 190 ms (2%) |"
+    ) in out
+    assert (  # the median run's waits
+        "| the same, waiting for a core: the worker's main thread runnable, and some task on "
+        "the machine, shares of the row | 7% / 14% |"
     ) in out
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stream.web.metrics import thread_schedstat
+
 
 def _stat_fields(path: str) -> list[str]:
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
@@ -57,15 +59,13 @@ def process_cpu_seconds(pid: int) -> float:
 
 def run_delay_seconds(pid: int) -> float:
     """Seconds the main thread of ``pid`` has spent runnable but waiting for a core (the
-    scheduler's ``schedstat``); 0.0 where the kernel keeps no scheduler statistics.
+    scheduler's ``schedstat``: ``thread_schedstat``); 0.0 where the kernel keeps none.
 
     >>> run_delay_seconds(os.getpid()) >= 0.0
     True
     """
-    try:
-        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
-    except (FileNotFoundError, IndexError, ValueError):
-        return 0.0
+    times = thread_schedstat(pid)
+    return times[1] if times is not None else 0.0
 
 
 def cpu_pressure_seconds() -> float | None:

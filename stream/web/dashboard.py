@@ -20,7 +20,13 @@ from stream.codec import REASONS, decode_snapshot
 from stream.counters import COMMIT_STEPS
 from stream.web.cache import ChangeLog, SnapshotCache, compact
 from stream.web.feed import SnapshotFeed
-from stream.web.metrics import MetricsText, RateMeter, add_scorer_metrics, resident_memory_bytes
+from stream.web.metrics import (
+    MetricsText,
+    RateMeter,
+    add_main_thread_metrics,
+    add_scorer_metrics,
+    resident_memory_bytes,
+)
 from stream.web.pipeline_view import PipelineView
 
 MAX_FORGOTTEN = 10_000  # forgotten users whose old snapshots the feed may still bring
@@ -455,6 +461,7 @@ class Dashboard:
             "Resident memory size in bytes.",
             resident_memory_bytes(),
         )
+        add_main_thread_metrics(m)
         return m.render()
 
     async def tick(self) -> None:

@@ -1,11 +1,13 @@
 """Measuring the worker for ``/metrics``: rate meters, a Prometheus text writer, the process's
-memory and the sequence scorer's statistics."""
+memory, its main thread's time on and waiting for a core, and the sequence scorer's
+statistics."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
+import os
 import re
 import time
 from collections import deque
@@ -107,6 +109,25 @@ def resident_memory_bytes() -> int | None:
     return None
 
 
+def thread_schedstat(pid: int | None = None, tid: int | None = None) -> tuple[float, float] | None:
+    """Seconds a thread has run on a core and waited, runnable, for one (the scheduler's
+    ``/proc/<pid>/task/<tid>/schedstat``); by default this process's main thread. None where
+    the kernel keeps no such statistics.
+
+    >>> ran, waited = thread_schedstat()
+    >>> ran > 0.0 and waited >= 0.0
+    True
+    """
+    pid = os.getpid() if pid is None else pid
+    tid = pid if tid is None else tid
+    try:
+        with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+            ran, waited = fh.read().split()[:2]
+        return int(ran) / 1e9, int(waited) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
 # Known fields of the scorer's stats (``stream.scoring.ScorerStats``): metric, type, scale.
 SCORER_METRICS = {
     "batches": ("interest_scorer_batches_total", "counter", 1.0, "Scorer micro-batches run."),
@@ -168,3 +189,24 @@ def add_scorer_metrics(m: MetricsText, scorer: object | None) -> None:
         m.add(
             "interest_scorer_info", "gauge", "Sequence checkpoint in use.", 1, {"version": version}
         )
+
+
+def add_main_thread_metrics(m: MetricsText) -> None:
+    """The worker's main thread (the ingest loop: batches, snapshots, commit windows): the
+    seconds it has run and waited for a core. Their rates are its load: near 0.9 of a core
+    the event→snapshot tail grows fast (docs/RESULTS.md, 2026-12-04)."""
+    times = thread_schedstat()
+    if times is None:
+        return
+    m.add(
+        "interest_main_thread_cpu_seconds_total",
+        "counter",
+        "Seconds the worker's main thread (the ingest loop) ran on a core.",
+        times[0],
+    )
+    m.add(
+        "interest_main_thread_wait_seconds_total",
+        "counter",
+        "Seconds the worker's main thread was runnable, waiting for a core.",
+        times[1],
+    )

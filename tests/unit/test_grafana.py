@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,7 @@ def test_every_metric_the_dashboard_queries_is_one_the_worker_exports():
         "interest_snapshots_total",
         "interest_scorer_batches_total",
         "process_resident_memory_bytes",
+        "interest_main_thread_cpu_seconds_total",
     ):
         assert needed in queried
 
@@ -90,6 +92,23 @@ def test_the_worker_exports_its_resident_memory():
     text = worker_exposition()
     rss = re.search(r"^process_resident_memory_bytes (\d+)$", text, re.M)
     assert rss and 10 * 2**20 < int(rss.group(1)) < 64 * 2**30
+
+
+def test_the_worker_exports_its_main_threads_time_on_and_waiting_for_a_core():
+    def seconds(text: str, name: str) -> float:
+        found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
+        assert found, name
+        return float(found.group(1))
+
+    before = worker_exposition()
+    spent = time.thread_time()
+    while time.thread_time() - spent < 0.3:  # this test runs in the main thread: its work
+        pass
+    after = worker_exposition()
+    ran = [seconds(t, "interest_main_thread_cpu_seconds_total") for t in (before, after)]
+    waited = [seconds(t, "interest_main_thread_wait_seconds_total") for t in (before, after)]
+    assert ran[1] - ran[0] >= 0.25
+    assert 0.0 <= waited[0] <= waited[1]
 
 
 def test_the_metric_name_extraction_catches_an_unknown_metric():

@@ -109,7 +109,7 @@ def print_table(r: dict) -> None:
                 f"; {lat['main_thread_us_per_event']:.0f} / {lat['worker_us_per_event']:.0f} µs "
                 f"({lat['snapshots'] / max(lat['events'], 1):.2f} snapshots an event) |"
             )
-        if lat.get("main_thread_waited_share") is not None:
+        if "main_thread_waited_share" in lat:
             print(
                 "| the same, waiting for a core: the worker's main thread runnable, and some "
                 f"task on the machine, shares of the row | {waits_cell(lat)} |"
@@ -200,14 +200,12 @@ def _split(lat: dict) -> str:
 
 
 def waits_cell(lat: dict) -> str:
-    """A latency row's waits for a core, as a table cell.
+    """A latency row's waits for a core (the main thread's / some task's), as a table cell.
 
     >>> waits_cell({"main_thread_waited_share": 0.084, "cpu_pressure_share": 0.31})
     '8% / 31%'
-    >>> waits_cell({"main_thread_waited_share": 0.084, "cpu_pressure_share": None})
-    '8% / —'
+    >>> waits_cell({"main_thread_waited_share": None, "cpu_pressure_share": None})
+    '— / —'
     """
-    pressure = lat.get("cpu_pressure_share")
-    return f"{lat['main_thread_waited_share']:.0%} / " + (
-        "—" if pressure is None else f"{pressure:.0%}"
-    )
+    shares = (lat.get("main_thread_waited_share"), lat.get("cpu_pressure_share"))
+    return " / ".join("—" if s is None else f"{s:.0%}" for s in shares)

@@ -34,7 +34,7 @@ from kafka import KafkaConsumer
 from stream.clients import FETCH_MAX_WAIT_MS
 from stream.codec import decode_snapshot, pack
 from stream.dev.localrun import WorkerProcess
-from stream.dev.proc_cpu import cpu_pressure_seconds, run_delay_seconds, thread_cpu_seconds
+from stream.dev.proc_cpu import core_waits_seconds, thread_cpu_seconds
 from stream.dev.pyspy import profile, stop_profile
 from stream.output import murmur2
 from stream.settings import Settings
@@ -237,11 +237,11 @@ def latency_phase(
     ready.wait(30)
     time.sleep(1)  # the subscriber's first fetch is at the end of the topic
     spy = profile(worker.pid, profile_to) if profile_to else None
-    waits_before = run_delay_seconds(worker.pid), cpu_pressure_seconds()
+    waits_before = core_waits_seconds(worker.pid)
     cpu_before, started = thread_cpu_seconds(worker.pid), time.monotonic()
     sent = asyncio.run(paced_events(bootstrap, settings.events_topic, rate, seconds, users))
     cpu_after, seconds_sent = thread_cpu_seconds(worker.pid), time.monotonic() - started
-    waits = core_waits(waits_before, (run_delay_seconds(worker.pid), cpu_pressure_seconds()))
+    waits = core_waits(waits_before, core_waits_seconds(worker.pid))
     if spy:
         stop_profile(spy)
     cpu = paced_cpu(cpu_before, cpu_after, worker.pid, seconds_sent)
@@ -278,22 +278,22 @@ def latency_phase(
         "worker_us_per_event": cpu["all"] / max(events, 1) * 1e6,
         # shares of the time the events were sent: the worker's main thread runnable but
         # waiting for a core, and some task on the machine waiting for one (None: unknown)
-        "main_thread_waited_share": waits[0] / seconds_sent,
+        "main_thread_waited_share": None if waits[0] is None else waits[0] / seconds_sent,
         "cpu_pressure_share": None if waits[1] is None else waits[1] / seconds_sent,
     }
 
 
 def core_waits(
-    before: tuple[float, float | None], after: tuple[float, float | None]
-) -> tuple[float, float | None]:
-    """The seconds waited for a core between two readings of (the worker's main thread's
-    ``run_delay_seconds``, the machine's ``cpu_pressure_seconds``).
+    before: tuple[float | None, float | None], after: tuple[float | None, float | None]
+) -> tuple[float | None, ...]:
+    """The seconds waited for a core between two ``core_waits_seconds`` readings, each None
+    where it is unknown.
 
-    >>> core_waits((1.5, 10.0), (2.0, 12.5)), core_waits((1.0, None), (1.25, None))
-    ((0.5, 2.5), (0.25, None))
+    >>> core_waits((1.5, 10.0), (2.0, 12.5)), core_waits((None, 1.0), (None, 1.25))
+    ((0.5, 2.5), (None, 0.25))
     """
-    pressure = None if before[1] is None or after[1] is None else after[1] - before[1]
-    return after[0] - before[0], pressure
+    pairs = zip(before, after, strict=True)
+    return tuple(None if a is None or b is None else b - a for a, b in pairs)
 
 
 def paced_cpu(before: dict[int, float], after: dict[int, float], pid: int, seconds: float) -> dict:

@@ -57,23 +57,24 @@ def process_cpu_seconds(pid: int) -> float:
     return own + sum(children_cpu_seconds(pid).values())
 
 
-def run_delay_seconds(pid: int) -> float:
-    """Seconds the main thread of ``pid`` has spent runnable but waiting for a core (the
-    scheduler's ``schedstat``: ``thread_schedstat``); 0.0 where the kernel keeps none.
+def core_waits_seconds(pid: int) -> tuple[float | None, float | None]:
+    """Seconds waited for a core so far: by the main thread of ``pid``, runnable (the
+    scheduler's ``schedstat``), and by some task on the machine (the kernel's pressure stall
+    information, ``/proc/pressure/cpu``'s ``some`` total); None where the kernel keeps either
+    not.
 
-    >>> run_delay_seconds(os.getpid()) >= 0.0
-    True
+    >>> waited, pressure = core_waits_seconds(os.getpid())
+    >>> waited is None or waited >= 0.0, pressure is None or pressure >= 0.0
+    (True, True)
     """
     times = thread_schedstat(pid)
-    return times[1] if times is not None else 0.0
+    return None if times is None else times[1], _cpu_pressure_seconds()
 
 
-def cpu_pressure_seconds() -> float | None:
-    """Seconds during which some runnable task on the machine waited for a core (the kernel's
-    pressure stall information, ``/proc/pressure/cpu``'s ``some`` total); None without it."""
+def _cpu_pressure_seconds() -> float | None:
     try:
         some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-    except (FileNotFoundError, OSError, IndexError):
+    except (OSError, IndexError):
         return None
     fields = dict(f.split("=", 1) for f in some.split()[1:])
     return int(fields["total"]) / 1e6 if "total" in fields else None

@@ -109,19 +109,18 @@ def resident_memory_bytes() -> int | None:
     return None
 
 
-def thread_schedstat(pid: int | None = None, tid: int | None = None) -> tuple[float, float] | None:
-    """Seconds a thread has run on a core and waited, runnable, for one (the scheduler's
-    ``/proc/<pid>/task/<tid>/schedstat``); by default this process's main thread. None where
-    the kernel keeps no such statistics.
+def thread_schedstat(pid: int | None = None) -> tuple[float, float] | None:
+    """Seconds the main thread of ``pid`` (by default this process) has run on a core and
+    waited, runnable, for one (the scheduler's ``/proc/<pid>/task/<pid>/schedstat``); None
+    where the kernel keeps no such statistics.
 
     >>> ran, waited = thread_schedstat()
     >>> ran > 0.0 and waited >= 0.0
     True
     """
     pid = os.getpid() if pid is None else pid
-    tid = pid if tid is None else tid
     try:
-        with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+        with open(f"/proc/{pid}/task/{pid}/schedstat", "rb") as fh:
             ran, waited = fh.read().split()[:2]
         return int(ran) / 1e9, int(waited) / 1e9
     except (OSError, ValueError):

@@ -126,12 +126,7 @@ def softmax_cross_entropy(
     True
     """
     if h.device.type != "cpu":
-        logits = F.linear(h, weight, bias).float()
-        if excluded is not None:
-            picked = logits.gather(1, target[:, None])
-            logits = logits.scatter(1, _seen_columns(*excluded, target), float("-inf"))
-            logits.scatter_(1, target[:, None], picked)
-        return F.cross_entropy(logits, target)
+        return dense_cross_entropy(h, weight, bias, target, excluded)
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     with torch.autocast("cpu", enabled=False):  # the function casts what it multiplies itself
         need_grad = torch.is_grad_enabled() and (
@@ -149,19 +144,46 @@ def softmax_cross_entropy(
         )
 
 
+def dense_cross_entropy(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    target: torch.Tensor,
+    excluded: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """:func:`softmax_cross_entropy` on an accelerator: the whole ``(N, V)`` logits and the
+    fused kernel, with no value read back to the host (so ``torch.compile`` traces it whole)."""
+    logits = F.linear(h, weight, bias).float()
+    if excluded is not None:
+        picked = logits.gather(1, target[:, None])
+        logits = logits.scatter(1, _seen_columns(*excluded, target, True), float("-inf"))
+        logits.scatter_(1, target[:, None], picked)
+    return F.cross_entropy(logits, target)
+
+
 def _seen_columns(
-    seen: torch.Tensor, row: torch.Tensor, pos: torch.Tensor, target: torch.Tensor
+    seen: torch.Tensor,
+    row: torch.Tensor,
+    pos: torch.Tensor,
+    target: torch.Tensor,
+    all_columns: bool = False,
 ) -> torch.Tensor:
     """``(N, P)``: the classes to leave out of each of ``N`` rows, those of its window up to its
     position; the row's ``target`` stands in for the rest (later positions, ``-1``), so the
     caller, which restores the target's logit, leaves out nothing else. A scatter of these is
     ``T`` writes a row where a comparison against every class was ``V``.
 
+    ``P`` is the last position plus one, which the host reads from the device; with
+    ``all_columns`` it is ``T`` (no read: under ``torch.compile`` that read breaks the graph,
+    and recompiles as the positions change), the extra columns holding the target alike.
+
     >>> seen, row, pos = torch.tensor([[4, -1, 2, 4]]), torch.tensor([0, 0]), torch.tensor([1, 2])
     >>> _seen_columns(seen, row, pos, target=torch.tensor([7, 8])).tolist()
     [[4, 7, 7], [4, 8, 2]]
+    >>> _seen_columns(seen, row, pos, torch.tensor([7, 8]), all_columns=True).tolist()
+    [[4, 7, 7, 7], [4, 8, 2, 8]]
     """
-    width = int(pos.max()) + 1
+    width = seen.shape[1] if all_columns else int(pos.max()) + 1
     cols = seen[row, :width]  # (N, P)
     later = torch.arange(width, device=seen.device)[None, :] > pos[:, None]
     return torch.where(later | (cols < 0), target[:, None], cols)

@@ -34,7 +34,7 @@ from models.sequence import (
     load_checkpoint,
     save_checkpoint,
 )
-from models.sequence.losses import softmax_cross_entropy
+from models.sequence.losses import dense_cross_entropy, softmax_cross_entropy
 from models.sequence.samples import build_leave_last_out_samples, leave_last_out
 from models.sequence.scorer import SequenceScorer, item_category_probs
 from models.sequence.train import TrainConfig, decide_exclude_seen, train
@@ -179,11 +179,28 @@ def test_full_softmax_leaves_out_the_items_seen_before_each_position_but_never_t
     assert not left_out[5, 0]  # OOV row
     plain = F.cross_entropy((h @ w.T + b).masked_fill(left_out, float("-inf")), t)
     chunked = softmax_cross_entropy(h, w, b, t, chunk=3, excluded=(seen, row, pos))
-    torch.testing.assert_close(chunked, plain)
-    for g1, g2 in zip(
-        torch.autograd.grad(chunked, (h, w, b)), torch.autograd.grad(plain, (h, w, b)), strict=True
-    ):
-        torch.testing.assert_close(g1, g2)
+    # the accelerator's path, on all 6 columns of the windows (the last beyond every position)
+    dense = dense_cross_entropy(h, w, b, t, excluded=(seen, row, pos))
+    for loss in (chunked, dense):
+        torch.testing.assert_close(loss, plain)
+        for g1, g2 in zip(
+            torch.autograd.grad(loss, (h, w, b)),
+            torch.autograd.grad(plain, (h, w, b), retain_graph=True),
+            strict=True,
+        ):
+            torch.testing.assert_close(g1, g2)
+
+
+def test_the_accelerators_loss_traces_as_one_graph():
+    """What ``train --compile`` compiles on CUDA: no value read back to the host, so no graph
+    break (reading the last position there broke it and recompiled as positions changed)."""
+    import torch._dynamo as dynamo
+
+    seen = torch.tensor([[3, -1, 2, 4], [0, 1, -1, -1]])
+    row, pos, t = torch.tensor([0, 0, 1]), torch.tensor([1, 3, 0]), torch.tensor([2, 1, 4])
+    h, w, b = torch.randn(3, 4), torch.randn(6, 4), torch.randn(6)
+    found = dynamo.explain(dense_cross_entropy)(h, w, b, t, (seen, row, pos))
+    assert (found.graph_count, found.graph_break_count) == (1, 0), found.break_reasons
 
 
 def test_seen_items_are_left_out_only_where_the_full_softmax_trains_and_repeats_are_rare():

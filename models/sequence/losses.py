@@ -152,13 +152,26 @@ def dense_cross_entropy(
     excluded: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:func:`softmax_cross_entropy` on an accelerator: the whole ``(N, V)`` logits and the
-    fused kernel, with no value read back to the host (so ``torch.compile`` traces it whole)."""
+    fused kernel, with no value read back to the host (so ``torch.compile`` traces it whole).
+    A row whose target is ``-1`` counts for nothing: the mean is over the others (0.0 when
+    there are none), so a batch's rows can keep their shape whatever they hold.
+
+    >>> h, w, b = torch.randn(3, 4), torch.randn(5, 4), torch.randn(5)
+    >>> t = torch.tensor([2, -1, 4])
+    >>> kept = F.cross_entropy(h[[0, 2]] @ w.T + b, t[[0, 2]])
+    >>> bool(torch.allclose(dense_cross_entropy(h, w, b, t), kept))
+    True
+    >>> float(dense_cross_entropy(h, w, b, torch.tensor([-1, -1, -1])))
+    0.0
+    """
+    safe = target.clamp(min=0)  # an index for the rows without a target; ignored below
     logits = F.linear(h, weight, bias).float()
     if excluded is not None:
-        picked = logits.gather(1, target[:, None])
-        logits = logits.scatter(1, _seen_columns(*excluded, target, True), float("-inf"))
-        logits.scatter_(1, target[:, None], picked)
-    return F.cross_entropy(logits, target)
+        picked = logits.gather(1, safe[:, None])
+        logits = logits.scatter(1, _seen_columns(*excluded, safe, True), float("-inf"))
+        logits.scatter_(1, safe[:, None], picked)
+    total = F.cross_entropy(logits, target, ignore_index=-1, reduction="sum")
+    return total / (target >= 0).sum().clamp(min=1)
 
 
 def _seen_columns(

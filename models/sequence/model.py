@@ -19,7 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.sequence.config import OOV, PAD, SequenceConfig
-from models.sequence.losses import category_loss, softmax_cross_entropy
+from models.sequence.losses import category_loss, dense_cross_entropy, softmax_cross_entropy
+
+
+def _tracing() -> bool:
+    """Whether ``torch.compile`` is tracing the model: the shortcuts that read the batch's
+    values (no padding, the rows with a target) give way to their general paths, which
+    compute the same and keep the graph whole."""
+    return torch.compiler.is_compiling()
 
 
 class CausalSelfAttention(nn.Module):
@@ -202,7 +209,7 @@ class SequenceModel(nn.Module):
             x += self.type_emb(inputs["event_types"])
             x += self.gap_emb(inputs["gaps"])
         # positions count real events from the first one: left/right padding agree
-        if mask.shape[1] <= self.config.max_len and bool(mask.all()):
+        if not _tracing() and mask.shape[1] <= self.config.max_len and bool(mask.all()):
             x += self.pos_emb.weight[: mask.shape[1]]
         else:
             pos = (mask.long().cumsum(1) - 1).clamp(min=0, max=self.config.max_len - 1)
@@ -212,7 +219,7 @@ class SequenceModel(nn.Module):
     @staticmethod
     def _attn_mask(mask: torch.Tensor) -> torch.Tensor | None:
         """``None`` when nothing is padded (SDPA's causal fast path), else (B, 1, T, T) bool."""
-        if bool(mask.all()):
+        if not _tracing() and bool(mask.all()):
             return None
         T = mask.shape[1]
         causal = torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()
@@ -352,6 +359,8 @@ class SequenceModel(nn.Module):
         inputs: Mapping[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         cfg = self.config
+        if cat_logits is None and _tracing() and not (self.training and cfg.item_negatives > 0):
+            return self._dense_item_losses(h, targets, inputs)
         t_cats = targets["categories"]  # (B, T, K)
         t_all = targets["items"]
         valid = (t_cats != PAD).any(-1) | (t_all != PAD)  # (B, T)
@@ -378,13 +387,41 @@ class SequenceModel(nn.Module):
             )
         return {"category": cat, "item": item, "total": w_cat * cat + w_item * item}
 
+    def _dense_item_losses(
+        self,
+        h: torch.Tensor,
+        targets: Mapping[str, torch.Tensor],
+        inputs: Mapping[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`_losses` of the item objective's full softmax, with every position's row
+        kept (those without a target count for nothing) instead of the rows selected: shapes
+        that do not depend on the batch's values, which ``torch.compile`` traces whole."""
+        B, T = targets["items"].shape
+        hv = h.reshape(B * T, -1)  # (B*T, D)
+        t_items = targets["items"].reshape(-1) - 1  # item rows without padding; -1: no target
+        excluded = None
+        if self.config.exclude_seen:
+            seen = self._item_columns(inputs["items"])  # (B, T)
+            row = torch.arange(B, device=h.device).repeat_interleave(T)
+            excluded = (seen, row, torch.arange(T, device=h.device).repeat(B))
+        w, b = self.item_emb.weight[1:], self.item_bias[1:]
+        item = dense_cross_entropy(hv, w.to(hv.dtype), b.to(hv.dtype), t_items, excluded)
+        cat = h.sum() * 0.0
+        return {"category": cat, "item": item, "total": 0.0 * cat + 1.0 * item}
+
+    @staticmethod
+    def _item_columns(items: torch.Tensor) -> torch.Tensor:
+        """Each input item's column of the item softmax (its rows without padding); -1 for
+        padding and the OOV row, which are never left out."""
+        return torch.where((items == PAD) | (items == OOV), -1, items - 1)
+
     def _seen_before(
         self, items: torch.Tensor, valid: torch.Tensor, has_item: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What :func:`softmax_cross_entropy` leaves out of each target row's softmax: the
         items at or before the row's position in its window (never padding or the OOV row).
         Columns follow the item rows without padding."""
-        seen = torch.where((items == PAD) | (items == OOV), -1, items - 1)  # (B, T) columns
+        seen = self._item_columns(items)  # (B, T)
         where = valid.nonzero()[has_item]  # (N', 2): window, position of each target row
         return seen, where[:, 0], where[:, 1]
 

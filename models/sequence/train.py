@@ -81,8 +81,9 @@ class TrainConfig:
     full_softmax_max_items: int = 100_000  # above: sampled softmax with log-Q correction
     sampled_negatives: int = 2048  # negatives of that sampled softmax
     length_buckets: bool = True  # batch windows of similar length together (less padding)
-    # torch.compile on CUDA (never on the CPU). Off by default: on an H200 the model's
-    # data-dependent branches cost graph breaks and recompiles (docs/RESULTS.md)
+    # torch.compile on CUDA (never on the CPU). Off by default: on an H200 (11-28, 12-04) the
+    # model's data-dependent branches cost graph breaks and recompiles; the item objective's
+    # step now traces as one graph, its speed there not yet measured (docs/RESULTS.md)
     compile: bool = False
     # "auto": bf16 autocast on CUDA, and on CPUs with native bf16 for CPU_BF16_OBJECTIVES
     precision: str = "auto"

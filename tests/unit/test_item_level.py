@@ -203,6 +203,31 @@ def test_the_accelerators_loss_traces_as_one_graph():
     assert (found.graph_count, found.graph_break_count) == (1, 0), found.break_reasons
 
 
+def test_the_item_recipes_training_step_traces_as_one_graph_and_computes_the_eager_loss():
+    """What ``train --compile`` compiles on CUDA: the item objective's forward with its full
+    softmax and the seen items left out, batches with padding and without, no graph break
+    (``fullgraph``), the loss eager mode computes."""
+    events, count = [], {}
+    for e in planted(n_users=30, n_items=40, length=12):  # users u0-u9 keep 6 events
+        count[e["user_id"]] = count.get(e["user_id"], 0) + 1
+        if count[e["user_id"]] <= (6 if int(e["user_id"][1:]) < 10 else 12):
+            events.append(e)
+    cfg = SequenceConfig.for_objective("tiny", "item", max_len=8)
+    enc = SequenceEncoder.from_events(events, cfg, min_item_count=1)
+    cfg = replace(cfg, n_categories=enc.n_categories, n_item_buckets=enc.n_item_buckets)
+    torch.manual_seed(0)
+    model = SequenceModel(replace(cfg, exclude_seen=True)).eval()  # no dropout: equal numbers
+    samples = build_leave_last_out_samples(events, enc, stride=8)[0]
+    full = [s for s in samples if len(s) == 8][:6]
+    short = [s for s in samples if len(s) < 8][:2]
+    assert len(full) == 6 and short
+    traced = torch.compile(model, backend="eager", fullgraph=True, dynamic=True)
+    for batch in (full, full[:3] + short):
+        x, y = collate(batch)
+        assert bool(x["mask"].all()) == (batch is full)
+        torch.testing.assert_close(traced(x, y)[1], model(x, y)[1])
+
+
 def test_seen_items_are_left_out_only_where_the_full_softmax_trains_and_repeats_are_rare():
     no_repeats = planted(n_users=30, n_items=40, length=4)  # walks of 4 steps: no repeats
     walks = planted(n_users=30, n_items=4, length=12)  # 4 items: mostly repeats

@@ -406,8 +406,8 @@ class SequenceModel(nn.Module):
             excluded = (seen, row, torch.arange(T, device=h.device).repeat(B))
         w, b = self.item_emb.weight[1:], self.item_bias[1:]
         item = dense_cross_entropy(hv, w.to(hv.dtype), b.to(hv.dtype), t_items, excluded)
-        cat = h.sum() * 0.0
-        return {"category": cat, "item": item, "total": 0.0 * cat + 1.0 * item}
+        cat = h.sum() * 0.0  # the category head is not trained
+        return {"category": cat, "item": item, "total": cat + item}
 
     @staticmethod
     def _item_columns(items: torch.Tensor) -> torch.Tensor:

@@ -1,15 +1,14 @@
 """A user's event history as columns: what each event does to them.
 
-``UserRecord`` (:mod:`models.tracker`) keeps its last events as the columns of
+:class:`EventHistory` holds a user's last events as the columns of
 :class:`~models.records.RecordField` (items, a category table with per-entry reference counts,
 categories as table indexes, type codes, times, moves) plus each event's time as a float.
-:func:`push_event` appends one event and drops the oldest past the history's cap: a dozen
-list and dict operations per event, about 10 µs in Python with a full 50-event history, so
-it runs in C (``models/_history.c``) when that extension is built; this definition is the
-specification, and the C one leaves the columns equal to it, bit for bit
-(``tests/unit/test_history_c.py``). So do :func:`most_moved`, the events a snapshot's
-``explain`` names, and :func:`explained`, their entries, asked for at every snapshot, and
-:func:`read_columns`, what a record decoded from its stored columns keeps beside them.
+It is the specification; ``models/_history.c`` holds the same history as one C object (its
+events in a ring of fixed slots, not nine Python lists: a tenth of the memory, and one block
+of it to read at each event), which answers every call as this class does, bit for bit
+(``tests/unit/test_history_c.py``). :func:`empty_history` and :func:`history_from_columns`
+give the C one where it is built. The functions below are this class's parts, and
+:func:`most_moved` (in C too) also serves :func:`models.tracker.snapshot_parts`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from models.native import accelerated_by
-from models.records import read_times
+from models.records import MS, read_times, stored_times
 from models.schema import EVENT_TYPES
 
 try:
@@ -64,7 +63,6 @@ def compact_table(table: list[str], cats: list) -> tuple[list[str], dict[str, in
     return new, index, refs, column
 
 
-@accelerated_by(_history)
 def push_event(
     history: Sequence[list | dict],
     item: str,
@@ -137,7 +135,6 @@ def push_event(
     return stale
 
 
-@accelerated_by(_history)
 def read_columns(
     table: list, cats: list, times: list
 ) -> tuple[list[str], dict[str, int], list[int], int, list[float], bool]:
@@ -191,6 +188,19 @@ def event_type_name(et: int | str) -> str:
     return EVENT_TYPES[et] if et.__class__ is int else et
 
 
+def history_entry(
+    items: Sequence, table: Sequence, cats: Sequence, types: Sequence, ts: Sequence, moved, i: int
+) -> tuple:
+    """The ``i``-th event of history columns as a :class:`~models.records.HistoryField` tuple."""
+    return (
+        items[i],
+        tuple(category_names(table, cats[i])),
+        event_type_name(types[i]),
+        ts[i],
+        moved[i] / 1e6,
+    )
+
+
 def explain_entry(columns: ExplainColumns, i: int) -> dict:
     """The ``i``-th event of the history as a snapshot's ``explain`` entry.
 
@@ -207,7 +217,6 @@ def explain_entry(columns: ExplainColumns, i: int) -> dict:
     }
 
 
-@accelerated_by(_history)
 def explained(
     cached: tuple | None, window: int, top: int, n: int, columns: ExplainColumns
 ) -> tuple[int, int, int, list[int], list[dict]]:
@@ -234,3 +243,156 @@ def explained(
         known = dict(zip(cached[3], cached[4], strict=True)) if cached is not None else {}
         entries = [known.get(k) or explain_entry(columns, k - first) for k in numbers]
     return window, top, n, numbers, entries
+
+
+# A history's category table may name this many categories its events no longer use before it
+# is rebuilt (a few stale names cost a few bytes; rebuilding costs a pass over the history).
+STALE_CATEGORIES = 8
+
+
+class EventHistory:
+    """A user's last events, oldest first, as the columns they are stored in.
+
+    ``push`` appends an event and drops the oldest past ``cap``; times stay whole seconds
+    until one has a fraction, then the column turns to milliseconds (times rounded to them).
+    ``columns`` gives the stored columns (``RecordField.ITEMS`` to ``MOVED``), which
+    ``from_columns`` reads back.
+
+    >>> h = EventHistory()
+    >>> for i, (c, t) in enumerate([(["a"], 10.0), (["b", "a"], 12.0), (["b"], 15.5)]):
+    ...     h.push(f"i{i}", c, 0, t, 0.5, 2)
+    >>> len(h), h.columns()
+    (2, [['i1', 'i2'], ['a', 'b'], [[1, 0], 1], [0, 0], [[12000, -3], 3500], [500000, 500000]])
+    >>> h.entry(1)
+    ('i2', ('b',), 'view', 15.5, 0.5)
+    >>> EventHistory.from_columns(*h.columns()).state() == h.state()
+    True
+    """
+
+    __slots__ = (
+        "items",
+        "table",
+        "index",
+        "refs",
+        "cats",
+        "types",
+        "ts",
+        "times",
+        "moved",
+        "stale",
+        "ms",
+    )
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.table: list[str] = []  # category names the events use (a few may be stale)
+        self.index: dict[str, int] = {}
+        self.refs: list[int] = []  # per table entry: how many events name it
+        self.cats: list = []
+        self.types: list = []
+        self.ts: list[float] = []
+        self.times: list = []
+        self.moved: list[int] = []
+        self.stale = 0  # table entries no event names any more
+        self.ms = False  # times in milliseconds (some time was not whole seconds)
+
+    @classmethod
+    def from_columns(
+        cls, items: list, table: list, cats: list, types: list, times: list, moved: list
+    ) -> EventHistory:
+        """The history of stored columns (a version-3 record's; the lists are kept)."""
+        if not len(items) == len(cats) == len(types) == len(times) == len(moved):
+            raise ValueError("a user record's history columns differ in length")
+        h = cls.__new__(cls)
+        h.items, h.cats, h.types, h.times, h.moved = items, cats, types, times, moved
+        h.table, h.index, h.refs, h.stale, h.ts, h.ms = read_columns(table, cats, times)
+        return h
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def push(
+        self,
+        item: str,
+        cats: Sequence[str],
+        type_code: int | str,
+        ts: float,
+        moved: float,
+        cap: int,
+    ) -> None:
+        """Append an event (``moved``: how far it moved the distribution), then drop the
+        oldest past ``cap`` (>= 1)."""
+        ts = float(ts)
+        if self.ms or not ts.is_integer():
+            if not self.ms:  # the first sub-second time: the whole column to milliseconds
+                self.times, self.ms = stored_times(self.ts, ms=True), True
+            ts = round(ts * 1000) / 1000
+        dropping = len(self.items) >= cap
+        self.stale = push_event(
+            self._lists(),
+            item,
+            cats,
+            type_code,
+            ts,
+            MS if self.ms else None,
+            moved,
+            cap,
+            self.stale,
+        )
+        if dropping and self.stale > STALE_CATEGORIES:
+            self.table, self.index, self.refs, self.cats = compact_table(self.table, self.cats)
+            self.stale = 0
+
+    def columns(self, copy: bool = True) -> list[list]:
+        """The stored columns, ``RecordField.ITEMS`` to ``MOVED``; ``copy=False`` shares the
+        live ones (for a caller done with them before the next ``push``)."""
+        columns = [self.items, self.table, self.cats, self.types, self.times, self.moved]
+        return [c[:] for c in columns] if copy else columns
+
+    def entry(self, i: int) -> tuple:
+        """The ``i``-th event as a :class:`~models.records.HistoryField` tuple."""
+        return history_entry(self.items, self.table, self.cats, self.types, self.ts, self.moved, i)
+
+    def explained(self, cached: tuple | None, window: int, top: int, n: int) -> tuple:
+        """:func:`explained` of these events, the last of them the ``n``-th."""
+        columns = self.items, self.table, self.cats, self.types, self.ts, self.moved
+        return explained(cached, window, top, n, columns)
+
+    def _lists(self) -> tuple:
+        """The nine columns, in :func:`push_event`'s order."""
+        return (
+            self.items,
+            self.table,
+            self.index,
+            self.refs,
+            self.cats,
+            self.types,
+            self.ts,
+            self.times,
+            self.moved,
+        )
+
+    def state(self) -> tuple:
+        """Everything the history holds, for comparing two of them."""
+        return (*self._lists(), self.stale, self.ms)
+
+    def __reduce__(self) -> tuple:
+        return history_from_columns, tuple(self.columns())
+
+
+def empty_history() -> EventHistory:
+    """A history without events: the C one where it is built."""
+    return _history.EventHistory() if _history is not None else EventHistory()
+
+
+def history_from_columns(
+    items: list, table: list, cats: list, types: list, times: list, moved: list
+) -> EventHistory:
+    """:meth:`EventHistory.from_columns`: the C one where it is built and takes the columns
+    (anything it refuses, the Python one reads as it always has)."""
+    if _history is not None:
+        try:
+            return _history.EventHistory.from_columns(items, table, cats, types, times, moved)
+        except TypeError:
+            pass
+    return EventHistory.from_columns(items, table, cats, types, times, moved)

@@ -13,21 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.history import (
-    category_names,
-    compact_table,
-    event_type_name,
+    EventHistory,
+    empty_history,
     explain_entry,
-    explained,
+    history_entry,
+    history_from_columns,
     most_moved,
-    push_event,
-    read_columns,
 )
 from models.online import InterestConfig, UserInterest
 from models.online.masses import entropy, top_k
 from models.priors.collaborative import CollaborativePrior
 from models.priors.population import PopulationPrior
 from models.records import (
-    MS,
     RECORD_VERSION,
     HistoryField,
     RecordField,
@@ -64,10 +61,10 @@ class UserRecord:
     """One user's live record: the online estimator, the last events, and where it stands in
     the input (partition and offset of the last event applied, for exactly-once replays).
 
-    The last events are held as the columns they are stored in (see
-    :class:`~models.records.RecordField`), kept up to date as events arrive, so ``to_state()``
-    (the compact, versioned form for the table and its changelog) copies lists instead of
-    encoding every event again; ``history`` reads them back as
+    The last events are an :class:`~models.history.EventHistory` (in C where it is built;
+    a history the C one refuses carries on in the Python one), whose columns ``to_state()``
+    (the compact, versioned form for the table and its changelog) writes as they are stored
+    (see :class:`~models.records.RecordField`); ``history`` reads them back as
     :class:`~models.records.HistoryField` tuples. ``from_state`` reads ``to_state()`` and
     the dict form of version 1 (:class:`~models.records.V1Key`).
 
@@ -86,25 +83,7 @@ class UserRecord:
     True
     """
 
-    __slots__ = (
-        "cfg",
-        "interest",
-        "topics",
-        "partition",
-        "offset",
-        "_items",
-        "_table",
-        "_index",
-        "_refs",
-        "_stale",
-        "_cats",
-        "_types",
-        "_ts",
-        "_times",
-        "_ms",
-        "_moved",
-        "_explained",
-    )
+    __slots__ = ("cfg", "interest", "topics", "partition", "offset", "_history", "_explained")
 
     def __init__(self, cfg: TrackerConfig | None = None):
         self.cfg = cfg or TrackerConfig()
@@ -112,19 +91,7 @@ class UserRecord:
         self.topics: UserInterest | None = None  # over the items' content topics, if any
         self.partition: int | None = None
         self.offset = -1
-        # The history, oldest first, at most cfg.history events, as RecordField's columns;
-        # _ts holds each event's time as a float beside its stored form in _times.
-        self._items: list[str] = []
-        self._table: list[str] = []  # category names the history uses (a few may be stale)
-        self._index: dict[str, int] = {}
-        self._refs: list[int] = []  # per table entry: how many history events name it
-        self._stale = 0  # table entries no event names any more
-        self._cats: list = []
-        self._types: list = []
-        self._ts: list[float] = []
-        self._times: list = []
-        self._ms = False  # _times in milliseconds (some time was not whole seconds)
-        self._moved: list[int] = []
+        self._history = empty_history()  # at most cfg.history events
         # explain()'s last answer, (window, top, n_events, event numbers, entries): reused
         # while the events it names are still the ones that moved the distribution most.
         self._explained: tuple | None = None
@@ -151,51 +118,19 @@ class UserRecord:
         return after
 
     def _append(self, item: str, cats: Sequence[str], et: str, ts: float, moved: float) -> None:
-        ts = float(ts)
-        if self._ms or not ts.is_integer():
-            if not self._ms:  # the first sub-second time: the whole column to milliseconds
-                self._times, self._ms = stored_times(self._ts, ms=True), True
-            ts = round(ts * 1000) / 1000
-        cap = self.cfg.history
-        dropping = len(self._items) >= cap
-        self._stale = push_event(
-            (
-                self._items,
-                self._table,
-                self._index,
-                self._refs,
-                self._cats,
-                self._types,
-                self._ts,
-                self._times,
-                self._moved,
-            ),
-            item,
-            cats,
-            _TYPE_INDEX.get(et, et),
-            ts,
-            MS if self._ms else None,
-            moved,
-            cap,
-            self._stale,
-        )
-        if dropping and self._stale > STALE_CATEGORIES:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Rebuild the category table from the events the history holds."""
-        self._table, self._index, self._refs, self._cats = compact_table(self._table, self._cats)
-        self._stale = 0
+        code = _TYPE_INDEX.get(et, et)
+        try:
+            self._history.push(item, cats, code, ts, moved, self.cfg.history)
+        except TypeError:  # what the C history does not take: the Python one, from its columns
+            if self._history.__class__ is EventHistory:
+                raise
+            self._history = EventHistory.from_columns(*self._history.columns())
+            self._history.push(item, cats, code, ts, moved, self.cfg.history)
 
     @property
     def history(self) -> list[tuple]:
         """The last events, oldest first, as :class:`~models.records.HistoryField` tuples."""
-        return [self._entry(i) for i in range(len(self._items))]
-
-    def _entry(self, i: int) -> tuple:
-        return _history_entry(
-            self._items, self._table, self._cats, self._types, self._ts, self._moved, i
-        )
+        return [self._history.entry(i) for i in range(len(self._history))]
 
     def explain(self, window: int, top: int) -> list[dict]:
         """Of the last ``window`` events, the ``top`` that moved the distribution most (largest
@@ -206,16 +141,15 @@ class UserRecord:
         >>> for i, c in enumerate("abaab"):
         ...     _ = r.apply({"item_id": f"i{i}", "categories": [c], "event_type": "view",
         ...                  "ts": float(i)})
-        ...     assert r.explain(3, 2) == _explain_entries(r._items, r._table, r._cats,
-        ...         r._types, r._ts, r._moved, 3, 2)
+        ...     s = r.to_state()
+        ...     assert r.explain(3, 2) == _explain_entries(*s[4:8], read_times(s[8]), s[9], 3, 2)
         >>> [e["item_id"] for e in r.explain(3, 2)]
         ['i2', 'i4']
         """
         n = self.n_events
         cached = self._explained
         if cached is None or cached[2] != n or cached[0] != window or cached[1] != top:
-            columns = self._items, self._table, self._cats, self._types, self._ts, self._moved
-            cached = self._explained = explained(cached, window, top, n, columns)
+            cached = self._explained = self._history.explained(cached, window, top, n)
         return list(cached[4])
 
     def distribution(self) -> dict[str, float]:
@@ -230,21 +164,17 @@ class UserRecord:
         """The record as the flat list of :class:`~models.records.RecordField`: history as
         columns; categories as indexes into the record's category table (a list of indexes for
         a multi-category event); times as integer deltas in seconds, or in milliseconds once
-        any time had a fraction; moved in millionths. ``copy=False`` shares the live history
-        columns: for a caller that encodes the state before the record changes."""
-        columns = [c[:] for c in self._columns()] if copy else self._columns()
+        any time had a fraction; moved in millionths. ``copy=False`` may share the live history
+        columns (the Python history's): for a caller that encodes the state before the record
+        changes."""
         return [
             RECORD_VERSION,
             self.partition,
             self.offset,
             self.interest.compact_state() if self.interest is not None else None,
-            *columns,
+            *self._history.columns(copy),
             self.topics.compact_state() if self.topics is not None else None,
         ]
-
-    def _columns(self) -> list[list]:
-        """The history columns in RecordField order (ITEMS to MOVED)."""
-        return [self._items, self._table, self._cats, self._types, self._times, self._moved]
 
     @classmethod
     def from_state(cls, state: Sequence | Mapping, cfg: TrackerConfig | None = None) -> UserRecord:
@@ -272,31 +202,15 @@ class UserRecord:
         r.interest = (
             None if interest is None else UserInterest.from_compact_state(interest, cfg.interest)
         )
-        if not len(items) == len(cats) == len(types) == len(times) == len(moved):
-            raise ValueError("a user record's history columns differ in length")
         if version == 2:  # seconds, or floats where a time had a fraction: now milliseconds
             ts = read_v2_times(times)
             ms = not all(t.is_integer() for t in ts)
             times = stored_times([round(t * 1000) / 1000 for t in ts] if ms else ts, ms)
-        # read_columns interns the category names (dict keys of every estimator, shared by
-        # all users); item ids are not: interning cost ~1 µs an id, 40% of decoding a
-        # 50-event record.
-        r._items, r._cats, r._types, r._times, r._moved = items, cats, types, times, moved
-        r._table, r._index, r._refs, r._stale, r._ts, r._ms = read_columns(table, cats, times)
+        # the category names are interned (dict keys of every estimator, shared by all
+        # users); item ids are not: interning cost ~1 µs an id, 40% of decoding a 50-event
+        # record.
+        r._history = history_from_columns(items, table, cats, types, times, moved)
         return r
-
-
-def _history_entry(
-    items: Sequence, table: Sequence, cats: Sequence, types: Sequence, ts: Sequence, moved, i: int
-) -> tuple:
-    """The ``i``-th event of history columns as a :class:`~models.records.HistoryField` tuple."""
-    return (
-        items[i],
-        tuple(category_names(table, cats[i])),
-        event_type_name(types[i]),
-        ts[i],
-        moved[i] / 1e6,
-    )
 
 
 def _explain_entries(
@@ -360,14 +274,10 @@ def stored_history(state: Sequence | Mapping, cfg: TrackerConfig | None = None) 
     items, table, cats, types, times, moved = state[RecordField.ITEMS : RecordField.TOPICS]
     ts = read_times(times)
     return [
-        _history_entry(items, table, cats, types, ts, moved, i)[: HistoryField.MOVED]
+        history_entry(items, table, cats, types, ts, moved, i)[: HistoryField.MOVED]
         for i in range(len(items))
     ]
 
-
-# A record's category table may name this many categories its history no longer uses before
-# it is rebuilt (a few stale names cost a few bytes; rebuilding costs a pass over the history).
-STALE_CATEGORIES = 8
 
 _TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
 

@@ -1,20 +1,21 @@
-"""The history bookkeeping of ``models/_history.c``: ``history.py``'s, bit for bit."""
+"""The history of ``models/_history.c``: ``history.py``'s, bit for bit."""
 
 from __future__ import annotations
 
 import copy
 import math
+import pickle
 import shutil
+import sys
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import models.tracker
 from models import history
-from models.history import explained, most_moved, push_event, read_columns
-from models.records import MS, RecordField
-from models.schema import EVENT_TYPES
+from models.history import EventHistory, history_from_columns, most_moved
+from models.records import MS
 from models.tracker import TrackerConfig, UserRecord
 from stream.dev.events import interleaved_events
 from tests.unit.bitwise import same
@@ -22,31 +23,14 @@ from tests.unit.bitwise import same
 pytestmark = pytest.mark.unit
 
 built = pytest.mark.skipif(history._history is None, reason="models._history is not built")
-
-
-def empty() -> list:
-    return [[], [], {}, [], [], [], [], [], []]
-
-
-def assert_refused_and_answered_as_python(fn, *args) -> None:
-    """``fn``'s C definition refuses ``args`` (TypeError), and ``fn`` answers them as its
-    Python definition does: the same value, or the same exception."""
-    with pytest.raises(TypeError):
-        fn.fast(*args)
-    try:
-        expected = fn.python(*args)
-    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
-        with pytest.raises(type(exc)):
-            fn(*args)
-    else:
-        assert same(fn(*args), expected)
+Native = history._history.EventHistory if history._history is not None else None
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: history.py runs in Python")
 def test_the_install_builds_the_c_history():
     assert history._history is not None, "pip install -e . did not build models._history"
-    assert push_event.fast is not None and most_moved.fast is not None
-    assert explained.fast is not None and read_columns.fast is not None
+    assert most_moved.fast is not None
+    assert type(history.empty_history()) is Native
 
 
 names = st.sampled_from(["a", "b", "c", "d", "shoes", "é"])
@@ -56,82 +40,112 @@ events = st.lists(
         st.sampled_from([0, 1, 2, "custom"]),  # type code (an unknown type stays a name)
         st.floats(min_value=0.0, max_value=5_000.0, allow_nan=False),  # time step
         st.floats(min_value=0.0, max_value=1.0, allow_nan=False),  # moved
+        st.integers(min_value=1, max_value=6),  # the cap of this push
     ),
     max_size=40,
 )
 
 
+def pushed(stream, whole: bool, kinds=(Native, EventHistory)) -> Iterator[list]:
+    """Each kind of history after each event of ``stream``, times whole seconds or not."""
+    out = [kind() for kind in kinds]
+    ts = 1_760_000_000.0
+    for i, (cats, type_code, step, moved, cap) in enumerate(stream):
+        ts += step
+        for h in out:
+            h.push(f"item-{i}", cats, type_code, float(int(ts)) if whole else ts, moved, cap)
+        yield out
+
+
 @built
 @settings(max_examples=300, deadline=None)
-@given(events, st.integers(min_value=1, max_value=6), st.booleans())
-def test_push_event(stream, cap, ms):
-    fast, python = empty(), empty()
-    stale_fast = stale_python = 0
-    ts = 1_760_000_000.0
-    for i, (cats, type_code, step, moved) in enumerate(stream):
-        ts += step
-        t = round(ts * 1000) / 1000 if ms else float(int(ts))
-        unit = MS if ms else None
-        args = (f"item-{i}", cats, type_code, t, unit, moved, cap)
-        stale_fast = push_event.fast(fast, *args, stale_fast)
-        stale_python = push_event.python(python, *args, stale_python)
-        assert stale_fast == stale_python
-        assert same(fast, python), (i, fast, python)
+@given(events, st.booleans())
+def test_push(stream, whole):
+    """Event by event (the cap changing too; the times turning to milliseconds at their
+    first fraction; the category table compacted): the same state, columns and entries."""
+    for fast, python in pushed(stream, whole):
+        assert same(fast.state(), python.state())
+        assert same(fast.columns(), python.columns()) and len(fast) == len(python)
+        assert same(
+            [fast.entry(i) for i in range(len(fast))], [python.entry(i) for i in range(len(python))]
+        )
 
 
 def test_a_full_history_drops_the_oldest_and_restarts_its_times():
-    h = empty()
-    stale = 0
-    for i, (cats, t) in enumerate([(["a"], 10.0), (["b", "a"], 12.0), (["b"], 15.0)]):
-        stale = push_event(h, f"i{i}", cats, 0, t, None, 0.5, 2, stale)
-    items, table, index, refs, cats, _, ts, times, moved = h
-    assert (items, cats, ts, times, moved) == (
-        ["i1", "i2"],
-        [[1, 0], 1],
-        [12.0, 15.0],
-        [[12], 3],
-        [500000, 500000],
-    )
-    assert (table, refs, stale) == (["a", "b"], [1, 2], 0)
-    push_event(h, "i3", ["b"], 0, 16.0, None, 0.5, 2, stale)
-    assert refs == [0, 2] and times == [[15], 1]
+    for h in (history.empty_history(), EventHistory()):
+        for i, (cats, t) in enumerate([(["a"], 10.0), (["b", "a"], 12.0), (["b"], 15.0)]):
+            h.push(f"i{i}", cats, 0, t, 0.5, 2)
+        assert h.columns() == [
+            ["i1", "i2"],
+            ["a", "b"],
+            [[1, 0], 1],
+            [0, 0],
+            [[12], 3],
+            [500000] * 2,
+        ]
+        assert h.state()[3] == [1, 2]  # "a" named once, "b" twice
+        h.push("i3", ["b"], 0, 16.0, 0.5, 2)
+        assert h.state()[3] == [0, 2] and h.columns()[4] == [[15], 1]
+        assert h.state()[9] == 1  # "a": stale
+
+
+def test_stale_categories_past_the_limit_rebuild_the_table():
+    for h in (history.empty_history(), EventHistory()):
+        for i in range(history.STALE_CATEGORIES + 2):
+            h.push(f"i{i}", [f"c{i}"], 0, float(i), 0.1, 1)  # every event names a new one
+        table, cats = h.columns()[1:3]
+        assert table == [f"c{history.STALE_CATEGORIES + 1}"] and cats == [0]
 
 
 @built
 @pytest.mark.parametrize(
-    "spoil",
+    "args",
     [
-        lambda h, a: h[3].__setitem__(0, 1.0),  # a reference count that is not an int
-        lambda h, a: h[6].__setitem__(-1, 3),  # an int time where floats are stored
-        lambda h, a: h[4].__setitem__(0, 99),  # a leaving event naming no table entry
-        lambda h, a: h[1].pop(),  # table and counts of different lengths
-        lambda h, a: a.__setitem__(3, 7),  # an int time
-        lambda h, a: a.__setitem__(3, math.inf),  # a time Python's round() refuses
-        lambda h, a: a.__setitem__(6, 0),  # cap 0: every event leaves at once
-        lambda h, a: a.__setitem__(1, [1]),  # a category that is not a str
+        ("i", [1], 0, 1.0, 0.5, 3),  # a category that is not a str
+        ("i", ["a"], 0, math.inf, 0.5, 3),  # a time Python's round() refuses
+        ("i", ["a"], 0, 1.0, 0.5, 0),  # cap 0: every event leaves at once
+        ("i", ["a"], 99, 1.0, 0.5, 3),  # a type code naming no event type
+        ("i", ["a"], 0, 1.0, 1, 3),  # an int move
+        (7, ["a"], 0, 1.0, 0.5, 3),  # an item that is not a str
+        ("i", iter(["a"]), 0, 1.0, 0.5, 3),  # categories that are not a list or tuple
+        ("i", ["a"], 0, 1e300, 0.5, 3),  # a time past what int64 holds in milliseconds
     ],
 )
-def test_what_the_c_code_refuses_it_leaves_untouched_for_the_python_definition(spoil):
-    h = empty()
+def test_what_the_c_history_refuses_it_leaves_untouched(args):
+    fast = history.empty_history()
     for i in range(3):
-        push_event(h, f"i{i}", ["a"], 0, float(i), None, 0.5, 3, 0)
-    args = ["i9", ["b"], 0, 9.0, None, 0.5, 3]
-    spoil(h, args)
-    before = copy.deepcopy(h)
+        fast.push(f"i{i}", ["a"], 0, float(i), 0.5, 3)
+    before = fast.state()
     with pytest.raises(TypeError):
-        push_event.fast(h, *args, 0)
-    assert same(h, before)
-    try:
-        expected = push_event.python(copy.deepcopy(h), *args, 0)
-    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
-        with pytest.raises(type(exc)):
-            push_event(h, *args, 0)
-    else:
-        assert push_event(h, *args, 0) == expected
+        fast.push(*args)
+    assert same(fast.state(), before)
 
 
 @built
-def test_a_replay_gives_the_same_records_with_the_python_definition(monkeypatch):
+def test_a_record_falls_back_to_the_python_history_for_what_the_c_one_refuses():
+    """An item id that is not a str (the schema allows no such event; the Python definition
+    takes it): the record carries on in Python from the same columns, as if always there."""
+    cfg = TrackerConfig(history=4)
+    evs = [
+        {
+            "item_id": f"i{i}",
+            "categories": ["a", "b"][: 1 + i % 2],
+            "event_type": "view",
+            "ts": i + 0.5,
+        }
+        for i in range(6)
+    ]
+    evs[3]["item_id"] = 42
+    fast, python = UserRecord(cfg), UserRecord(cfg)
+    python._history = EventHistory()
+    for e in evs:
+        fast.apply(dict(e))
+        python.apply(dict(e))
+    assert type(fast._history) is EventHistory
+    assert same(fast.to_state(), python.to_state())
+
+
+def test_a_replay_gives_the_same_records_with_the_python_history(monkeypatch):
     """Records of 300 users × 24 events (a history of 10, so events leave and the category
     table compacts), some times with milliseconds: the same stored state either way."""
     cfg = TrackerConfig(history=10)
@@ -142,14 +156,17 @@ def test_a_replay_gives_the_same_records_with_the_python_definition(monkeypatch)
         if n % 5 == 0:
             e["categories"] = [*e["categories"], f"extra-{n % 13}"]
 
-    def replay() -> dict:
+    def replay() -> tuple[dict, list]:
         records: dict[str, UserRecord] = {}
+        explained = []
         for e in events:
-            records.setdefault(e["user_id"], UserRecord(cfg)).apply(dict(e))
-        return {u: r.to_state() for u, r in records.items()}
+            r = records.setdefault(e["user_id"], UserRecord(cfg))
+            r.apply(dict(e))
+            explained.append(r.explain(6, 3))
+        return {u: r.to_state() for u, r in records.items()}, explained
 
     fast = replay()
-    monkeypatch.setattr(models.tracker, "push_event", push_event.python)
+    monkeypatch.setattr(history, "_history", None)
     assert same(fast, replay())
 
 
@@ -181,143 +198,105 @@ def test_what_most_moved_refuses_the_python_definition_answers(args):
     assert most_moved(*args) == most_moved.python(*args)
 
 
-def explain_columns(h: list) -> tuple:
-    """The columns ``explained`` reads, from ``push_event``'s."""
-    return h[0], h[1], h[4], h[5], h[6], h[8]
-
-
 @built
 @settings(max_examples=300, deadline=None)
 @given(
     events,
-    st.integers(min_value=1, max_value=8),
-    st.lists(st.tuples(st.integers(0, 10), st.integers(0, 5)), min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 10), st.integers(0, 80)), min_size=1, max_size=4),
 )
-def test_explained(stream, cap, asks):
+def test_explained(stream, asks):
     """Event by event, asked with each (window, top) of ``asks`` in turn and the answer kept
     as UserRecord.explain keeps it: the same answers, bit for bit, and the same entries and
     lists reused."""
-    h, stale, ts = empty(), 0, 1_760_000_000.0
     kept_fast = kept_python = None
-    for n, (cats, type_code, step, moved) in enumerate(stream, start=1):
-        ts += step
-        stale = push_event(h, f"item-{n}", cats or ["a"], type_code, ts, None, moved, cap, stale)
+    for n, (fast, python) in enumerate(pushed(stream, whole=False), start=1):
         for window, top in asks:
-            fast = explained.fast(kept_fast, window, top, n, explain_columns(h))
-            python = explained.python(kept_python, window, top, n, explain_columns(h))
-            assert same(fast, python), (n, window, top)
+            a = fast.explained(kept_fast, window, top, n)
+            b = python.explained(kept_python, window, top, n)
+            assert same(a, b), (n, window, top)
             if kept_python is not None:  # reused where Python reuses
-                assert (fast[4] is kept_fast[4]) == (python[4] is kept_python[4])
-                assert [any(e is k for k in kept_fast[4]) for e in fast[4]] == [
-                    any(e is k for k in kept_python[4]) for e in python[4]
+                assert (a[4] is kept_fast[4]) == (b[4] is kept_python[4])
+                assert [any(e is k for k in kept_fast[4]) for e in a[4]] == [
+                    any(e is k for k in kept_python[4]) for e in b[4]
                 ]
-            kept_fast, kept_python = fast, python
+            kept_fast, kept_python = a, b
 
 
-def spoiled_cache(kept: tuple) -> list:
-    return [
+@built
+def test_what_explained_refuses_is_a_clear_error():
+    h = history.empty_history()
+    for i in range(5):
+        h.push(f"i{i}", ["a", "b"] if i % 2 else ["b"], i % 3, float(i), i / 5, 5)
+    kept = h.explained(None, 4, 2, 5)
+    assert [e["item_id"] for e in kept[4]] == ["i4", "i3"]
+    for cached in [
         kept[:4],  # too short
         (*kept[:3], [*kept[3], 99], kept[4]),  # numbers and entries of different lengths
         (*kept[:3], [float(k) for k in kept[3]], kept[4]),  # float event numbers
         (*kept[:4], [list(e.items()) for e in kept[4]]),  # entries that are not dicts
-    ]
-
-
-@built
-def test_what_explained_refuses_the_python_definition_answers():
-    h = empty()
-    for i in range(5):
-        push_event(h, f"i{i}", ["a", "b"] if i % 2 else ["b"], i % 3, float(i), None, i / 5, 5, 0)
-    kept = explained(None, 4, 2, 5, explain_columns(h))
-    assert [e["item_id"] for e in kept[4]] == ["i4", "i3"]
-    cases = [(c, 4, 2, 5, explain_columns(h)) for c in spoiled_cache(kept)]
-    cols = explain_columns(h)
-    cases += [
-        (None, 4, 2, 5, (*cols[:2], [*cols[2][:-1], 7], *cols[3:])),  # no such table entry
-        (None, 4, 2, 5, (*cols[:3], [*cols[3][:-1], 40], *cols[4:])),  # no such type code
-        (None, 4, 2, 5, (*cols[:5], [*cols[5][:-1], 0.5])),  # a float move
-        (None, 4, 2, 5, (*cols[:5], cols[5][:-1])),  # columns of different lengths
-        (None, 4, 2, 5, list(cols)),  # not a tuple
-        (None, 4, -1, 5, cols),  # a negative top
-    ]
-    for args in cases:
-        assert_refused_and_answered_as_python(explained, *args)
-
-
-@built
-def test_a_replay_explains_the_same_with_the_python_definition(monkeypatch):
-    cfg = TrackerConfig(history=10, explain_window=6, explain_top=3)
-    events = list(interleaved_events(0, 200, 30, seed=5))
-
-    def replay() -> list:
-        records: dict[str, UserRecord] = {}
-        out = []
-        for e in events:
-            r = records.setdefault(e["user_id"], UserRecord(cfg))
-            r.apply(dict(e))
-            out.append(r.explain(cfg.explain_window, cfg.explain_top))
-        return out
-
-    fast = replay()
-    monkeypatch.setattr(models.tracker, "explained", explained.python)
-    assert same(fast, replay())
-
-
-def stored_columns(record: UserRecord) -> tuple[list, list, list]:
-    """A record's stored category table, categories and times, as a decoder reads them."""
-    state = record.to_state()
-    return (
-        state[RecordField.CATEGORY_TABLE],
-        state[RecordField.CATEGORIES],
-        state[RecordField.TIMES],
-    )
+    ]:
+        with pytest.raises(TypeError):
+            h.explained(cached, 4, 2, 5)
+    with pytest.raises(TypeError):
+        h.explained(None, 4, -1, 5)
 
 
 @built
 @settings(max_examples=300, deadline=None)
-@given(events, st.integers(min_value=1, max_value=6), st.booleans())
-def test_read_columns(stream, cap, ms):
-    record = UserRecord(TrackerConfig(history=cap))
-    ts = 1_760_000_000.0
-    for i, (cats, type_code, step, _) in enumerate(stream):
-        ts += step
-        cats = cats or ["none"]  # an event names at least one category
-        t = ts if ms else float(int(ts))
-        event_type = type_code if isinstance(type_code, str) else EVENT_TYPES[type_code]
-        record.apply({"item_id": f"i{i}", "categories": cats, "event_type": event_type, "ts": t})
-    columns = stored_columns(record)
-    fast = read_columns.fast(*copy.deepcopy(columns))
-    assert same(fast, read_columns.python(*copy.deepcopy(columns)))
-    # what a decoded record keeps is what the live one kept
-    assert same(
-        list(fast[:5]), [record._table, record._index, record._refs, record._stale, record._ts]
-    )
-    assert fast[5] is record._ms
+@given(events, st.booleans())
+def test_from_columns(stream, whole):
+    """A history read from its stored columns is the one that wrote them, either kind from
+    either kind's columns."""
+    for fast, python in pushed(stream, whole):
+        for columns in (fast.columns(), python.columns()):
+            a = Native.from_columns(*copy.deepcopy(columns))
+            b = EventHistory.from_columns(*copy.deepcopy(columns))
+            assert same(a.state(), b.state()) and same(a.state(), python.state())
 
 
 @built
 @pytest.mark.parametrize(
     "columns",
     [
-        (["a"], [-1], [[1]]),  # a negative index: Python reads it from the end
-        (["a"], [1], [[1]]),  # past the table
-        (["a"], [True], [[1]]),  # not an int
-        (["a"], [(0,)], [[1]]),  # a tuple of indexes
-        ([1], [0], [[1]]),  # a name that is not a str
-        (["a"], [0], [[1.0]]),  # a float time
-        (["a", "b"], [0, 1], [[2**60], 1]),  # a time past 2**53
-        (["a", "b"], [0, 1], [[2**53], 1]),  # a sum past 2**53
-        (["a"], [0], [5]),  # no head
-        (["a"], [0], [[1, -3, 0]]),  # a head of three
+        (["i"], ["a"], [-1], [0], [[1]], [0]),  # a negative index: Python reads it from the end
+        (["i"], ["a"], [1], [0], [[1]], [0]),  # past the table
+        (["i"], ["a"], [True], [0], [[1]], [0]),  # not an int
+        (["i"], ["a"], [(0,)], [0], [[1]], [0]),  # a tuple of indexes
+        (["i"], [1], [0], [0], [[1]], [0]),  # a name that is not a str
+        (["i"], ["a"], [0], [0], [[1.0]], [0]),  # a float time
+        (["i", "j"], ["a"], [0, 0], [0, 0], [[2**60], 1], [0, 0]),  # a time past 2**53
+        (["i"], ["a"], [0], [0], [5], [0]),  # no head
+        (["i"], ["a"], [0], [0], [[1, MS, 0]], [0]),  # a head of three
+        (["i"], ["a"], [0], [0], [[1, 7]], [0]),  # a unit mark that is not MS
+        (["i"], ["a"], [0], [0], [[2**53 - 1, MS]], [0]),  # ms whose float loses the integer
+        (["i"], ["a"], [0], [0], [[1]], [0.5]),  # a float move
+        ([3], ["a"], [0], [0], [[1]], [0]),  # an item that is not a str
     ],
 )
-def test_what_read_columns_refuses_the_python_definition_answers(columns):
-    assert_refused_and_answered_as_python(read_columns, *columns)
+def test_what_from_columns_refuses_the_python_history_reads(columns):
+    """The C refuses; ``history_from_columns`` answers as the Python definition does: the
+    same history, or the same exception."""
+    with pytest.raises(TypeError):
+        Native.from_columns(*copy.deepcopy(columns))
+    try:
+        expected = EventHistory.from_columns(*copy.deepcopy(columns))
+    except Exception as exc:  # noqa: BLE001 - the wrapper must raise what Python raises
+        with pytest.raises(type(exc)):
+            history_from_columns(*copy.deepcopy(columns))
+    else:
+        h = history_from_columns(*copy.deepcopy(columns))
+        assert type(h) is EventHistory and same(h.state(), expected.state())
 
 
-def test_decoded_records_are_the_same_with_the_python_definition(monkeypatch):
+def test_columns_of_different_lengths_are_a_value_error():
+    for kind in {Native, EventHistory} - {None}:
+        with pytest.raises(ValueError, match="differ in length"):
+            kind.from_columns(["i", "j"], ["a"], [0], [0], [[1]], [0])
+
+
+def test_decoded_records_are_the_same_with_the_python_history(monkeypatch):
     """300 users × 24 events, a history of 10, some times with milliseconds, decoded from
-    their stored state: the same records either way, and the same as the live ones."""
+    their stored state: the same histories either way, and the same as the live ones."""
     cfg = TrackerConfig(history=10)
     records: dict[str, UserRecord] = {}
     for n, e in enumerate(interleaved_events(0, 300, 24, seed=4, categories="item")):
@@ -326,14 +305,36 @@ def test_decoded_records_are_the_same_with_the_python_definition(monkeypatch):
         records.setdefault(e["user_id"], UserRecord(cfg)).apply(dict(e))
 
     def decoded() -> list:
-        out = []
-        for r in records.values():
-            d = UserRecord.from_state(r.to_state(), cfg)
-            out.append([d.to_state(), d._index, d._refs, d._stale, d._ts, d._ms])
-        return out
+        return [UserRecord.from_state(r.to_state(), cfg)._history.state() for r in records.values()]
 
     fast = decoded()
-    live = [[r.to_state(), r._index, r._refs, r._stale, r._ts, r._ms] for r in records.values()]
-    assert same(fast, live)
-    monkeypatch.setattr(models.tracker, "read_columns", read_columns.python)
+    assert same(fast, [r._history.state() for r in records.values()])
+    monkeypatch.setattr(history, "_history", None)
     assert same(fast, decoded())
+
+
+def test_a_history_pickles_and_copies():
+    h = history.empty_history()
+    for i in range(7):
+        h.push(f"i{i}", ["a", "b"][: 1 + i % 2], i % 3, 10.0 + i / 4, 0.1 * i, 5)
+    for other in (pickle.loads(pickle.dumps(h)), copy.deepcopy(h), copy.copy(h)):
+        assert type(other) is type(h) and same(other.state(), h.state())
+
+
+@built
+def test_a_full_c_history_is_a_fraction_of_the_python_one():
+    """50 events (whole-second times, one category each, moves in millionths): the C ring
+    against the nine lists and their numbers, counted as ``sys.getsizeof`` counts them."""
+    fast, python = history.empty_history(), EventHistory()
+    for h in (fast, python):
+        for i in range(60):
+            h.push(f"i{i}", [f"c{i % 6}"], 0, 1_760_000_000.0 + i, 0.123456 + i / 1000, 50)
+    columns = python.state()
+    held = {id(v): v for c in columns if isinstance(c, list) for v in c if not isinstance(v, str)}
+    lists = sum(sys.getsizeof(c) for c in columns if isinstance(c, list | dict))
+    numbers = sum(
+        sys.getsizeof(v)
+        for v in held.values()
+        if isinstance(v, float) or (isinstance(v, int) and not -5 <= v <= 256)
+    )
+    assert sys.getsizeof(fast) < (lists + numbers) / 2

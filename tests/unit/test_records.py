@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from models.history import STALE_CATEGORIES, history_from_columns
 from models.records import RecordField
-from models.tracker import STALE_CATEGORIES, TrackerConfig, UserRecord, build_snapshot, replay
+from models.tracker import TrackerConfig, UserRecord, build_snapshot, replay
 from stream.codec import decode_record, encode_record, pack
 
 pytestmark = pytest.mark.unit
@@ -141,7 +142,9 @@ def test_explain_reused_between_events_equals_it_computed_afresh(window, top, hi
     for i, e in enumerate(events(400 * asked, seed=window)):
         live.apply(e)
         if rng.random() < 0.3:  # a tie: the event moved as much as an earlier one
-            live._moved[-1] = rng.choice(live._moved)
+            columns = live._history.columns()
+            columns[-1][-1] = rng.choice(columns[-1])
+            live._history = history_from_columns(*columns)
         if i % 97 == 96:  # a cache miss: the record comes back from its bytes
             live = decode_record(encode_record(live), cfg)
         if rng.randrange(asked):  # not every event is asked for (coalesced snapshots)

@@ -1,10 +1,10 @@
-"""What one event costs the worker's estimator in-process, with the C arithmetic and without.
+"""What one event costs the worker's estimator in-process, with the C of ``models`` and without.
 
 No broker: users with long histories from the bench's generator, a population prior, then
 more events, each applied to its user's record, built into a snapshot and packed, timed per
 event; and the parts of a snapshot one at a time, a sequence estimate's fusion among them.
-Each variant runs in a process of its own (``python`` blocks ``models._masses`` before
-anything imports it), alternating.
+Each variant runs in a process of its own (``python`` blocks ``models._masses`` and
+``models._history`` before anything imports them), alternating.
 
     python -m stream.dev.estimator_cost            # both variants, 3 rounds
     python -m stream.dev.estimator_cost --rounds 1 --users 500
@@ -23,14 +23,16 @@ VARIANTS = ("c", "python")
 
 
 def measure(users: int, history: int, events: int) -> dict[str, float]:
-    """µs per event (apply; apply + build; apply + build + pack) and per snapshot part."""
+    """µs per event (apply; apply + build; apply + build + pack; the history's append alone),
+    per record written and read (``encode_record``, ``decode_record``) and per snapshot part."""
+    from models import history as user_history
     from models.fused_snapshot import fused_snapshot_of, fused_top
     from models.fusion import FusionParams
     from models.online import masses
     from models.online.population import PopulationInterest
     from models.priors.population import PopulationPrior
     from models.tracker import TrackerConfig, UserRecord, build_snapshot, prior_depth, snapshot_of
-    from stream.codec import encode_snapshot
+    from stream.codec import decode_record, encode_record, encode_snapshot
     from stream.dev.events import interleaved_events
 
     cfg = TrackerConfig()
@@ -57,10 +59,22 @@ def measure(users: int, history: int, events: int) -> dict[str, float]:
 
     out = {
         "c": masses._masses is not None,
+        "history_c": user_history._history is not None,
         "apply_us": per_event(False, False),
         "apply_build_us": per_event(True, False),
         "apply_build_pack_us": per_event(True, True),
     }
+    start = time.perf_counter()
+    for e in rest:  # the history's part of apply alone (the same events again)
+        records[e["user_id"]]._append(e["item_id"], e["categories"], e["event_type"], e["ts"], 0.1)
+    out["history_append_us"] = (time.perf_counter() - start) / len(rest) * 1e6
+    start = time.perf_counter()
+    blobs = [encode_record(r) for r in records.values()]
+    out["record_encode_us"] = (time.perf_counter() - start) / len(blobs) * 1e6
+    start = time.perf_counter()
+    for blob in blobs:
+        decode_record(blob, cfg)
+    out["record_decode_us"] = (time.perf_counter() - start) / len(blobs) * 1e6
     estimators = [r.interest for r in records.values()]
     k = cfg.top_k
     # A sequence estimate per user, as the scorer leaves one (2k categories and _other),
@@ -107,8 +121,13 @@ def sequence_estimate(ranked: Sequence[str], i: int, n: int) -> dict[str, float]
 
 
 def run_variant(variant: str, users: int, history: int, events: int) -> dict[str, float]:
-    """``measure`` in a fresh process, with the C extension or with it blocked."""
-    block = 'import sys; sys.modules["models._masses"] = None; ' if variant != "c" else ""
+    """``measure`` in a fresh process, with the C extensions of ``models`` or with them
+    blocked."""
+    block = (
+        'import sys; sys.modules["models._masses"] = sys.modules["models._history"] = None; '
+        if variant != "c"
+        else ""
+    )
     code = (
         f"{block}import json; from stream.dev.estimator_cost import measure; "
         f"print(json.dumps(measure({users}, {history}, {events})))"

@@ -191,6 +191,24 @@ LATENCY_RUNS = 3
 CATALOG_ROUNDS = 5
 
 
+# The catalog join's rows publish one snapshot a user, so both sides of a pair publish alike.
+CATALOG_ONE_SNAPSHOT = {"INTEREST_MIN_INTERVAL_S": "1e9", "INTEREST_TV_THRESHOLD": "1.0"}
+
+
+def catalog_phase(
+    bootstrap: str, env: dict, users: int, through_catalog: bool, log_path: Path
+) -> dict:
+    """``consume_phase`` over one side of a catalog-join pair: ``users`` × 50 events with their
+    categories, or without (``through_catalog``: the worker joins each to its item in the
+    100,000-item catalog, produced to ``env``'s items topic first)."""
+    mode = "catalog" if through_catalog else "item"
+    events = make_events(0, users, 50, seed=11, categories=mode)
+    if through_catalog:
+        produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
+    produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
+    return consume_phase(bootstrap, env, log_path, len(events))
+
+
 class LatencyRow(NamedTuple):
     """Events of ``users`` users (scaled with the bench, 2,000 at least) at ``1 / share`` of
     the maximum rate its emission policy reached on ``WORKLOADS[workload]``: min-interval
@@ -278,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         ``rounds`` alternating pairs with one snapshot per user (the join's own cost: the
         median pair's ratio of CPU per event, ``paired_rounds``), then one pair under the
         default policy, whose snapshot count differs."""
-        one_snapshot = {"INTEREST_MIN_INTERVAL_S": "1e9", "INTEREST_TV_THRESHOLD": "1.0"}
+        one_snapshot = CATALOG_ONE_SNAPSHOT
         policy = {"INTEREST_MIN_INTERVAL_S": default_policy}
         ready: dict[str, float] = {}
 
@@ -290,11 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             env = env_for(f"cat{mode}{k}", **extra)
-            events = make_events(0, users, 50, seed=11, categories=mode)
-            if through_catalog:
-                produce(bootstrap, env["INTEREST_ITEMS_TOPIC"], catalog_entries())
-            produce(bootstrap, env["INTEREST_EVENTS_TOPIC"], events)
-            got = consume_phase(bootstrap, env, workdir / f"cat{mode}{k}", len(events))
+            got = catalog_phase(bootstrap, env, users, through_catalog, workdir / f"cat{mode}{k}")
             ready[mode] = min(ready.get(mode, got["ready_s"]), got["ready_s"])
             return got
 

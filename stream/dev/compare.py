@@ -23,12 +23,18 @@ eight settled waves, ``stream.dev.memory_rows``; the bench's 50-event row is
 ``--users 24000 --per-user 50``): each tree's worker RSS at the end, per user overall and at
 the margin over the second half.
 
+``--catalog`` measures the bench's catalog-join pair instead (``stream.dev.bench
+.catalog_phase``: ``--users`` × 50 events with their categories, then without, joined to the
+100,000-item catalog; one snapshot a user): each tree's worker CPU an event both ways and the
+join's share of it.
+
 ``--latency RATE`` measures the bench's latency row instead (``stream.dev.latency``: events
 stamped with the wall clock at RATE a second for ``--seconds``, 2,000 users unless
 ``--latency-users`` says otherwise, min-interval 0 unless ``--env`` does, and the worker's CPU
-while they were sent), a fresh worker of each tree in turn; name a tree twice
-(``--tree base=../b --tree new=. --tree base2=../b --tree new2=.``) to alternate them, as the
-machine's speed drifts within minutes.
+while they were sent), a fresh worker of each tree in turn, after an untimed ``WARM_S`` row
+of the first tree (a broker started shortly before served its first rows with half a core to
+spare); name a tree twice (``--tree base=../b --tree new=. --tree base2=../b --tree new2=.``)
+to alternate them, as the machine's speed drifts within minutes.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 
 from stream.counters import COMMIT_STEPS
+from stream.dev.bench import CATALOG_ONE_SNAPSHOT, catalog_phase
 from stream.dev.bench_table import waits_cell
 from stream.dev.bench_topics import committed_total, make_events, produce
 from stream.dev.latency import latency_phase
@@ -65,6 +72,9 @@ from stream.settings import Settings, local_broker_pid
 from stream.topics import ensure_topics
 
 LATENCY_USERS = 2_000  # as the bench's latency rows
+# An untimed latency row first: after `make kafka-up` the first timed row read p99 5,454 ms
+# (docs/RESULTS.md, 12-04), the broker's JVM still compiling its code.
+WARM_S = 10.0
 
 
 # /metrics counters read over a run: snapshots emitted, users the sequence model scored,
@@ -245,6 +255,41 @@ def latency_line(name: str, r: dict) -> str:
     )
 
 
+def catalog_side(
+    bootstrap: str,
+    name: str,
+    settings: dict,
+    tree: Path,
+    work: Path,
+    users: int,
+    through_catalog: bool,
+) -> float:
+    """One side of the catalog-join pair (``catalog_phase``) with a worker of ``tree`` on
+    topics of its own: its CPU µs an event."""
+    side = f"{name}-{'catalog' if through_catalog else 'item'}"
+    env = worker_env(
+        bootstrap,
+        side,
+        work / side,
+        INTEREST_PARTITIONS="4",
+        **{**CATALOG_ONE_SNAPSHOT, **settings},
+    )
+    ensure_topics(Settings.from_env(env))
+    with contextlib.chdir(tree):
+        return catalog_phase(bootstrap, env, users, through_catalog, work / f"{side}-worker")[
+            "cpu_us_per_event"
+        ]
+
+
+def catalog_line(name: str, item_us: float, catalog_us: float) -> str:
+    """A row of the catalog table.
+
+    >>> catalog_line("new", 20.0, 23.0)
+    '| new | 20.0 | 23.0 | +15% |'
+    """
+    return f"| {name} | {item_us:.1f} | {catalog_us:.1f} | {catalog_us / item_us - 1:+.0%} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH (repeat)")
@@ -278,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the memory row (RSS per user, settled waves) instead of the throughput",
     )
+    parser.add_argument(
+        "--catalog",
+        action="store_true",
+        help="the catalog join's pair (CPU an event with categories and through the catalog)",
+    )
     args = parser.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
     tree_env = tree_settings(args.env, {name for name, _ in trees})
@@ -302,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             "| all threads µs / event | waited for a core: main thread / some task "
             "|\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         )
-        for name, tree in trees:
+        for k, (name, tree) in enumerate([("_warm", trees[0][1]), *trees]):
             run_env = worker_env(
                 bootstrap,
                 f"cmp-{stamp}-{name}",
@@ -310,12 +360,39 @@ def main(argv: list[str] | None = None) -> int:
                 **{"INTEREST_MIN_INTERVAL_S": "0", **tree_env.get(name, {})},
             )
             (work / name).mkdir(parents=True, exist_ok=True)
-            prof = profile_path(args.profile, name)
+            prof = profile_path(args.profile, name) if k else None
+            seconds = args.seconds if k else WARM_S
             r = latency_row(
-                bootstrap, run_env, tree, work / name, args.latency, args.seconds, users, prof
+                bootstrap, run_env, tree, work / name, args.latency, seconds, users, prof
             )
-            out(latency_line(name, r))
-            print_profile(prof, name, out)
+            if k:
+                out(latency_line(name, r))
+                print_profile(prof, name, out)
+        if not args.keep_topics:
+            delete_run_topics(bootstrap, f"cmp-{stamp}")
+        print(f"written to {report}")
+        return 0
+
+    if args.catalog:
+        out(f"catalog join: {args.users:,} users × 50 events, one snapshot a user")
+        out(
+            "| tree | CPU µs an event, categories in the events | through the catalog "
+            "| the join's added CPU |\n|---|---:|---:|---:|"
+        )
+        for name, tree in trees:
+            cpu = [
+                catalog_side(
+                    bootstrap,
+                    f"cmp-{stamp}-{name}",
+                    tree_env.get(name, {}),
+                    tree,
+                    work,
+                    args.users,
+                    through,
+                )
+                for through in (False, True)
+            ]
+            out(catalog_line(name, *cpu))
         if not args.keep_topics:
             delete_run_topics(bootstrap, f"cmp-{stamp}")
         print(f"written to {report}")

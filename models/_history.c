@@ -19,10 +19,10 @@
 /* Integers from rounded doubles stay exact in int64 well past any time in milliseconds. */
 #define SAFE_INTEGER 4.0e18
 #define EXACT_INTEGER 9007199254740992LL /* 2**53: every integer up to it is an exact double */
-#define STALE_CATEGORIES 8               /* history.STALE_CATEGORIES */
 
 static PyObject *K_item_id, *K_categories, *K_event_type, *K_ts, *K_moved;
 static PyObject *EVENT_TYPES, *UNIT_MARK; /* models.schema.EVENT_TYPES, models.records.MS */
+static Py_ssize_t STALE_CATEGORIES = -1;  /* models.history.STALE_CATEGORIES */
 
 static int
 refuse(const char *what)
@@ -38,19 +38,26 @@ load_constants(void)
         return 1;
     PyObject *schema = PyImport_ImportModule("models.schema");
     PyObject *records = schema == NULL ? NULL : PyImport_ImportModule("models.records");
-    if (records != NULL) {
+    PyObject *history = records == NULL ? NULL : PyImport_ImportModule("models.history");
+    PyObject *stale = NULL;
+    if (history != NULL) {
         EVENT_TYPES = PyObject_GetAttrString(schema, "EVENT_TYPES");
         UNIT_MARK = EVENT_TYPES == NULL ? NULL : PyObject_GetAttrString(records, "MS");
+        stale = UNIT_MARK == NULL ? NULL : PyObject_GetAttrString(history, "STALE_CATEGORIES");
     }
     Py_XDECREF(schema);
     Py_XDECREF(records);
-    if (UNIT_MARK == NULL || !PyTuple_CheckExact(EVENT_TYPES) || !PyLong_CheckExact(UNIT_MARK)) {
+    Py_XDECREF(history);
+    if (stale == NULL || !PyTuple_CheckExact(EVENT_TYPES) || !PyLong_CheckExact(UNIT_MARK)
+        || !PyLong_CheckExact(stale) || (STALE_CATEGORIES = PyLong_AsSsize_t(stale)) < 0) {
+        Py_XDECREF(stale);
         Py_CLEAR(EVENT_TYPES);
         Py_CLEAR(UNIT_MARK);
         if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "models.schema or models.records changed");
+            PyErr_SetString(PyExc_RuntimeError, "models.schema, .records or .history changed");
         return 0;
     }
+    Py_DECREF(stale);
     return 1;
 }
 
@@ -320,21 +327,19 @@ refs_room(History *h, Py_ssize_t need)
     return 1;
 }
 
-/* The table indexes of a stored categories entry (an exact int, or an exact list of them),
- * each in [0, n_table): how many (into *first and *list), or -1 (no exception set). */
-static Py_ssize_t
-entry_indexes(PyObject *entry, Py_ssize_t n_table, Py_ssize_t *first)
+/* Whether a stored categories entry is an exact int, or an exact list of them, each a table
+ * index in [0, n_table) (no exception set either way). */
+static int
+entry_checked(PyObject *entry, Py_ssize_t n_table)
 {
     Py_ssize_t count = PyLong_CheckExact(entry) ? 1 : PyList_CheckExact(entry) ? PyList_GET_SIZE(entry) : -1;
     for (Py_ssize_t j = 0; j < count; j++) {
         PyObject *c = PyLong_CheckExact(entry) ? entry : PyList_GET_ITEM(entry, j);
         long long i;
         if (!exact_int(c, &i) || i < 0 || i >= n_table)
-            return -1;
-        if (j == 0)
-            *first = (Py_ssize_t)i;
+            return 0;
     }
-    return count;
+    return count >= 0;
 }
 
 #define ENTRY_INDEX(entry, j) \
@@ -565,7 +570,7 @@ History_from_columns(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     PyObject *items = args[0], *table = args[1], *cats = args[2], *types = args[3];
     PyObject *times = args[4], *moved = args[5];
-    Py_ssize_t n = PyList_GET_SIZE(items), n_table = PyList_GET_SIZE(table), first;
+    Py_ssize_t n = PyList_GET_SIZE(items), n_table = PyList_GET_SIZE(table);
     if (PyList_GET_SIZE(cats) != n || PyList_GET_SIZE(types) != n || PyList_GET_SIZE(times) != n
         || PyList_GET_SIZE(moved) != n) {
         PyErr_SetString(PyExc_ValueError, "a user record's history columns differ in length");
@@ -596,7 +601,7 @@ History_from_columns(PyTypeObject *type, PyObject *const *args, Py_ssize_t nargs
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *entry = PyList_GET_ITEM(cats, i), *code = PyList_GET_ITEM(types, i);
         PyObject *t = i ? PyList_GET_ITEM(times, i) : PyList_GET_ITEM(PyList_GET_ITEM(times, 0), 0);
-        if (!PyUnicode_CheckExact(PyList_GET_ITEM(items, i)) || entry_indexes(entry, n_table, &first) < 0
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(items, i)) || !entry_checked(entry, n_table)
             || !type_checked(code) || !exact_int(t, &step) || !exact_int(PyList_GET_ITEM(moved, i), &m))
             goto refused;
         cum = i ? cum + step : step; /* both within 2**53: no overflow */

@@ -4,8 +4,8 @@
 :class:`~models.records.RecordField` (items, a category table with per-entry reference counts,
 categories as table indexes, type codes, times, moves) plus each event's time as a float.
 It is the specification; ``models/_history.c`` holds the same history as one C object (its
-events in a ring of fixed slots, not nine Python lists: a tenth of the memory, and one block
-of it to read at each event), which answers every call as this class does, bit for bit
+events in a ring of fixed slots, not nine Python lists: about a third of their memory, and
+one block of it to read at each event), which answers every call as this class does, bit for bit
 (``tests/unit/test_history_c.py``). :func:`empty_history` and :func:`history_from_columns`
 give the C one where it is built. The functions below are this class's parts, and
 :func:`most_moved` (in C too) also serves :func:`models.tracker.snapshot_parts`.

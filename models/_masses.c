@@ -13,6 +13,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stddef.h>
+#include <structmember.h>
 
 static PyObject *OTHER; /* "_other": never ranked; holds the rest of the mass */
 
@@ -827,28 +829,22 @@ entropy(PyObject *self, PyObject *args)
 
 /* ---- a snapshot's numbers, in one call ----------------------------------------------- */
 
+/* masses.snapshot_tops: smoothing is read only with a prior (not None). */
 static PyObject *
-snapshot_tops(PyObject *self, PyObject *args)
+snapshot_tops_of(PyObject *own, const HorizonParts *parts, const HorizonParts *smoothing,
+                 PyObject *prior, PyObject *ranked, Py_ssize_t k)
 {
-    PyObject *own, *prior_parts, *prior, *ranked, *tracked;
     PyObject *own_top = NULL, *short_top = NULL, *long_top = NULL, *dist = NULL, *h = NULL;
-    HorizonParts parts, smoothing;
-    Py_ssize_t k;
+    PyObject *tracked;
     double coef;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "O&O&OOOn", exact_dict, &own, horizon_parts, &parts,
-                          &prior_parts, &prior, &ranked, &k))
-        return NULL;
-    if (prior != Py_None && (!exact_dict(prior, &prior) || !horizon_parts(prior_parts, &smoothing)))
-        return NULL;
     if ((own_top = top_k_of(own, k)) == NULL ||
-        (short_top = top_smoothed_of(parts.short_, parts.short_res, parts.a_short, k)) == NULL ||
-        (long_top = top_smoothed_of(parts.long_, parts.long_res, parts.a_long, k)) == NULL)
+        (short_top = top_smoothed_of(parts->short_, parts->short_res, parts->a_short, k)) == NULL ||
+        (long_top = top_smoothed_of(parts->long_, parts->long_res, parts->a_long, k)) == NULL)
         goto fail;
     if (prior == Py_None) {
         dist = PyDict_Copy(own_top);
     }
-    else if ((tracked = smoothed_tracked_of(&smoothing, prior, &coef)) != NULL) {
+    else if ((tracked = smoothed_tracked_of(smoothing, prior, &coef)) != NULL) {
         dist = rank_smoothed_of(tracked, coef, prior, ranked, k);
         Py_DECREF(tracked);
     }
@@ -863,17 +859,30 @@ fail:
     return NULL;
 }
 
+static PyObject *
+snapshot_tops(PyObject *self, PyObject *args)
+{
+    PyObject *own, *prior_parts, *prior, *ranked;
+    HorizonParts parts, smoothing;
+    Py_ssize_t k;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O&O&OOOn", exact_dict, &own, horizon_parts, &parts,
+                          &prior_parts, &prior, &ranked, &k))
+        return NULL;
+    if (prior != Py_None && (!exact_dict(prior, &prior) || !horizon_parts(prior_parts, &smoothing)))
+        return NULL;
+    return snapshot_tops_of(own, &parts, &smoothing, prior, ranked, k);
+}
+
 /* ---- one event learned: user.py's learn_event (UserInterest.learn_and_predict) --------- */
 
-/* Attribute names of UserInterest, SurpriseDrift and InterestConfig, and an event's keys. */
-static PyObject *A_t, *A_r, *A_nr, *A_n, *A_short, *A_long, *A_short_res, *A_long_res, *A_drift,
-    *A_since_drift, *A_drift_now, *A_own, *A_own_top, *A_scales, *A_cfg, *A_count, *A_mean,
-    *A_sum_increase, *A_min_increase, *A_drift_detected, *A_alpha, *A_delta, *A_min_instances,
-    *A_threshold, *A_short_hl, *A_long_hl, *A_short_ehl, *A_long_ehl, *A_short_weight,
-    *A_drift_short_weight, *A_settle, *A_other_strength, *A_other_spread, *A_max_categories,
-    *A_weights, *A_pop_cold, *A_pop_cap, *A_pop_mix, *A_pop_smoothing, *A_masses, *A_half_life,
-    *A_residual, *A_total, *A_ref, *A_dense_index, *A_two, *A_scores, *A_config, *A_drift_min_instances,
-    *A_drift_delta, *A_drift_threshold, *K_ts, *K_weight, *K_event_type, *K_categories, *K_view;
+/* Attribute names of InterestConfig and PopulationInterest, and an event's keys. */
+static PyObject *A_t, *A_n, *A_short, *A_long, *A_cfg, *A_short_hl, *A_long_hl, *A_short_ehl,
+    *A_long_ehl, *A_short_weight, *A_drift_short_weight, *A_settle, *A_other_strength, *A_prior_strength,
+    *A_other_spread, *A_max_categories, *A_weights, *A_pop_cold, *A_pop_cap, *A_pop_mix,
+    *A_pop_smoothing, *A_masses, *A_half_life, *A_residual, *A_total, *A_ref, *A_dense_index,
+    *A_two, *A_scores, *A_drift_min_instances, *A_drift_delta, *A_drift_threshold, *K_ts,
+    *K_weight, *K_event_type, *K_categories, *K_view;
 
 /* An InterestConfig's numbers, read once per config object (it is frozen); both held while
  * cached, so that no other object takes their addresses. */
@@ -881,60 +890,268 @@ typedef struct {
     PyObject *cfg;
     PyObject *weights; /* event_weights, an exact dict */
     double short_hl, long_hl, short_ehl, long_ehl, short_weight, drift_short_weight, settle,
-        other_strength, other_spread, pop_cold_events, pop_mix_memory, pop_smoothing;
+        other_strength, prior_strength, other_spread, pop_cold_events, pop_mix_memory,
+        pop_smoothing;
     Py_ssize_t cap, pop_cap;
 } Config;
 
 static Config CONFIG;
 
-/* A float or an int attribute as a double (an int is converted as Python's arithmetic does). */
+/* ---- an estimator's fields: the C layout under UserInterest and SurpriseDrift ---------- */
+
+/* The attributes user.py's UserInterest keeps, in one block that the learning reads and
+ * writes without looking a name up: each a Python object, as an attribute holds it, so the
+ * Python definitions read and write them unchanged (NULL until set: AttributeError). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *config, *cfg, *own, *own_top, *scales, *t, *r, *nr, *n, *short_res, *long_res,
+        *short_, *long_, *drift, *since_drift, *drift_now;
+} InterestFields;
+
+/* drift.py's SurpriseDrift's attributes, the same way. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *min_instances, *delta, *threshold, *alpha, *count, *mean, *sum_increase,
+        *min_increase, *detected;
+} DriftFields;
+
+#define INTEREST_FIELDS 16
+#define DRIFT_FIELDS 9
+#define FIELDS_OF(obj) ((PyObject **)((char *)(obj) + sizeof(PyObject)))
+
 static int
-number_attr(PyObject *obj, PyObject *name, double *out)
+fields_traverse(PyObject *self, Py_ssize_t n, visitproc visit, void *arg)
+{
+    PyObject **f = FIELDS_OF(self);
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_VISIT(f[i]);
+    return 0;
+}
+
+static void
+fields_clear(PyObject *self, Py_ssize_t n)
+{
+    PyObject **f = FIELDS_OF(self);
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_CLEAR(f[i]);
+}
+
+static int
+interest_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    return fields_traverse(self, INTEREST_FIELDS, visit, arg);
+}
+
+static int
+interest_clear(PyObject *self)
+{
+    fields_clear(self, INTEREST_FIELDS);
+    return 0;
+}
+
+static void
+interest_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    fields_clear(self, INTEREST_FIELDS);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static int
+drift_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    return fields_traverse(self, DRIFT_FIELDS, visit, arg);
+}
+
+static int
+drift_clear(PyObject *self)
+{
+    fields_clear(self, DRIFT_FIELDS);
+    return 0;
+}
+
+static void
+drift_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    fields_clear(self, DRIFT_FIELDS);
+    Py_TYPE(self)->tp_free(self);
+}
+
+#define FIELD(type, name, member) {name, T_OBJECT_EX, offsetof(type, member), 0, NULL}
+
+static PyMemberDef interest_members[] = {
+    FIELD(InterestFields, "config", config),
+    FIELD(InterestFields, "_cfg", cfg),
+    FIELD(InterestFields, "_own", own),
+    FIELD(InterestFields, "_own_top", own_top),
+    FIELD(InterestFields, "_scales", scales),
+    FIELD(InterestFields, "_t", t),
+    FIELD(InterestFields, "_r", r),
+    FIELD(InterestFields, "_nr", nr),
+    FIELD(InterestFields, "_n", n),
+    FIELD(InterestFields, "_short_res", short_res),
+    FIELD(InterestFields, "_long_res", long_res),
+    FIELD(InterestFields, "_short", short_),
+    FIELD(InterestFields, "_long", long_),
+    FIELD(InterestFields, "_drift", drift),
+    FIELD(InterestFields, "_since_drift", since_drift),
+    FIELD(InterestFields, "_drift_now", drift_now),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMemberDef drift_members[] = {
+    FIELD(DriftFields, "min_instances", min_instances),
+    FIELD(DriftFields, "delta", delta),
+    FIELD(DriftFields, "threshold", threshold),
+    FIELD(DriftFields, "alpha", alpha),
+    FIELD(DriftFields, "_count", count),
+    FIELD(DriftFields, "_mean", mean),
+    FIELD(DriftFields, "_sum_increase", sum_increase),
+    FIELD(DriftFields, "_min_increase", min_increase),
+    FIELD(DriftFields, "_drift_detected", detected),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject InterestFieldsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "models._masses.InterestFields",
+    .tp_basicsize = sizeof(InterestFields),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "UserInterest's attributes as one C block (user.py).",
+    .tp_traverse = interest_traverse,
+    .tp_clear = interest_clear,
+    .tp_dealloc = interest_dealloc,
+    .tp_members = interest_members,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyTypeObject DriftFieldsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "models._masses.DriftFields",
+    .tp_basicsize = sizeof(DriftFields),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "SurpriseDrift's attributes as one C block (drift.py).",
+    .tp_traverse = drift_traverse,
+    .tp_clear = drift_clear,
+    .tp_dealloc = drift_dealloc,
+    .tp_members = drift_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* The fields of an estimator with UserInterest's layout whose drift detector has
+ * SurpriseDrift's (else TypeError, and the Python definition runs). */
+static InterestFields *
+interest_fields(PyObject *u, DriftFields **drift)
+{
+    InterestFields *f = (InterestFields *)u;
+    if (!PyObject_TypeCheck(u, &InterestFieldsType) || f->drift == NULL ||
+        !PyObject_TypeCheck(f->drift, &DriftFieldsType))
+        return type_error(), NULL;
+    *drift = (DriftFields *)f->drift;
+    return f;
+}
+
+/* A field's value read as the C code takes it (a field not set, NULL, or another type:
+ * TypeError, where the Python definition raises its own error or reads it as it is). */
+
+/* A float or an int as a double (an int is converted as Python's arithmetic does). */
+static int
+number_of(PyObject *v, double *out)
+{
+    if (v != NULL && PyFloat_CheckExact(v))
+        *out = PyFloat_AS_DOUBLE(v);
+    else if (v != NULL && PyLong_CheckExact(v))
+        return (*out = PyLong_AsDouble(v)) == -1.0 && PyErr_Occurred() ? -1 : 0;
+    else
+        return type_error() - 1;
+    return 0;
+}
+
+/* A float that may be None (*set = 0). */
+static int
+optional_float_of(PyObject *v, double *out, int *set)
+{
+    if (v == NULL)
+        return type_error() - 1;
+    *set = v != Py_None;
+    return !*set ? 0 : PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
+}
+
+static int
+float_of(PyObject *v, double *out)
+{
+    if (v == NULL || !PyFloat_CheckExact(v))
+        return type_error() - 1;
+    *out = PyFloat_AS_DOUBLE(v);
+    return 0;
+}
+
+static int
+int_of(PyObject *v, Py_ssize_t *out)
+{
+    if (v == NULL || !PyLong_CheckExact(v))
+        return type_error() - 1;
+    return (*out = PyLong_AsSsize_t(v)) == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* True or False (*out 1 or 0). */
+static int
+bool_of(PyObject *v, int *out)
+{
+    if (v != Py_True && v != Py_False)
+        return type_error() - 1;
+    *out = v == Py_True;
+    return 0;
+}
+
+/* The same of an attribute, read by name (objects without a C layout of their fields). */
+typedef int (*read_double)(PyObject *, double *);
+
+static int
+double_attr(PyObject *obj, PyObject *name, read_double read, double *out)
 {
     PyObject *v = PyObject_GetAttr(obj, name);
-    int rc = 0;
+    int rc;
     if (v == NULL)
         return -1;
-    if (PyFloat_CheckExact(v))
-        *out = PyFloat_AS_DOUBLE(v);
-    else if (PyLong_CheckExact(v))
-        rc = (*out = PyLong_AsDouble(v)) == -1.0 && PyErr_Occurred() ? -1 : 0;
-    else
-        rc = type_error() - 1;
+    rc = read(v, out);
     Py_DECREF(v);
     return rc;
 }
 
-/* A float attribute that may be None (*set = 0). */
 static int
-optional_float_attr(PyObject *obj, PyObject *name, double *out, int *set)
+number_attr(PyObject *obj, PyObject *name, double *out)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    *set = v != Py_None;
-    int rc = !*set ? 0 : PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
-    Py_DECREF(v);
-    return rc;
+    return double_attr(obj, name, number_of, out);
 }
 
 static int
 float_attr(PyObject *obj, PyObject *name, double *out)
 {
-    int set;
-    if (optional_float_attr(obj, name, out, &set) < 0)
+    return double_attr(obj, name, float_of, out);
+}
+
+static int
+optional_float_attr(PyObject *obj, PyObject *name, double *out, int *set)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    int rc;
+    if (v == NULL)
         return -1;
-    return set ? 0 : type_error() - 1;
+    rc = optional_float_of(v, out, set);
+    Py_DECREF(v);
+    return rc;
 }
 
 static int
 int_attr(PyObject *obj, PyObject *name, Py_ssize_t *out)
 {
     PyObject *v = PyObject_GetAttr(obj, name);
+    int rc;
     if (v == NULL)
         return -1;
-    int rc = PyLong_CheckExact(v) ? ((*out = PyLong_AsSsize_t(v)) == -1 && PyErr_Occurred() ? -1 : 0)
-                                  : type_error() - 1;
+    rc = int_of(v, out);
     Py_DECREF(v);
     return rc;
 }
@@ -952,6 +1169,24 @@ dict_attr(PyObject *obj, PyObject *name)
     return v;
 }
 
+/* A field set to a new value (stolen; NULL: the error its making raised). */
+static int
+set_field(PyObject **field, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    Py_XSETREF(*field, value);
+    return 0;
+}
+
+static void
+set_flag(PyObject **field, int flag)
+{
+    PyObject *v = flag ? Py_True : Py_False;
+    Py_INCREF(v);
+    Py_XSETREF(*field, v);
+}
+
 static int
 set_attr(PyObject *obj, PyObject *name, PyObject *value) /* steals value */
 {
@@ -965,7 +1200,7 @@ set_attr(PyObject *obj, PyObject *name, PyObject *value) /* steals value */
 static const Config *
 config_of(PyObject *cfg)
 {
-    Config c = {cfg, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    Config c = {.cfg = cfg};
     PyObject *weights;
     if (cfg == CONFIG.cfg)
         return &CONFIG;
@@ -977,6 +1212,7 @@ config_of(PyObject *cfg)
         number_attr(cfg, A_drift_short_weight, &c.drift_short_weight) < 0 ||
         number_attr(cfg, A_settle, &c.settle) < 0 ||
         number_attr(cfg, A_other_strength, &c.other_strength) < 0 ||
+        number_attr(cfg, A_prior_strength, &c.prior_strength) < 0 ||
         number_attr(cfg, A_other_spread, &c.other_spread) < 0 ||
         number_attr(cfg, A_pop_cold, &c.pop_cold_events) < 0 ||
         number_attr(cfg, A_pop_mix, &c.pop_mix_memory) < 0 ||
@@ -1073,21 +1309,20 @@ typedef struct {
 } Event;
 
 static int
-read_event(PyObject *obj, PyObject *x, Event *e)
+read_event(PyObject *cfg_obj, PyObject *t_obj, PyObject *x, Event *e)
 {
-    PyObject *cfg_obj, *cats, *v;
-    if (!PyDict_CheckExact(x) || (cfg_obj = PyObject_GetAttr(obj, A_cfg)) == NULL)
+    PyObject *cats, *v;
+    if (!PyDict_CheckExact(x) || optional_float_of(t_obj, &e->t, &e->has_t) < 0 ||
+        cfg_obj == NULL)
         return PyErr_Occurred() ? -1 : type_error() - 1;
-    e->c = config_of(cfg_obj);
-    Py_DECREF(cfg_obj);
-    if (e->c == NULL)
+    if ((e->c = config_of(cfg_obj)) == NULL)
         return -1;
     if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
         return PyErr_Occurred() ? -1 : type_error() - 1; /* the Python KeyError */
     if (category_items(cats, &e->items, &e->n_cats) < 0 || event_weight(e->c, x, &e->w) < 0)
         return -1;
-    if (e->n_cats == 0 || optional_float_attr(obj, A_t, &e->t, &e->has_t) < 0)
-        return PyErr_Occurred() ? -1 : type_error() - 1;
+    if (e->n_cats == 0)
+        return type_error() - 1;
     v = PyDict_GetItemWithError(x, K_ts);
     if (v == NULL && PyErr_Occurred())
         return -1;
@@ -1100,70 +1335,125 @@ read_event(PyObject *obj, PyObject *x, Event *e)
     return 0;
 }
 
+/* read_event with obj's _cfg and _t read by name. */
+static int
+read_event_attrs(PyObject *obj, PyObject *x, Event *e)
+{
+    PyObject *cfg_obj = PyObject_GetAttr(obj, A_cfg), *t_obj;
+    int rc = -1;
+    if (cfg_obj == NULL)
+        return -1;
+    if ((t_obj = PyObject_GetAttr(obj, A_t)) != NULL) {
+        rc = read_event(cfg_obj, t_obj, x, e);
+        Py_DECREF(t_obj);
+    }
+    Py_DECREF(cfg_obj);
+    return rc;
+}
+
+/* SurpriseDrift.update(s), on its five numbers. */
+typedef struct {
+    double count, mean, sum_inc, min_inc, alpha, delta, min_inst, threshold;
+    int detected;
+} Drift;
+
+static int
+drift_read(const DriftFields *d, Drift *out)
+{
+    if (float_of(d->count, &out->count) < 0 || float_of(d->mean, &out->mean) < 0 ||
+        float_of(d->sum_increase, &out->sum_inc) < 0 ||
+        float_of(d->min_increase, &out->min_inc) < 0 || number_of(d->alpha, &out->alpha) < 0 ||
+        number_of(d->delta, &out->delta) < 0 || number_of(d->min_instances, &out->min_inst) < 0 ||
+        number_of(d->threshold, &out->threshold) < 0 || bool_of(d->detected, &out->detected) < 0)
+        return -1;
+    return 0;
+}
+
+static void
+drift_update(Drift *d, double s)
+{
+    if (d->detected) {
+        d->detected = 0;
+        d->count = d->mean = d->sum_inc = 0.0;
+        d->min_inc = Py_HUGE_VAL;
+    }
+    d->count = d->count + 1.0;
+    d->mean = d->mean + (1.0 / d->count) * (s - d->mean);
+    d->sum_inc = d->alpha * d->sum_inc + s - d->mean - d->delta;
+    if (d->sum_inc < d->min_inc)
+        d->min_inc = d->sum_inc;
+    if (d->count >= d->min_inst)
+        d->detected = d->sum_inc - d->min_inc > d->threshold;
+}
+
+static int
+drift_write(DriftFields *f, const Drift *d)
+{
+    if (set_field(&f->count, PyFloat_FromDouble(d->count)) < 0 ||
+        set_field(&f->mean, PyFloat_FromDouble(d->mean)) < 0 ||
+        set_field(&f->sum_increase, PyFloat_FromDouble(d->sum_inc)) < 0 ||
+        set_field(&f->min_increase, PyFloat_FromDouble(d->min_inc)) < 0)
+        return -1;
+    set_flag(&f->detected, d->detected);
+    return 0;
+}
+
 /* learn_event(user, x): the user's state and caches changed as user.py's definition changes
  * them, or, for anything it does not take, TypeError before anything has changed. */
 static PyObject *
 learn_event(PyObject *self, PyObject *args)
 {
-    PyObject *u, *x, **items, *v;
-    PyObject *short_ = NULL, *long_ = NULL, *drift = NULL, *before = NULL, *after = NULL;
-    PyObject *result = NULL;
+    PyObject *u, *x, **items, *short_, *long_, *before = NULL, *after = NULL, *result = NULL;
+    InterestFields *f;
+    DriftFields *df;
+    Drift drift;
     const Config *c;
     Event e;
     Py_ssize_t n_cats, n, nr, since;
-    double t, r = 0.0, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l;
-    double e_s, e_l, count, mean, sum_inc, min_inc, alpha, delta, min_inst, threshold;
-    int has_t, has_r, detected, rebased = 0, t_moved = 0;
+    double t, r = 0.0, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l, e_s, e_l;
+    int has_t, has_r, rebased = 0, t_moved = 0;
     (void)self;
     if (!PyArg_ParseTuple(args, "OO", &u, &x))
         return NULL;
     /* -- read and check everything: nothing changes before this part is through -- */
-    if (read_event(u, x, &e) < 0)
+    if ((f = interest_fields(u, &df)) == NULL || read_event(f->cfg, f->t, x, &e) < 0)
         return NULL;
     c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
-    if (optional_float_attr(u, A_r, &r, &has_r) < 0 || int_attr(u, A_n, &n) < 0 ||
-        int_attr(u, A_nr, &nr) < 0 || int_attr(u, A_since_drift, &since) < 0 ||
-        float_attr(u, A_short_res, &short_res) < 0 || float_attr(u, A_long_res, &long_res) < 0)
+    if (optional_float_of(f->r, &r, &has_r) < 0 || int_of(f->n, &n) < 0 ||
+        int_of(f->nr, &nr) < 0 || int_of(f->since_drift, &since) < 0 ||
+        float_of(f->short_res, &short_res) < 0 || float_of(f->long_res, &long_res) < 0 ||
+        drift_read(df, &drift) < 0)
         return NULL;
-    if (has_t != has_r)
+    short_ = f->short_, long_ = f->long_;
+    if (has_t != has_r || short_ == NULL || !PyDict_CheckExact(short_) || long_ == NULL ||
+        !PyDict_CheckExact(long_))
         return type_error(), NULL;
-    if ((short_ = dict_attr(u, A_short)) == NULL || (long_ = dict_attr(u, A_long)) == NULL ||
-        (drift = PyObject_GetAttr(u, A_drift)) == NULL)
-        goto done;
+    Py_INCREF(short_); /* held: the fields may be set to others while they are changed */
+    Py_INCREF(long_);
     if (all_checked(short_) < 0 || all_checked(long_) < 0 ||
         add_mass_check(short_, items, n_cats, c->cap) < 0 ||
         add_mass_check(long_, items, n_cats, c->cap) < 0)
         goto done;
-    if (float_attr(drift, A_count, &count) < 0 || float_attr(drift, A_mean, &mean) < 0 ||
-        float_attr(drift, A_sum_increase, &sum_inc) < 0 ||
-        float_attr(drift, A_min_increase, &min_inc) < 0 || number_attr(drift, A_alpha, &alpha) < 0 ||
-        number_attr(drift, A_delta, &delta) < 0 ||
-        number_attr(drift, A_min_instances, &min_inst) < 0 ||
-        number_attr(drift, A_threshold, &threshold) < 0)
-        goto done;
-    if ((v = PyObject_GetAttr(drift, A_drift_detected)) == NULL)
-        goto done;
-    detected = v == Py_True;
-    Py_DECREF(v);
-    if (v != Py_True && v != Py_False) {
-        type_error();
-        goto done;
-    }
     if (n > 0) { /* the distribution before the event: cached, else as own_distribution() */
-        if ((before = PyObject_GetAttr(u, A_own)) == NULL)
+        if (f->own == NULL) {
+            type_error();
             goto done;
-        if (before == Py_None) {
-            Py_CLEAR(before);
+        }
+        if (f->own == Py_None) {
             exponents(c, t, r, n - 1, nr, &e_s, &e_l);
             before = own_distribution(c, short_, long_, short_res, long_res, since, pow(2.0, e_s),
                                       pow(2.0, e_l));
             if (before == NULL)
                 goto done;
         }
-        else if (!PyDict_CheckExact(before) || all_checked(before) < 0) {
+        else if (!PyDict_CheckExact(f->own) || all_checked(f->own) < 0) {
             if (!PyErr_Occurred())
                 type_error();
             goto done;
+        }
+        else {
+            before = f->own;
+            Py_INCREF(before);
         }
         if (mean_surprise_of(before, items, n_cats, c->other_spread, &s) < 0)
             goto done;
@@ -1202,57 +1492,138 @@ learn_event(PyObject *self, PyObject *args)
         add_mass_of(long_, &long_res, items, n_cats, w * sc_l, c->cap) < 0)
         goto done;
     n += 1;
-    if (n > 1) { /* SurpriseDrift.update(s) */
-        if (detected) {
-            detected = 0;
-            count = mean = sum_inc = 0.0;
-            min_inc = Py_HUGE_VAL;
-        }
-        count = count + 1.0;
-        mean = mean + (1.0 / count) * (s - mean);
-        sum_inc = alpha * sum_inc + s - mean - delta;
-        if (sum_inc < min_inc)
-            min_inc = sum_inc;
-        if (count >= min_inst)
-            detected = sum_inc - min_inc > threshold;
-        if (set_attr(drift, A_count, PyFloat_FromDouble(count)) < 0 ||
-            set_attr(drift, A_mean, PyFloat_FromDouble(mean)) < 0 ||
-            set_attr(drift, A_sum_increase, PyFloat_FromDouble(sum_inc)) < 0 ||
-            set_attr(drift, A_min_increase, PyFloat_FromDouble(min_inc)) < 0 ||
-            PyObject_SetAttr(drift, A_drift_detected, detected ? Py_True : Py_False) < 0)
+    if (n > 1) {
+        drift_update(&drift, s);
+        if (drift_write(df, &drift) < 0)
             goto done;
     }
-    if (detected)
+    if (drift.detected)
         since = 0;
     else if (since >= 0)
         since += 1;
     if (ts != t) /* not the latest event: the scales at the latest (UserInterest._alphas) */
         exponents(c, t, r, n - 1, nr, &e_s, &e_l), sc_s = pow(2.0, e_s), sc_l = pow(2.0, e_l);
-    if ((t_moved && set_attr(u, A_t, PyFloat_FromDouble(t)) < 0) ||
-        (rebased && (set_attr(u, A_r, PyFloat_FromDouble(r)) < 0 ||
-                     set_attr(u, A_nr, PyLong_FromSsize_t(nr)) < 0)) ||
-        set_attr(u, A_n, PyLong_FromSsize_t(n)) < 0 ||
-        set_attr(u, A_short_res, PyFloat_FromDouble(short_res)) < 0 ||
-        set_attr(u, A_long_res, PyFloat_FromDouble(long_res)) < 0 ||
-        PyObject_SetAttr(u, A_drift_now, detected ? Py_True : Py_False) < 0 ||
-        set_attr(u, A_since_drift, PyLong_FromSsize_t(since)) < 0 ||
-        PyObject_SetAttr(u, A_own_top, Py_None) < 0 ||
-        set_attr(u, A_scales, Py_BuildValue("(dd)", sc_s, sc_l)) < 0)
+    if ((t_moved && set_field(&f->t, PyFloat_FromDouble(t)) < 0) ||
+        (rebased && (set_field(&f->r, PyFloat_FromDouble(r)) < 0 ||
+                     set_field(&f->nr, PyLong_FromSsize_t(nr)) < 0)) ||
+        set_field(&f->n, PyLong_FromSsize_t(n)) < 0 ||
+        set_field(&f->short_res, PyFloat_FromDouble(short_res)) < 0 ||
+        set_field(&f->long_res, PyFloat_FromDouble(long_res)) < 0 ||
+        set_field(&f->since_drift, PyLong_FromSsize_t(since)) < 0 ||
+        set_field(&f->scales, Py_BuildValue("(dd)", sc_s, sc_l)) < 0)
         goto done;
+    set_flag(&f->drift_now, drift.detected);
+    Py_INCREF(Py_None);
+    Py_XSETREF(f->own_top, Py_None);
     /* -- the distribution after it, cached (own_distribution), and how far it moved -- */
     after = own_distribution(c, short_, long_, short_res, long_res, since, sc_s, sc_l);
-    if (after == NULL || PyObject_SetAttr(u, A_own, after) < 0)
+    if (after == NULL)
         goto done;
+    Py_INCREF(after);
+    Py_XSETREF(f->own, after);
     if (before != NULL && total_variation_of(before, after, &moved) < 0)
         goto done;
     result = Py_BuildValue("(Od)", after, moved);
 done:
-    Py_XDECREF(short_);
-    Py_XDECREF(long_);
-    Py_XDECREF(drift);
+    Py_DECREF(short_);
+    Py_DECREF(long_);
     Py_XDECREF(before);
     Py_XDECREF(after);
     return result;
+}
+
+/* ---- a snapshot's numbers of an estimator: user.py's interest_tops --------------------- */
+
+/* The horizons as UserInterest.horizon_parts gives them (pseudo-counts toward a prior, or as
+ * _other), with the scales at the latest event (its _scales, as _alphas caches them). */
+static void
+parts_of(PyObject *short_, PyObject *long_, double ws, double short_res, double long_res,
+         double a, const double *scales, HorizonParts *h)
+{
+    HorizonParts parts = {short_, long_, ws, short_res, long_res, a * scales[0], a * scales[1]};
+    *h = parts;
+}
+
+/* The scales at the latest event: the cached ones, else computed and cached (_alphas). */
+static int
+latest_scales(InterestFields *f, const Config *c, Py_ssize_t n, double *scales)
+{
+    double t = 0.0, r = 0.0, e_s, e_l;
+    Py_ssize_t nr;
+    int has_t, has_r;
+    if (f->scales == NULL)
+        return type_error() - 1;
+    if (f->scales != Py_None) {
+        if (!PyTuple_CheckExact(f->scales) || PyTuple_GET_SIZE(f->scales) != 2 ||
+            float_of(PyTuple_GET_ITEM(f->scales, 0), &scales[0]) < 0 ||
+            float_of(PyTuple_GET_ITEM(f->scales, 1), &scales[1]) < 0)
+            return PyErr_Occurred() ? -1 : type_error() - 1;
+        return 0;
+    }
+    if (optional_float_of(f->t, &t, &has_t) < 0 || optional_float_of(f->r, &r, &has_r) < 0 ||
+        int_of(f->nr, &nr) < 0)
+        return -1;
+    if (!has_r) /* none with events: the Python definition reads it as it is */
+        return type_error() - 1;
+    exponents(c, has_t ? t : 0.0, r, n - 1, nr, &e_s, &e_l);
+    scales[0] = pow(2.0, e_s);
+    scales[1] = pow(2.0, e_l);
+    return set_field(&f->scales, Py_BuildValue("(dd)", scales[0], scales[1]));
+}
+
+/* interest_tops(user, k, prior, ranked): UserInterest.snapshot_tops of a user with events,
+ * its caches (_scales, _own, _own_top) set as the Python definition sets them. */
+static PyObject *
+interest_tops(PyObject *self, PyObject *args)
+{
+    PyObject *u, *prior, *ranked, *own, *tops, *own_top;
+    InterestFields *f = NULL;
+    DriftFields *df;
+    const Config *c;
+    HorizonParts parts, smoothing;
+    Py_ssize_t k, n, since;
+    double short_res, long_res, ws, scales[2];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OnOO", &u, &k, &prior, &ranked))
+        return NULL;
+    if ((f = interest_fields(u, &df)) == NULL || f->cfg == NULL ||
+        (prior != Py_None && !PyDict_CheckExact(prior)))
+        return PyErr_Occurred() ? NULL : (type_error(), NULL);
+    if ((c = config_of(f->cfg)) == NULL || int_of(f->n, &n) < 0 ||
+        int_of(f->since_drift, &since) < 0 || float_of(f->short_res, &short_res) < 0 ||
+        float_of(f->long_res, &long_res) < 0)
+        return NULL;
+    if (n == 0 || f->short_ == NULL || !PyDict_CheckExact(f->short_) || f->long_ == NULL ||
+        !PyDict_CheckExact(f->long_) || f->own == NULL)
+        return type_error(), NULL;
+    if (latest_scales(f, c, n, scales) < 0)
+        return NULL;
+    ws = short_weight(c, since);
+    parts_of(f->short_, f->long_, ws, short_res, long_res, c->other_strength, scales, &parts);
+    parts_of(f->short_, f->long_, ws, short_res, long_res, c->prior_strength, scales, &smoothing);
+    if (f->own == Py_None) { /* own_distribution(), cached */
+        if ((own = mix_horizons_of(&parts)) == NULL)
+            return NULL;
+        Py_XSETREF(f->own, own);
+    }
+    else if (!PyDict_CheckExact(f->own))
+        return type_error(), NULL;
+    own = f->own;
+    Py_INCREF(own); /* held: building the tops may not free it */
+    Py_INCREF(f->short_);
+    Py_INCREF(f->long_);
+    tops = snapshot_tops_of(own, &parts, &smoothing, prior, ranked, k);
+    Py_DECREF(parts.short_);
+    Py_DECREF(parts.long_);
+    Py_DECREF(own);
+    if (tops == NULL)
+        return NULL;
+    own_top = Py_BuildValue("(nO)", k, PyTuple_GET_ITEM(tops, 0));
+    if (set_field(&f->own_top, own_top) < 0) {
+        Py_DECREF(tops);
+        return NULL;
+    }
+    return tops;
 }
 
 /* ---- one event learned by the population: population.py's learn_population ------------- */
@@ -1390,7 +1761,7 @@ learn_population(PyObject *self, PyObject *args)
         return NULL;
     if (user_events != Py_None && !PyLong_CheckExact(user_events))
         return type_error(), NULL;
-    if (read_event(pop, x, &e) < 0)
+    if (read_event_attrs(pop, x, &e) < 0)
         return NULL;
     c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
     if (user_events != Py_None && ((k = PyLong_AsSsize_t(user_events)) == -1 && PyErr_Occurred()))
@@ -1444,16 +1815,6 @@ done:
 
 /* ---- an estimator rebuilt from its compact state: user.py's restore_interest ------------ */
 
-/* The attributes user.py's definition sets, in its order (an instance dict keeps it). */
-static int
-set_attrs(PyObject *obj, PyObject *const *names, PyObject *const *values, Py_ssize_t n)
-{
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (PyObject_SetAttr(obj, names[i], values[i]) < 0)
-            return -1;
-    return 0;
-}
-
 /* dict(zip(keys, values, strict=True)) of two exact lists of the same length, the keys exact
  * str (hashing them runs no Python code that could change the lists). */
 static PyObject *
@@ -1496,8 +1857,20 @@ new_instance(PyObject *cls)
     return obj;
 }
 
+/* Each field set to its value (new references), in the order of their struct. */
+static void
+fill_fields(PyObject *obj, PyObject *const *values, Py_ssize_t n)
+{
+    PyObject **f = FIELDS_OF(obj);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(f[i], values[i]);
+    }
+}
+
 /* restore_interest(cls, drift_cls, state, config, cfg): the estimator user.py's definition
- * builds, attribute for attribute; TypeError (nothing built) for a state it does not read. */
+ * builds, field for field; TypeError (nothing built) for a state it does not read or classes
+ * without the C layout of their fields. */
 static PyObject *
 restore_interest(PyObject *self, PyObject *args)
 {
@@ -1508,11 +1881,12 @@ restore_interest(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "OOOOO", &cls, &drift_cls, &state, &config, &cfg))
         return NULL;
-    if (!PyType_Check(cls) || !PyType_Check(drift_cls) || !PyList_CheckExact(state) ||
-        PyList_GET_SIZE(state) != 13)
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &InterestFieldsType) ||
+        !PyType_Check(drift_cls) || !PyType_IsSubtype((PyTypeObject *)drift_cls, &DriftFieldsType) ||
+        !PyList_CheckExact(state) || PyList_GET_SIZE(state) != 13)
         return type_error(), NULL;
-    /* Tuples of their own: setting attributes may run Python code (a descriptor), which
-     * must not free what is still to be read. */
+    /* Tuples of their own: reading the config may run Python code, which must not free what
+     * is still to be read. */
     if ((own = PyList_AsTuple(state)) == NULL)
         return NULL;
     f = &PyTuple_GET_ITEM(own, 0);
@@ -1533,24 +1907,16 @@ restore_interest(PyObject *self, PyObject *args)
         (min_instances = PyObject_GetAttr(cfg, A_drift_min_instances)) == NULL ||
         (delta = PyObject_GetAttr(cfg, A_drift_delta)) == NULL ||
         (threshold = PyObject_GetAttr(cfg, A_drift_threshold)) == NULL ||
-        (drift = new_instance(drift_cls)) == NULL)
+        (drift = new_instance(drift_cls)) == NULL || (u = new_instance(cls)) == NULL)
         goto done;
     {
-        PyObject *dn[] = {A_min_instances, A_delta, A_threshold, A_alpha, A_count, A_mean,
-                          A_sum_increase, A_min_increase, A_drift_detected};
-        PyObject *dv[] = {min_instances, delta, threshold, ONE, d[0], d[1], d[2], d[3],
-                          detected ? Py_True : Py_False};
-        if (set_attrs(drift, dn, dv, 9) < 0 || (u = new_instance(cls)) == NULL)
-            goto done;
-    }
-    {
-        PyObject *un[] = {A_config, A_cfg, A_own, A_own_top, A_scales, A_t, A_r, A_nr, A_n,
-                          A_short_res, A_long_res, A_short, A_long, A_drift, A_since_drift,
-                          A_drift_now};
-        PyObject *uv[] = {config, cfg, Py_None, Py_None, Py_None, f[0], f[1], f[2], f[3],
-                          f[8], f[9], short_, long_, drift, f[11], now ? Py_True : Py_False};
-        if (set_attrs(u, un, uv, 16) < 0)
-            goto done;
+        PyObject *dv[DRIFT_FIELDS] = {min_instances, delta, threshold, ONE, d[0], d[1], d[2],
+                                      d[3], detected ? Py_True : Py_False};
+        PyObject *uv[INTEREST_FIELDS] = {config, cfg, Py_None, Py_None, Py_None, f[0], f[1],
+                                         f[2], f[3], f[8], f[9], short_, long_, drift, f[11],
+                                         now ? Py_True : Py_False};
+        fill_fields(drift, dv, DRIFT_FIELDS);
+        fill_fields(u, uv, INTEREST_FIELDS);
     }
     result = u;
     u = NULL;
@@ -1579,6 +1945,7 @@ static PyMethodDef methods[] = {
     {"learn_event", learn_event, METH_VARARGS, "user.learn_event, in C."},
     {"learn_population", learn_population, METH_VARARGS, "population.learn_population, in C."},
     {"snapshot_tops", snapshot_tops, METH_VARARGS, "masses.snapshot_tops, in C."},
+    {"interest_tops", interest_tops, METH_VARARGS, "user.interest_tops, in C."},
     {"add_mass", add_mass, METH_VARARGS, "masses.add_mass, in C."},
     {"mean_surprise", mean_surprise, METH_VARARGS, "masses.mean_surprise, in C."},
     {"restore_interest", restore_interest, METH_VARARGS, "user.restore_interest, in C."},
@@ -1595,29 +1962,10 @@ static struct {
     const char *text;
 } NAMES[] = {
     {&A_t, "_t"},
-    {&A_r, "_r"},
-    {&A_nr, "_nr"},
     {&A_n, "_n"},
     {&A_short, "_short"},
     {&A_long, "_long"},
-    {&A_short_res, "_short_res"},
-    {&A_long_res, "_long_res"},
-    {&A_drift, "_drift"},
-    {&A_since_drift, "_since_drift"},
-    {&A_drift_now, "_drift_now"},
-    {&A_own, "_own"},
-    {&A_own_top, "_own_top"},
-    {&A_scales, "_scales"},
     {&A_cfg, "_cfg"},
-    {&A_count, "_count"},
-    {&A_mean, "_mean"},
-    {&A_sum_increase, "_sum_increase"},
-    {&A_min_increase, "_min_increase"},
-    {&A_drift_detected, "_drift_detected"},
-    {&A_alpha, "alpha"},
-    {&A_delta, "delta"},
-    {&A_min_instances, "min_instances"},
-    {&A_threshold, "threshold"},
     {&A_short_hl, "short_half_life"},
     {&A_long_hl, "long_half_life"},
     {&A_short_ehl, "short_event_half_life"},
@@ -1626,6 +1974,7 @@ static struct {
     {&A_drift_short_weight, "drift_short_weight"},
     {&A_settle, "drift_settle_events"},
     {&A_other_strength, "other_strength"},
+    {&A_prior_strength, "prior_strength"},
     {&A_other_spread, "other_spread"},
     {&A_max_categories, "max_categories"},
     {&A_weights, "event_weights"},
@@ -1641,7 +1990,6 @@ static struct {
     {&A_dense_index, "_dense_index"},
     {&A_two, "_two"},
     {&A_scores, "_scores"},
-    {&A_config, "config"},
     {&A_drift_min_instances, "drift_min_instances"},
     {&A_drift_delta, "drift_delta"},
     {&A_drift_threshold, "drift_threshold"},
@@ -1655,11 +2003,22 @@ static struct {
 PyMODINIT_FUNC
 PyInit__masses(void)
 {
+    PyObject *m;
     if ((OTHER = PyUnicode_InternFromString("_other")) == NULL ||
         (ONE = PyFloat_FromDouble(1.0)) == NULL)
         return NULL;
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if ((*NAMES[i].name = PyUnicode_InternFromString(NAMES[i].text)) == NULL)
             return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&InterestFieldsType) < 0 || PyType_Ready(&DriftFieldsType) < 0 ||
+        (m = PyModule_Create(&module)) == NULL)
+        return NULL;
+    Py_INCREF(&InterestFieldsType);
+    Py_INCREF(&DriftFieldsType);
+    if (PyModule_AddObject(m, "InterestFields", (PyObject *)&InterestFieldsType) < 0 ||
+        PyModule_AddObject(m, "DriftFields", (PyObject *)&DriftFieldsType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

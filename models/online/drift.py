@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 from river import base
 
+from models.online.masses import DriftFields
 
-class SurpriseDrift(base.DriftDetector):
+
+class SurpriseDrift(base.DriftDetector, DriftFields):
     """Page-Hinkley test for a rise in a user's surprise; its state is five floats.
 
     The one-sided (``mode="up"``) test of River's ``drift.PageHinkley``, written here because
@@ -82,6 +84,10 @@ class SurpriseDrift(base.DriftDetector):
         d = cls.__new__(cls)
         d.min_instances, d.delta, d.threshold, d.alpha = min_instances, delta, threshold, alpha
         return d.set_state(state)
+
+    def __reduce__(self) -> tuple:
+        args = (self.get_state(), self.min_instances, self.delta, self.threshold, self.alpha)
+        return SurpriseDrift.restored, args
 
     def set_state(self, state: Sequence[float]) -> SurpriseDrift:
         n, mean, s, lo, detected = state

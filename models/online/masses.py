@@ -30,6 +30,12 @@ except ImportError:  # not built (no C compiler at install): the Python definiti
 # exact dicts of ``str`` to ``float`` only (``models.native.accelerated_by``).
 accelerated = accelerated_by(_masses)
 
+# The bases that hold ``UserInterest``'s and ``SurpriseDrift``'s attributes: built, one C
+# block each, which the C learning reads and writes without looking a name up (the Python
+# definitions read the same attributes); else plain attributes.
+InterestFields: type = _masses.InterestFields if _masses is not None else object
+DriftFields: type = _masses.DriftFields if _masses is not None else object
+
 
 def event_labels(x: Mapping, y: str | Sequence[str] | None) -> list:
     """The categories an event counts for: ``y`` when given (one label or several), else x's."""

@@ -21,6 +21,7 @@ from models.online.masses import (
     REBASE_EXPONENT,
     EventClock,
     Horizons,
+    InterestFields,
     accelerated,
     add_mass,
     entropy,
@@ -39,7 +40,7 @@ from models.online.masses import (
 from models.schema import OTHER
 
 
-class UserInterest(EventClock, base.Classifier):
+class UserInterest(EventClock, base.Classifier, InterestFields):
     """One user's time-decayed interest distribution over categories (River API).
 
     ``learn_one(x)`` takes an event dict (``categories``, ``event_type``, ``ts``, optional
@@ -93,6 +94,9 @@ class UserInterest(EventClock, base.Classifier):
     @property
     def _multiclass(self) -> bool:
         return True
+
+    def __reduce__(self) -> tuple:
+        return type(self).from_compact_state, (self.compact_state(), self.config)
 
     @property
     def drift_detected(self) -> bool:
@@ -376,16 +380,9 @@ class UserInterest(EventClock, base.Classifier):
         >>> dist == u.predict_top(prior, ["a", "b", "c"], 2), h == entropy(dist)
         (True, True)
         """
-        if not self._n:
-            own_top, (short, long_) = self.own_top(k), self.top_horizons(k)
-            dist = dict(own_top) if prior is None else self.predict_top(prior, ranked, k)
-            return own_top, short, long_, dist, entropy(dist)
-        smoothing = self.horizon_parts(prior=True) if prior is not None else None
-        tops = snapshot_tops(
-            self.own_distribution(), self.horizon_parts(prior=False), smoothing, prior, ranked, k
-        )
-        self._own_top = (k, tops[0])
-        return tops
+        if type(self) is not UserInterest:  # the C definition knows this class's methods only
+            return interest_tops.python(self, k, prior, ranked)
+        return interest_tops(self, k, prior, ranked)
 
     def state(self) -> dict:
         """The whole learned state as plain data (msgpack/JSON-able)."""
@@ -499,3 +496,30 @@ def learn_event(user: UserInterest, x: dict) -> tuple[dict[str, float], float]:
     if before is None:
         return after, 1.0
     return after, total_variation(before, after)
+
+
+@accelerated
+def interest_tops(
+    user: UserInterest, k: int, prior: Mapping[str, float] | None, ranked: Sequence[str]
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, float], float]:
+    """``UserInterest.snapshot_tops``'s definition. Every published snapshot reads it, so
+    the C definition (``models/_masses.c``) reads the estimator's fields and sets its caches
+    (``_scales``, ``_own``, ``_own_top``) as this one does, for a user with events (else
+    TypeError, and this definition runs).
+
+    >>> u = UserInterest()
+    >>> u.learn_one({"categories": ["a"], "event_type": "view", "ts": 0.0})
+    >>> own_top, short, long_, dist, h = interest_tops(u, 1, None, ())
+    >>> own_top, dist == own_top, dist is own_top
+    ({'a': 0.5, '_other': 0.5}, True, False)
+    """
+    if not user._n:
+        own_top, (short, long_) = user.own_top(k), user.top_horizons(k)
+        dist = dict(own_top) if prior is None else user.predict_top(prior, ranked, k)
+        return own_top, short, long_, dist, entropy(dist)
+    smoothing = user.horizon_parts(prior=True) if prior is not None else None
+    tops = snapshot_tops(
+        user.own_distribution(), user.horizon_parts(prior=False), smoothing, prior, ranked, k
+    )
+    user._own_top = (k, tops[0])
+    return tops

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 import shutil
+import types
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -16,7 +18,7 @@ from models.online import masses, user
 from models.online.config import InterestConfig
 from models.online.drift import SurpriseDrift
 from models.online.population import PopulationInterest, learn_population
-from models.online.user import UserInterest, learn_event, restore_interest
+from models.online.user import UserInterest, interest_tops, learn_event, restore_interest
 from models.schema import OTHER
 from stream.dev.events import interleaved_events
 from tests.unit.bitwise import same
@@ -195,9 +197,57 @@ def test_mean_surprise(p, cats, spread):
     assert same(*both("mean_surprise", p, cats, spread))
 
 
-def inside(u: UserInterest) -> dict:
+def fields(obj: object) -> dict:
+    """Every attribute of ``obj``: those its C layout holds (``masses.InterestFields``,
+    ``masses.DriftFields``) and any in its ``__dict__``."""
+    names = [
+        n
+        for base in type(obj).__mro__
+        for n, v in vars(base).items()
+        if isinstance(v, types.MemberDescriptorType) and n not in ("__weakref__", "__dict__")
+    ]
+    return {**{n: getattr(obj, n) for n in names if hasattr(obj, n)}, **vars(obj)}
+
+
+def attributes(u: UserInterest) -> dict:
     """An estimator's every attribute, its drift detector's too, caches included."""
-    return {**vars(u), "_drift": vars(u._drift), "_cfg": None, "config": None}
+    return {**fields(u), "_drift": fields(u._drift)}
+
+
+def inside(u: UserInterest) -> dict:
+    """``attributes`` without the config objects."""
+    return {**attributes(u), "_cfg": None, "config": None}
+
+
+@built
+def test_an_estimator_keeps_its_attributes_in_its_c_fields():
+    u = UserInterest()
+    for ts in (1.0, 2.0):
+        u.learn_and_predict({"categories": ["a"], "event_type": "view", "ts": ts})
+    assert isinstance(u, masses.InterestFields) and isinstance(u._drift, masses.DriftFields)
+    assert vars(u) == {} and vars(u._drift) == {}  # no instance dict: the fields hold it all
+    assert len(fields(u)) == 16 and len(fields(u._drift)) == 9
+    v = UserInterest.__new__(UserInterest)
+    with pytest.raises(AttributeError):  # a field not set reads as a missing attribute
+        getattr(v, "_n")  # noqa: B009
+    with pytest.raises(TypeError):  # and the C learning refuses it: Python's error follows
+        learn_event.fast(v, {"categories": ["a"], "event_type": "view", "ts": 1.0})
+    with pytest.raises(AttributeError):
+        learn_event(v, {"categories": ["a"], "event_type": "view", "ts": 1.0})
+
+
+def test_an_estimator_pickles_and_copies():
+    u = UserInterest(InterestConfig(max_categories=3))
+    for i, ts in enumerate((1.0, 2.0, 9.0)):
+        u.learn_one({"categories": [f"c{i}"], "event_type": "cart", "ts": ts})
+    for other in (pickle.loads(pickle.dumps(u)), copy.deepcopy(u), copy.copy(u)):
+        assert other.state() == u.state() and other.config == u.config
+        assert type(other._drift) is SurpriseDrift
+        x = {"categories": ["c9"], "event_type": "view", "ts": 10.0}
+        expected = UserInterest.from_state(u.state(), u.config).learn_and_predict(x)
+        assert same(other.learn_and_predict(x), expected)
+    d = pickle.loads(pickle.dumps(u._drift))
+    assert d.get_state() == u._drift.get_state() and d.threshold == u._drift.threshold
 
 
 CONFIGS = [
@@ -264,7 +314,33 @@ def test_learn_event(steps, config):
         assert same(got, learn_event.python(python, x)), i
         assert same(inside(fast), inside(python)), i
         if i % 3 == 1:  # snapshots between events fill the caches the next event reads
-            assert same(fast.snapshot_tops(3), python.snapshot_tops(3))
+            assert same(interest_tops(fast, 3, None, ()), interest_tops.python(python, 3, None, ()))
+            assert same(inside(fast), inside(python)), i
+
+
+prior_steps = st.dictionaries(names.filter(lambda c: c != OTHER), st.floats(0.01, 1.0), max_size=6)
+
+
+@built
+@settings(max_examples=200, deadline=None)
+@given(event_steps, st.sampled_from(range(len(CONFIGS))), prior_steps, st.integers(0, 5))
+def test_interest_tops(steps, config, prior, k):
+    """A snapshot's numbers of an estimator: the C definition returns what the Python one
+    does and sets the same caches, bit for bit, whichever caches the event left or a
+    snapshot before it filled; with a prior and without."""
+    total = sum(prior.values())
+    prior = {c: p / total for c, p in prior.items()} or None
+    ranked = sorted(prior or (), key=lambda c: (-prior[c], c))
+    fast, python = UserInterest(CONFIGS[config]), UserInterest(CONFIGS[config])
+    for i, (x, _) in enumerate(events_of(steps, CONFIGS[config])):
+        assert same(learn_event(fast, x), learn_event.python(python, x)), i
+        if i % 2:  # a cold cache: a record just decoded
+            for u in (fast, python):
+                u._own = u._scales = u._own_top = None
+        got = interest_tops(fast, k, prior, ranked)
+        assert same(got, interest_tops.python(python, k, prior, ranked)), i
+        assert same(inside(fast), inside(python)), i
+    assert fast._own_top[0] == k
 
 
 def population_inside(pop: PopulationInterest) -> dict:
@@ -448,6 +524,7 @@ def test_a_replay_gives_the_same_estimates_with_the_python_definitions(monkeypat
         if hasattr(user, name):
             monkeypatch.setattr(user, name, python)
     monkeypatch.setattr(user, "learn_event", learn_event.python)
+    monkeypatch.setattr(user, "interest_tops", interest_tops.python)
     slow = run()
     assert len(fast) == len(slow) == len(events)
     for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
@@ -462,17 +539,12 @@ def restored_both(state: list, cfg: InterestConfig) -> tuple[UserInterest, UserI
     )
 
 
-def attributes(u: UserInterest) -> dict:
-    """``inside``, with the attributes in the order they were set and the config objects."""
-    return {**vars(u), "_drift": vars(u._drift)}
-
-
 @built
 @settings(max_examples=200, deadline=None)
 @given(event_steps, st.sampled_from(range(len(CONFIGS))))
 def test_restore_interest(steps, config):
     """The C definition builds the estimator the Python one builds from a compact state,
-    attribute for attribute and in the same order, bit for bit; it learns on alike."""
+    attribute for attribute, bit for bit; it learns on alike."""
     cfg = CONFIGS[config]
     u = UserInterest(cfg)
     for x, _ in events_of(steps, cfg):

@@ -899,39 +899,192 @@ static Config CONFIG;
 
 /* ---- an estimator's fields: the C layout under UserInterest and SurpriseDrift ---------- */
 
-/* The attributes user.py's UserInterest keeps, in one block that the learning reads and
- * writes without looking a name up: each a Python object, as an attribute holds it, so the
- * Python definitions read and write them unchanged (NULL until set: AttributeError). */
+/* The attributes user.py's UserInterest and drift.py's SurpriseDrift keep, in one block that
+ * the learning reads and writes without looking a name up or allocating. Objects (dicts, the
+ * config, the caches) are held as an attribute holds them; numbers are held as C numbers:
+ * an attribute set to an int where a float is kept reads back as that float, a bool kept
+ * reads back as True or False (its truth). Until a field is set it reads as a missing
+ * attribute. */
+#define NUMBERS_HEAD \
+    PyObject_HEAD    \
+    uint32_t set;  /* a bit for each number field that is set */ \
+    uint32_t none; /* ... and for each optional float field that holds None */
+
 typedef struct {
-    PyObject_HEAD
-    PyObject *config, *cfg, *own, *own_top, *scales, *t, *r, *nr, *n, *short_res, *long_res,
-        *short_, *long_, *drift, *since_drift, *drift_now;
+    NUMBERS_HEAD
+} Numbers;
+
+typedef struct {
+    NUMBERS_HEAD
+    PyObject *config, *cfg, *own, *own_top, *scales, *short_, *long_, *drift;
+    double t, r, short_res, long_res;
+    Py_ssize_t nr, n, since_drift;
+    int drift_now;
 } InterestFields;
 
-/* drift.py's SurpriseDrift's attributes, the same way. */
 typedef struct {
-    PyObject_HEAD
-    PyObject *min_instances, *delta, *threshold, *alpha, *count, *mean, *sum_increase,
-        *min_increase, *detected;
+    NUMBERS_HEAD
+    PyObject *min_instances, *delta, *threshold, *alpha;
+    double count, mean, sum_increase, min_increase;
+    int detected;
 } DriftFields;
 
-#define INTEREST_FIELDS 16
-#define DRIFT_FIELDS 9
-#define FIELDS_OF(obj) ((PyObject **)((char *)(obj) + sizeof(PyObject)))
+#define INTEREST_OBJECTS 8
+#define DRIFT_OBJECTS 4
+
+/* The bits of the number fields. */
+enum {
+    U_T = 1 << 0, U_R = 1 << 1, U_SHORT_RES = 1 << 2, U_LONG_RES = 1 << 3, U_NR = 1 << 4,
+    U_N = 1 << 5, U_SINCE = 1 << 6, U_DRIFT_NOW = 1 << 7,
+    U_NUMBERS = (1 << 8) - 1,
+    D_COUNT = 1 << 0, D_MEAN = 1 << 1, D_SUM = 1 << 2, D_MIN = 1 << 3, D_DETECTED = 1 << 4,
+    D_NUMBERS = (1 << 5) - 1,
+};
+
+typedef enum { NUM_FLOAT, NUM_OPTIONAL, NUM_INT, NUM_BOOL } NumberKind;
+
+typedef struct {
+    const char *name;
+    Py_ssize_t offset;
+    NumberKind kind;
+    uint32_t bit;
+} NumberField;
+
+static PyObject *
+number_get(PyObject *self, void *closure)
+{
+    const NumberField *nf = closure;
+    const Numbers *o = (Numbers *)self;
+    const char *at = (char *)self + nf->offset;
+    if (!(o->set & nf->bit))
+        return PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%s'",
+                            Py_TYPE(self)->tp_name, nf->name);
+    switch (nf->kind) {
+    case NUM_OPTIONAL:
+        if (o->none & nf->bit)
+            Py_RETURN_NONE;
+        return PyFloat_FromDouble(*(const double *)at);
+    case NUM_FLOAT:
+        return PyFloat_FromDouble(*(const double *)at);
+    case NUM_INT:
+        return PyLong_FromSsize_t(*(const Py_ssize_t *)at);
+    default:
+        return PyBool_FromLong(*(const int *)at);
+    }
+}
 
 static int
-fields_traverse(PyObject *self, Py_ssize_t n, visitproc visit, void *arg)
+number_set(PyObject *self, PyObject *value, void *closure)
 {
-    PyObject **f = FIELDS_OF(self);
+    const NumberField *nf = closure;
+    Numbers *o = (Numbers *)self;
+    char *at = (char *)self + nf->offset;
+    double x;
+    Py_ssize_t i;
+    int b;
+    if (value == NULL) { /* del */
+        if (!(o->set & nf->bit)) {
+            PyErr_SetString(PyExc_AttributeError, nf->name);
+            return -1;
+        }
+        o->set &= ~nf->bit;
+        return 0;
+    }
+    switch (nf->kind) {
+    case NUM_OPTIONAL:
+    case NUM_FLOAT:
+        if (nf->kind == NUM_OPTIONAL && value == Py_None) {
+            o->none |= nf->bit;
+            break;
+        }
+        if (PyFloat_Check(value))
+            x = PyFloat_AS_DOUBLE(value);
+        else if (PyLong_Check(value)) {
+            if ((x = PyLong_AsDouble(value)) == -1.0 && PyErr_Occurred())
+                return -1;
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "%s must be a number%s, not %.100s", nf->name,
+                         nf->kind == NUM_OPTIONAL ? " or None" : "", Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        *(double *)at = x;
+        o->none &= ~nf->bit;
+        break;
+    case NUM_INT:
+        if (!PyLong_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", nf->name,
+                         Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        if ((i = PyLong_AsSsize_t(value)) == -1 && PyErr_Occurred())
+            return -1;
+        *(Py_ssize_t *)at = i;
+        break;
+    default:
+        if ((b = PyObject_IsTrue(value)) < 0)
+            return -1;
+        *(int *)at = b;
+    }
+    o->set |= nf->bit;
+    return 0;
+}
+
+#define NUMBER(type, name, member, kind, bit) {name, offsetof(type, member), kind, bit}
+
+static NumberField interest_numbers[] = {
+    NUMBER(InterestFields, "_t", t, NUM_OPTIONAL, U_T),
+    NUMBER(InterestFields, "_r", r, NUM_OPTIONAL, U_R),
+    NUMBER(InterestFields, "_short_res", short_res, NUM_FLOAT, U_SHORT_RES),
+    NUMBER(InterestFields, "_long_res", long_res, NUM_FLOAT, U_LONG_RES),
+    NUMBER(InterestFields, "_nr", nr, NUM_INT, U_NR),
+    NUMBER(InterestFields, "_n", n, NUM_INT, U_N),
+    NUMBER(InterestFields, "_since_drift", since_drift, NUM_INT, U_SINCE),
+    NUMBER(InterestFields, "_drift_now", drift_now, NUM_BOOL, U_DRIFT_NOW),
+};
+
+static NumberField drift_numbers[] = {
+    NUMBER(DriftFields, "_count", count, NUM_FLOAT, D_COUNT),
+    NUMBER(DriftFields, "_mean", mean, NUM_FLOAT, D_MEAN),
+    NUMBER(DriftFields, "_sum_increase", sum_increase, NUM_FLOAT, D_SUM),
+    NUMBER(DriftFields, "_min_increase", min_increase, NUM_FLOAT, D_MIN),
+    NUMBER(DriftFields, "_drift_detected", detected, NUM_BOOL, D_DETECTED),
+};
+
+/* Filled from the tables above when the module loads (getset_of). */
+#define COUNT(table) ((Py_ssize_t)(sizeof table / sizeof table[0]))
+#define INTEREST_NUMBERS COUNT(interest_numbers)
+#define DRIFT_NUMBERS COUNT(drift_numbers)
+
+static PyGetSetDef interest_getset[INTEREST_NUMBERS + 1], drift_getset[DRIFT_NUMBERS + 1];
+
+static void
+getset_of(NumberField *numbers, Py_ssize_t n, PyGetSetDef *out)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyGetSetDef g = {numbers[i].name, number_get, number_set, NULL, &numbers[i]};
+        out[i] = g;
+    }
+}
+
+/* A field set from Python's side: by the number field's own setter, as an attribute. */
+static int
+set_number(PyObject *obj, const NumberField *nf, PyObject *value)
+{
+    return number_set(obj, value, (void *)nf);
+}
+
+static int
+objects_traverse(PyObject **f, Py_ssize_t n, visitproc visit, void *arg)
+{
     for (Py_ssize_t i = 0; i < n; i++)
         Py_VISIT(f[i]);
     return 0;
 }
 
 static void
-fields_clear(PyObject *self, Py_ssize_t n)
+objects_clear(PyObject **f, Py_ssize_t n)
 {
-    PyObject **f = FIELDS_OF(self);
     for (Py_ssize_t i = 0; i < n; i++)
         Py_CLEAR(f[i]);
 }
@@ -939,13 +1092,13 @@ fields_clear(PyObject *self, Py_ssize_t n)
 static int
 interest_traverse(PyObject *self, visitproc visit, void *arg)
 {
-    return fields_traverse(self, INTEREST_FIELDS, visit, arg);
+    return objects_traverse(&((InterestFields *)self)->config, INTEREST_OBJECTS, visit, arg);
 }
 
 static int
 interest_clear(PyObject *self)
 {
-    fields_clear(self, INTEREST_FIELDS);
+    objects_clear(&((InterestFields *)self)->config, INTEREST_OBJECTS);
     return 0;
 }
 
@@ -953,20 +1106,20 @@ static void
 interest_dealloc(PyObject *self)
 {
     PyObject_GC_UnTrack(self);
-    fields_clear(self, INTEREST_FIELDS);
+    interest_clear(self);
     Py_TYPE(self)->tp_free(self);
 }
 
 static int
 drift_traverse(PyObject *self, visitproc visit, void *arg)
 {
-    return fields_traverse(self, DRIFT_FIELDS, visit, arg);
+    return objects_traverse(&((DriftFields *)self)->min_instances, DRIFT_OBJECTS, visit, arg);
 }
 
 static int
 drift_clear(PyObject *self)
 {
-    fields_clear(self, DRIFT_FIELDS);
+    objects_clear(&((DriftFields *)self)->min_instances, DRIFT_OBJECTS);
     return 0;
 }
 
@@ -974,7 +1127,7 @@ static void
 drift_dealloc(PyObject *self)
 {
     PyObject_GC_UnTrack(self);
-    fields_clear(self, DRIFT_FIELDS);
+    drift_clear(self);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -986,17 +1139,9 @@ static PyMemberDef interest_members[] = {
     FIELD(InterestFields, "_own", own),
     FIELD(InterestFields, "_own_top", own_top),
     FIELD(InterestFields, "_scales", scales),
-    FIELD(InterestFields, "_t", t),
-    FIELD(InterestFields, "_r", r),
-    FIELD(InterestFields, "_nr", nr),
-    FIELD(InterestFields, "_n", n),
-    FIELD(InterestFields, "_short_res", short_res),
-    FIELD(InterestFields, "_long_res", long_res),
     FIELD(InterestFields, "_short", short_),
     FIELD(InterestFields, "_long", long_),
     FIELD(InterestFields, "_drift", drift),
-    FIELD(InterestFields, "_since_drift", since_drift),
-    FIELD(InterestFields, "_drift_now", drift_now),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1005,11 +1150,6 @@ static PyMemberDef drift_members[] = {
     FIELD(DriftFields, "delta", delta),
     FIELD(DriftFields, "threshold", threshold),
     FIELD(DriftFields, "alpha", alpha),
-    FIELD(DriftFields, "_count", count),
-    FIELD(DriftFields, "_mean", mean),
-    FIELD(DriftFields, "_sum_increase", sum_increase),
-    FIELD(DriftFields, "_min_increase", min_increase),
-    FIELD(DriftFields, "_drift_detected", detected),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1023,6 +1163,7 @@ static PyTypeObject InterestFieldsType = {
     .tp_clear = interest_clear,
     .tp_dealloc = interest_dealloc,
     .tp_members = interest_members,
+    .tp_getset = interest_getset,
     .tp_new = PyType_GenericNew,
 };
 
@@ -1036,6 +1177,7 @@ static PyTypeObject DriftFieldsType = {
     .tp_clear = drift_clear,
     .tp_dealloc = drift_dealloc,
     .tp_members = drift_members,
+    .tp_getset = drift_getset,
     .tp_new = PyType_GenericNew,
 };
 
@@ -1045,8 +1187,9 @@ static InterestFields *
 interest_fields(PyObject *u, DriftFields **drift)
 {
     InterestFields *f = (InterestFields *)u;
-    if (!PyObject_TypeCheck(u, &InterestFieldsType) || f->drift == NULL ||
-        !PyObject_TypeCheck(f->drift, &DriftFieldsType))
+    if (!PyObject_TypeCheck(u, &InterestFieldsType) || (f->set & U_NUMBERS) != U_NUMBERS ||
+        f->drift == NULL || !PyObject_TypeCheck(f->drift, &DriftFieldsType) ||
+        (((DriftFields *)f->drift)->set & D_NUMBERS) != D_NUMBERS)
         return type_error(), NULL;
     *drift = (DriftFields *)f->drift;
     return f;
@@ -1093,16 +1236,6 @@ int_of(PyObject *v, Py_ssize_t *out)
     if (v == NULL || !PyLong_CheckExact(v))
         return type_error() - 1;
     return (*out = PyLong_AsSsize_t(v)) == -1 && PyErr_Occurred() ? -1 : 0;
-}
-
-/* True or False (*out 1 or 0). */
-static int
-bool_of(PyObject *v, int *out)
-{
-    if (v != Py_True && v != Py_False)
-        return type_error() - 1;
-    *out = v == Py_True;
-    return 0;
 }
 
 /* The same of an attribute, read by name (objects without a C layout of their fields). */
@@ -1179,13 +1312,6 @@ set_field(PyObject **field, PyObject *value)
     return 0;
 }
 
-static void
-set_flag(PyObject **field, int flag)
-{
-    PyObject *v = flag ? Py_True : Py_False;
-    Py_INCREF(v);
-    Py_XSETREF(*field, v);
-}
 
 static int
 set_attr(PyObject *obj, PyObject *name, PyObject *value) /* steals value */
@@ -1309,12 +1435,12 @@ typedef struct {
 } Event;
 
 static int
-read_event(PyObject *cfg_obj, PyObject *t_obj, PyObject *x, Event *e)
+read_event(PyObject *cfg_obj, int has_t, double t, PyObject *x, Event *e)
 {
     PyObject *cats, *v;
-    if (!PyDict_CheckExact(x) || optional_float_of(t_obj, &e->t, &e->has_t) < 0 ||
-        cfg_obj == NULL)
-        return PyErr_Occurred() ? -1 : type_error() - 1;
+    e->has_t = has_t, e->t = t;
+    if (!PyDict_CheckExact(x) || cfg_obj == NULL)
+        return type_error() - 1;
     if ((e->c = config_of(cfg_obj)) == NULL)
         return -1;
     if ((cats = PyDict_GetItemWithError(x, K_categories)) == NULL)
@@ -1339,14 +1465,13 @@ read_event(PyObject *cfg_obj, PyObject *t_obj, PyObject *x, Event *e)
 static int
 read_event_attrs(PyObject *obj, PyObject *x, Event *e)
 {
-    PyObject *cfg_obj = PyObject_GetAttr(obj, A_cfg), *t_obj;
-    int rc = -1;
-    if (cfg_obj == NULL)
+    PyObject *cfg_obj;
+    double t = 0.0;
+    int has_t, rc;
+    if (optional_float_attr(obj, A_t, &t, &has_t) < 0 ||
+        (cfg_obj = PyObject_GetAttr(obj, A_cfg)) == NULL)
         return -1;
-    if ((t_obj = PyObject_GetAttr(obj, A_t)) != NULL) {
-        rc = read_event(cfg_obj, t_obj, x, e);
-        Py_DECREF(t_obj);
-    }
+    rc = read_event(cfg_obj, has_t, t, x, e);
     Py_DECREF(cfg_obj);
     return rc;
 }
@@ -1360,11 +1485,11 @@ typedef struct {
 static int
 drift_read(const DriftFields *d, Drift *out)
 {
-    if (float_of(d->count, &out->count) < 0 || float_of(d->mean, &out->mean) < 0 ||
-        float_of(d->sum_increase, &out->sum_inc) < 0 ||
-        float_of(d->min_increase, &out->min_inc) < 0 || number_of(d->alpha, &out->alpha) < 0 ||
-        number_of(d->delta, &out->delta) < 0 || number_of(d->min_instances, &out->min_inst) < 0 ||
-        number_of(d->threshold, &out->threshold) < 0 || bool_of(d->detected, &out->detected) < 0)
+    out->count = d->count, out->mean = d->mean, out->sum_inc = d->sum_increase;
+    out->min_inc = d->min_increase, out->detected = d->detected;
+    if (number_of(d->alpha, &out->alpha) < 0 || number_of(d->delta, &out->delta) < 0 ||
+        number_of(d->min_instances, &out->min_inst) < 0 ||
+        number_of(d->threshold, &out->threshold) < 0)
         return -1;
     return 0;
 }
@@ -1386,16 +1511,11 @@ drift_update(Drift *d, double s)
         d->detected = d->sum_inc - d->min_inc > d->threshold;
 }
 
-static int
+static void
 drift_write(DriftFields *f, const Drift *d)
 {
-    if (set_field(&f->count, PyFloat_FromDouble(d->count)) < 0 ||
-        set_field(&f->mean, PyFloat_FromDouble(d->mean)) < 0 ||
-        set_field(&f->sum_increase, PyFloat_FromDouble(d->sum_inc)) < 0 ||
-        set_field(&f->min_increase, PyFloat_FromDouble(d->min_inc)) < 0)
-        return -1;
-    set_flag(&f->detected, d->detected);
-    return 0;
+    f->count = d->count, f->mean = d->mean, f->sum_increase = d->sum_inc;
+    f->min_increase = d->min_inc, f->detected = d->detected;
 }
 
 /* learn_event(user, x): the user's state and caches changed as user.py's definition changes
@@ -1404,29 +1524,28 @@ static PyObject *
 learn_event(PyObject *self, PyObject *args)
 {
     PyObject *u, *x, **items, *short_, *long_, *before = NULL, *after = NULL, *result = NULL;
+    PyObject *scales;
     InterestFields *f;
     DriftFields *df;
     Drift drift;
     const Config *c;
     Event e;
     Py_ssize_t n_cats, n, nr, since;
-    double t, r = 0.0, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l, e_s, e_l;
-    int has_t, has_r, rebased = 0, t_moved = 0;
+    double t, r, ts, w, short_res, long_res, s = 0.0, moved = 1.0, sc_s, sc_l, e_s, e_l;
+    int has_t, has_r;
     (void)self;
     if (!PyArg_ParseTuple(args, "OO", &u, &x))
         return NULL;
     /* -- read and check everything: nothing changes before this part is through -- */
-    if ((f = interest_fields(u, &df)) == NULL || read_event(f->cfg, f->t, x, &e) < 0)
-        return NULL;
-    c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
-    if (optional_float_of(f->r, &r, &has_r) < 0 || int_of(f->n, &n) < 0 ||
-        int_of(f->nr, &nr) < 0 || int_of(f->since_drift, &since) < 0 ||
-        float_of(f->short_res, &short_res) < 0 || float_of(f->long_res, &long_res) < 0 ||
+    if ((f = interest_fields(u, &df)) == NULL ||
+        read_event(f->cfg, !(f->none & U_T), f->t, x, &e) < 0 ||
         drift_read(df, &drift) < 0)
         return NULL;
-    short_ = f->short_, long_ = f->long_;
+    c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
+    r = f->r, has_r = !(f->none & U_R), n = f->n, nr = f->nr, since = f->since_drift;
+    short_res = f->short_res, long_res = f->long_res, short_ = f->short_, long_ = f->long_;
     if (has_t != has_r || short_ == NULL || !PyDict_CheckExact(short_) || long_ == NULL ||
-        !PyDict_CheckExact(long_))
+        !PyDict_CheckExact(long_) || f->own == NULL)
         return type_error(), NULL;
     Py_INCREF(short_); /* held: the fields may be set to others while they are changed */
     Py_INCREF(long_);
@@ -1435,10 +1554,6 @@ learn_event(PyObject *self, PyObject *args)
         add_mass_check(long_, items, n_cats, c->cap) < 0)
         goto done;
     if (n > 0) { /* the distribution before the event: cached, else as own_distribution() */
-        if (f->own == NULL) {
-            type_error();
-            goto done;
-        }
         if (f->own == Py_None) {
             exponents(c, t, r, n - 1, nr, &e_s, &e_l);
             before = own_distribution(c, short_, long_, short_res, long_res, since, pow(2.0, e_s),
@@ -1461,12 +1576,10 @@ learn_event(PyObject *self, PyObject *args)
     /* -- learn (UserInterest._learn) -- */
     if (!has_r) {
         t = r = ts;
-        t_moved = rebased = 1; /* _t and _r both set */
+        f->none &= ~(uint32_t)(U_T | U_R);
     }
-    else if (ts > t) {
+    else if (ts > t)
         t = ts;
-        t_moved = 1;
-    }
     exponents(c, ts, r, n, nr, &e_s, &e_l);
     if ((e_s > e_l ? e_s : e_l) > 30.0) { /* masses.REBASE_EXPONENT */
         double f_s = pow(0.5, e_s), f_l = pow(0.5, e_l);
@@ -1483,7 +1596,6 @@ learn_event(PyObject *self, PyObject *args)
         long_res *= f_l;
         r = ts;
         nr = n;
-        rebased = 1;
         e_s = e_l = 0.0;
     }
     sc_s = pow(2.0, e_s);
@@ -1494,8 +1606,7 @@ learn_event(PyObject *self, PyObject *args)
     n += 1;
     if (n > 1) {
         drift_update(&drift, s);
-        if (drift_write(df, &drift) < 0)
-            goto done;
+        drift_write(df, &drift);
     }
     if (drift.detected)
         since = 0;
@@ -1503,16 +1614,11 @@ learn_event(PyObject *self, PyObject *args)
         since += 1;
     if (ts != t) /* not the latest event: the scales at the latest (UserInterest._alphas) */
         exponents(c, t, r, n - 1, nr, &e_s, &e_l), sc_s = pow(2.0, e_s), sc_l = pow(2.0, e_l);
-    if ((t_moved && set_field(&f->t, PyFloat_FromDouble(t)) < 0) ||
-        (rebased && (set_field(&f->r, PyFloat_FromDouble(r)) < 0 ||
-                     set_field(&f->nr, PyLong_FromSsize_t(nr)) < 0)) ||
-        set_field(&f->n, PyLong_FromSsize_t(n)) < 0 ||
-        set_field(&f->short_res, PyFloat_FromDouble(short_res)) < 0 ||
-        set_field(&f->long_res, PyFloat_FromDouble(long_res)) < 0 ||
-        set_field(&f->since_drift, PyLong_FromSsize_t(since)) < 0 ||
-        set_field(&f->scales, Py_BuildValue("(dd)", sc_s, sc_l)) < 0)
+    f->t = t, f->r = r, f->nr = nr, f->n = n, f->short_res = short_res, f->long_res = long_res;
+    f->since_drift = since, f->drift_now = drift.detected;
+    if ((scales = Py_BuildValue("(dd)", sc_s, sc_l)) == NULL)
         goto done;
-    set_flag(&f->drift_now, drift.detected);
+    Py_XSETREF(f->scales, scales);
     Py_INCREF(Py_None);
     Py_XSETREF(f->own_top, Py_None);
     /* -- the distribution after it, cached (own_distribution), and how far it moved -- */
@@ -1546,11 +1652,9 @@ parts_of(PyObject *short_, PyObject *long_, double ws, double short_res, double 
 
 /* The scales at the latest event: the cached ones, else computed and cached (_alphas). */
 static int
-latest_scales(InterestFields *f, const Config *c, Py_ssize_t n, double *scales)
+latest_scales(InterestFields *f, const Config *c, double *scales)
 {
-    double t = 0.0, r = 0.0, e_s, e_l;
-    Py_ssize_t nr;
-    int has_t, has_r;
+    double e_s, e_l;
     if (f->scales == NULL)
         return type_error() - 1;
     if (f->scales != Py_None) {
@@ -1560,12 +1664,9 @@ latest_scales(InterestFields *f, const Config *c, Py_ssize_t n, double *scales)
             return PyErr_Occurred() ? -1 : type_error() - 1;
         return 0;
     }
-    if (optional_float_of(f->t, &t, &has_t) < 0 || optional_float_of(f->r, &r, &has_r) < 0 ||
-        int_of(f->nr, &nr) < 0)
-        return -1;
-    if (!has_r) /* none with events: the Python definition reads it as it is */
+    if (f->none & U_R) /* none with events: the Python definition reads it as it is */
         return type_error() - 1;
-    exponents(c, has_t ? t : 0.0, r, n - 1, nr, &e_s, &e_l);
+    exponents(c, f->none & U_T ? 0.0 : f->t, f->r, f->n - 1, f->nr, &e_s, &e_l);
     scales[0] = pow(2.0, e_s);
     scales[1] = pow(2.0, e_l);
     return set_field(&f->scales, Py_BuildValue("(dd)", scales[0], scales[1]));
@@ -1589,14 +1690,13 @@ interest_tops(PyObject *self, PyObject *args)
     if ((f = interest_fields(u, &df)) == NULL || f->cfg == NULL ||
         (prior != Py_None && !PyDict_CheckExact(prior)))
         return PyErr_Occurred() ? NULL : (type_error(), NULL);
-    if ((c = config_of(f->cfg)) == NULL || int_of(f->n, &n) < 0 ||
-        int_of(f->since_drift, &since) < 0 || float_of(f->short_res, &short_res) < 0 ||
-        float_of(f->long_res, &long_res) < 0)
+    if ((c = config_of(f->cfg)) == NULL)
         return NULL;
+    n = f->n, since = f->since_drift, short_res = f->short_res, long_res = f->long_res;
     if (n == 0 || f->short_ == NULL || !PyDict_CheckExact(f->short_) || f->long_ == NULL ||
         !PyDict_CheckExact(f->long_) || f->own == NULL)
         return type_error(), NULL;
-    if (latest_scales(f, c, n, scales) < 0)
+    if (latest_scales(f, c, scales) < 0)
         return NULL;
     ws = short_weight(c, since);
     parts_of(f->short_, f->long_, ws, short_res, long_res, c->other_strength, scales, &parts);
@@ -1857,15 +1957,25 @@ new_instance(PyObject *cls)
     return obj;
 }
 
-/* Each field set to its value (new references), in the order of their struct. */
+/* Each object field set to its value (new references), in the order of their struct. */
 static void
-fill_fields(PyObject *obj, PyObject *const *values, Py_ssize_t n)
+fill_objects(PyObject **f, PyObject *const *values, Py_ssize_t n)
 {
-    PyObject **f = FIELDS_OF(obj);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_INCREF(values[i]);
         Py_XSETREF(f[i], values[i]);
     }
+}
+
+/* Each number field set from its value as its setter does (TypeError for a value it does not
+ * hold, and the Python definition raises it). */
+static int
+fill_numbers(PyObject *obj, const NumberField *fields, PyObject *const *values, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (set_number(obj, &fields[i], values[i]) < 0)
+            return -1;
+    return 0;
 }
 
 /* restore_interest(cls, drift_cls, state, config, cfg): the estimator user.py's definition
@@ -1910,13 +2020,18 @@ restore_interest(PyObject *self, PyObject *args)
         (drift = new_instance(drift_cls)) == NULL || (u = new_instance(cls)) == NULL)
         goto done;
     {
-        PyObject *dv[DRIFT_FIELDS] = {min_instances, delta, threshold, ONE, d[0], d[1], d[2],
-                                      d[3], detected ? Py_True : Py_False};
-        PyObject *uv[INTEREST_FIELDS] = {config, cfg, Py_None, Py_None, Py_None, f[0], f[1],
-                                         f[2], f[3], f[8], f[9], short_, long_, drift, f[11],
-                                         now ? Py_True : Py_False};
-        fill_fields(drift, dv, DRIFT_FIELDS);
-        fill_fields(u, uv, INTEREST_FIELDS);
+        PyObject *dobj[DRIFT_OBJECTS] = {min_instances, delta, threshold, ONE};
+        PyObject *dnum[DRIFT_NUMBERS] = {d[0], d[1], d[2], d[3], detected ? Py_True : Py_False};
+        PyObject *uobj[INTEREST_OBJECTS] = {config, cfg, Py_None, Py_None, Py_None,
+                                            short_, long_, drift};
+        /* _t, _r, _short_res, _long_res, _nr, _n, _since_drift, _drift_now */
+        PyObject *unum[INTEREST_NUMBERS] = {f[0], f[1], f[8], f[9], f[2], f[3], f[11],
+                                            now ? Py_True : Py_False};
+        fill_objects(&((DriftFields *)drift)->min_instances, dobj, DRIFT_OBJECTS);
+        fill_objects(&((InterestFields *)u)->config, uobj, INTEREST_OBJECTS);
+        if (fill_numbers(drift, drift_numbers, dnum, DRIFT_NUMBERS) < 0 ||
+            fill_numbers(u, interest_numbers, unum, INTEREST_NUMBERS) < 0)
+            goto done;
     }
     result = u;
     u = NULL;
@@ -2010,6 +2125,8 @@ PyInit__masses(void)
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
         if ((*NAMES[i].name = PyUnicode_InternFromString(NAMES[i].text)) == NULL)
             return NULL;
+    getset_of(interest_numbers, INTEREST_NUMBERS, interest_getset);
+    getset_of(drift_numbers, DRIFT_NUMBERS, drift_getset);
     if (PyType_Ready(&InterestFieldsType) < 0 || PyType_Ready(&DriftFieldsType) < 0 ||
         (m = PyModule_Create(&module)) == NULL)
         return NULL;

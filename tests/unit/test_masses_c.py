@@ -197,6 +197,9 @@ def test_mean_surprise(p, cats, spread):
     assert same(*both("mean_surprise", p, cats, spread))
 
 
+FIELD_TYPES = (types.MemberDescriptorType, types.GetSetDescriptorType)
+
+
 def fields(obj: object) -> dict:
     """Every attribute of ``obj``: those its C layout holds (``masses.InterestFields``,
     ``masses.DriftFields``) and any in its ``__dict__``."""
@@ -204,7 +207,7 @@ def fields(obj: object) -> dict:
         n
         for base in type(obj).__mro__
         for n, v in vars(base).items()
-        if isinstance(v, types.MemberDescriptorType) and n not in ("__weakref__", "__dict__")
+        if isinstance(v, FIELD_TYPES) and not n.startswith("__")
     ]
     return {**{n: getattr(obj, n) for n in names if hasattr(obj, n)}, **vars(obj)}
 
@@ -234,6 +237,28 @@ def test_an_estimator_keeps_its_attributes_in_its_c_fields():
         learn_event.fast(v, {"categories": ["a"], "event_type": "view", "ts": 1.0})
     with pytest.raises(AttributeError):
         learn_event(v, {"categories": ["a"], "event_type": "view", "ts": 1.0})
+
+
+@built
+def test_number_fields_hold_what_python_sets_them_to():
+    u = UserInterest()
+    u._t = 5  # an int where a float is kept reads back as that float
+    assert u._t == 5.0 and type(u._t) is float and u.last_ts == 5.0
+    u._t = None
+    assert u._t is None
+    u._drift_now = 1  # a flag: its truth
+    assert u._drift_now is True and u.drift_detected is True
+    u._drift._count = 2
+    assert u._drift._count == 2.0 and type(u._drift._count) is float
+    for name, value in (("_t", "5"), ("_n", 1.5), ("_short_res", None), ("_nr", None)):
+        with pytest.raises(TypeError, match=name):
+            setattr(u, name, value)
+    del u._n
+    assert not hasattr(u, "n_events")
+    with pytest.raises(AttributeError):
+        del u._n
+    u._n = 3
+    assert u.n_events == 3
 
 
 def test_an_estimator_pickles_and_copies():

@@ -877,12 +877,11 @@ snapshot_tops(PyObject *self, PyObject *args)
 /* ---- one event learned: user.py's learn_event (UserInterest.learn_and_predict) --------- */
 
 /* Attribute names of InterestConfig and PopulationInterest, and an event's keys. */
-static PyObject *A_t, *A_n, *A_short, *A_long, *A_cfg, *A_short_hl, *A_long_hl, *A_short_ehl,
-    *A_long_ehl, *A_short_weight, *A_drift_short_weight, *A_settle, *A_other_strength, *A_prior_strength,
-    *A_other_spread, *A_max_categories, *A_weights, *A_pop_cold, *A_pop_cap, *A_pop_mix,
-    *A_pop_smoothing, *A_masses, *A_half_life, *A_residual, *A_total, *A_ref, *A_dense_index,
-    *A_two, *A_scores, *A_drift_min_instances, *A_drift_delta, *A_drift_threshold, *K_ts,
-    *K_weight, *K_event_type, *K_categories, *K_view;
+static PyObject *A_short_hl, *A_long_hl, *A_short_ehl, *A_long_ehl, *A_short_weight,
+    *A_drift_short_weight, *A_settle, *A_other_strength, *A_prior_strength, *A_other_spread,
+    *A_max_categories, *A_weights, *A_pop_cold, *A_pop_cap, *A_pop_mix, *A_pop_smoothing,
+    *A_drift_min_instances, *A_drift_delta, *A_drift_threshold, *K_ts, *K_weight, *K_event_type,
+    *K_categories, *K_view;
 
 /* An InterestConfig's numbers, read once per config object (it is frozen); both held while
  * cached, so that no other object takes their addresses. */
@@ -1181,6 +1180,103 @@ static PyTypeObject DriftFieldsType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* population.py's PopulationInterest and DecayedCounts, the same way. */
+typedef struct {
+    NUMBERS_HEAD
+    PyObject *config, *cfg, *long_, *short_, *scores;
+    double t;
+    Py_ssize_t n;
+    int two;
+} PopulationFields;
+
+typedef struct {
+    NUMBERS_HEAD
+    PyObject *half_life, *masses, *dense_index, *dense;
+    double residual, ref, total;
+} CountsFields;
+
+#define POPULATION_OBJECTS 5
+#define COUNTS_OBJECTS 4
+
+enum {
+    P_T = 1 << 0, P_N = 1 << 1, P_TWO = 1 << 2, P_NUMBERS = (1 << 3) - 1,
+    C_RESIDUAL = 1 << 0, C_REF = 1 << 1, C_TOTAL = 1 << 2, C_NUMBERS = (1 << 3) - 1,
+};
+
+static NumberField population_numbers[] = {
+    NUMBER(PopulationFields, "_t", t, NUM_OPTIONAL, P_T),
+    NUMBER(PopulationFields, "_n", n, NUM_INT, P_N),
+    NUMBER(PopulationFields, "_two", two, NUM_BOOL, P_TWO),
+};
+
+static NumberField counts_numbers[] = {
+    NUMBER(CountsFields, "residual", residual, NUM_FLOAT, C_RESIDUAL),
+    NUMBER(CountsFields, "ref", ref, NUM_OPTIONAL, C_REF),
+    NUMBER(CountsFields, "total", total, NUM_FLOAT, C_TOTAL),
+};
+
+#define POPULATION_NUMBERS COUNT(population_numbers)
+#define COUNTS_NUMBERS COUNT(counts_numbers)
+
+static PyGetSetDef population_getset[POPULATION_NUMBERS + 1], counts_getset[COUNTS_NUMBERS + 1];
+
+/* tp_traverse, tp_clear and tp_dealloc of a fields type: its object fields from first on. */
+#define OBJECT_FIELDS(prefix, type, first, count)                                     \
+    static int prefix##_traverse(PyObject *self, visitproc visit, void *arg)          \
+    {                                                                                 \
+        return objects_traverse(&((type *)self)->first, count, visit, arg);           \
+    }                                                                                 \
+    static int prefix##_clear(PyObject *self)                                         \
+    {                                                                                 \
+        objects_clear(&((type *)self)->first, count);                                 \
+        return 0;                                                                     \
+    }                                                                                 \
+    static void prefix##_dealloc(PyObject *self)                                      \
+    {                                                                                 \
+        PyObject_GC_UnTrack(self);                                                    \
+        prefix##_clear(self);                                                         \
+        Py_TYPE(self)->tp_free(self);                                                 \
+    }
+
+OBJECT_FIELDS(population, PopulationFields, config, POPULATION_OBJECTS)
+OBJECT_FIELDS(counts, CountsFields, half_life, COUNTS_OBJECTS)
+
+static PyMemberDef population_members[] = {
+    FIELD(PopulationFields, "config", config),
+    FIELD(PopulationFields, "_cfg", cfg),
+    FIELD(PopulationFields, "_long", long_),
+    FIELD(PopulationFields, "_short", short_),
+    FIELD(PopulationFields, "_scores", scores),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMemberDef counts_members[] = {
+    FIELD(CountsFields, "half_life", half_life),
+    FIELD(CountsFields, "masses", masses),
+    FIELD(CountsFields, "_dense_index", dense_index),
+    FIELD(CountsFields, "_dense", dense),
+    {NULL, 0, 0, 0, NULL},
+};
+
+#define FIELDS_TYPE(prefix, type, name, doc)                                          \
+    static PyTypeObject prefix##Type = {                                              \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "models._masses." name,              \
+        .tp_basicsize = sizeof(type),                                                 \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,    \
+        .tp_doc = doc,                                                                \
+        .tp_traverse = prefix##_traverse,                                             \
+        .tp_clear = prefix##_clear,                                                   \
+        .tp_dealloc = prefix##_dealloc,                                               \
+        .tp_members = prefix##_members,                                               \
+        .tp_getset = prefix##_getset,                                                 \
+        .tp_new = PyType_GenericNew,                                                  \
+    };
+
+FIELDS_TYPE(population, PopulationFields, "PopulationFields",
+            "PopulationInterest's attributes as one C block (population.py).")
+FIELDS_TYPE(counts, CountsFields, "CountsFields",
+            "DecayedCounts' attributes as one C block (population.py).")
+
 /* The fields of an estimator with UserInterest's layout whose drift detector has
  * SurpriseDrift's (else TypeError, and the Python definition runs). */
 static InterestFields *
@@ -1211,16 +1307,6 @@ number_of(PyObject *v, double *out)
     return 0;
 }
 
-/* A float that may be None (*set = 0). */
-static int
-optional_float_of(PyObject *v, double *out, int *set)
-{
-    if (v == NULL)
-        return type_error() - 1;
-    *set = v != Py_None;
-    return !*set ? 0 : PyFloat_CheckExact(v) ? (*out = PyFloat_AS_DOUBLE(v), 0) : type_error() - 1;
-}
-
 static int
 float_of(PyObject *v, double *out)
 {
@@ -1238,41 +1324,15 @@ int_of(PyObject *v, Py_ssize_t *out)
     return (*out = PyLong_AsSsize_t(v)) == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-/* The same of an attribute, read by name (objects without a C layout of their fields). */
-typedef int (*read_double)(PyObject *, double *);
-
-static int
-double_attr(PyObject *obj, PyObject *name, read_double read, double *out)
-{
-    PyObject *v = PyObject_GetAttr(obj, name);
-    int rc;
-    if (v == NULL)
-        return -1;
-    rc = read(v, out);
-    Py_DECREF(v);
-    return rc;
-}
-
+/* The same of an attribute, read by name (the config's). */
 static int
 number_attr(PyObject *obj, PyObject *name, double *out)
 {
-    return double_attr(obj, name, number_of, out);
-}
-
-static int
-float_attr(PyObject *obj, PyObject *name, double *out)
-{
-    return double_attr(obj, name, float_of, out);
-}
-
-static int
-optional_float_attr(PyObject *obj, PyObject *name, double *out, int *set)
-{
     PyObject *v = PyObject_GetAttr(obj, name);
     int rc;
     if (v == NULL)
         return -1;
-    rc = optional_float_of(v, out, set);
+    rc = number_of(v, out);
     Py_DECREF(v);
     return rc;
 }
@@ -1313,15 +1373,6 @@ set_field(PyObject **field, PyObject *value)
 }
 
 
-static int
-set_attr(PyObject *obj, PyObject *name, PyObject *value) /* steals value */
-{
-    if (value == NULL)
-        return -1;
-    int rc = PyObject_SetAttr(obj, name, value);
-    Py_DECREF(value);
-    return rc;
-}
 
 static const Config *
 config_of(PyObject *cfg)
@@ -1461,20 +1512,6 @@ read_event(PyObject *cfg_obj, int has_t, double t, PyObject *x, Event *e)
     return 0;
 }
 
-/* read_event with obj's _cfg and _t read by name. */
-static int
-read_event_attrs(PyObject *obj, PyObject *x, Event *e)
-{
-    PyObject *cfg_obj;
-    double t = 0.0;
-    int has_t, rc;
-    if (optional_float_attr(obj, A_t, &t, &has_t) < 0 ||
-        (cfg_obj = PyObject_GetAttr(obj, A_cfg)) == NULL)
-        return -1;
-    rc = read_event(cfg_obj, has_t, t, x, e);
-    Py_DECREF(cfg_obj);
-    return rc;
-}
 
 /* SurpriseDrift.update(s), on its five numbers. */
 typedef struct {
@@ -1730,24 +1767,27 @@ interest_tops(PyObject *self, PyObject *args)
 
 /* A DecayedCounts' state, read and checked before anything changes. */
 typedef struct {
-    PyObject *obj, *masses; /* masses: a new reference */
+    CountsFields *obj;
+    PyObject *masses; /* a new reference */
     double half_life, residual, ref, total;
     int has_ref;
 } Counts;
 
 static int
-counts_read(PyObject *pop, PyObject *name, Counts *c)
+counts_read(PyObject *obj, Counts *c)
 {
+    CountsFields *f = (CountsFields *)obj;
     c->masses = NULL;
-    if ((c->obj = PyObject_GetAttr(pop, name)) == NULL)
+    if (obj == NULL || !PyObject_TypeCheck(obj, &countsType) ||
+        (f->set & C_NUMBERS) != C_NUMBERS || f->masses == NULL || !PyDict_CheckExact(f->masses))
+        return type_error() - 1;
+    if (number_of(f->half_life, &c->half_life) < 0)
         return -1;
-    Py_DECREF(c->obj); /* pop holds it */
-    if ((c->masses = dict_attr(c->obj, A_masses)) == NULL ||
-        number_attr(c->obj, A_half_life, &c->half_life) < 0 ||
-        float_attr(c->obj, A_residual, &c->residual) < 0 ||
-        float_attr(c->obj, A_total, &c->total) < 0 ||
-        optional_float_attr(c->obj, A_ref, &c->ref, &c->has_ref) < 0)
-        return -1;
+    c->obj = f;
+    c->masses = f->masses;
+    Py_INCREF(c->masses);
+    c->residual = f->residual, c->total = f->total;
+    c->ref = f->ref, c->has_ref = !(f->none & C_REF);
     return 0;
 }
 
@@ -1826,16 +1866,18 @@ counts_add(Counts *c, PyObject **items, Py_ssize_t n, double w, double ts, Py_ss
     w *= pow(2.0, exponent);
     c->total += w;
     before = c->residual;
-    if (add_mass_of(c->masses, &c->residual, items, n, w, cap) < 0 ||
-        set_attr(c->obj, A_ref, PyFloat_FromDouble(c->ref)) < 0 ||
-        set_attr(c->obj, A_total, PyFloat_FromDouble(c->total)) < 0 ||
-        set_attr(c->obj, A_residual, PyFloat_FromDouble(c->residual)) < 0)
+    if (add_mass_of(c->masses, &c->residual, items, n, w, cap) < 0)
         return -1;
-    if (c->residual != before) /* a category was evicted: dense()'s positions are stale */
-        return PyObject_SetAttr(c->obj, A_dense_index, Py_None);
+    c->obj->ref = c->ref, c->obj->total = c->total, c->obj->residual = c->residual;
+    c->obj->none &= ~(uint32_t)C_REF;
+    if (c->residual != before) { /* a category was evicted: dense()'s positions are stale */
+        Py_INCREF(Py_None);
+        Py_XSETREF(c->obj->dense_index, Py_None);
+    }
     return 0;
 }
 
+/* float(x) into a list's item (what set_float does in a dict). */
 static int
 set_float_item(PyObject *list, Py_ssize_t i, double x)
 {
@@ -1848,8 +1890,9 @@ set_float_item(PyObject *list, Py_ssize_t i, double x)
 static PyObject *
 learn_population(PyObject *self, PyObject *args)
 {
-    PyObject *pop, *x, *user_events, **items, *v, *scores = NULL;
+    PyObject *obj, *x, *user_events, **items, *scores;
     PyObject *result = NULL;
+    PopulationFields *pop;
     const Config *c;
     Event e;
     Counts long_ = {NULL, NULL, 0, 0, 0, 0, 0}, short_ = {NULL, NULL, 0, 0, 0, 0, 0};
@@ -1857,36 +1900,31 @@ learn_population(PyObject *self, PyObject *args)
     double t, ts, w, score_long = 0.0, score_short = 0.0, loss_long, loss_short;
     int has_t, two, cold;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOO", &pop, &x, &user_events))
+    if (!PyArg_ParseTuple(args, "OOO", &obj, &x, &user_events))
         return NULL;
-    if (user_events != Py_None && !PyLong_CheckExact(user_events))
+    pop = (PopulationFields *)obj;
+    if ((user_events != Py_None && !PyLong_CheckExact(user_events)) ||
+        !PyObject_TypeCheck(obj, &populationType) || (pop->set & P_NUMBERS) != P_NUMBERS)
         return type_error(), NULL;
-    if (read_event_attrs(pop, x, &e) < 0)
+    if (read_event(pop->cfg, !(pop->none & P_T), pop->t, x, &e) < 0)
         return NULL;
     c = e.c, items = e.items, n_cats = e.n_cats, w = e.w, ts = e.ts, t = e.t, has_t = e.has_t;
     if (user_events != Py_None && ((k = PyLong_AsSsize_t(user_events)) == -1 && PyErr_Occurred()))
         return NULL;
     cold = user_events != Py_None && (double)k < c->pop_cold_events;
-    if (int_attr(pop, A_n, &n) < 0 || (v = PyObject_GetAttr(pop, A_two)) == NULL)
-        return NULL;
-    two = v == Py_True;
-    Py_DECREF(v);
-    if (v != Py_True && v != Py_False)
-        return type_error(), NULL;
-    if (counts_read(pop, A_long, &long_) < 0 || counts_read(pop, A_short, &short_) < 0 ||
+    n = pop->n, two = pop->two;
+    if (counts_read(pop->long_, &long_) < 0 || counts_read(pop->short_, &short_) < 0 ||
         add_mass_check(long_.masses, items, n_cats, c->pop_cap) < 0 ||
         counts_rebase_check(&long_, ts) < 0 ||
         (two && (add_mass_check(short_.masses, items, n_cats, c->pop_cap) < 0 ||
                  counts_rebase_check(&short_, ts) < 0)))
         goto done;
     if (two && cold && n) { /* PopulationInterest._score, at the time before this event */
-        if ((scores = PyObject_GetAttr(pop, A_scores)) == NULL)
-            goto done;
-        if (!PyList_CheckExact(scores) || PyList_GET_SIZE(scores) != 2 ||
+        scores = pop->scores;
+        if (scores == NULL || !PyList_CheckExact(scores) || PyList_GET_SIZE(scores) != 2 ||
             !PyFloat_CheckExact(PyList_GET_ITEM(scores, 0)) ||
             !PyFloat_CheckExact(PyList_GET_ITEM(scores, 1))) {
-            if (!PyErr_Occurred())
-                type_error();
+            type_error();
             goto done;
         }
         double keep = 1.0 - 1.0 / c->pop_mix_memory;
@@ -1898,10 +1936,12 @@ learn_population(PyObject *self, PyObject *args)
         if (set_float_item(scores, 0, score_long) < 0 || set_float_item(scores, 1, score_short) < 0)
             goto done;
     }
-    if ((!has_t || ts > t) && set_attr(pop, A_t, PyFloat_FromDouble(ts)) < 0)
-        goto done;
-    if (set_attr(pop, A_n, PyLong_FromSsize_t(n + 1)) < 0 ||
-        counts_add(&long_, items, n_cats, w, ts, c->pop_cap) < 0 ||
+    if (!has_t || ts > t) {
+        pop->t = ts;
+        pop->none &= ~(uint32_t)P_T;
+    }
+    pop->n = n + 1;
+    if (counts_add(&long_, items, n_cats, w, ts, c->pop_cap) < 0 ||
         (two && counts_add(&short_, items, n_cats, w, ts, c->pop_cap) < 0))
         goto done;
     result = Py_None;
@@ -1909,7 +1949,6 @@ learn_population(PyObject *self, PyObject *args)
 done:
     Py_XDECREF(long_.masses);
     Py_XDECREF(short_.masses);
-    Py_XDECREF(scores);
     return result;
 }
 
@@ -2076,11 +2115,6 @@ static struct {
     PyObject **name;
     const char *text;
 } NAMES[] = {
-    {&A_t, "_t"},
-    {&A_n, "_n"},
-    {&A_short, "_short"},
-    {&A_long, "_long"},
-    {&A_cfg, "_cfg"},
     {&A_short_hl, "short_half_life"},
     {&A_long_hl, "long_half_life"},
     {&A_short_ehl, "short_event_half_life"},
@@ -2097,14 +2131,6 @@ static struct {
     {&A_pop_cap, "population_max_categories"},
     {&A_pop_mix, "population_mix_memory"},
     {&A_pop_smoothing, "population_smoothing"},
-    {&A_masses, "masses"},
-    {&A_half_life, "half_life"},
-    {&A_residual, "residual"},
-    {&A_total, "total"},
-    {&A_ref, "ref"},
-    {&A_dense_index, "_dense_index"},
-    {&A_two, "_two"},
-    {&A_scores, "_scores"},
     {&A_drift_min_instances, "drift_min_instances"},
     {&A_drift_delta, "drift_delta"},
     {&A_drift_threshold, "drift_threshold"},
@@ -2127,13 +2153,20 @@ PyInit__masses(void)
             return NULL;
     getset_of(interest_numbers, INTEREST_NUMBERS, interest_getset);
     getset_of(drift_numbers, DRIFT_NUMBERS, drift_getset);
+    getset_of(population_numbers, POPULATION_NUMBERS, population_getset);
+    getset_of(counts_numbers, COUNTS_NUMBERS, counts_getset);
     if (PyType_Ready(&InterestFieldsType) < 0 || PyType_Ready(&DriftFieldsType) < 0 ||
+        PyType_Ready(&populationType) < 0 || PyType_Ready(&countsType) < 0 ||
         (m = PyModule_Create(&module)) == NULL)
         return NULL;
     Py_INCREF(&InterestFieldsType);
     Py_INCREF(&DriftFieldsType);
+    Py_INCREF(&populationType);
+    Py_INCREF(&countsType);
     if (PyModule_AddObject(m, "InterestFields", (PyObject *)&InterestFieldsType) < 0 ||
-        PyModule_AddObject(m, "DriftFields", (PyObject *)&DriftFieldsType) < 0) {
+        PyModule_AddObject(m, "DriftFields", (PyObject *)&DriftFieldsType) < 0 ||
+        PyModule_AddObject(m, "PopulationFields", (PyObject *)&populationType) < 0 ||
+        PyModule_AddObject(m, "CountsFields", (PyObject *)&countsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

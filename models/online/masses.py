@@ -30,11 +30,14 @@ except ImportError:  # not built (no C compiler at install): the Python definiti
 # exact dicts of ``str`` to ``float`` only (``models.native.accelerated_by``).
 accelerated = accelerated_by(_masses)
 
-# The bases that hold ``UserInterest``'s and ``SurpriseDrift``'s attributes: built, one C
-# block each, which the C learning reads and writes without looking a name up (the Python
-# definitions read the same attributes); else plain attributes.
+# The bases that hold the attributes of ``UserInterest``, ``SurpriseDrift``,
+# ``PopulationInterest`` and ``DecayedCounts``: built, one C block each, which the C learning
+# reads and writes without looking a name up (the Python definitions read the same
+# attributes); else plain attributes.
 InterestFields: type = _masses.InterestFields if _masses is not None else object
 DriftFields: type = _masses.DriftFields if _masses is not None else object
+PopulationFields: type = _masses.PopulationFields if _masses is not None else object
+CountsFields: type = _masses.CountsFields if _masses is not None else object
 
 
 def event_labels(x: Mapping, y: str | Sequence[str] | None) -> list:

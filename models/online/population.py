@@ -22,7 +22,9 @@ from river import base
 from models.online.config import InterestConfig
 from models.online.masses import (
     REBASE_EXPONENT,
+    CountsFields,
     EventClock,
+    PopulationFields,
     accelerated,
     add_mass,
     event_labels,
@@ -31,7 +33,7 @@ from models.online.masses import (
 from models.records import PopulationField
 
 
-class DecayedCounts:
+class DecayedCounts(CountsFields):
     """Category masses decayed with one half-life (event time), with their running total.
 
     Masses are stored relative to the reference time ``ref`` (see ``models.online.masses``);
@@ -46,7 +48,12 @@ class DecayedCounts:
     (0.667, 0.222)
     """
 
-    __slots__ = ("half_life", "masses", "residual", "ref", "total", "_dense_index", "_dense")
+    # CountsFields holds them when built (slots of these names would hide its fields)
+    __slots__ = (
+        ()
+        if CountsFields is not object
+        else ("half_life", "masses", "residual", "ref", "total", "_dense_index", "_dense")
+    )
 
     def __init__(self, half_life: float):
         self.half_life = half_life
@@ -56,6 +63,10 @@ class DecayedCounts:
         self.total = 0.0
         self._dense_index: Mapping[str, int] | None = None  # dense()'s cache, not state
         self._dense: tuple[list[str], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
+
+    def __reduce__(self) -> tuple:
+        state = (self.half_life, dict(self.masses), self.residual, self.ref, self.total)
+        return restored_counts, state
 
     def add(self, cats: Sequence[str], w: float, ts: float, cap: int) -> None:
         """Add an event of weight ``w`` at time ``ts`` to ``cats`` (split evenly)."""
@@ -126,7 +137,16 @@ class DecayedCounts:
         self._dense_index = None
 
 
-class PopulationInterest(EventClock, base.Classifier):
+def restored_counts(
+    half_life: float, masses: dict[str, float], residual: float, ref: float | None, total: float
+) -> DecayedCounts:
+    """A ``DecayedCounts`` with the state it pickled (``__reduce__``); its caches empty."""
+    counts = DecayedCounts(half_life)
+    counts.masses, counts.residual, counts.ref, counts.total = masses, residual, ref, total
+    return counts
+
+
+class PopulationInterest(EventClock, base.Classifier, PopulationFields):
     """The population's decayed category distribution: the prior and the cold-start answer.
 
     ``learn_one(x, user_events=k)``: ``k`` is how many earlier events the event's user has;
@@ -167,6 +187,9 @@ class PopulationInterest(EventClock, base.Classifier):
     @property
     def _multiclass(self) -> bool:
         return True
+
+    def __reduce__(self) -> tuple:
+        return type(self).from_state, (self.state(), self.config)
 
     def short_weight(self) -> float:
         """The short horizon's weight in the mixture (0 when it is off)."""

@@ -23,8 +23,8 @@ VARIANTS = ("c", "python")
 
 
 def measure(users: int, history: int, events: int) -> dict[str, float]:
-    """µs per event (apply; apply + build; apply + build + pack; the history's append alone),
-    per record written and read (``encode_record``, ``decode_record``) and per snapshot part."""
+    """µs per event (apply; apply + build; apply + build + pack; the history's append alone;
+    the population's learning alone), per record written and read (``encode_record``, ``decode_record``) and per snapshot part."""
     from models import history as user_history
     from models.fused_snapshot import fused_snapshot_of, fused_top
     from models.fusion import FusionParams
@@ -68,6 +68,10 @@ def measure(users: int, history: int, events: int) -> dict[str, float]:
     for e in rest:  # the history's part of apply alone (the same events again)
         records[e["user_id"]]._append(e["item_id"], e["categories"], e["event_type"], e["ts"], 0.1)
     out["history_append_us"] = (time.perf_counter() - start) / len(rest) * 1e6
+    start = time.perf_counter()
+    for i, e in enumerate(rest):  # the population's learning alone, cold and warm users mixed
+        pop.learn_one(e, user_events=i % 8)
+    out["population_learn_us"] = (time.perf_counter() - start) / len(rest) * 1e6
     start = time.perf_counter()
     blobs = [encode_record(r) for r in records.values()]
     out["record_encode_us"] = (time.perf_counter() - start) / len(blobs) * 1e6

@@ -11,7 +11,7 @@ from stream.dev.estimator_cost import measure, run_variant
 pytestmark = pytest.mark.unit
 
 PARTS = ("own_distribution", "own_top", "top_horizons", "predict_top", "snapshot_of")
-RECORD = ("history_append", "record_encode", "record_decode")
+RECORD = ("history_append", "population_learn", "record_encode", "record_decode")
 
 
 def test_measure_times_every_step_of_an_event_and_of_a_snapshot():

@@ -201,15 +201,16 @@ FIELD_TYPES = (types.MemberDescriptorType, types.GetSetDescriptorType)
 
 
 def fields(obj: object) -> dict:
-    """Every attribute of ``obj``: those its C layout holds (``masses.InterestFields``,
-    ``masses.DriftFields``) and any in its ``__dict__``."""
+    """Every attribute of ``obj``: those its C layout holds (``masses.InterestFields`` and
+    the other fields types) and any in its ``__dict__``."""
     names = [
         n
         for base in type(obj).__mro__
         for n, v in vars(base).items()
         if isinstance(v, FIELD_TYPES) and not n.startswith("__")
     ]
-    return {**{n: getattr(obj, n) for n in names if hasattr(obj, n)}, **vars(obj)}
+    held = {n: getattr(obj, n) for n in names if hasattr(obj, n)}
+    return {**held, **getattr(obj, "__dict__", {})}
 
 
 def attributes(u: UserInterest) -> dict:
@@ -259,6 +260,43 @@ def test_number_fields_hold_what_python_sets_them_to():
         del u._n
     u._n = 3
     assert u.n_events == 3
+
+
+@built
+def test_a_population_keeps_its_attributes_in_its_c_fields():
+    pop = PopulationInterest()
+    for i, ts in enumerate((1.0, 2.0, 3.0)):
+        pop.learn_one({"categories": [f"c{i}"], "event_type": "view", "ts": ts}, user_events=i)
+    assert isinstance(pop, masses.PopulationFields)
+    assert all(isinstance(c, masses.CountsFields) for c in (pop._long, pop._short))
+    assert vars(pop) == {} and not hasattr(pop._long, "__dict__")
+    assert len(fields(pop)) == 8 and len(fields(pop._long)) == 7
+    assert pop.n_events == 3 and pop.last_ts == 3.0 and pop._long.ref == 1.0
+    pop._long.ref = None  # an optional time
+    assert pop._long.ref is None
+    with pytest.raises(TypeError, match="total"):
+        pop._long.total = "1"
+    with pytest.raises(TypeError):  # a horizon without the C layout: the Python definition
+        learn_population.fast(
+            PopulationInterest.__new__(PopulationInterest),
+            {"categories": ["a"], "event_type": "view", "ts": 1.0},
+            0,
+        )
+
+
+def test_a_population_pickles_and_copies():
+    pop = PopulationInterest(InterestConfig(population_short_half_life=10.0))
+    for i, ts in enumerate((1.0, 2.0, 9.0)):
+        pop.learn_one({"categories": [f"c{i % 2}"], "event_type": "cart", "ts": ts}, user_events=0)
+    for other in (pickle.loads(pickle.dumps(pop)), copy.deepcopy(pop), copy.copy(pop)):
+        assert other.state() == pop.state() and other.config == pop.config
+        assert other.predict_proba_one() == pop.predict_proba_one()
+    counts = pickle.loads(pickle.dumps(pop._long))
+    assert (counts.masses, counts.ref, counts.total) == (
+        pop._long.masses,
+        pop._long.ref,
+        pop._long.total,
+    )
 
 
 def test_an_estimator_pickles_and_copies():
@@ -371,10 +409,10 @@ def test_interest_tops(steps, config, prior, k):
 def population_inside(pop: PopulationInterest) -> dict:
     """A population's every attribute, its two horizons' too (caches included)."""
     horizons = {
-        name: {slot: getattr(counts, slot) for slot in counts.__slots__ if slot != "_dense"}
+        name: {k: v for k, v in fields(counts).items() if k != "_dense"}
         for name, counts in (("_long", pop._long), ("_short", pop._short))
     }
-    return {**vars(pop), **horizons, "_cfg": None, "config": None}
+    return {**fields(pop), **horizons, "_cfg": None, "config": None}
 
 
 @built

@@ -1088,47 +1088,26 @@ objects_clear(PyObject **f, Py_ssize_t n)
         Py_CLEAR(f[i]);
 }
 
-static int
-interest_traverse(PyObject *self, visitproc visit, void *arg)
-{
-    return objects_traverse(&((InterestFields *)self)->config, INTEREST_OBJECTS, visit, arg);
-}
+/* tp_traverse, tp_clear and tp_dealloc of a fields type: its object fields from first on. */
+#define OBJECT_FIELDS(prefix, type, first, count)                                     \
+    static int prefix##_traverse(PyObject *self, visitproc visit, void *arg)          \
+    {                                                                                 \
+        return objects_traverse(&((type *)self)->first, count, visit, arg);           \
+    }                                                                                 \
+    static int prefix##_clear(PyObject *self)                                         \
+    {                                                                                 \
+        objects_clear(&((type *)self)->first, count);                                 \
+        return 0;                                                                     \
+    }                                                                                 \
+    static void prefix##_dealloc(PyObject *self)                                      \
+    {                                                                                 \
+        PyObject_GC_UnTrack(self);                                                    \
+        prefix##_clear(self);                                                         \
+        Py_TYPE(self)->tp_free(self);                                                 \
+    }
 
-static int
-interest_clear(PyObject *self)
-{
-    objects_clear(&((InterestFields *)self)->config, INTEREST_OBJECTS);
-    return 0;
-}
-
-static void
-interest_dealloc(PyObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    interest_clear(self);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static int
-drift_traverse(PyObject *self, visitproc visit, void *arg)
-{
-    return objects_traverse(&((DriftFields *)self)->min_instances, DRIFT_OBJECTS, visit, arg);
-}
-
-static int
-drift_clear(PyObject *self)
-{
-    objects_clear(&((DriftFields *)self)->min_instances, DRIFT_OBJECTS);
-    return 0;
-}
-
-static void
-drift_dealloc(PyObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    drift_clear(self);
-    Py_TYPE(self)->tp_free(self);
-}
+OBJECT_FIELDS(interest, InterestFields, config, INTEREST_OBJECTS)
+OBJECT_FIELDS(drift, DriftFields, min_instances, DRIFT_OBJECTS)
 
 #define FIELD(type, name, member) {name, T_OBJECT_EX, offsetof(type, member), 0, NULL}
 
@@ -1152,33 +1131,25 @@ static PyMemberDef drift_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject InterestFieldsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "models._masses.InterestFields",
-    .tp_basicsize = sizeof(InterestFields),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "UserInterest's attributes as one C block (user.py).",
-    .tp_traverse = interest_traverse,
-    .tp_clear = interest_clear,
-    .tp_dealloc = interest_dealloc,
-    .tp_members = interest_members,
-    .tp_getset = interest_getset,
-    .tp_new = PyType_GenericNew,
-};
+#define FIELDS_TYPE(prefix, type, name, doc)                                          \
+    static PyTypeObject prefix##Type = {                                              \
+        PyVarObject_HEAD_INIT(NULL, 0)                                                \
+        .tp_name = "models._masses." name,                                            \
+        .tp_basicsize = sizeof(type),                                                 \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,    \
+        .tp_doc = doc,                                                                \
+        .tp_traverse = prefix##_traverse,                                             \
+        .tp_clear = prefix##_clear,                                                   \
+        .tp_dealloc = prefix##_dealloc,                                               \
+        .tp_members = prefix##_members,                                               \
+        .tp_getset = prefix##_getset,                                                 \
+        .tp_new = PyType_GenericNew,                                                  \
+    };
 
-static PyTypeObject DriftFieldsType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "models._masses.DriftFields",
-    .tp_basicsize = sizeof(DriftFields),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "SurpriseDrift's attributes as one C block (drift.py).",
-    .tp_traverse = drift_traverse,
-    .tp_clear = drift_clear,
-    .tp_dealloc = drift_dealloc,
-    .tp_members = drift_members,
-    .tp_getset = drift_getset,
-    .tp_new = PyType_GenericNew,
-};
+FIELDS_TYPE(interest, InterestFields, "InterestFields",
+            "UserInterest's attributes as one C block (user.py).")
+FIELDS_TYPE(drift, DriftFields, "DriftFields",
+            "SurpriseDrift's attributes as one C block (drift.py).")
 
 /* population.py's PopulationInterest and DecayedCounts, the same way. */
 typedef struct {
@@ -1220,24 +1191,6 @@ static NumberField counts_numbers[] = {
 
 static PyGetSetDef population_getset[POPULATION_NUMBERS + 1], counts_getset[COUNTS_NUMBERS + 1];
 
-/* tp_traverse, tp_clear and tp_dealloc of a fields type: its object fields from first on. */
-#define OBJECT_FIELDS(prefix, type, first, count)                                     \
-    static int prefix##_traverse(PyObject *self, visitproc visit, void *arg)          \
-    {                                                                                 \
-        return objects_traverse(&((type *)self)->first, count, visit, arg);           \
-    }                                                                                 \
-    static int prefix##_clear(PyObject *self)                                         \
-    {                                                                                 \
-        objects_clear(&((type *)self)->first, count);                                 \
-        return 0;                                                                     \
-    }                                                                                 \
-    static void prefix##_dealloc(PyObject *self)                                      \
-    {                                                                                 \
-        PyObject_GC_UnTrack(self);                                                    \
-        prefix##_clear(self);                                                         \
-        Py_TYPE(self)->tp_free(self);                                                 \
-    }
-
 OBJECT_FIELDS(population, PopulationFields, config, POPULATION_OBJECTS)
 OBJECT_FIELDS(counts, CountsFields, half_life, COUNTS_OBJECTS)
 
@@ -1258,20 +1211,6 @@ static PyMemberDef counts_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-#define FIELDS_TYPE(prefix, type, name, doc)                                          \
-    static PyTypeObject prefix##Type = {                                              \
-        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "models._masses." name,              \
-        .tp_basicsize = sizeof(type),                                                 \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,    \
-        .tp_doc = doc,                                                                \
-        .tp_traverse = prefix##_traverse,                                             \
-        .tp_clear = prefix##_clear,                                                   \
-        .tp_dealloc = prefix##_dealloc,                                               \
-        .tp_members = prefix##_members,                                               \
-        .tp_getset = prefix##_getset,                                                 \
-        .tp_new = PyType_GenericNew,                                                  \
-    };
-
 FIELDS_TYPE(population, PopulationFields, "PopulationFields",
             "PopulationInterest's attributes as one C block (population.py).")
 FIELDS_TYPE(counts, CountsFields, "CountsFields",
@@ -1283,8 +1222,8 @@ static InterestFields *
 interest_fields(PyObject *u, DriftFields **drift)
 {
     InterestFields *f = (InterestFields *)u;
-    if (!PyObject_TypeCheck(u, &InterestFieldsType) || (f->set & U_NUMBERS) != U_NUMBERS ||
-        f->drift == NULL || !PyObject_TypeCheck(f->drift, &DriftFieldsType) ||
+    if (!PyObject_TypeCheck(u, &interestType) || (f->set & U_NUMBERS) != U_NUMBERS ||
+        f->drift == NULL || !PyObject_TypeCheck(f->drift, &driftType) ||
         (((DriftFields *)f->drift)->set & D_NUMBERS) != D_NUMBERS)
         return type_error(), NULL;
     *drift = (DriftFields *)f->drift;
@@ -2030,8 +1969,8 @@ restore_interest(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "OOOOO", &cls, &drift_cls, &state, &config, &cfg))
         return NULL;
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &InterestFieldsType) ||
-        !PyType_Check(drift_cls) || !PyType_IsSubtype((PyTypeObject *)drift_cls, &DriftFieldsType) ||
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &interestType) ||
+        !PyType_Check(drift_cls) || !PyType_IsSubtype((PyTypeObject *)drift_cls, &driftType) ||
         !PyList_CheckExact(state) || PyList_GET_SIZE(state) != 13)
         return type_error(), NULL;
     /* Tuples of their own: reading the config may run Python code, which must not free what
@@ -2155,16 +2094,16 @@ PyInit__masses(void)
     getset_of(drift_numbers, DRIFT_NUMBERS, drift_getset);
     getset_of(population_numbers, POPULATION_NUMBERS, population_getset);
     getset_of(counts_numbers, COUNTS_NUMBERS, counts_getset);
-    if (PyType_Ready(&InterestFieldsType) < 0 || PyType_Ready(&DriftFieldsType) < 0 ||
+    if (PyType_Ready(&interestType) < 0 || PyType_Ready(&driftType) < 0 ||
         PyType_Ready(&populationType) < 0 || PyType_Ready(&countsType) < 0 ||
         (m = PyModule_Create(&module)) == NULL)
         return NULL;
-    Py_INCREF(&InterestFieldsType);
-    Py_INCREF(&DriftFieldsType);
+    Py_INCREF(&interestType);
+    Py_INCREF(&driftType);
     Py_INCREF(&populationType);
     Py_INCREF(&countsType);
-    if (PyModule_AddObject(m, "InterestFields", (PyObject *)&InterestFieldsType) < 0 ||
-        PyModule_AddObject(m, "DriftFields", (PyObject *)&DriftFieldsType) < 0 ||
+    if (PyModule_AddObject(m, "InterestFields", (PyObject *)&interestType) < 0 ||
+        PyModule_AddObject(m, "DriftFields", (PyObject *)&driftType) < 0 ||
         PyModule_AddObject(m, "PopulationFields", (PyObject *)&populationType) < 0 ||
         PyModule_AddObject(m, "CountsFields", (PyObject *)&countsType) < 0) {
         Py_DECREF(m);

@@ -24,7 +24,8 @@ VARIANTS = ("c", "python")
 
 def measure(users: int, history: int, events: int) -> dict[str, float]:
     """µs per event (apply; apply + build; apply + build + pack; the history's append alone;
-    the population's learning alone), per record written and read (``encode_record``, ``decode_record``) and per snapshot part."""
+    the population's learning alone), per record written and read (``encode_record``,
+    ``decode_record``) and per snapshot part."""
     from models import history as user_history
     from models.fused_snapshot import fused_snapshot_of, fused_top
     from models.fusion import FusionParams

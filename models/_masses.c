@@ -1066,13 +1066,6 @@ getset_of(NumberField *numbers, Py_ssize_t n, PyGetSetDef *out)
     }
 }
 
-/* A field set from Python's side: by the number field's own setter, as an attribute. */
-static int
-set_number(PyObject *obj, const NumberField *nf, PyObject *value)
-{
-    return number_set(obj, value, (void *)nf);
-}
-
 static int
 objects_traverse(PyObject **f, Py_ssize_t n, visitproc visit, void *arg)
 {
@@ -1500,7 +1493,6 @@ static PyObject *
 learn_event(PyObject *self, PyObject *args)
 {
     PyObject *u, *x, **items, *short_, *long_, *before = NULL, *after = NULL, *result = NULL;
-    PyObject *scales;
     InterestFields *f;
     DriftFields *df;
     Drift drift;
@@ -1592,9 +1584,8 @@ learn_event(PyObject *self, PyObject *args)
         exponents(c, t, r, n - 1, nr, &e_s, &e_l), sc_s = pow(2.0, e_s), sc_l = pow(2.0, e_l);
     f->t = t, f->r = r, f->nr = nr, f->n = n, f->short_res = short_res, f->long_res = long_res;
     f->since_drift = since, f->drift_now = drift.detected;
-    if ((scales = Py_BuildValue("(dd)", sc_s, sc_l)) == NULL)
+    if (set_field(&f->scales, Py_BuildValue("(dd)", sc_s, sc_l)) < 0)
         goto done;
-    Py_XSETREF(f->scales, scales);
     Py_INCREF(Py_None);
     Py_XSETREF(f->own_top, Py_None);
     /* -- the distribution after it, cached (own_distribution), and how far it moved -- */
@@ -1951,7 +1942,7 @@ static int
 fill_numbers(PyObject *obj, const NumberField *fields, PyObject *const *values, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++)
-        if (set_number(obj, &fields[i], values[i]) < 0)
+        if (number_set(obj, values[i], (void *)&fields[i]) < 0)
             return -1;
     return 0;
 }

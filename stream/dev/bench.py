@@ -296,13 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         ``rounds`` alternating pairs with one snapshot per user (the join's own cost: the
         median pair's ratio of CPU per event, ``paired_rounds``), then one pair under the
         default policy, whose snapshot count differs."""
-        one_snapshot = CATALOG_ONE_SNAPSHOT
         policy = {"INTEREST_MIN_INTERVAL_S": default_policy}
         ready: dict[str, float] = {}
 
-        def run(through_catalog: bool, k: int, extra: dict = one_snapshot) -> dict:
+        def run(through_catalog: bool, k: int, extra: dict = CATALOG_ONE_SNAPSHOT) -> dict:
             mode = "catalog" if through_catalog else "item"
-            name = mode if extra is one_snapshot else f"{mode}-policy"
+            name = mode if extra is CATALOG_ONE_SNAPSHOT else f"{mode}-policy"
             print(
                 f"catalog join {k + 1}: {users:,} users × 50 events, categories: {name} …",
                 flush=True,
